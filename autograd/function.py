@@ -1,0 +1,136 @@
+"""Function: one differentiable operation, forward on raw arrays with its backward right beneath it.
+
+Calling ``SomeOp.apply(*tensors, **options)``:
+1. runs ``forward`` on the tensors' arrays (no graph inside an op),
+2. wraps the result in a new Tensor,
+3. if gradients are wanted, records the op as that tensor's creator (``tensor._ctx``), keeping its inputs
+   and whatever ``forward`` saved for ``backward``.
+
+``backward(grad_output)`` returns one gradient per input (an array or None), in the shape of the op's
+output or of the input: the engine (``autograd.graph``) sums a gradient back over broadcast dimensions.
+This is the ``ctx`` pattern of MiniTorch and PyTorch, and DeZero's ``Function``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from .backend import device_of
+
+
+class _GradMode:
+    enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return _GradMode.enabled
+
+
+class set_grad_enabled:
+    """Turn graph recording on or off, as a context manager or a decorator."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self.previous = []
+
+    def __enter__(self):
+        self.previous.append(_GradMode.enabled)
+        _GradMode.enabled = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        _GradMode.enabled = self.previous.pop()
+        return False
+
+    def __call__(self, func):
+        mode = self.mode
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(set_grad_enabled):
+    """Record nothing: ops inside give tensors without a creator, so no activation is kept alive.
+
+    Use as ``with autograd.no_grad(): ...`` or as the decorator ``@autograd.no_grad()``.
+    """
+
+    def __init__(self, mode: bool = False):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    """Record again inside a ``no_grad`` block."""
+
+    def __init__(self, mode: bool = True):
+        super().__init__(True)
+
+
+class Function:
+    """Base class of every differentiable op. Subclasses define ``forward`` and ``backward``.
+
+    Every concrete subclass is listed in ``Function.registry``; the test suite requires a gradient
+    check case for each entry, so a new op cannot land unchecked.
+    """
+
+    registry: dict[str, type] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__ and "backward" in cls.__dict__:
+            Function.registry[f"{cls.__module__}.{cls.__qualname__}"] = cls
+
+    def __init__(self):
+        self.inputs = ()
+        self.needs_input_grad = ()
+        self.saved = ()
+        self.freed = False
+
+    # -- what subclasses write --------------------------------------------------------------
+    def forward(self, *arrays, **options):
+        raise NotImplementedError
+
+    def backward(self, grad_output):
+        raise NotImplementedError
+
+    # -- helpers ---------------------------------------------------------------------------
+    def save_for_backward(self, *arrays) -> None:
+        self.saved = arrays
+
+    def release(self) -> None:
+        """Drop the inputs and saved arrays once backward has used them (``retain_graph=False``)."""
+        self.__dict__.clear()
+        self.freed = True
+
+    @classmethod
+    def apply(cls, *inputs, **options):
+        from .tensor import Tensor
+
+        for t in inputs:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{cls.__name__} expects Tensor inputs, got {type(t).__name__}")
+        if len(inputs) > 1:
+            devices = {device_of(t.data) for t in inputs}
+            if len(devices) > 1:
+                shown = ", ".join(f"{device_of(t.data)} {tuple(t.shape)}" for t in inputs)
+                raise ValueError(
+                    f"{cls.__name__}: all inputs must be on the same device, got {shown}; "
+                    "move them with .to(device) first"
+                )
+        ctx = cls()
+        needs = tuple(t.requires_grad for t in inputs)
+        record = _GradMode.enabled and any(needs)
+        ctx.needs_input_grad = needs
+        data = ctx.forward(*(t.data for t in inputs), **options)
+        out = Tensor(data, requires_grad=record)
+        if record:
+            ctx.inputs = inputs
+            out._ctx = ctx
+        return out
+
+    def __repr__(self):
+        return f"<{self.__class__.__name__}{' (freed)' if self.freed else ''}>"

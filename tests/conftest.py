@@ -1,0 +1,26 @@
+"""Shared test setup: hypothesis profiles and paths.
+
+Profiles: ``ci`` (chosen when the CI environment variable is set) runs with no deadline and prints the
+reproduction blob of any failure; ``dev`` is the same with fewer examples for a quick local loop.
+Pick one explicitly with ``HYPOTHESIS_PROFILE=ci``.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))  # so test files can import the shared helper modules here
+
+settings.register_profile(
+    "ci", max_examples=25, deadline=None, print_blob=True, derandomize=False,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "dev", max_examples=10, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
