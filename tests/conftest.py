@@ -24,3 +24,21 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def pytest_configure(config):
+    """Fix one hypothesis seed per run and print it, so any failure reproduces with
+    ``--hypothesis-seed=N`` (or ``HYPOTHESIS_SEED=N``)."""
+    import random
+
+    from hypothesis import core
+
+    seed = config.getoption("hypothesis_seed", default=None) or os.environ.get("HYPOTHESIS_SEED")
+    seed = int(seed) if seed is not None else random.randrange(2**32)
+    core.global_force_seed = seed
+    config._tinyconvnext_hypothesis_seed = seed
+
+
+def pytest_report_header(config):
+    seed = getattr(config, "_tinyconvnext_hypothesis_seed", None)
+    return f"hypothesis seed: {seed} (reproduce with --hypothesis-seed={seed})"
