@@ -1,1 +1,3 @@
-"""Neural-network layers and functions (the ops ConvNeXt needs live in autograd.nn.functional)."""
+"""Neural-network building blocks. ``autograd.nn.functional`` holds the ops (as ``torch.nn.functional``)."""
+
+from . import functional  # noqa: F401

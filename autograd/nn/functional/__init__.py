@@ -1,0 +1,22 @@
+"""``autograd.nn.functional`` (import as ``F``): the ops of ConvNeXt and its training, mirroring
+``torch.nn.functional`` in names, arguments and semantics.
+
+| file | ops |
+| --- | --- |
+| ``conv.py`` | ``conv2d`` (im2col, patchify and depthwise paths) |
+| ``fully_connected.py`` | ``linear`` |
+| ``norm.py`` | ``layer_norm``, ``layer_norm_channels_first``, ``batch_norm`` |
+| ``activation.py`` | ``gelu``, ``relu`` |
+| ``regularization.py`` | ``dropout``, ``drop_path`` |
+| ``pooling.py`` | ``avg_pool2d``, ``max_pool2d``, ``adaptive_avg_pool2d`` |
+| ``loss.py`` | ``cross_entropy`` |
+"""
+
+from ...ops.softmax import log_softmax, softmax  # noqa: F401
+from .activation import gelu, relu  # noqa: F401
+from .conv import conv2d  # noqa: F401
+from .fully_connected import linear  # noqa: F401
+from .loss import cross_entropy  # noqa: F401
+from .norm import batch_norm, layer_norm, layer_norm_channels_first  # noqa: F401
+from .regularization import drop_path, dropout  # noqa: F401
+from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: F401

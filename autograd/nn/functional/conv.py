@@ -1,0 +1,224 @@
+"""2-D convolution: ``conv2d`` with PyTorch's semantics, computed by the fastest of three paths.
+
+What every deep-learning library calls convolution is cross-correlation:
+
+    out[n, o, i, j] = bias[o] + sum_{c, u, v} weight[o, c, u, v] * x_pad[n, g(o) * C/G + c, i*sh + u, j*sw + v]
+
+Shapes: x (N, C, H, W); weight (O, C/G, KH, KW) for G groups; bias (O,); out (N, O, Ho, Wo) with
+Ho = (H + 2 ph - KH) // sh + 1 and Wo likewise. Output channel o reads only the C/G input channels of
+its group g(o) = o // (O/G).
+
+The three paths (``conv2d`` picks one; all give the same numbers):
+* ``Conv2dIm2col``, any conv: copy every KH x KW window into a row (im2col), then one matmul per group.
+  Backward: dW = dout^T @ cols, dcols = dout @ W, then scatter the columns back (col2im).
+* ``PatchifyConv2d``, kernel == stride, no padding, one group (ConvNeXt's 4x4/s4 stem and 2x2/s2
+  downsampling): the windows do not overlap, so cutting the image into patches is a reshape and the conv
+  is a single matmul (Section 2.2 of the paper, "patchify stem").
+* ``DepthwiseConv2d``, G == C == O (ConvNeXt's 7x7 ``dwconv``): one KH x KW filter per channel, a fused
+  Numba kernel on the CPU (``autograd.kernels.cpu.depthwise_conv2d``) beside its NumPy reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...backend import get_array_module
+from ...function import Function
+from ...kernels import dispatch
+from ...tensor import as_tensor
+
+
+def _pair(value, name):
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"conv2d: {name} must be an int or a pair, got {value}")
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _sliding_windows(xp, x_pad, kh, kw, sh, sw):
+    """A view (N, C, Ho, Wo, KH, KW) of every window, without copying."""
+    if xp is np:
+        windows = np.lib.stride_tricks.sliding_window_view(x_pad, (kh, kw), axis=(2, 3))
+    else:  # CuPy
+        from cupy.lib.stride_tricks import sliding_window_view
+
+        windows = sliding_window_view(x_pad, (kh, kw), axis=(2, 3))
+    return windows[:, :, ::sh, ::sw]
+
+
+class Conv2dIm2col(Function):
+    """Any 2-D convolution as im2col + one matmul per group (see the module docstring)."""
+
+    def forward(self, x, weight, bias=None, stride=(1, 1), padding=(0, 0), groups=1):
+        xp = get_array_module(x)
+        n, c, h, w = x.shape
+        o, cg, kh, kw = weight.shape
+        (sh, sw), (ph, pw) = stride, padding
+        x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+        windows = _sliding_windows(xp, x_pad, kh, kw, sh, sw)
+        ho, wo = windows.shape[2], windows.shape[3]
+        # cols[g, (n, i, j), (c, u, v)]: the window at (n, i, j) of group g's channels, as a row.
+        cols = windows.reshape(n, groups, cg, ho, wo, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
+        cols = cols.reshape(groups, n * ho * wo, cg * kh * kw)
+        w_mat = weight.reshape(groups, o // groups, cg * kh * kw)
+        out = cols @ w_mat.transpose(0, 2, 1)  # (G, N*Ho*Wo, O/G)
+        out = out.reshape(groups, n, ho, wo, o // groups).transpose(1, 0, 4, 2, 3).reshape(n, o, ho, wo)
+        if bias is not None:
+            out = out + bias.reshape(1, o, 1, 1)
+        self.save_for_backward(cols, w_mat)
+        self.geometry = (x.shape, x_pad.shape, weight.shape, stride, padding, groups, ho, wo)
+        return out
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        cols, w_mat = self.saved
+        x_shape, pad_shape, w_shape, (sh, sw), (ph, pw), groups, ho, wo = self.geometry
+        n, c, h, w = x_shape
+        o, cg, kh, kw = w_shape
+        g2 = grad.reshape(n, groups, o // groups, ho, wo).transpose(1, 0, 3, 4, 2).reshape(groups, n * ho * wo, -1)
+        grad_x = grad_w = grad_b = None
+        if self.needs_input_grad[0]:
+            grad_cols = (g2 @ w_mat).reshape(groups, n, ho, wo, cg, kh, kw)
+            grad_cols = grad_cols.transpose(1, 0, 4, 2, 3, 5, 6).reshape(n, c, ho, wo, kh, kw)
+            grad_pad = xp.zeros(pad_shape, dtype=grad.dtype)
+            for u in range(kh):  # col2im: every tap adds its column back where it was read
+                for v in range(kw):
+                    grad_pad[:, :, u:u + sh * ho:sh, v:v + sw * wo:sw] += grad_cols[..., u, v]
+            grad_x = grad_pad[:, :, ph:ph + h, pw:pw + w]
+        if self.needs_input_grad[1]:
+            grad_w = (g2.transpose(0, 2, 1) @ cols).reshape(w_shape)
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            grad_b = grad.sum(axis=(0, 2, 3))
+        return (grad_x, grad_w) if len(self.needs_input_grad) == 2 else (grad_x, grad_w, grad_b)
+
+
+class PatchifyConv2d(Function):
+    """A conv whose kernel equals its stride (no padding, one group): a reshape and one matmul."""
+
+    def forward(self, x, weight, bias=None):
+        n, c, h, w = x.shape
+        o, _, kh, kw = weight.shape
+        ho, wo = h // kh, w // kw
+        x = x[:, :, :ho * kh, :wo * kw]  # rows and columns that no window reaches are dropped, as PyTorch
+        patches = x.reshape(n, c, ho, kh, wo, kw).transpose(0, 2, 4, 1, 3, 5).reshape(n * ho * wo, c * kh * kw)
+        w_mat = weight.reshape(o, c * kh * kw)
+        out = patches @ w_mat.T
+        if bias is not None:
+            out += bias
+        self.save_for_backward(patches, w_mat)
+        self.geometry = (n, c, h, w, o, kh, kw, ho, wo)
+        return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        patches, w_mat = self.saved
+        n, c, h, w, o, kh, kw, ho, wo = self.geometry
+        g2 = grad.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)
+        grad_x = grad_w = grad_b = None
+        if self.needs_input_grad[0]:
+            grad_x = (g2 @ w_mat).reshape(n, ho, wo, c, kh, kw).transpose(0, 3, 1, 4, 2, 5)
+            grad_x = grad_x.reshape(n, c, ho * kh, wo * kw)
+            if (ho * kh, wo * kw) != (h, w):
+                grad_x = xp.pad(grad_x, ((0, 0), (0, 0), (0, h - ho * kh), (0, w - wo * kw)))
+        if self.needs_input_grad[1]:
+            grad_w = (g2.T @ patches).reshape(o, c, kh, kw)
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            grad_b = g2.sum(axis=0)
+        return (grad_x, grad_w) if len(self.needs_input_grad) == 2 else (grad_x, grad_w, grad_b)
+
+
+class DepthwiseConv2d(Function):
+    """One KH x KW filter per channel (groups == channels): the Numba kernel, or the NumPy reference."""
+
+    def forward(self, x, weight, bias=None, stride=(1, 1), padding=(0, 0)):
+        from ...kernels.cpu import depthwise_conv2d as kernels
+
+        c, _, kh, kw = weight.shape
+        filters = weight.reshape(c, kh, kw)
+        self.fast = dispatch.use_fast_cpu_kernel(x, filters)
+        self.has_bias = bias is not None
+        self.options = (stride, padding)
+        self.save_for_backward(x, filters)
+        if self.fast:
+            return kernels.depthwise_conv2d_nchw_forward(x, filters, bias, stride, padding)
+        return kernels.depthwise_conv2d_nchw_forward_reference(x, filters, bias, stride, padding)
+
+    def backward(self, grad):
+        from ...kernels.cpu import depthwise_conv2d as kernels
+
+        x, filters = self.saved
+        stride, padding = self.options
+        backward = (kernels.depthwise_conv2d_nchw_backward if self.fast
+                    else kernels.depthwise_conv2d_nchw_backward_reference)
+        grad_x, grad_w, grad_b = backward(x, filters, grad, stride, padding, self.has_bias)
+        grad_w = grad_w.reshape(filters.shape[0], 1, *filters.shape[1:])
+        return (grad_x, grad_w, grad_b) if self.has_bias else (grad_x, grad_w)
+
+
+def _check_conv_arguments(x, weight, bias, stride, padding, groups):
+    if x.ndim != 4:
+        raise ValueError(f"conv2d expects input of shape (N, C, H, W), got shape {x.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"conv2d expects weight of shape (O, C/groups, KH, KW), got shape {weight.shape}")
+    n, c, h, w = x.shape
+    o, cg, kh, kw = weight.shape
+    if groups < 1 or c % groups or o % groups:
+        raise ValueError(
+            f"conv2d: groups={groups} must divide both the input channels ({c}, input {x.shape}) "
+            f"and the output channels ({o}, weight {weight.shape})"
+        )
+    if cg != c // groups:
+        raise ValueError(
+            f"conv2d: weight {weight.shape} expects {cg * groups} input channels for groups={groups}, "
+            f"but the input {x.shape} has {c}"
+        )
+    if bias is not None and bias.shape != (o,):
+        raise ValueError(f"conv2d: bias must have shape ({o},) for weight {weight.shape}, got {bias.shape}")
+    if min(stride) < 1 or min(padding) < 0:
+        raise ValueError(f"conv2d: stride must be >= 1 and padding >= 0, got stride={stride}, padding={padding}")
+    ho = conv_output_size(h, kh, stride[0], padding[0])
+    wo = conv_output_size(w, kw, stride[1], padding[1])
+    if ho < 1 or wo < 1:
+        raise ValueError(
+            f"conv2d: input {x.shape} with padding {padding} is smaller than the kernel {(kh, kw)}; "
+            f"the output would be {ho}x{wo}"
+        )
+    if x.device != weight.device:
+        raise ValueError(f"conv2d: input is on {x.device} but weight is on {weight.device}")
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
+    """2-D convolution of an NCHW batch, as ``torch.nn.functional.conv2d`` (without dilation).
+
+    Args:
+        x: (N, C, H, W). weight: (O, C/groups, KH, KW). bias: (O,) or None.
+        stride, padding: an int or a pair (height, width). groups: C and O must both be divisible by it.
+    Returns:
+        (N, O, Ho, Wo), Ho = (H + 2 padding - KH) // stride + 1.
+    """
+    x, weight = as_tensor(x), as_tensor(weight)
+    bias = None if bias is None else as_tensor(bias)
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    _check_conv_arguments(x, weight, bias, stride, padding, groups)
+    tensors = (x, weight) if bias is None else (x, weight, bias)
+    o, _, kh, kw = weight.shape
+    if groups == 1 and (kh, kw) == stride and padding == (0, 0):
+        return PatchifyConv2d.apply(*tensors)
+    if groups == x.shape[1] == o:
+        return DepthwiseConv2d.apply(*tensors, stride=stride, padding=padding)
+    return Conv2dIm2col.apply(*tensors, stride=stride, padding=padding, groups=groups)
+
+
+def conv2d_im2col(x, weight, bias=None, stride=1, padding=0, groups=1):
+    """``conv2d`` forced through the general im2col path (the reference the other paths are tested against)."""
+    x, weight = as_tensor(x), as_tensor(weight)
+    bias = None if bias is None else as_tensor(bias)
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    _check_conv_arguments(x, weight, bias, stride, padding, groups)
+    tensors = (x, weight) if bias is None else (x, weight, bias)
+    return Conv2dIm2col.apply(*tensors, stride=stride, padding=padding, groups=groups)

@@ -1,0 +1,64 @@
+"""Random regularisers: dropout (per element) and drop path / stochastic depth (per sample).
+
+Both keep a value with probability 1 - p and scale the kept ones by 1 / (1 - p), so the expected output
+equals the input and evaluation needs no rescaling. The backward is the same mask and scale.
+
+Drop path (Huang et al., 2016, "Deep Networks with Stochastic Depth"; ConvNeXt Section 2.1) drops the
+whole residual branch of a sample: the mask has shape (N, 1, 1, ...).
+"""
+
+from __future__ import annotations
+
+from ... import random as _random
+from ...backend import device_of, to_device
+from ...function import Function
+from ...tensor import as_tensor
+
+
+class ScaleByMask(Function):
+    """y = x * mask * scale, the mask a fixed (non-differentiable) 0/1 array broadcast against x."""
+
+    def forward(self, x, mask=None, scale=1.0):
+        self.factor = mask * x.dtype.type(scale)
+        return x * self.factor
+
+    def backward(self, grad):
+        return grad * self.factor
+
+
+def _keep_mask(shape, keep_prob, like, generator):
+    """A 0/1 mask drawn on the CPU from the (seedable) generator, on the device of ``like``."""
+    mask = _random.resolve(generator).random(shape) < keep_prob
+    return to_device(mask.astype(like.dtype), device_of(like))
+
+
+def _check_p(name, p):
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name}: p must be a probability in [0, 1], got {p}")
+
+
+def dropout(x, p: float = 0.5, training: bool = True, generator=None):
+    """Zero each element with probability p, scale the rest by 1 / (1 - p) (``torch.nn.functional.dropout``)."""
+    _check_p("dropout", p)
+    x = as_tensor(x)
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    mask = _keep_mask(x.shape, 1.0 - p, x.data, generator)
+    return ScaleByMask.apply(x, mask=mask, scale=1.0 / (1.0 - p))
+
+
+def drop_path(x, p: float = 0.0, training: bool = False, generator=None):
+    """Drop whole samples of a residual branch with probability p; scale the kept ones by 1 / (1 - p).
+
+    The same as timm's ``drop_path(x, drop_prob=p, training, scale_by_keep=True)``.
+    """
+    _check_p("drop_path", p)
+    x = as_tensor(x)
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    mask = _keep_mask((x.shape[0],) + (1,) * (x.ndim - 1), 1.0 - p, x.data, generator)
+    return ScaleByMask.apply(x, mask=mask, scale=1.0 / (1.0 - p))

@@ -1,0 +1,170 @@
+"""Cases for the ops of ``autograd.nn.functional``."""
+
+import numpy as np
+from hypothesis import strategies as st
+
+import autograd as ag
+from autograd.nn import functional as F
+from autograd.nn.functional import activation, conv, fully_connected, loss, norm, pooling, regularization
+from gradcheck_cases import case
+from strategies import distinct_values, leaf, rng_from, shapes, values
+
+
+def _maybe_bias(draw, rng, channels):
+    return [leaf(values(rng, (channels,)))] if draw(st.booleans()) else []
+
+
+@case(conv.Conv2dIm2col)
+def conv2d_im2col_case(draw):
+    rng = rng_from(draw)
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    c, o = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    h = draw(st.integers(max(1, kh - 2 * padding[0]), 6))
+    w = draw(st.integers(max(1, kw - 2 * padding[1]), 6))
+    inputs = [leaf(values(rng, (draw(st.integers(1, 2)), c, h, w))), leaf(values(rng, (o, c // groups, kh, kw)))]
+    inputs += _maybe_bias(draw, rng, o)
+    return (lambda x, wt, *b: conv.conv2d_im2col(x, wt, *b, stride=stride, padding=padding, groups=groups)), inputs
+
+
+@case(conv.PatchifyConv2d)
+def patchify_case(draw):
+    rng = rng_from(draw)
+    k = draw(st.integers(1, 3))
+    c, o = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    h, w = draw(st.integers(k, 7)), draw(st.integers(k, 7))  # sizes that are not multiples of k too
+    inputs = [leaf(values(rng, (draw(st.integers(1, 2)), c, h, w))), leaf(values(rng, (o, c, k, k)))]
+    inputs += _maybe_bias(draw, rng, o)
+    return (lambda x, wt, *b: F.conv2d(x, wt, *b, stride=k)), inputs
+
+
+@case(conv.DepthwiseConv2d)
+def depthwise_case(draw):
+    rng = rng_from(draw)
+    c = draw(st.integers(1, 4))
+    k = draw(st.sampled_from([1, 2, 3, 5, 7]))
+    padding = draw(st.integers(0, k // 2 + 1))
+    stride = draw(st.integers(1, 2))
+    h, w = draw(st.integers(max(1, k - 2 * padding), 8)), draw(st.integers(max(1, k - 2 * padding), 8))
+    inputs = [leaf(values(rng, (draw(st.integers(1, 2)), c, h, w))), leaf(values(rng, (c, 1, k, k)))]
+    inputs += _maybe_bias(draw, rng, c)
+    return (lambda x, wt, *b: F.conv2d(x, wt, *b, stride=stride, padding=padding, groups=c)), inputs
+
+
+@case(fully_connected.Linear)
+def linear_case(draw):
+    rng = rng_from(draw)
+    lead = draw(shapes(0, 2, 1, 3))
+    n_in, n_out = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    inputs = [leaf(values(rng, lead + (n_in,))), leaf(values(rng, (n_out, n_in)))] + _maybe_bias(draw, rng, n_out)
+    return F.linear, inputs
+
+
+@case(norm.LayerNorm)
+def layer_norm_case(draw):
+    rng = rng_from(draw)
+    shape = draw(shapes(1, 4, 1, 5))
+    k = draw(st.integers(1, len(shape)))
+    normalized = shape[len(shape) - k:]
+    if int(np.prod(normalized)) < 2:
+        shape, normalized = shape[:-1] + (3,), normalized[:-1] + (3,)
+    affine = [leaf(values(rng, normalized)), leaf(values(rng, normalized))] if draw(st.booleans()) else []
+    weight = rng.standard_normal(shape)  # a random output weighting: sum(y) alone has zero gradient
+    return (lambda x, *wb: F.layer_norm(x, normalized, *wb, eps=1e-5) * weight), [leaf(values(rng, shape))] + affine
+
+
+@case(norm.LayerNormChannelsFirst)
+def layer_norm_channels_first_case(draw):
+    rng = rng_from(draw)
+    shape = (draw(st.integers(1, 2)), draw(st.integers(2, 5)), draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    affine = [leaf(values(rng, shape[1:2])), leaf(values(rng, shape[1:2]))] if draw(st.booleans()) else []
+    weight = rng.standard_normal(shape)
+    return (lambda x, *wb: F.layer_norm_channels_first(x, *wb, eps=1e-6) * weight), [leaf(values(rng, shape))] + affine
+
+
+@case(activation.GELU)
+def gelu_case(draw):
+    rng = rng_from(draw)
+    approximate = draw(st.sampled_from(["none", "tanh"]))
+    return (lambda x: F.gelu(x, approximate=approximate)), [leaf(values(rng, draw(shapes()), -4, 4))]
+
+
+@case(regularization.ScaleByMask)
+def dropout_case(draw):
+    rng = rng_from(draw)
+    seed, p = draw(st.integers(0, 1000)), draw(st.sampled_from([0.2, 0.5]))
+    # A fresh generator with the same seed at every call: the same mask in every finite difference.
+    return (lambda x: F.dropout(x, p, training=True, generator=ag.Generator(seed))), [leaf(values(rng, draw(shapes())))]
+
+
+@case(regularization.ScaleByMask)
+def drop_path_case(draw):
+    rng = rng_from(draw)
+    seed, p = draw(st.integers(0, 1000)), draw(st.sampled_from([0.1, 0.5]))
+    shape = draw(shapes(1, 4))
+    return (lambda x: F.drop_path(x, p, training=True, generator=ag.Generator(seed))), [leaf(values(rng, shape))]
+
+
+def _pool_geometry(draw):
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
+    h, w = draw(st.integers(k[0], 7)), draw(st.integers(k[1], 7))
+    return (draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w), k, stride, padding
+
+
+@case(pooling.AvgPool2d)
+def avg_pool_case(draw):
+    shape, k, stride, padding = _pool_geometry(draw)
+    rng = rng_from(draw)
+    return (lambda x: F.avg_pool2d(x, k, stride, padding)), [leaf(values(rng, shape))]
+
+
+@case(pooling.MaxPool2d)
+def max_pool_case(draw):
+    shape, k, stride, padding = _pool_geometry(draw)
+    rng = rng_from(draw)
+    return (lambda x: F.max_pool2d(x, k, stride, padding)), [leaf(distinct_values(rng, shape))]
+
+
+@case(pooling.AdaptiveAvgPool2d)
+def adaptive_avg_pool_case(draw):
+    rng = rng_from(draw)
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 7)), draw(st.integers(1, 7)))
+    size = (draw(st.integers(1, shape[2])), draw(st.integers(1, shape[3])))
+    return (lambda x: F.adaptive_avg_pool2d(x, size)), [leaf(values(rng, shape))]
+
+
+@case(norm.BatchNorm)
+def batch_norm_case(draw):
+    rng = rng_from(draw)
+    shape = draw(st.sampled_from([(4, 3), (3, 2, 5), (2, 3, 2, 3)]))
+    training = draw(st.booleans())
+    c = shape[1]
+    running_mean, running_var = ag.tensor(values(rng, (c,)), dtype=ag.float64), ag.tensor(values(rng, (c,), 0.5, 2), dtype=ag.float64)
+    weight = rng.standard_normal(shape)
+    affine = [leaf(values(rng, (c,))), leaf(values(rng, (c,)))] if draw(st.booleans()) else []
+
+    def fn(x, *wb):
+        stats = (None, None) if training else (running_mean, running_var)
+        return F.batch_norm(x, *stats, *wb, training=training) * weight
+
+    return fn, [leaf(values(rng, shape))] + affine
+
+
+@case(loss.CrossEntropy)
+def cross_entropy_case(draw):
+    rng = rng_from(draw)
+    n, k = draw(st.integers(1, 5)), draw(st.integers(2, 6))
+    smoothing = draw(st.sampled_from([0.0, 0.1]))
+    reduction = draw(st.sampled_from(["mean", "sum", "none"]))
+    if draw(st.booleans()):
+        target = ag.tensor(rng.integers(0, k, size=n))
+        return (lambda x: F.cross_entropy(x, target, label_smoothing=smoothing, reduction=reduction)), \
+            [leaf(values(rng, (n, k), -4, 4))]
+    soft = rng.random((n, k))
+    soft_target = leaf(soft / soft.sum(axis=1, keepdims=True))  # gradient w.r.t. the soft target too
+    return (lambda x, t: F.cross_entropy(x, t, label_smoothing=smoothing, reduction=reduction)), \
+        [leaf(values(rng, (n, k), -4, 4)), soft_target]

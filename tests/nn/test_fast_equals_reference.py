@@ -1,0 +1,73 @@
+"""Every op with a fast kernel gives the reference path's numbers, forward and backward, through the
+public functions (the kernels' own tests in tests/kernels go deeper), including non-contiguous inputs."""
+
+import numpy as np
+import pytest
+
+import autograd as ag
+from autograd.kernels import dispatch
+from autograd.nn import functional as F
+
+RNG = np.random.default_rng(2)
+
+
+def _forward_backward(fn, arrays):
+    inputs = [ag.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*inputs)
+    out.backward(np.random.default_rng(0).standard_normal(out.shape).astype(out.dtype))
+    return out.numpy(), [t.grad.numpy() for t in inputs]
+
+
+def _non_contiguous(a):
+    """The same values in a strided view (every other element of a twice-as-wide array)."""
+    wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+    wide[..., ::2] = a
+    view = wide[..., ::2]
+    assert not view.flags.c_contiguous
+    return view
+
+
+def _nchw_transposed(a):
+    """The same values as an NHWC array transposed to NCHW (as a channels-last model hands them over)."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+CASES = {
+    "depthwise7x7": (lambda x, w, b: F.conv2d(x, w, b, padding=3, groups=16), [(4, 16, 13, 11), (16, 1, 7, 7), (16,)]),
+    "depthwise3x3-stride2": (lambda x, w: F.conv2d(x, w, stride=2, padding=1, groups=8), [(2, 8, 9, 10), (8, 1, 3, 3)]),
+    "layer_norm": (lambda x, w, b: F.layer_norm(x, (24,), w, b, eps=1e-6), [(5, 7, 24), (24,), (24,)]),
+    "layer_norm_channels_first": (lambda x, w, b: F.layer_norm_channels_first(x, w, b), [(3, 12, 5, 6), (12,), (12,)]),
+    "gelu": (F.gelu, [(64, 33)]),
+    "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"), [(64, 33)]),
+    "cross_entropy": (lambda z: F.cross_entropy(z, np.arange(12) % 7, label_smoothing=0.1), [(12, 7)]),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "strided", "nchw-from-nhwc"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_fast_kernel_equals_reference(name, layout, dtype):
+    fn, shapes = CASES[name]
+    arrays = [RNG.uniform(-2, 2, size=s).astype(dtype) for s in shapes]
+    if layout == "strided":
+        arrays[0] = _non_contiguous(arrays[0])
+    elif layout == "nchw-from-nhwc":
+        if arrays[0].ndim != 4:
+            pytest.skip("4-D inputs only")
+        arrays[0] = _nchw_transposed(arrays[0])
+    with dispatch.use_reference(False):
+        fast_out, fast_grads = _forward_backward(fn, arrays)
+    with dispatch.use_reference(True):
+        ref_out, ref_grads = _forward_backward(fn, arrays)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fast_out, ref_out, **tol)
+    for fast, ref in zip(fast_grads, ref_grads):
+        np.testing.assert_allclose(fast, ref, **tol)
+
+
+def test_reference_switch_really_switches_paths():
+    x = ag.tensor(RNG.standard_normal((4, 8)).astype(np.float32), requires_grad=True)
+    with dispatch.use_reference(True):
+        assert F.gelu(x).grad_fn.fast is False
+    with dispatch.use_reference(False):
+        assert F.gelu(x).grad_fn.fast is True

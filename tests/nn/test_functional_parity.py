@@ -1,0 +1,150 @@
+"""autograd.nn.functional against torch.nn.functional in float32: forward values and every gradient."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+
+import autograd as ag
+from autograd.nn import functional as F
+
+RNG = np.random.default_rng(1)
+
+
+def _run_both(ours, theirs, arrays, grad_seed=0, rtol=1e-4, atol=1e-5, needs_grad=None):
+    needs_grad = needs_grad or [True] * len(arrays)
+    our_in = [ag.tensor(a, requires_grad=g) for a, g in zip(arrays, needs_grad)]
+    torch_in = [torch.tensor(a, requires_grad=g) for a, g in zip(arrays, needs_grad)]
+    our_out, torch_out = ours(*our_in), theirs(*torch_in)
+    assert our_out.shape == tuple(torch_out.shape)
+    np.testing.assert_allclose(our_out.numpy(), torch_out.detach().numpy(), rtol=rtol, atol=atol)
+    upstream = np.random.default_rng(grad_seed).standard_normal(our_out.shape).astype(np.float32)
+    our_out.backward(upstream)
+    torch_out.backward(torch.tensor(upstream))
+    for i, (o, t) in enumerate(zip(our_in, torch_in)):
+        if needs_grad[i]:
+            np.testing.assert_allclose(o.grad.numpy(), t.grad.numpy(), rtol=rtol, atol=atol,
+                                       err_msg=f"gradient of input {i}")
+
+
+def _f32(*shape, low=-1.0, high=1.0):
+    return RNG.uniform(low, high, size=shape).astype(np.float32)
+
+
+CONV_CASES = [
+    # x shape, weight shape, stride, padding, groups, bias
+    ((2, 3, 9, 9), (4, 3, 3, 3), 1, 1, 1, True),
+    ((2, 4, 8, 7), (6, 2, 3, 2), (2, 1), (1, 0), 2, False),
+    ((1, 3, 10, 10), (5, 3, 5, 5), 2, 2, 1, True),
+    ((2, 3, 32, 32), (16, 3, 4, 4), 4, 0, 1, True),     # patchify stem
+    ((2, 8, 9, 9), (16, 8, 2, 2), 2, 0, 1, True),       # downsampling, odd size dropped
+    ((4, 16, 16, 16), (16, 1, 7, 7), 1, 3, 16, True),   # ConvNeXt's depthwise 7x7
+    ((2, 6, 11, 13), (6, 1, 3, 3), 2, 1, 6, False),     # depthwise, stride 2
+    ((2, 4, 8, 8), (8, 1, 3, 3), 1, 1, 4, True),        # depthwise multiplier 2: general path
+]
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding, groups, bias", CONV_CASES)
+def test_conv2d(xs, ws, stride, padding, groups, bias):
+    arrays = [_f32(*xs), _f32(*ws)] + ([_f32(ws[0])] if bias else [])
+    _run_both(lambda *t: F.conv2d(*t, stride=stride, padding=padding, groups=groups),
+              lambda *t: TF.conv2d(*t, stride=stride, padding=padding, groups=groups), arrays)
+
+
+def test_depthwise_7x7_to_1e4_relative():
+    x, w, b = _f32(8, 32, 14, 14), _f32(32, 1, 7, 7), _f32(32)
+    _run_both(lambda *t: F.conv2d(*t, padding=3, groups=32), lambda *t: TF.conv2d(*t, padding=3, groups=32),
+              [x, w, b], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("lead", [(5,), (2, 3), ()])
+def test_linear(lead):
+    _run_both(F.linear, TF.linear, [_f32(*lead, 7), _f32(4, 7), _f32(4)])
+    _run_both(F.linear, TF.linear, [_f32(*lead, 7), _f32(4, 7)])
+
+
+@pytest.mark.parametrize("shape, normalized", [((6, 10), (10,)), ((2, 3, 4, 5), (4, 5)), ((4, 7, 7, 96), (96,))])
+def test_layer_norm(shape, normalized):
+    _run_both(lambda x, w, b: F.layer_norm(x, normalized, w, b, eps=1e-6),
+              lambda x, w, b: TF.layer_norm(x, normalized, w, b, eps=1e-6),
+              [_f32(*shape, low=-3, high=3), _f32(*normalized), _f32(*normalized)])
+    _run_both(lambda x: F.layer_norm(x, normalized), lambda x: TF.layer_norm(x, normalized), [_f32(*shape)])
+
+
+def test_layer_norm_channels_first_matches_permuted_torch_layer_norm():
+    def theirs(x, w, b):
+        return TF.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), w, b, eps=1e-6).permute(0, 3, 1, 2)
+
+    _run_both(lambda x, w, b: F.layer_norm_channels_first(x, w, b, eps=1e-6), theirs,
+              [_f32(3, 24, 5, 7, low=-3, high=3), _f32(24), _f32(24)])
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu(approximate):
+    _run_both(lambda x: F.gelu(x, approximate=approximate), lambda x: TF.gelu(x, approximate=approximate),
+              [_f32(33, 65, low=-6, high=6)], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_labels(smoothing, reduction):
+    labels = RNG.integers(0, 10, size=16)
+    _run_both(lambda z: F.cross_entropy(z, labels, label_smoothing=smoothing, reduction=reduction),
+              lambda z: TF.cross_entropy(z, torch.tensor(labels), label_smoothing=smoothing, reduction=reduction),
+              [_f32(16, 10, low=-5, high=5)])
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_cross_entropy_soft_targets(smoothing):
+    soft = RNG.random((8, 5)).astype(np.float32)
+    soft /= soft.sum(axis=1, keepdims=True)
+    _run_both(lambda z, t: F.cross_entropy(z, t, label_smoothing=smoothing),
+              lambda z, t: TF.cross_entropy(z, t, label_smoothing=smoothing), [_f32(8, 5, low=-3, high=3), soft])
+
+
+def test_cross_entropy_ignore_index():
+    labels = np.array([1, -100, 3, 2])
+    _run_both(lambda z: F.cross_entropy(z, labels), lambda z: TF.cross_entropy(z, torch.tensor(labels)), [_f32(4, 5)])
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0))])
+def test_pooling(kernel, stride, padding):
+    x = RNG.permutation(2 * 3 * 9 * 8).reshape(2, 3, 9, 8).astype(np.float32) / 10  # no ties
+    _run_both(lambda t: F.avg_pool2d(t, kernel, stride, padding), lambda t: TF.avg_pool2d(t, kernel, stride, padding), [x])
+    _run_both(lambda t: F.max_pool2d(t, kernel, stride, padding), lambda t: TF.max_pool2d(t, kernel, stride, padding), [x])
+
+
+@pytest.mark.parametrize("size", [1, (2, 3), 4, (5, 7)])
+def test_adaptive_avg_pool(size):
+    _run_both(lambda t: F.adaptive_avg_pool2d(t, size), lambda t: TF.adaptive_avg_pool2d(t, size), [_f32(2, 3, 9, 7)])
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_and_running_statistics(training):
+    x, w, b = _f32(6, 4, 5, 5, low=-2, high=3), _f32(4), _f32(4)
+    ours_stats = [ag.tensor(_f32(4)), ag.tensor(_f32(4, low=0.5, high=1.5))]
+    torch_stats = [torch.tensor(s.numpy().copy()) for s in ours_stats]
+    _run_both(lambda *t: F.batch_norm(t[0], *ours_stats, t[1], t[2], training=training, momentum=0.2),
+              lambda *t: TF.batch_norm(t[0], *torch_stats, t[1], t[2], training=training, momentum=0.2), [x, w, b])
+    for ours, theirs in zip(ours_stats, torch_stats):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_dropout_keeps_expectation_and_masks_gradients():
+    x = ag.ones(2000, 50, requires_grad=True)
+    y = F.dropout(x, 0.3, training=True, generator=ag.Generator(0))
+    kept = y.numpy() != 0
+    assert abs(kept.mean() - 0.7) < 0.01
+    np.testing.assert_allclose(y.numpy()[kept], 1 / 0.7, rtol=1e-6)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy() != 0, kept)
+    assert F.dropout(x, 0.3, training=False) is x
+
+
+def test_drop_path_drops_whole_samples():
+    x = ag.ones(4000, 3, 2, 2, requires_grad=True)
+    y = F.drop_path(x, 0.25, training=True, generator=ag.Generator(1)).numpy()
+    per_sample = y.reshape(4000, -1)
+    assert ((per_sample == 0).all(axis=1) | (per_sample == 1 / 0.75).all(axis=1)).all()
+    assert abs((per_sample[:, 0] == 0).mean() - 0.25) < 0.03
+    assert F.drop_path(x, 0.25, training=False) is x
