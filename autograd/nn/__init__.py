@@ -1,3 +1,10 @@
-"""Neural-network building blocks. ``autograd.nn.functional`` holds the ops (as ``torch.nn.functional``)."""
+"""Neural-network building blocks: Module and Parameter, layers, containers, initialisation.
 
-from . import functional  # noqa: F401
+The ops themselves live in ``autograd.nn.functional`` (as ``torch.nn.functional``).
+"""
+
+from . import functional, init  # noqa: F401
+from .containers import Identity, ModuleList, Sequential  # noqa: F401
+from .layers import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, DepthwiseConv2dChannelsLast,  # noqa: F401
+                     Dropout, DropPath, Flatten, GELU, LayerNorm, Linear, MaxPool2d, PatchifyConv2dChannelsLast, ReLU)
+from .module import Module, Parameter  # noqa: F401

@@ -168,3 +168,25 @@ def cross_entropy_case(draw):
     soft_target = leaf(soft / soft.sum(axis=1, keepdims=True))  # gradient w.r.t. the soft target too
     return (lambda x, t: F.cross_entropy(x, t, label_smoothing=smoothing, reduction=reduction)), \
         [leaf(values(rng, (n, k), -4, 4)), soft_target]
+
+
+@case(conv.DepthwiseConv2dChannelsLast)
+def depthwise_channels_last_case(draw):
+    rng = rng_from(draw)
+    c = draw(st.integers(1, 5))
+    k = draw(st.sampled_from([1, 3, 5, 7]))
+    padding, stride = draw(st.integers(0, k // 2)), draw(st.integers(1, 2))
+    h, w = draw(st.integers(max(1, k - 2 * padding), 8)), draw(st.integers(max(1, k - 2 * padding), 8))
+    inputs = [leaf(values(rng, (draw(st.integers(1, 2)), h, w, c))), leaf(values(rng, (c, 1, k, k)))]
+    inputs += _maybe_bias(draw, rng, c)
+    return (lambda x, wt, *b: F.depthwise_conv2d_channels_last(x, wt, *b, stride=stride, padding=padding)), inputs
+
+
+@case(conv.PatchifyConv2dChannelsLast)
+def patchify_channels_last_case(draw):
+    rng = rng_from(draw)
+    k, c, o = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    h, w = draw(st.integers(k, 9)), draw(st.integers(k, 9))
+    inputs = [leaf(values(rng, (draw(st.integers(1, 2)), h, w, c))), leaf(values(rng, (o, c, k, k)))]
+    inputs += _maybe_bias(draw, rng, o)
+    return (lambda x, wt, *b: F.patchify_conv2d_channels_last(x, wt, *b)), inputs

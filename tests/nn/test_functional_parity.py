@@ -148,3 +148,19 @@ def test_drop_path_drops_whole_samples():
     assert ((per_sample == 0).all(axis=1) | (per_sample == 1 / 0.75).all(axis=1)).all()
     assert abs((per_sample[:, 0] == 0).mean() - 0.25) < 0.03
     assert F.drop_path(x, 0.25, training=False) is x
+
+
+@pytest.mark.parametrize("shape, k, stride, padding", [((4, 13, 11, 16), 7, 1, 3), ((2, 9, 8, 6), 3, 2, 1)])
+def test_depthwise_channels_last_matches_torch(shape, k, stride, padding):
+    c = shape[3]
+    _run_both(lambda x, w, b: F.depthwise_conv2d_channels_last(x, w, b, stride=stride, padding=padding),
+              lambda x, w, b: TF.conv2d(x.permute(0, 3, 1, 2), w, b, stride=stride, padding=padding,
+                                        groups=c).permute(0, 2, 3, 1),
+              [_f32(*shape), _f32(c, 1, k, k), _f32(c)])
+
+
+@pytest.mark.parametrize("shape, o, k", [((2, 32, 32, 3), 16, 4), ((2, 9, 7, 8), 12, 2)])
+def test_patchify_channels_last_matches_torch(shape, o, k):
+    _run_both(lambda x, w, b: F.patchify_conv2d_channels_last(x, w, b),
+              lambda x, w, b: TF.conv2d(x.permute(0, 3, 1, 2), w, b, stride=k).permute(0, 2, 3, 1),
+              [_f32(*shape), _f32(o, shape[3], k, k), _f32(o)])

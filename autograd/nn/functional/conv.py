@@ -222,3 +222,113 @@ def conv2d_im2col(x, weight, bias=None, stride=1, padding=0, groups=1):
     _check_conv_arguments(x, weight, bias, stride, padding, groups)
     tensors = (x, weight) if bias is None else (x, weight, bias)
     return Conv2dIm2col.apply(*tensors, stride=stride, padding=padding, groups=groups)
+
+
+# -- channels-last forms, for models that keep activations as (N, H, W, C) ------------------------
+# ConvNeXt's block is friendliest in channels-last: LayerNorm and both Linears act on the last axis.
+# These take the weights in PyTorch's layout (so parameters keep their official shapes) and NHWC
+# activations, and never transpose an activation.
+
+
+class DepthwiseConv2dChannelsLast(Function):
+    """Depthwise conv of x (N, H, W, C) with weight (C, 1, KH, KW): the channel loop is innermost."""
+
+    def forward(self, x, weight, bias=None, stride=(1, 1), padding=(0, 0)):
+        from ...kernels.cpu import depthwise_conv2d as kernels
+
+        filters = weight.reshape(weight.shape[0], *weight.shape[2:]).transpose(1, 2, 0)  # (KH, KW, C)
+        self.fast = dispatch.use_fast_cpu_kernel(x, filters)
+        self.has_bias = bias is not None
+        self.options = (stride, padding)
+        self.weight_shape = weight.shape
+        self.save_for_backward(x, filters)
+        forward = kernels.depthwise_conv2d_nhwc_forward if self.fast else kernels.depthwise_conv2d_nhwc_forward_reference
+        return forward(x, filters, bias, stride, padding)
+
+    def backward(self, grad):
+        from ...kernels.cpu import depthwise_conv2d as kernels
+
+        x, filters = self.saved
+        stride, padding = self.options
+        backward = (kernels.depthwise_conv2d_nhwc_backward if self.fast
+                    else kernels.depthwise_conv2d_nhwc_backward_reference)
+        grad_x, grad_w, grad_b = backward(x, filters, grad, stride, padding, self.has_bias)
+        grad_w = grad_w.transpose(2, 0, 1).reshape(self.weight_shape)
+        return (grad_x, grad_w, grad_b) if self.has_bias else (grad_x, grad_w)
+
+
+class PatchifyConv2dChannelsLast(Function):
+    """Kernel == stride conv of x (N, H, W, C) with weight (O, C, K, K): (N, H/K, W/K, O), one matmul."""
+
+    def forward(self, x, weight, bias=None):
+        n, h, w, c = x.shape
+        o, _, kh, kw = weight.shape
+        ho, wo = h // kh, w // kw
+        x = x[:, :ho * kh, :wo * kw]
+        patches = x.reshape(n, ho, kh, wo, kw, c).transpose(0, 1, 3, 2, 4, 5).reshape(n * ho * wo, kh * kw * c)
+        w_mat = weight.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)  # patch order (u, v, c)
+        out = patches @ w_mat.T
+        if bias is not None:
+            out += bias
+        self.save_for_backward(patches, w_mat)
+        self.geometry = (n, h, w, c, o, kh, kw, ho, wo)
+        return out.reshape(n, ho, wo, o)
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        patches, w_mat = self.saved
+        n, h, w, c, o, kh, kw, ho, wo = self.geometry
+        g2 = grad.reshape(n * ho * wo, o)
+        grad_x = grad_w = grad_b = None
+        if self.needs_input_grad[0]:
+            grad_x = (g2 @ w_mat).reshape(n, ho, wo, kh, kw, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, ho * kh, wo * kw, c)
+            if (ho * kh, wo * kw) != (h, w):
+                grad_x = xp.pad(grad_x, ((0, 0), (0, h - ho * kh), (0, w - wo * kw), (0, 0)))
+        if self.needs_input_grad[1]:
+            grad_w = (g2.T @ patches).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            grad_b = g2.sum(axis=0)
+        return (grad_x, grad_w) if len(self.needs_input_grad) == 2 else (grad_x, grad_w, grad_b)
+
+
+def _channels_last_arguments(name, x, weight, bias):
+    x, weight = as_tensor(x), as_tensor(weight)
+    bias = None if bias is None else as_tensor(bias)
+    if x.ndim != 4:
+        raise ValueError(f"{name} expects input of shape (N, H, W, C), got shape {x.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"{name} expects a weight in PyTorch's layout (O, C/groups, KH, KW), got shape {weight.shape}")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"{name}: bias must have shape ({weight.shape[0]},) for weight {weight.shape}, got {bias.shape}")
+    return x, weight, bias
+
+
+def depthwise_conv2d_channels_last(x, weight, bias=None, stride=1, padding=0):
+    """Depthwise conv of a channels-last batch: x (N, H, W, C), weight (C, 1, KH, KW) -> (N, Ho, Wo, C).
+
+    The same numbers as ``conv2d(x.permute(0, 3, 1, 2), weight, bias, stride, padding, groups=C)``
+    permuted back to channels-last.
+    """
+    x, weight, bias = _channels_last_arguments("depthwise_conv2d_channels_last", x, weight, bias)
+    c = x.shape[3]
+    if weight.shape[:2] != (c, 1):
+        raise ValueError(f"depthwise_conv2d_channels_last: weight must be ({c}, 1, KH, KW) for input {x.shape}, "
+                         f"got {weight.shape}")
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    _check_conv_arguments(x.permute(0, 3, 1, 2), weight, bias, stride, padding, c)
+    tensors = (x, weight) if bias is None else (x, weight, bias)
+    return DepthwiseConv2dChannelsLast.apply(*tensors, stride=stride, padding=padding)
+
+
+def patchify_conv2d_channels_last(x, weight, bias=None):
+    """Conv with kernel == stride and no padding on a channels-last batch: x (N, H, W, C), weight (O, C, K, K)
+    -> (N, H // K, W // K, O). The stem (K = 4) and the downsampling layers (K = 2) of ConvNeXt."""
+    x, weight, bias = _channels_last_arguments("patchify_conv2d_channels_last", x, weight, bias)
+    if weight.shape[1] != x.shape[3]:
+        raise ValueError(f"patchify_conv2d_channels_last: weight {weight.shape} expects {weight.shape[1]} input "
+                         f"channels, but the input {x.shape} has {x.shape[3]}")
+    kh, kw = weight.shape[2:]
+    if x.shape[1] < kh or x.shape[2] < kw:
+        raise ValueError(f"patchify_conv2d_channels_last: input {x.shape} is smaller than the patch {(kh, kw)}")
+    tensors = (x, weight) if bias is None else (x, weight, bias)
+    return PatchifyConv2dChannelsLast.apply(*tensors)

@@ -6,7 +6,7 @@ For logits z (N, K), target distribution q (one-hot labels or soft targets, smoo
     d loss_i / d z_ik = softmax(z_i)_k sum_k q_ik - q_ik            (softmax - q for labels)
     d loss_i / d t_ik = -(1 - eps) log softmax(z_i)_k               (soft targets only)
 Computing the loss from logits in one pass is both stable (log-sum-exp after subtracting the max) and
-cheap: the backward needs only z and lse, never the (N, K) probabilities of a separate softmax.
+cheap: the forward's softmax probabilities are all the backward needs.
 Soft targets are what mixup and cutmix produce.
 """
 
@@ -17,6 +17,7 @@ import numpy as np
 from ...backend import get_array_module
 from ...function import Function
 from ...kernels import dispatch
+from ...ops.softmax import stable_logsumexp
 from ...tensor import Tensor, as_tensor
 
 
@@ -35,17 +36,17 @@ class CrossEntropy(Function):
         target = labels if soft_target is None else soft_target
         self.fast = dispatch.use_fast_cpu_kernel(logits, target)
         forward = k.cross_entropy_forward if self.fast else k.cross_entropy_forward_reference
-        loss, lse = forward(logits, target, label_smoothing, reduction, ignore_index)
-        self.save_for_backward(logits, target, lse)
+        loss, probabilities = forward(logits, target, label_smoothing, reduction, ignore_index)
+        self.save_for_backward(logits, target, probabilities)
         self.options = (label_smoothing, reduction, ignore_index)
         return loss
 
     def backward(self, grad):
         k = _kernels()
-        logits, target, lse = self.saved
+        logits, target, probabilities = self.saved
         label_smoothing, reduction, ignore_index = self.options
         backward = k.cross_entropy_backward if self.fast else k.cross_entropy_backward_reference
-        grad_logits = backward(grad, logits, target, lse, label_smoothing, reduction, ignore_index)
+        grad_logits = backward(grad, probabilities, target, label_smoothing, reduction, ignore_index)
         if len(self.needs_input_grad) == 1:
             return grad_logits
         grad_target = None
@@ -53,7 +54,7 @@ class CrossEntropy(Function):
             xp = get_array_module(logits)
             scale = grad if reduction == "none" else xp.full(logits.shape[0], grad / (
                 logits.shape[0] if reduction == "mean" else 1.0))
-            log_p = logits - lse[:, None]
+            log_p = logits - stable_logsumexp(logits, axis=1)
             grad_target = (-(1.0 - label_smoothing) * log_p * scale.reshape(-1, 1)).astype(logits.dtype)
         return grad_logits, grad_target
 

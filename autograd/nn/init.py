@@ -1,0 +1,63 @@
+"""Weight initialisation, in place, drawing from the seedable generators of ``autograd.random``.
+
+* ``trunc_normal_``: normal(mean, std) redrawn until inside [a, b] (absolute bounds, as timm's; ConvNeXt
+  initialises every conv and linear weight with std 0.02).
+* ``kaiming_uniform_``: PyTorch's default for Conv2d/Linear weights, U(-bound, bound) with
+  bound = gain * sqrt(3 / fan_in), gain = sqrt(2 / (1 + a^2)); with a = sqrt(5) that is 1 / sqrt(fan_in).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import random as _random
+from ..backend import device_of, to_device
+
+
+def _fill(tensor, values):
+    tensor.data = to_device(np.asarray(values, dtype=tensor.dtype).reshape(tensor.shape), device_of(tensor.data))
+    return tensor
+
+
+def fan_in(tensor) -> int:
+    """Inputs feeding one output: in_features for Linear, (C/groups) KH KW for Conv2d."""
+    shape = tensor.shape
+    return int(np.prod(shape[1:])) if len(shape) > 1 else int(shape[0])
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
+    rng = _random.resolve(generator)
+    values = rng.normal(mean, std, size=tensor.size)
+    outside = (values < a) | (values > b)
+    while outside.any():
+        values[outside] = rng.normal(mean, std, size=int(outside.sum()))
+        outside = (values < a) | (values > b)
+    return _fill(tensor, values)
+
+
+def normal_(tensor, mean=0.0, std=1.0, generator=None):
+    return _fill(tensor, _random.resolve(generator).normal(mean, std, size=tensor.size))
+
+
+def uniform_(tensor, low=0.0, high=1.0, generator=None):
+    return _fill(tensor, _random.resolve(generator).uniform(low, high, size=tensor.size))
+
+
+def kaiming_uniform_(tensor, a=math.sqrt(5), generator=None):
+    gain = math.sqrt(2.0 / (1 + a * a))
+    bound = gain * math.sqrt(3.0 / fan_in(tensor))
+    return uniform_(tensor, -bound, bound, generator)
+
+
+def constant_(tensor, value):
+    return _fill(tensor, np.full(tensor.size, value))
+
+
+def zeros_(tensor):
+    return constant_(tensor, 0.0)
+
+
+def ones_(tensor):
+    return constant_(tensor, 1.0)

@@ -1,0 +1,62 @@
+"""Our ConvNeXt against an independent PyTorch ConvNeXt on checkpoints in the official format."""
+
+import numpy as np
+import pytest
+import torch
+
+import autograd as ag
+import tinyconvnext
+from autograd.nn import functional as F
+from tinyconvnext.weights import load_official
+from torch_convnext import TorchConvNeXt, randomize_
+
+OFFICIAL_LIKE = {
+    # name: (variant, torch architecture kwargs, num_classes, batch)
+    "tiny-1k": ("convnext_tiny", dict(depths=(3, 3, 9, 3), dims=(96, 192, 384, 768)), 1000, 2),
+    "atto-1k": ("convnext_atto", dict(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320)), 1000, 2),
+    "atto-22k": ("convnext_atto", dict(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320)), 21841, 2),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(OFFICIAL_LIKE))
+def official_pair(request, tmp_path_factory):
+    variant, arch, num_classes, batch = OFFICIAL_LIKE[request.param]
+    torch.manual_seed(0)
+    reference = randomize_(TorchConvNeXt(num_classes=num_classes, **arch), seed=1)
+    path = tmp_path_factory.mktemp("ckpt") / f"{request.param}.pth"
+    torch.save({"model": reference.state_dict()}, path)  # the official checkpoints' layout
+    ours = tinyconvnext.create_model(variant, num_classes=num_classes)
+    load_official(ours, path)
+    images = np.random.default_rng(0).standard_normal((batch, 3, 224, 224)).astype(np.float32)
+    return ours, reference, images
+
+
+def test_logits_match_pytorch_at_224(official_pair):
+    ours, reference, images = official_pair
+    ours.eval(), reference.eval()
+    with ag.no_grad():
+        our_logits = ours(images).numpy()
+    with torch.no_grad():
+        torch_logits = reference(torch.from_numpy(images)).numpy()
+    assert our_logits.shape == torch_logits.shape
+    assert np.abs(our_logits).max() > 0.1  # the comparison is not between two near-zero outputs
+    assert np.abs(our_logits - torch_logits).max() <= 1e-4
+
+
+def test_every_parameter_gradient_matches_pytorch(official_pair):
+    ours, reference, images = official_pair
+    ours.train(), reference.train()  # drop path is off (rate 0): training mode is deterministic
+    labels = np.arange(images.shape[0]) % 7
+    loss = F.cross_entropy(ours(images), labels)
+    ours.zero_grad()
+    loss.backward()
+    reference.zero_grad()
+    torch.nn.functional.cross_entropy(reference(torch.from_numpy(images)), torch.from_numpy(labels)).backward()
+    ours_params = dict(ours.named_parameters())
+    theirs = dict(reference.named_parameters())
+    assert ours_params.keys() == theirs.keys()
+    for name, p in theirs.items():
+        g_ours, g_theirs = ours_params[name].grad.numpy(), p.grad.numpy()
+        scale = np.abs(g_theirs).max()
+        assert scale > 0, name
+        assert np.abs(g_ours - g_theirs).max() <= 1e-3 * scale, f"{name}: gradients differ"

@@ -1,0 +1,79 @@
+"""The model's structure: variants, parameter counts, names, initialisation, input checks."""
+
+import numpy as np
+import pytest
+
+import autograd as ag
+import tinyconvnext
+from tinyconvnext.flops import count_flops
+
+OFFICIAL_PARAMETERS = {"convnext_tiny": 28.59, "convnext_small": 50.22, "convnext_base": 88.59,
+                       "convnext_large": 197.77, "convnext_xlarge": 350.20}
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMETERS))
+def test_parameter_counts_match_the_paper(name):
+    params = tinyconvnext.ConvNeXt(**tinyconvnext.VARIANTS[name]).num_parameters()
+    assert round(params / 1e6, 2) == OFFICIAL_PARAMETERS[name]
+
+
+def test_parameter_names_and_order_are_the_official_ones():
+    from torch_convnext import TorchConvNeXt
+
+    ours = tinyconvnext.create_model("convnext_atto")
+    theirs = TorchConvNeXt(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320))
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    shapes = {n: p.shape for n, p in ours.named_parameters()}
+    assert shapes == {n: tuple(t.shape) for n, t in theirs.state_dict().items()}
+    assert shapes["stages.0.0.dwconv.weight"] == (40, 1, 7, 7)
+    assert shapes["downsample_layers.0.0.weight"] == (40, 3, 4, 4)
+
+
+def test_initialisation_follows_the_official_code():
+    ag.manual_seed(0)
+    model = tinyconvnext.create_model("convnext_tiny", head_init_scale=0.5, layer_scale_init_value=1e-6,
+                                      drop_path_rate=0.3)
+    w = model.stages[2][0].pwconv1.weight.numpy()
+    assert abs(w.std() - 0.02) < 0.001 and np.abs(w).max() <= 2.0
+    assert not model.stages[2][0].pwconv1.bias.numpy().any()
+    np.testing.assert_allclose(model.stages[0][0].gamma.numpy(), 1e-6)
+    assert abs(model.head.weight.numpy().std() - 0.01) < 0.001  # 0.02 * head_init_scale
+    rates = [b.drop_path.p if hasattr(b.drop_path, "p") else 0.0 for s in model.stages for b in s]
+    np.testing.assert_allclose(rates, np.linspace(0, 0.3, 18))
+
+
+def test_unknown_model_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown model 'convnext_huge'; known models: .*convnext_atto.*convnext_tiny"):
+        tinyconvnext.create_model("convnext_huge")
+
+
+@pytest.mark.parametrize("shape, pattern", [
+    ((2, 1, 32, 32), r"expects a float batch of shape \(N, 3, H, W\), got shape \(2, 1, 32, 32\)"),
+    ((3, 32, 32), r"got shape \(3, 32, 32\)"),
+    ((1, 3, 16, 16), r"needs images of at least 32x32, got 16x16"),
+])
+def test_wrong_input_shape_says_what_was_expected(shape, pattern):
+    model = tinyconvnext.create_model("convnext_atto", num_classes=10)
+    with pytest.raises(ValueError, match=pattern):
+        model(np.zeros(shape, np.float32))
+
+
+def test_integer_images_are_refused():
+    model = tinyconvnext.create_model("convnext_cifar_atto", num_classes=10)
+    with pytest.raises(ValueError, match="floating-point images, got dtype uint8"):
+        model(np.zeros((1, 3, 32, 32), np.uint8))
+
+
+def test_cifar_variant_runs_on_32x32_and_trains_one_step():
+    ag.manual_seed(0)
+    model = tinyconvnext.create_model("convnext_cifar_atto", num_classes=10, drop_path_rate=0.1)
+    x = ag.randn(4, 3, 32, 32)
+    logits = model(x)
+    assert logits.shape == (4, 10)
+    logits.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_flops_of_convnext_tiny_match_the_paper():
+    # The paper's Table 1 / timm: ConvNeXt-T has 4.5 GFLOPs (multiply-adds) at 224x224.
+    assert round(count_flops(tinyconvnext.ConvNeXt(**tinyconvnext.VARIANTS["convnext_tiny"]), 224) / 1e9, 1) == 4.5

@@ -1,0 +1,73 @@
+"""An independent PyTorch ConvNeXt, written from the paper and the official code's structure, used only as
+the reference that our model is compared with (same parameter names, so one state dict drives both)."""
+
+import torch
+import torch.nn as tnn
+import torch.nn.functional as TF
+
+
+class ChannelsFirstLayerNorm(tnn.Module):
+    def __init__(self, dim, eps=1e-6):
+        super().__init__()
+        self.weight = tnn.Parameter(torch.ones(dim))
+        self.bias = tnn.Parameter(torch.zeros(dim))
+        self.eps = eps
+
+    def forward(self, x):
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).pow(2).mean(1, keepdim=True)
+        return self.weight[:, None, None] * (x - mean) / torch.sqrt(var + self.eps) + self.bias[:, None, None]
+
+
+class TorchBlock(tnn.Module):
+    def __init__(self, dim, layer_scale=1e-6, kernel_size=7):
+        super().__init__()
+        self.dwconv = tnn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.norm = tnn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = tnn.Linear(dim, 4 * dim)
+        self.act = tnn.GELU()
+        self.pwconv2 = tnn.Linear(4 * dim, dim)
+        self.gamma = tnn.Parameter(layer_scale * torch.ones(dim)) if layer_scale > 0 else None
+
+    def forward(self, x):
+        y = self.dwconv(x).permute(0, 2, 3, 1)
+        y = self.pwconv2(self.act(self.pwconv1(self.norm(y))))
+        if self.gamma is not None:
+            y = self.gamma * y
+        return x + y.permute(0, 3, 1, 2)
+
+
+class TorchConvNeXt(tnn.Module):
+    def __init__(self, in_chans=3, num_classes=1000, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768),
+                 layer_scale=1e-6, patch_size=4, kernel_size=7):
+        super().__init__()
+        self.downsample_layers = tnn.ModuleList([tnn.Sequential(
+            tnn.Conv2d(in_chans, dims[0], patch_size, stride=patch_size), ChannelsFirstLayerNorm(dims[0]))])
+        for i in range(len(dims) - 1):
+            self.downsample_layers.append(tnn.Sequential(
+                ChannelsFirstLayerNorm(dims[i]), tnn.Conv2d(dims[i], dims[i + 1], 2, stride=2)))
+        self.stages = tnn.ModuleList(
+            tnn.Sequential(*[TorchBlock(dim, layer_scale, kernel_size) for _ in range(depth)])
+            for depth, dim in zip(depths, dims))
+        self.norm = tnn.LayerNorm(dims[-1], eps=1e-6)
+        self.head = tnn.Linear(dims[-1], num_classes)
+
+    def forward(self, x):
+        for downsample, stage in zip(self.downsample_layers, self.stages):
+            x = stage(downsample(x))
+        return self.head(self.norm(x.mean([-2, -1])))
+
+
+def randomize_(model, seed=0):
+    """Random weights everywhere, with a larger layer scale so every block visibly matters."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("gamma"):
+                p.copy_(torch.rand(p.shape, generator=generator) * 0.5 + 0.1)
+            elif p.ndim == 1:
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.1 + (1.0 if "norm" in name and name.endswith("weight") else 0.0))
+            else:
+                fan_in = p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=generator) / fan_in ** 0.5)
+    return model

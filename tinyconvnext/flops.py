@@ -1,0 +1,35 @@
+"""Counting a ConvNeXt's multiply-adds (what papers and fvcore call FLOPs) and parameters, stage by stage.
+
+Per image of side s, a block of width d at side r costs r^2 (K^2 d + 8 d^2) multiply-adds: the depthwise
+K x K conv (K^2 per channel and pixel) plus the two pointwise Linears (d x 4d and 4d x d). Patchify convs
+with patch p from c to d channels cost (r/p)^2 p^2 c d. Norms, GELU and additions are not counted, as fvcore.
+"""
+
+from __future__ import annotations
+
+
+def stage_costs(model, image_size: int) -> list[dict]:
+    """One row per part (stem, stage i, downsample i, head): multiply-adds and parameters."""
+    rows = []
+    side = image_size // model.patch_size
+    c_in, dims = model.in_chans, model.dims
+    kernel = model.stages[0][0].dwconv.kernel_size[0]
+    for i, (depth, dim) in enumerate(zip(model.depths, dims)):
+        down = model.downsample_layers[i]
+        if i == 0:
+            macs = side * side * c_in * model.patch_size ** 2 * dim
+            rows.append(dict(part="stem", side=side, macs=macs, params=down.num_parameters()))
+        else:
+            side //= 2
+            macs = side * side * dims[i - 1] * 4 * dim
+            rows.append(dict(part=f"downsample {i}", side=side, macs=macs, params=down.num_parameters()))
+        block_macs = side * side * (kernel * kernel * dim + 8 * dim * dim)
+        rows.append(dict(part=f"stage {i}", side=side, macs=depth * block_macs, params=model.stages[i].num_parameters()))
+    rows.append(dict(part="head", side=1, macs=dims[-1] * model.num_classes,
+                     params=model.norm.num_parameters() + model.head.num_parameters()))
+    return rows
+
+
+def count_flops(model, image_size: int) -> int:
+    """Multiply-adds of one forward pass on one image_size x image_size image."""
+    return sum(row["macs"] for row in stage_costs(model, image_size))

@@ -1,0 +1,129 @@
+"""ConvNeXt (Liu et al., 2022, "A ConvNet for the 2020s"), as the official ``models/convnext.py`` defines it.
+
+    stem         4x4 conv, stride 4 ("patchify", Section 2.2)  -> LayerNorm
+    4 stages     depths (3, 3, 9, 3) for ConvNeXt-T, widths (96, 192, 384, 768) (Section 2.2, 2.4)
+                 each block (Section 2.3-2.6, Figure 4):
+                   x + drop_path(gamma * pwconv2(GELU(pwconv1(LayerNorm(dwconv7x7(x))))))
+                 dwconv: depthwise 7x7 (Section 2.5); pwconv1/2: Linear 4x wider and back (the inverted
+                 bottleneck, Section 2.4); gamma: layer scale (init 1e-6); one GELU, one LayerNorm.
+    downsampling LayerNorm -> 2x2 conv, stride 2, between stages (Section 2.6)
+    head         global average -> LayerNorm -> Linear
+
+Parameter names and shapes are the official checkpoint's (``downsample_layers.0.0.weight``,
+``stages.0.0.dwconv.weight``, ``stages.0.0.gamma``, ``norm.weight``, ``head.weight`` ...), so an official
+state dict loads one to one.
+
+One difference of layout, not of numbers: activations flow channels-last, (N, H, W, C), from the stem to
+the head. The official code keeps NCHW and permutes inside every block; here LayerNorm and both Linears
+act on the last axis directly, the depthwise conv has a channels-last kernel, and the downsampling
+"channels_first" LayerNorm is, on NHWC data, an ordinary LayerNorm over the last axis. The model's input
+and output are PyTorch's: an (N, 3, H, W) batch in, (N, num_classes) logits out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import autograd as ag
+from autograd import nn
+
+
+class Block(nn.Module):
+    """One ConvNeXt block on channels-last activations (N, H, W, dim)."""
+
+    def __init__(self, dim, drop_path=0.0, layer_scale_init_value=1e-6, kernel_size=7):
+        super().__init__()
+        self.dwconv = nn.DepthwiseConv2dChannelsLast(dim, kernel_size, padding=kernel_size // 2)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = nn.Linear(dim, 4 * dim)
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Linear(4 * dim, dim)
+        self.gamma = nn.Parameter(ag.full((dim,), layer_scale_init_value)) if layer_scale_init_value > 0 else None
+        self.drop_path = nn.DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x):
+        shortcut = x
+        x = self.dwconv(x)
+        x = self.norm(x)
+        x = self.pwconv1(x)
+        x = self.act(x)
+        x = self.pwconv2(x)
+        if self.gamma is not None:
+            x = x * self.gamma
+        return shortcut + self.drop_path(x)
+
+
+class ConvNeXt(nn.Module):
+    """ConvNeXt for (N, in_chans, H, W) images.
+
+    Args:
+        in_chans: input channels (3).
+        num_classes: size of the classifier head (1000 for ImageNet-1k, 21841 for 22k, 10 for CIFAR-10).
+        depths, dims: blocks and channels of the four stages.
+        drop_path_rate: stochastic depth of the last block; the rates rise linearly from 0 over the blocks.
+        layer_scale_init_value: initial gamma (0 disables layer scale).
+        head_init_scale: multiplies the head's initial weights and bias.
+        patch_size: the stem's kernel and stride (4 in the paper; 1 or 2 suit 32x32 images).
+        kernel_size: the depthwise kernel of every block (7 in the paper).
+    """
+
+    def __init__(self, in_chans=3, num_classes=1000, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768),
+                 drop_path_rate=0.0, layer_scale_init_value=1e-6, head_init_scale=1.0, patch_size=4, kernel_size=7):
+        super().__init__()
+        if len(depths) != len(dims):
+            raise ValueError(f"ConvNeXt: depths {tuple(depths)} and dims {tuple(dims)} must have the same length")
+        self.in_chans, self.num_classes, self.patch_size = in_chans, num_classes, patch_size
+        self.depths, self.dims = tuple(depths), tuple(dims)
+        stem = nn.Sequential(nn.PatchifyConv2dChannelsLast(in_chans, dims[0], patch_size), nn.LayerNorm(dims[0], eps=1e-6))
+        self.downsample_layers = nn.ModuleList([stem])
+        for i in range(len(dims) - 1):
+            self.downsample_layers.append(nn.Sequential(
+                nn.LayerNorm(dims[i], eps=1e-6), nn.PatchifyConv2dChannelsLast(dims[i], dims[i + 1], 2)))
+        rates = np.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.stages = nn.ModuleList()
+        start = 0
+        for depth, dim in zip(depths, dims):
+            self.stages.append(nn.Sequential(*[
+                Block(dim, rates[start + j], layer_scale_init_value, kernel_size) for j in range(depth)]))
+            start += depth
+        self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
+        self.head = nn.Linear(dims[-1], num_classes)
+        self.apply(_init_weights)
+        self.head.weight.data *= head_init_scale
+        self.head.bias.data *= head_init_scale
+
+    @property
+    def min_input_size(self) -> int:
+        """The smallest height and width that keeps at least one pixel after every downsampling."""
+        return self.patch_size * 2 ** (len(self.dims) - 1)
+
+    def _check_input(self, x):
+        if x.ndim != 4 or x.shape[1] != self.in_chans:
+            raise ValueError(f"ConvNeXt expects a float batch of shape (N, {self.in_chans}, H, W), got shape {x.shape}")
+        if min(x.shape[2:]) < self.min_input_size:
+            raise ValueError(f"ConvNeXt with patch size {self.patch_size} and {len(self.dims)} stages needs images of "
+                             f"at least {self.min_input_size}x{self.min_input_size}, got {x.shape[2]}x{x.shape[3]}")
+        if not np.issubdtype(x.dtype, np.floating):
+            raise ValueError(f"ConvNeXt expects floating-point images, got dtype {x.dtype} (normalise them first)")
+
+    def forward_features(self, x):
+        """(N, C, H, W) images -> (N, dims[-1]) pooled, normalised features."""
+        x = ag.tensor(x) if not isinstance(x, ag.Tensor) else x
+        self._check_input(x)
+        if x.dtype != self.head.weight.dtype:
+            x = x.to(dtype=self.head.weight.dtype)
+        x = x.permute(0, 2, 3, 1)  # NCHW -> NHWC, once
+        for downsample, stage in zip(self.downsample_layers, self.stages):
+            x = stage(downsample(x))
+        return self.norm(x.mean(axis=(1, 2)))  # global average pooling over H and W
+
+    def forward(self, x):
+        return self.head(self.forward_features(x))
+
+
+def _init_weights(module):
+    """Truncated normal (std 0.02) for every conv and linear weight, zero biases (the official init)."""
+    if isinstance(module, (nn.Conv2d, nn.Linear, nn.DepthwiseConv2dChannelsLast, nn.PatchifyConv2dChannelsLast)):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)

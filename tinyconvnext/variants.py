@@ -1,0 +1,54 @@
+"""The ConvNeXt family, declared as data (as timm does): depths and widths of each named variant.
+
+ImageNet variants take 224x224 images (patch-4 stem). tiny..xlarge are the paper's (Section 3.1);
+atto..nano are timm's smaller siblings with the paper's block. The ``cifar`` variants are for 32x32
+images: a 2x2 patchify stem (a 16x16 feature map instead of 8x8), otherwise the same network.
+"""
+
+from __future__ import annotations
+
+from .model import ConvNeXt
+
+VARIANTS = {
+    "convnext_atto": dict(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320)),
+    "convnext_femto": dict(depths=(2, 2, 6, 2), dims=(48, 96, 192, 384)),
+    "convnext_pico": dict(depths=(2, 2, 6, 2), dims=(64, 128, 256, 512)),
+    "convnext_nano": dict(depths=(2, 2, 8, 2), dims=(80, 160, 320, 640)),
+    "convnext_tiny": dict(depths=(3, 3, 9, 3), dims=(96, 192, 384, 768)),
+    "convnext_small": dict(depths=(3, 3, 27, 3), dims=(96, 192, 384, 768)),
+    "convnext_base": dict(depths=(3, 3, 27, 3), dims=(128, 256, 512, 1024)),
+    "convnext_large": dict(depths=(3, 3, 27, 3), dims=(192, 384, 768, 1536)),
+    "convnext_xlarge": dict(depths=(3, 3, 27, 3), dims=(256, 512, 1024, 2048)),
+    # 32x32 inputs (CIFAR): 2x2 stem -> 16, 8, 4, 2 pixels per side in the four stages.
+    "convnext_cifar_atto": dict(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320), patch_size=2),
+    "convnext_cifar_femto": dict(depths=(2, 2, 6, 2), dims=(48, 96, 192, 384), patch_size=2),
+    "convnext_cifar_pico": dict(depths=(2, 2, 6, 2), dims=(64, 128, 256, 512), patch_size=2),
+    "convnext_cifar_nano": dict(depths=(2, 2, 8, 2), dims=(80, 160, 320, 640), patch_size=2),
+}
+
+
+def available_models() -> list[str]:
+    return sorted(VARIANTS)
+
+
+def create_model(name: str, num_classes: int = 1000, drop_path_rate: float = 0.0,
+                 layer_scale_init_value: float = 1e-6, head_init_scale: float = 1.0, weights=None, **overrides):
+    """Build a named ConvNeXt variant (``available_models()`` lists them).
+
+    Args:
+        name: e.g. "convnext_tiny" or "convnext_cifar_pico".
+        num_classes, drop_path_rate, layer_scale_init_value, head_init_scale: as ``ConvNeXt``.
+        weights: path to an official ``.pth`` checkpoint or our ``.npz``; loaded strictly.
+        overrides: any other ``ConvNeXt`` argument (depths, dims, patch_size, kernel_size, in_chans).
+    """
+    if name not in VARIANTS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(available_models())}")
+    config = {**VARIANTS[name], **overrides}
+    model = ConvNeXt(num_classes=num_classes, drop_path_rate=drop_path_rate,
+                     layer_scale_init_value=layer_scale_init_value, head_init_scale=head_init_scale, **config)
+    model.variant = name
+    if weights is not None:
+        from .weights import load_weights
+
+        load_weights(model, weights)
+    return model
