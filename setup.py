@@ -13,7 +13,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["autograd", "autograd.*", "tinyconvnext", "tinyconvnext.*"]),
-    package_data={"tinyconvnext": ["*.txt", "*.json"]},
+    package_data={"tinyconvnext": ["*.txt", "*.json", "*.tsv"]},
     install_requires=[
         "numpy>=1.24",
         "numba>=0.59",  # the fused CPU kernels (depthwise conv, layer norm, GELU, ...); see README

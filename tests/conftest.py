@@ -42,3 +42,14 @@ def pytest_configure(config):
 def pytest_report_header(config):
     seed = getattr(config, "_tinyconvnext_hypothesis_seed", None)
     return f"hypothesis seed: {seed} (reproduce with --hypothesis-seed={seed})"
+
+
+def shared_data_dir():
+    """The real data sets: $TINYCONVNEXT_DATA, else ../shared/data beside the repository; None if absent."""
+    import pathlib
+
+    candidates = [os.environ.get("TINYCONVNEXT_DATA"), TESTS_DIR.parent.parent / "shared" / "data"]
+    for candidate in candidates:
+        if candidate and pathlib.Path(candidate).is_dir():
+            return pathlib.Path(candidate)
+    return None

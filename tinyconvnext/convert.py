@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .weights import load_state, read_official_checkpoint, save_npz
+from .weights import load_state, num_classes_of, read_official_checkpoint, save_npz
 
 
 def main(argv=None) -> int:
@@ -24,8 +24,7 @@ def main(argv=None) -> int:
     if args.model:
         from .variants import create_model
 
-        head = state_dict.get("head.weight")
-        model = create_model(args.model, num_classes=head.shape[0] if head is not None else 1000)
+        model = create_model(args.model, num_classes=num_classes_of(state_dict))
         load_state(model, state_dict, source=f"checkpoint {args.source}")
     save_npz(state_dict, args.target)
     total = sum(v.size for v in state_dict.values())

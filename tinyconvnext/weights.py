@@ -101,6 +101,12 @@ def read_weights(path) -> "OrderedDict[str, np.ndarray]":
     raise CheckpointError(f"unknown weights format {suffix!r} for {path}: expected .npz (ours) or .pth (official)")
 
 
+def num_classes_of(state_dict, default: int = 1000) -> int:
+    """The number of classes of a checkpoint's head (``head.weight`` is (num_classes, width))."""
+    head = state_dict.get("head.weight")
+    return int(head.shape[0]) if head is not None else default
+
+
 def _explain_head_mismatch(model, state_dict) -> str:
     head = state_dict.get("head.weight")
     if head is not None and tuple(head.shape[1:]) == model.head.weight.shape[1:] and head.shape[0] != model.num_classes:

@@ -29,11 +29,16 @@ def fan_in(tensor) -> int:
 
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
     rng = _random.resolve(generator)
-    values = rng.normal(mean, std, size=tensor.size)
-    outside = (values < a) | (values > b)
-    while outside.any():
-        values[outside] = rng.normal(mean, std, size=int(outside.sum()))
-        outside = (values < a) | (values > b)
+    dtype = np.float32 if tensor.dtype == np.float32 else np.float64  # float32 draws: large models init fast
+
+    def draw(n):
+        return rng.standard_normal(n, dtype=dtype) * dtype(std) + dtype(mean)
+
+    values = draw(tensor.size)
+    outside = np.flatnonzero((values < a) | (values > b))
+    while outside.size:
+        values[outside] = draw(outside.size)
+        outside = outside[(values[outside] < a) | (values[outside] > b)]
     return _fill(tensor, values)
 
 
@@ -42,7 +47,9 @@ def normal_(tensor, mean=0.0, std=1.0, generator=None):
 
 
 def uniform_(tensor, low=0.0, high=1.0, generator=None):
-    return _fill(tensor, _random.resolve(generator).uniform(low, high, size=tensor.size))
+    dtype = np.float32 if tensor.dtype == np.float32 else np.float64
+    draws = _random.resolve(generator).random(tensor.size, dtype=dtype)
+    return _fill(tensor, draws * dtype(high - low) + dtype(low))
 
 
 def kaiming_uniform_(tensor, a=math.sqrt(5), generator=None):
