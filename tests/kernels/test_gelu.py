@@ -1,0 +1,152 @@
+"""GELU kernels: fast (Numba) == plain NumPy reference == PyTorch, forward and backward."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from autograd.kernels.cpu import gelu
+
+F = torch.nn.functional
+APPROXIMATIONS = ["none", "tanh"]
+
+
+def assert_close(actual, expected, rtol, atol):
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape
+    assert actual.dtype == expected.dtype
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
+
+
+def torch_gelu(x, grad_y, approximate):
+    xt = torch.from_numpy(np.ascontiguousarray(x)).requires_grad_()
+    yt = F.gelu(xt, approximate=approximate)
+    yt.backward(torch.from_numpy(np.ascontiguousarray(grad_y)))
+    return yt.detach().numpy(), xt.grad.numpy()
+
+
+def sample_inputs(rng, shape, dtype, spread=3.0):
+    x = (rng.standard_normal(shape) * spread).astype(dtype)
+    grad_y = rng.standard_normal(shape).astype(dtype)
+    return x, grad_y
+
+
+# Values covering both tails, the region around 0 and the polynomial-to-tail transitions.
+GRID = np.concatenate([np.linspace(-16.0, 16.0, 6401), [-1e-30, 0.0, 1e-30, -1e-3, 1e-3]])
+
+
+@pytest.mark.parametrize("approximate", APPROXIMATIONS)
+def test_float64_fast_matches_reference_tightly(approximate):
+    x = GRID.astype(np.float64)
+    grad_y = np.linspace(-2.0, 3.0, x.size)
+    y = gelu.gelu_forward(x, approximate)
+    grad_x = gelu.gelu_backward(x, grad_y, approximate)
+    assert_close(y, gelu.gelu_forward_reference(x, approximate), rtol=1e-12, atol=1e-14)
+    assert_close(grad_x, gelu.gelu_backward_reference(x, grad_y, approximate), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("approximate", APPROXIMATIONS)
+def test_float32_fast_matches_reference(approximate):
+    x = GRID.astype(np.float32)
+    grad_y = np.ones_like(x)
+    y = gelu.gelu_forward(x, approximate)
+    grad_x = gelu.gelu_backward(x, grad_y, approximate)
+    # Reference in float64 from the same float32 inputs. The absolute part covers the far left tail,
+    # where the tanh reference itself cancels (1 + tanh(u) = 0 in float64).
+    y_ref = gelu.gelu_forward_reference(x.astype(np.float64), approximate)
+    dy_ref = gelu.gelu_backward_reference(x.astype(np.float64), grad_y.astype(np.float64), approximate)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(grad_x, dy_ref, rtol=1e-5, atol=1e-12)
+
+
+def test_float32_left_tail_is_relatively_accurate():
+    # The fast kernels avoid the 1 + erf and 1 + tanh cancellations: x * Phi(x) keeps its relative
+    # accuracy for x << 0 (up to exp's sensitivity to the rounding of x^2 / 2, ~x^2 / 2 * 6e-8).
+    x = np.linspace(-9.0, -2.0, 1001).astype(np.float32)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(gelu.gelu_forward(x, "none"), gelu.gelu_forward_reference(x64, "none"), rtol=1e-5)
+    u = np.sqrt(2.0 / np.pi) * (x64 + 0.044715 * x64 ** 3)
+    np.testing.assert_allclose(gelu.gelu_forward(x, "tanh"), x64 / (1.0 + np.exp(-2.0 * u)), rtol=1e-5)
+
+
+@settings(deadline=None)
+@given(shape=st.lists(st.integers(0, 9), min_size=0, max_size=4), approximate=st.sampled_from(APPROXIMATIONS),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**31))
+def test_any_shape_matches_reference(shape, approximate, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x, grad_y = sample_inputs(rng, tuple(shape), dtype)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    y = gelu.gelu_forward(x, approximate)
+    grad_x = gelu.gelu_backward(x, grad_y, approximate)
+    assert y.shape == grad_x.shape == x.shape
+    assert_close(y, gelu.gelu_forward_reference(x, approximate), rtol=tol, atol=tol)
+    assert_close(grad_x, gelu.gelu_backward_reference(x, grad_y, approximate), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("approximate", APPROXIMATIONS)
+@pytest.mark.parametrize("shape", [(1,), (7, 13), (3, 5, 7, 9), (4099,), (64, 1024)])
+def test_matches_torch_float32(approximate, shape):
+    rng = np.random.default_rng(0)
+    x, grad_y = sample_inputs(rng, shape, np.float32)
+    y_t, grad_x_t = torch_gelu(x, grad_y, approximate)
+    # PyTorch's float32 GELU cancels in the left tail (1 + erf, 1 + tanh and 1 - tanh^2 near x = -5), where
+    # its error is a few 1e-6 absolute; the tight comparison is against the float64 reference above.
+    assert_close(gelu.gelu_forward(x, approximate), y_t, rtol=1e-5, atol=1e-5)
+    assert_close(gelu.gelu_backward(x, grad_y, approximate), grad_x_t, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("approximate", APPROXIMATIONS)
+def test_matches_torch_float64(approximate):
+    rng = np.random.default_rng(1)
+    x, grad_y = sample_inputs(rng, (37, 41), np.float64, spread=5.0)
+    y_t, grad_x_t = torch_gelu(x, grad_y, approximate)
+    assert_close(gelu.gelu_forward(x, approximate), y_t, rtol=1e-12, atol=1e-14)
+    assert_close(gelu.gelu_backward(x, grad_y, approximate), grad_x_t, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("approximate", APPROXIMATIONS)
+def test_non_contiguous_inputs(approximate):
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((30, 40)) * 3).astype(np.float32)[::3, 1::2].T     # (20, 10), strided
+    grad_y = rng.standard_normal((10, 20)).astype(np.float32).T
+    assert not x.flags.c_contiguous and not grad_y.flags.c_contiguous
+    y = gelu.gelu_forward(x, approximate)
+    grad_x = gelu.gelu_backward(x, grad_y, approximate)
+    np.testing.assert_array_equal(y, gelu.gelu_forward(np.ascontiguousarray(x), approximate))
+    np.testing.assert_array_equal(grad_x, gelu.gelu_backward(np.ascontiguousarray(x), np.ascontiguousarray(grad_y),
+                                                             approximate))
+    y_t, grad_x_t = torch_gelu(x, grad_y, approximate)
+    assert_close(y, y_t, rtol=1e-5, atol=1e-5)
+    assert_close(grad_x, grad_x_t, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("approximate", APPROXIMATIONS)
+def test_special_values(dtype, approximate):
+    x = np.array([np.nan, 1e4, -1e4, 100.0, -100.0, 0.0, np.finfo(dtype).max, -np.finfo(dtype).max], dtype)
+    y = gelu.gelu_forward(x, approximate)
+    grad_x = gelu.gelu_backward(x, np.ones_like(x), approximate)
+    assert np.isnan(y[0]) and np.isnan(grad_x[0])
+    np.testing.assert_array_equal(y[1:6], np.array([1e4, 0.0, 100.0, 0.0, 0.0], dtype))
+    np.testing.assert_array_equal(grad_x[1:5], np.array([1.0, 0.0, 1.0, 0.0], dtype))
+    assert grad_x[5] == 0.5
+    assert y[6] == np.finfo(dtype).max       # (its gradient overflows in x^3 for the tanh form)
+    assert abs(y[7]) == 0.0 or np.isnan(y[7])      # x * Phi(x): -max * 0
+
+
+def test_positive_infinity():
+    for dtype in [np.float32, np.float64]:
+        x = np.array([np.inf], dtype)
+        assert gelu.gelu_forward(x, "none")[0] == np.inf
+        assert gelu.gelu_forward(x, "tanh")[0] == np.inf
+
+
+def test_dtype_and_errors():
+    x = np.linspace(-3, 3, 11)
+    assert gelu.gelu_forward(x.astype(np.float32)).dtype == np.float32
+    assert gelu.gelu_forward(x).dtype == np.float64
+    with pytest.raises(ValueError):
+        gelu.gelu_forward(x, "sigmoid")
+    with pytest.raises(ValueError):
+        gelu.gelu_backward(x, np.ones(5), "none")
