@@ -19,6 +19,7 @@ setup(
         "numba>=0.59",  # the fused CPU kernels (depthwise conv, layer norm, GELU, ...); see README
         "tqdm>=4.60",
         "pillow>=9.0",
+        "matplotlib>=3.5",  # training curves and the lessons' figures (PNG)
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.80", "torch==2.13.0", "threadpoolctl>=3"],
