@@ -33,3 +33,35 @@ def stage_costs(model, image_size: int) -> list[dict]:
 def count_flops(model, image_size: int) -> int:
     """Multiply-adds of one forward pass on one image_size x image_size image."""
     return sum(row["macs"] for row in stage_costs(model, image_size))
+
+
+def variants_table() -> str:
+    """A Markdown table of every variant: parameters and multiply-adds at its native image size."""
+    from .model import ConvNeXt
+    from .variants import VARIANTS
+
+    lines = ["| model | depths | widths | stem | image | classes | parameters | GFLOPs |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, config in VARIANTS.items():
+        cifar = "cifar" in name
+        size, classes = (32, 10) if cifar else (224, 1000)
+        model = _structure_only(ConvNeXt, config, classes)
+        lines.append(f"| `{name}` | {config['depths']} | {config['dims']} | {model.patch_size}x{model.patch_size} | "
+                     f"{size} | {classes} | {model.num_parameters() / 1e6:.2f}M | {count_flops(model, size) / 1e9:.3f} |")
+    return "\n".join(lines)
+
+
+def _structure_only(cls, config, num_classes):
+    """Build a model without drawing its random weights (only shapes are needed for counting)."""
+    from autograd.nn import init
+
+    saved = init.trunc_normal_, init.uniform_
+    init.trunc_normal_ = init.uniform_ = lambda tensor, *args, **kwargs: tensor
+    try:
+        return cls(num_classes=num_classes, **config)
+    finally:
+        init.trunc_normal_, init.uniform_ = saved
+
+
+if __name__ == "__main__":
+    print(variants_table())

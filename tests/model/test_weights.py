@@ -134,3 +134,11 @@ def test_pickled_code_is_refused(tmp_path):
     torch.save({"model": {"head.weight": Evil()}}, path)
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
         load_official(_our_atto(), path)
+
+
+def test_without_torch_the_error_says_how_to_install_or_convert(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pth"
+    path.write_bytes(b"x")
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes "import torch" raise ImportError
+    with pytest.raises(ImportError, match=r"pip install torch==2.13.0.*python -m tinyconvnext.convert"):
+        load_official(_our_atto(), path)
