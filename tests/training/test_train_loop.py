@@ -1,0 +1,110 @@
+"""The training loop on a small synthetic data set: learning, exact resume, the NaN guard, records."""
+
+import json
+
+import numpy as np
+import pytest
+
+import tinyconvnext
+from tinyconvnext.checkpoint import load_checkpoint, save_checkpoint
+from tinyconvnext.train import ImageDataset, NonFiniteLoss, TrainConfig, train
+
+
+def synthetic_cifar(n_train=256, n_test=128, seed=0):
+    """32x32 images whose class sets the colour of a square at a class-dependent place: learnable fast."""
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        labels = rng.integers(0, 10, size=n)
+        images = rng.integers(0, 60, size=(n, 32, 32, 3)).astype(np.uint8)
+        for i, k in enumerate(labels):
+            r, c = 4 + 6 * (k // 4), 4 + 6 * (k % 4)
+            images[i, r:r + 8, c:c + 8, k % 3] = 250
+        return images, labels
+
+    (tx, ty), (vx, vy) = make(n_train), make(n_test)
+    return ImageDataset(tx, ty, vx, vy, [f"class {k}" for k in range(10)])
+
+
+def tiny_config(tmp_path, **overrides):
+    base = dict(model="convnext_cifar_atto", epochs=2, batch_size=32, lr=2e-3, warmup_epochs=0.5, drop_path=0.1,
+                ema_decay=0.9, grad_clip=1.0, out=str(tmp_path / "run"), progress=False, seed=3)
+    return TrainConfig(**{**base, **overrides})
+
+
+def _weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def test_two_epochs_straight_equal_one_plus_resume_one(tmp_path):
+    data = synthetic_cifar()
+    train(tiny_config(tmp_path / "a"), data)
+    train(tiny_config(tmp_path / "b", stop_after=1), data)  # the same 2-epoch run, stopped after epoch 1
+    record = train(tiny_config(tmp_path / "b", resume=True), data)
+    a, b = _weights(tmp_path / "a" / "run" / "checkpoint.npz"), _weights(tmp_path / "b" / "run" / "checkpoint.npz")
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    ema_a = load_checkpoint(tmp_path / "a" / "run" / "checkpoint.npz")["ema"]
+    ema_b = load_checkpoint(tmp_path / "b" / "run" / "checkpoint.npz")["ema"]
+    for name in ema_a:
+        np.testing.assert_array_equal(ema_a[name], ema_b[name], err_msg=name)
+    assert record["epoch"] == 2
+    rows = [json.loads(line) for line in (tmp_path / "b" / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+
+
+def test_resume_inside_an_epoch_matches_too(tmp_path):
+    data = synthetic_cifar()
+    train(tiny_config(tmp_path / "a", epochs=1), data)
+    # Simulate an interruption after 3 of 8 batches: run with a checkpoint rewritten to batch 3 ...
+    config = tiny_config(tmp_path / "b", epochs=1, time_budget=1e-9)  # stops after the first batch
+    train(config, data)
+    state = load_checkpoint(tmp_path / "b" / "run" / "checkpoint.npz")
+    assert (state["epoch"], state["batch"], state["step"]) == (0, 1, 1)
+    train(tiny_config(tmp_path / "b", epochs=1, resume=True), data)
+    a, b = _weights(tmp_path / "a" / "run" / "checkpoint.npz"), _weights(tmp_path / "b" / "run" / "checkpoint.npz")
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_learns_and_writes_records_and_curves(tmp_path):
+    record = train(tiny_config(tmp_path, epochs=3, lr=3e-3), synthetic_cifar(512, 256))
+    run = tmp_path / "run"
+    assert record["test_acc"] > 0.25  # chance is 0.1
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert "test_acc_ema" in rows[-1]
+    assert (run / "metrics.csv").read_text().splitlines()[0].startswith("epoch,step,lr,train_loss")
+    from PIL import Image
+
+    with Image.open(run / "curves.png") as png:
+        assert png.size[0] > 500 and png.size[1] > 200
+    assert json.loads((run / "config.json").read_text())["model"] == "convnext_cifar_atto"
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    data = synthetic_cifar()
+    train(tiny_config(tmp_path, epochs=1), data)
+    good = (tmp_path / "run" / "checkpoint.npz").read_bytes()
+    with pytest.raises(NonFiniteLoss, match=r"the loss became (nan|inf).*last good checkpoint"):
+        train(tiny_config(tmp_path, epochs=2, lr=1e30, warmup_epochs=0.0, grad_clip=0.0, resume=True), data)
+    assert (tmp_path / "run" / "checkpoint.npz").read_bytes() == good
+
+
+def test_existing_run_needs_resume(tmp_path):
+    data = synthetic_cifar(64, 32)
+    train(tiny_config(tmp_path, epochs=1), data)
+    with pytest.raises(FileExistsError, match="pass --resume"):
+        train(tiny_config(tmp_path, epochs=1), data)
+
+
+def test_checkpoints_are_atomic_and_damage_is_reported(tmp_path):
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, {"model": {"w": np.ones(3)}, "epoch": 1, "rng": {"state": 2 ** 100}})
+    state = load_checkpoint(path)
+    assert state["epoch"] == 1 and state["rng"]["state"] == 2 ** 100 and state["model"]["w"].tolist() == [1, 1, 1]
+    assert not list(tmp_path.glob(".*.tmp"))
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(ValueError, match="c.npz: truncated or corrupt"):
+        load_checkpoint(path)

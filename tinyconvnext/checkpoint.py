@@ -1,0 +1,83 @@
+"""Training checkpoints: everything needed to continue a run exactly, in a file that runs no code.
+
+A checkpoint is an ``.npz`` of arrays (model, EMA and optimizer state, by dotted name) plus one entry,
+``__meta__``, holding JSON text (epoch, step, configuration, optimizer hyper-parameters, random generator
+states, metrics so far). It is read with ``allow_pickle=False``, and written atomically: a temporary file in
+the same folder, flushed to disk, then renamed over the old checkpoint. A crash mid-write leaves the
+previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+META_KEY = "__meta__"
+
+
+def flatten(tree: dict, prefix: str = "") -> tuple[dict, object]:
+    """Split a nested dict into {dotted name: array} and a JSON-able skeleton with the other values."""
+    arrays, skeleton = {}, {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            sub_arrays, sub_skeleton = flatten(value, f"{name}/")
+            arrays.update(sub_arrays)
+            skeleton[str(key)] = sub_skeleton
+        elif isinstance(value, np.ndarray) and value.ndim > 0:
+            arrays[name] = value
+            skeleton[str(key)] = {"__array__": name}
+        elif isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
+            skeleton[str(key)] = value.item()
+        else:
+            skeleton[str(key)] = value
+    return arrays, skeleton
+
+
+def unflatten(skeleton, arrays):
+    if isinstance(skeleton, dict):
+        if set(skeleton) == {"__array__"}:
+            return arrays[skeleton["__array__"]]
+        return {key: unflatten(value, arrays) for key, value in skeleton.items()}
+    if isinstance(skeleton, list):
+        return [unflatten(v, arrays) for v in skeleton]
+    return skeleton
+
+
+def save_checkpoint(path, state: dict) -> Path:
+    """Write a nested dict of arrays and JSON values atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays, skeleton = flatten(state)
+    arrays[META_KEY] = np.frombuffer(json.dumps(skeleton).encode("utf-8"), dtype=np.uint8)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path) -> dict:
+    """Read a checkpoint written by ``save_checkpoint``; a damaged file raises ``ValueError`` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        skeleton = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read checkpoint {path}: truncated or corrupt ({type(error).__name__}: {error})") from None
+    return unflatten(skeleton, arrays)

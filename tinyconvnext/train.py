@@ -1,0 +1,341 @@
+"""Training ConvNeXt: the loop, its recipe (the paper's Section 2.1 at small scale), checkpoints and records.
+
+    python -m tinyconvnext.train --dataset cifar10 --model convnext_cifar_atto --epochs 30
+    python -m tinyconvnext.train --dataset imagenette --model convnext_atto --image-size 128 --epochs 20
+
+Recipe: AdamW (no decay on biases, norms and layer-scale gammas), linear warmup then cosine decay per step,
+label smoothing, optional mixup/cutmix, RandAugment and random erasing, stochastic depth, gradient
+clipping, and an EMA of the weights evaluated beside them.
+Every epoch appends to ``metrics.jsonl``/``metrics.csv``, redraws ``curves.png`` and writes
+``checkpoint.npz`` atomically (model, optimizer, EMA, random states, epoch and step). ``--resume`` continues
+exactly where the checkpoint stopped. Ctrl-C saves and exits; a loss that turns NaN or inf stops the run
+and leaves the last good checkpoint in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+import autograd as ag
+from autograd import optim
+from autograd import random as ag_random
+from autograd.nn import functional as F
+from autograd.nn.utils import clip_grad_norm_
+
+from . import augment
+from .checkpoint import load_checkpoint, save_checkpoint
+from .curves import append_metrics, plot_curves, truncate_metrics
+from .ema import ModelEma
+from .images import IMAGENET_MEAN, IMAGENET_STD
+from .loader import BatchLoader
+from .variants import available_models, create_model
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    dataset: str = "cifar10"
+    model: str = "convnext_cifar_atto"
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 4e-3
+    min_lr: float = 1e-5
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    drop_path: float = 0.1
+    label_smoothing: float = 0.1
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    rand_augment: int = 0  # magnitude; 0 = off
+    random_erasing: float = 0.0
+    ema_decay: float = 0.0  # 0 = no EMA
+    grad_clip: float = 0.0  # 0 = no clipping
+    layer_scale: float = 1e-6
+    image_size: int = 32
+    seed: int = 0
+    data: str | None = None
+    out: str = "runs/cifar10"
+    resume: bool = False
+    time_budget: float = 0.0  # minutes; 0 = none
+    stop_after: int = 0  # end this invocation after this many epochs (resume later); 0 = run to the end
+    backend: str = "numpy"
+    subset: int = 0  # train on the first N images only (tests, quick looks); 0 = all
+    eval_subset: int = 0
+    eval_batch_size: int = 256
+    progress: bool = True
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+# -- data --------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class ImageDataset:
+    """What the training loop needs: images (an (N, H, W, 3) uint8 array, or any sequence of (H, W, 3)
+    uint8 arrays), integer labels, and class names."""
+
+    train_images: object
+    train_labels: np.ndarray
+    test_images: object
+    test_labels: np.ndarray
+    classes: list
+
+
+def load_dataset(config) -> ImageDataset:
+    """The data set named by ``config.dataset``, found in --data, $TINYCONVNEXT_DATA or the cache, or downloaded."""
+    if config.dataset == "cifar10":
+        from .data.cifar import load_cifar10
+
+        data = load_cifar10(config.data, download=True, progress=config.progress)
+        return ImageDataset(data.train_images, data.train_labels, data.test_images, data.test_labels, list(data.classes))
+    if config.dataset == "imagenette":
+        from .data.imagenette import load_imagenette
+
+        data = load_imagenette(config.data, download=True, progress=config.progress)
+        return ImageDataset(data.train, data.train.labels, data.val, data.val.labels, list(data.classes))
+    raise ValueError(f"unknown dataset {config.dataset!r}: expected 'cifar10' or 'imagenette'")
+
+
+def _first(images, n):
+    """The first n images of an array or of any indexable collection of images."""
+    return images[:n] if isinstance(images, np.ndarray) else [images[i] for i in range(min(n, len(images)))]
+
+
+def normalization(config):
+    return (augment.CIFAR10_MEAN, augment.CIFAR10_STD) if config.dataset == "cifar10" else (IMAGENET_MEAN, IMAGENET_STD)
+
+
+def make_batch_functions(config, train_x, train_y, test_x, test_y, num_classes, mean, std):
+    """The per-batch pipelines: (indices, rng) -> (inputs, targets) for training and for evaluation."""
+    size = config.image_size
+
+    def images_at(store, indices):
+        return [store[int(i)] for i in indices]
+
+    def train_batch(indices, rng):
+        if isinstance(train_x, np.ndarray) and train_x.shape[1:3] == (size, size):  # CIFAR-like: already the size
+            images = augment.random_crop_flip(train_x[indices], rng)
+        else:
+            images = np.stack([augment.random_resized_crop(im, size, rng) for im in images_at(train_x, indices)])
+        if config.rand_augment:
+            images = np.stack([augment.rand_augment(im, rng, magnitude=config.rand_augment) for im in images])
+        x = augment.to_float_nchw(images, mean, std)
+        if config.random_erasing:
+            augment.random_erasing(x, rng, config.random_erasing)
+        labels = train_y[indices]
+        if config.mixup or config.cutmix:
+            return augment.mixup_cutmix(x, labels, num_classes, rng, config.mixup, config.cutmix,
+                                        smoothing=config.label_smoothing)
+        return x, labels
+
+    def eval_batch(indices, rng):
+        if isinstance(test_x, np.ndarray) and test_x.shape[1:3] == (size, size):
+            images = test_x[indices]
+        else:
+            images = np.stack([augment.resize_center_crop(im, size) for im in images_at(test_x, indices)])
+        return augment.to_float_nchw(images, mean, std), test_y[indices]
+
+    return train_batch, eval_batch
+
+
+# -- the loop ------------------------------------------------------------------------------------------
+def evaluate(model, loader, device) -> tuple[float, float]:
+    """Mean loss and accuracy over a data set, in eval mode, without a graph."""
+    model.eval()
+    total_loss, correct, count = 0.0, 0, 0
+    with ag.no_grad():
+        for x, y in loader.epoch(0):
+            logits = model(ag.tensor(x, device=device))
+            total_loss += float(F.cross_entropy(logits, ag.tensor(y, device=device), reduction="sum").item())
+            correct += int((logits.numpy().argmax(axis=1) == y).sum())
+            count += len(y)
+    model.train()
+    return total_loss / count, correct / count
+
+
+def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
+    """Run (or resume) a training run; returns the last epoch's record. ``dataset`` overrides loading."""
+    device = "cuda" if config.backend == "cupy" else "cpu"
+    if config.backend not in ("numpy", "cupy"):
+        raise ValueError(f"unknown backend {config.backend!r}: expected 'numpy' or 'cupy'")
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = out / "checkpoint.npz"
+
+    data = dataset if dataset is not None else load_dataset(config)
+    train_x, train_y = data.train_images, np.asarray(data.train_labels)
+    test_x, test_y = data.test_images, np.asarray(data.test_labels)
+    if config.subset:
+        train_x, train_y = _first(train_x, config.subset), train_y[:config.subset]
+    if config.eval_subset:
+        test_x, test_y = _first(test_x, config.eval_subset), test_y[:config.eval_subset]
+    num_classes = len(data.classes)
+    mean, std = normalization(config)
+    train_batch, eval_batch = make_batch_functions(config, train_x, train_y, test_x, test_y, num_classes, mean, std)
+    train_loader = BatchLoader(len(train_y), train_batch, config.batch_size, shuffle=True, drop_last=True,
+                               seed=config.seed)
+    test_loader = BatchLoader(len(test_y), eval_batch, config.eval_batch_size, shuffle=False, seed=config.seed)
+    steps_per_epoch = len(train_loader)
+    if steps_per_epoch == 0:
+        raise ValueError(f"batch size {config.batch_size} is larger than the training set ({len(train_y)} images)")
+    total_steps = config.epochs * steps_per_epoch
+    warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
+
+    ag.manual_seed(config.seed)
+    model = create_model(config.model, num_classes=num_classes, drop_path_rate=config.drop_path,
+                         layer_scale_init_value=config.layer_scale)
+    model.to(device)
+    optimizer = optim.AdamW(optim.weight_decay_groups(model.named_parameters(), config.weight_decay), lr=config.lr)
+    ema = ModelEma(model, config.ema_decay) if config.ema_decay else None
+    # The model that evaluates the EMA weights is built now, so that its initialisation never draws from
+    # the random generator between a checkpoint and the batches after it.
+    ema_model = create_model(config.model, num_classes=num_classes).to(device) if ema is not None else None
+    start_epoch, start_batch, step, elapsed_before = 0, 0, 0, 0.0
+
+    if config.resume and checkpoint_path.exists():
+        state = load_checkpoint(checkpoint_path)
+        if state["config"]["model"] != config.model or state["config"]["dataset"] != config.dataset:
+            raise ValueError(f"{checkpoint_path} is a {state['config']['model']} run on {state['config']['dataset']}, "
+                             f"not {config.model} on {config.dataset}: use another --out")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if ema is not None and "ema" in state:
+            ema.load_state_dict(state["ema"])
+        ag_random.default_generator.set_state(state["rng"])
+        start_epoch, start_batch, step = state["epoch"], state["batch"], state["step"]
+        elapsed_before = state.get("elapsed_seconds", 0.0)
+        truncate_metrics(out, start_epoch)  # records of completed epochs only (numbered from 1)
+        print(f"resumed from {checkpoint_path}: epoch {start_epoch}, batch {start_batch}, step {step}", flush=True)
+    elif checkpoint_path.exists() and not config.resume:
+        raise FileExistsError(f"{checkpoint_path} exists: pass --resume to continue it, or choose another --out")
+
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+
+    def save(epoch, batch):
+        state = {"config": dataclasses.asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "rng": ag_random.default_generator.get_state(), "epoch": epoch, "batch": batch, "step": step,
+                 "elapsed_seconds": elapsed_before + time.perf_counter() - started}
+        if ema is not None:
+            state["ema"] = ema.state_dict()
+        save_checkpoint(checkpoint_path, state)
+
+    started = time.perf_counter()
+    record, lr = {}, config.lr
+    model.train()
+    epoch, next_batch = start_epoch, start_batch
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            first_batch = start_batch if epoch == start_epoch else 0
+            epoch_start, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+            bar = tqdm(train_loader.epoch(epoch, first_batch), total=steps_per_epoch, initial=first_batch,
+                       desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress, leave=False)
+            out_of_time = False
+            for batch_index, (x, y) in enumerate(bar, first_batch):
+                lr = optim.cosine_with_warmup(step, total_steps, warmup_steps, config.lr, config.min_lr)
+                optim.set_lr(optimizer, lr)
+                logits = model(ag.tensor(x, device=device))
+                target = ag.tensor(y, device=device) if y.dtype.kind == "f" else y
+                loss = F.cross_entropy(logits, target, label_smoothing=0.0 if y.ndim == 2 else config.label_smoothing)
+                loss_value = float(loss.item())
+                if not math.isfinite(loss_value):
+                    raise NonFiniteLoss(f"the loss became {loss_value} at epoch {epoch + 1}, step {step}: stopping. "
+                                        f"The last good checkpoint is {checkpoint_path} (lower --lr, or clip "
+                                        "gradients with --grad-clip)")
+                optimizer.zero_grad()
+                loss.backward()
+                if config.grad_clip:
+                    clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+                if ema is not None:
+                    ema.update(model)
+                step += 1
+                next_batch = batch_index + 1
+                hard = y if y.ndim == 1 else y.argmax(axis=1)
+                seen += len(hard)
+                loss_sum += loss_value * len(hard)
+                correct += int((logits.numpy().argmax(axis=1) == hard).sum())
+                rate = seen / (time.perf_counter() - epoch_start)
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{rate:.0f}",
+                                lr=f"{lr:.2e}")
+                if config.time_budget and elapsed_before + time.perf_counter() - started > 60 * config.time_budget:
+                    out_of_time = next_batch < steps_per_epoch
+                    break
+            bar.close()
+            epoch_seconds = time.perf_counter() - epoch_start
+            test_loss, test_acc = evaluate(model, test_loader, device)
+            record = {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": loss_sum / max(seen, 1),
+                      "train_acc": correct / max(seen, 1), "test_loss": test_loss, "test_acc": test_acc,
+                      "epoch_seconds": epoch_seconds, "images_per_second": seen / epoch_seconds,
+                      "elapsed_seconds": elapsed_before + time.perf_counter() - started}
+            if ema is not None:
+                ema.copy_to(ema_model)
+                record["test_acc_ema"] = evaluate(ema_model, test_loader, device)[1]
+            append_metrics(out, record)
+            plot_curves(out, f"{config.model} on {config.dataset}")
+            if out_of_time:
+                save(epoch, next_batch)  # resume inside this epoch
+            else:
+                save(epoch + 1, 0)
+            next_batch = 0
+            print(json.dumps(record), flush=True)
+            if config.time_budget and record["elapsed_seconds"] > 60 * config.time_budget:
+                print(f"time budget of {config.time_budget} minutes reached after epoch {epoch + 1}", flush=True)
+                break
+            if config.stop_after and epoch + 1 - start_epoch >= config.stop_after and epoch + 1 < config.epochs:
+                print(f"stopping after {config.stop_after} epoch(s) as asked; continue with --resume", flush=True)
+                break
+    except KeyboardInterrupt:
+        save(epoch, next_batch)
+        print(f"\ninterrupted: saved {checkpoint_path} at epoch {epoch + 1}, batch {next_batch}; "
+              "continue with --resume", flush=True)
+        return record
+    return record
+
+
+def build_parser(defaults: TrainConfig, prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    add = parser.add_argument
+    add("--dataset", default=defaults.dataset, choices=["cifar10", "imagenette"])
+    add("--model", default=defaults.model, choices=available_models())
+    add("--backend", default=defaults.backend, choices=["numpy", "cupy"])
+    add("--data", default=defaults.data, help="folder holding the data set archives (default: $TINYCONVNEXT_DATA)")
+    add("--out", default=defaults.out, help="run folder: metrics, curves and checkpoint")
+    add("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    add("--time-budget", type=float, default=defaults.time_budget, metavar="MINUTES")
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        if field.name in {"dataset", "model", "backend", "data", "out", "resume", "time_budget", "progress"}:
+            continue
+        add(flag, type=type(getattr(defaults, field.name)), default=getattr(defaults, field.name))
+    add("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def config_from_args(defaults: TrainConfig, argv, prog) -> TrainConfig:
+    args = build_parser(defaults, prog).parse_args(argv)
+    values = {k: v for k, v in vars(args).items() if k != "no_progress"}
+    values["progress"] = not args.no_progress
+    return TrainConfig(**values)
+
+
+def main(argv=None, defaults: TrainConfig | None = None, prog="python -m tinyconvnext.train") -> int:
+    config = config_from_args(defaults or TrainConfig(), argv, prog)
+    try:
+        train(config)
+    except NonFiniteLoss as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
