@@ -59,6 +59,9 @@ class TrainConfig:
     ema_decay: float = 0.0  # 0 = no EMA
     grad_clip: float = 0.0  # 0 = no clipping
     layer_scale: float = 1e-6
+    depths: str = ""  # e.g. "2,2,6,2": override the variant's depths ("" keeps them)
+    dims: str = ""  # e.g. "64,128,256,512": override the variant's widths
+    patch_size: int = 0  # override the stem's patch size (0 keeps it)
     image_size: int = 32
     seed: int = 0
     data: str | None = None
@@ -103,6 +106,19 @@ def load_dataset(config) -> ImageDataset:
         data = load_imagenette(config.data, download=True, progress=config.progress)
         return ImageDataset(data.train, data.train.labels, data.val, data.val.labels, list(data.classes))
     raise ValueError(f"unknown dataset {config.dataset!r}: expected 'cifar10' or 'imagenette'")
+
+
+def build_model(config, num_classes, drop_path_rate=0.0):
+    """The configured variant, with any depths/dims/patch-size overrides."""
+    overrides = {}
+    if config.depths:
+        overrides["depths"] = tuple(int(v) for v in config.depths.split(","))
+    if config.dims:
+        overrides["dims"] = tuple(int(v) for v in config.dims.split(","))
+    if config.patch_size:
+        overrides["patch_size"] = config.patch_size
+    return create_model(config.model, num_classes=num_classes, drop_path_rate=drop_path_rate,
+                        layer_scale_init_value=config.layer_scale, **overrides)
 
 
 def _first(images, n):
@@ -191,14 +207,13 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
 
     ag.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=num_classes, drop_path_rate=config.drop_path,
-                         layer_scale_init_value=config.layer_scale)
+    model = build_model(config, num_classes, config.drop_path)
     model.to(device)
     optimizer = optim.AdamW(optim.weight_decay_groups(model.named_parameters(), config.weight_decay), lr=config.lr)
     ema = ModelEma(model, config.ema_decay) if config.ema_decay else None
     # The model that evaluates the EMA weights is built now, so that its initialisation never draws from
     # the random generator between a checkpoint and the batches after it.
-    ema_model = create_model(config.model, num_classes=num_classes).to(device) if ema is not None else None
+    ema_model = build_model(config, num_classes).to(device) if ema is not None else None
     start_epoch, start_batch, step, elapsed_before = 0, 0, 0, 0.0
 
     if config.resume and checkpoint_path.exists():

@@ -1,0 +1,102 @@
+"""Every numbered lesson runs on its own in --quick mode, exits 0 and writes the figures it promises.
+
+Each lesson runs in a fresh interpreter (sys.executable), from a temporary working directory, with its
+figures sent to a temporary folder. The figures each lesson must draw are listed here, so a lesson
+that stops drawing one (or starts drawing an unlisted one) fails. A new lesson needs an entry.
+"""
+
+import ast
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+LESSONS_DIR = Path(__file__).resolve().parents[2] / "lessons"
+LESSONS = sorted(path.name for path in LESSONS_DIR.glob("[0-9][0-9]_*.py"))
+
+EXPECTED_FIGURES = {
+    "01_arrays_and_broadcasting.py": ["strides.png", "broadcasting.png"],
+    "02_scalar_autograd.py": ["moons.png", "scalar_vs_tensor.png"],
+    "03_tensor_and_graph.py": ["graph.png"],
+    "04_gradient_checking.py": ["eps_sweep.png"],
+    "05_convolution_im2col.py": ["im2col.png", "patchify.png"],
+    "06_depthwise_convolution.py": ["depthwise_times.png"],
+    "07_norms_and_activations.py": ["norms.png", "gelu_vs_relu.png"],
+}
+
+# A hung lesson fails instead of blocking the suite. In --quick mode a lesson takes seconds (the
+# first run after a fresh checkout also compiles the Numba kernels it uses, ~10 s for lesson 6).
+TIMEOUT_SECONDS = 300
+MIN_SIDE = 100  # pixels: a real figure, not a placeholder
+
+
+def test_every_lesson_has_an_entry():
+    assert LESSONS, f"no lessons found in {LESSONS_DIR}"
+    assert sorted(EXPECTED_FIGURES) == LESSONS, (
+        "EXPECTED_FIGURES must list exactly the lessons in lessons/: "
+        f"missing entries {sorted(set(LESSONS) - set(EXPECTED_FIGURES))}, "
+        f"entries without a lesson {sorted(set(EXPECTED_FIGURES) - set(LESSONS))}"
+    )
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_lesson_runs_quick_and_draws_its_figures(lesson, tmp_path):
+    out = tmp_path / "figures"
+    env = dict(os.environ, MPLBACKEND="Agg")
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, str(LESSONS_DIR / lesson), "--quick", "--out", str(out)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT_SECONDS,
+    )
+    seconds = time.perf_counter() - start
+    print(f"{lesson}: {seconds:.1f} s")
+    assert result.returncode == 0, (
+        f"{lesson} exited with {result.returncode}\n--- stdout (end) ---\n{result.stdout[-3000:]}"
+        f"\n--- stderr (end) ---\n{result.stderr[-3000:]}"
+    )
+    expected = EXPECTED_FIGURES.get(lesson, [])
+    written = sorted(path.name for path in out.glob("*.png"))
+    assert written == sorted(expected), f"{lesson} wrote {written}, expected {sorted(expected)}"
+    for name in expected:
+        with Image.open(out / name) as image:
+            assert image.format == "PNG", f"{name} is a {image.format}, not a PNG"
+            image.load()  # decodes the whole file: a truncated PNG fails here
+            assert min(image.size) > MIN_SIDE, f"{name} is only {image.size[0]}x{image.size[1]} pixels"
+            extrema = image.convert("L").getextrema()
+            assert extrema[0] != extrema[1], f"{name} is a single flat colour"
+
+
+# The lessons teach the engine through its public face only.
+PUBLIC_AUTOGRAD_MODULES = {"autograd", "autograd.graph", "autograd.nn", "autograd.nn.functional"}
+THIRD_PARTY = {"numpy", "matplotlib"}
+
+
+def _import_problems(path):
+    problems = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            modules = [(alias.name, None) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            modules = [(node.module or "", [alias.name for alias in node.names])]
+        else:
+            continue
+        for module, names in modules:
+            top = module.split(".")[0]
+            if top in sys.stdlib_module_names or top in THIRD_PARTY or module in PUBLIC_AUTOGRAD_MODULES:
+                continue
+            if module == "autograd.kernels.dispatch" and names == ["use_reference"]:
+                continue
+            if module.startswith("autograd.kernels.cpu.") and names and all(n.endswith("_reference") for n in names):
+                continue
+            problems.append(f"line {node.lineno}: {module} {names or ''}")
+    return problems
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_lesson_imports_only_the_public_api(lesson):
+    problems = _import_problems(LESSONS_DIR / lesson)
+    assert not problems, f"{lesson} imports outside the public API: {problems}"
