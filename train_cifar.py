@@ -1,6 +1,6 @@
 """Train ConvNeXt on CIFAR-10: the project's main job.
 
-    python train_cifar.py                      # the best recipe found on 2 CPU cores (docs/results.md)
+    python train_cifar.py                      # about 55 minutes on 2 CPU cores (260 images/s)
     python train_cifar.py --backend cupy       # the same on an NVIDIA GPU
     python train_cifar.py --epochs 5 --out runs/quick --data ../shared/data
 
@@ -15,9 +15,9 @@ from tinyconvnext.train import TrainConfig, main
 CIFAR_DEFAULTS = TrainConfig(
     dataset="cifar10",
     model="convnext_cifar_atto",
-    epochs=30,
+    epochs=17,  # 17 x 50,000 images at ~260 images/s on 2 CPU cores: under an hour
     batch_size=128,
-    lr=4e-3,
+    lr=2e-3,
     weight_decay=0.05,
     warmup_epochs=1.0,
     drop_path=0.1,

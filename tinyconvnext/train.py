@@ -70,8 +70,8 @@ class TrainConfig:
     time_budget: float = 0.0  # minutes; 0 = none
     stop_after: int = 0  # end this invocation after this many epochs (resume later); 0 = run to the end
     backend: str = "numpy"
-    subset: int = 0  # train on the first N images only (tests, quick looks); 0 = all
-    eval_subset: int = 0
+    subset: int = 0  # train on N images drawn at random (tests, quick looks); 0 = all
+    eval_subset: int = 0  # evaluate on N test images drawn at random; 0 = all
     eval_batch_size: int = 256
     progress: bool = True
 
@@ -121,9 +121,12 @@ def build_model(config, num_classes, drop_path_rate=0.0):
                         layer_scale_init_value=config.layer_scale, **overrides)
 
 
-def _first(images, n):
-    """The first n images of an array or of any indexable collection of images."""
-    return images[:n] if isinstance(images, np.ndarray) else [images[i] for i in range(min(n, len(images)))]
+def _subset(images, labels, n, seed):
+    """n images drawn at random (fixed by the seed; data sets are often sorted by class), in their order."""
+    chosen = np.sort(np.random.default_rng([seed, 7]).permutation(len(labels))[:n])
+    if isinstance(images, np.ndarray):
+        return images[chosen], labels[chosen]
+    return [images[int(i)] for i in chosen], labels[chosen]
 
 
 def normalization(config):
@@ -191,9 +194,9 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     train_x, train_y = data.train_images, np.asarray(data.train_labels)
     test_x, test_y = data.test_images, np.asarray(data.test_labels)
     if config.subset:
-        train_x, train_y = _first(train_x, config.subset), train_y[:config.subset]
+        train_x, train_y = _subset(train_x, train_y, config.subset, config.seed)
     if config.eval_subset:
-        test_x, test_y = _first(test_x, config.eval_subset), test_y[:config.eval_subset]
+        test_x, test_y = _subset(test_x, test_y, config.eval_subset, config.seed)
     num_classes = len(data.classes)
     mean, std = normalization(config)
     train_batch, eval_batch = make_batch_functions(config, train_x, train_y, test_x, test_y, num_classes, mean, std)

@@ -1,0 +1,96 @@
+"""Augmentations and the batch loader: shapes, exact semantics, soft targets that sum to 1, determinism."""
+
+import numpy as np
+import pytest
+
+from tinyconvnext import augment
+from tinyconvnext.loader import BatchLoader
+from tinyconvnext.train import ImageDataset, TrainConfig, train
+
+RNG = np.random.default_rng(0)
+
+
+def test_random_crop_flip_is_a_shifted_possibly_mirrored_window():
+    images = RNG.integers(0, 255, size=(64, 32, 32, 3), dtype=np.uint8)
+    out = augment.random_crop_flip(images, np.random.default_rng(1))
+    assert out.shape == images.shape and out.dtype == np.uint8
+    padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    for i in range(64):  # every output is some 32x32 window of the padded image, maybe mirrored
+        windows = [padded[i, t:t + 32, l:l + 32] for t in range(9) for l in range(9)]
+        assert any(np.array_equal(out[i], w) or np.array_equal(out[i], w[:, ::-1]) for w in windows)
+
+
+def test_random_resized_crop_and_eval_transform_shapes():
+    image = RNG.integers(0, 255, size=(160, 213, 3), dtype=np.uint8)
+    assert augment.random_resized_crop(image, 128, np.random.default_rng(0)).shape == (128, 128, 3)
+    assert augment.resize_center_crop(image, 128).shape == (128, 128, 3)
+
+
+def test_rand_augment_keeps_shape_and_changes_images():
+    images = RNG.integers(0, 255, size=(20, 32, 32, 3), dtype=np.uint8)
+    rng = np.random.default_rng(3)
+    out = [augment.rand_augment(im, rng, num_ops=2, magnitude=9) for im in images]
+    assert all(o.shape == (32, 32, 3) and o.dtype == np.uint8 for o in out)
+    assert sum(not np.array_equal(o, im) for o, im in zip(out, images)) >= 10
+
+
+def test_random_erasing_erases_about_the_asked_fraction():
+    batch = np.zeros((400, 3, 32, 32), np.float32)
+    augment.random_erasing(batch, np.random.default_rng(0), probability=0.25)
+    erased = (batch != 0).any(axis=(1, 2, 3)).mean()
+    assert 0.18 < erased < 0.32
+
+
+@pytest.mark.parametrize("mixup, cutmix", [(0.8, 0.0), (0.0, 1.0), (0.8, 1.0)])
+def test_mixup_cutmix_targets_sum_to_one_and_mix_the_reversed_batch(mixup, cutmix):
+    x = RNG.standard_normal((16, 3, 8, 8)).astype(np.float32)
+    labels = np.arange(16) % 10
+    for seed in range(5):
+        mixed, targets = augment.mixup_cutmix(x, labels, 10, np.random.default_rng(seed), mixup, cutmix, smoothing=0.1)
+        assert mixed.shape == x.shape and targets.shape == (16, 10)
+        np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
+        # The weight on sample i's own label (and on its partner's) comes from one lambda for the batch.
+        own = targets[np.arange(16), labels]
+        assert own.min() > 0.01 and (targets >= 0).all()
+
+
+def test_smooth_one_hot():
+    t = augment.smooth_one_hot(np.array([2, 0]), 4, 0.1)
+    np.testing.assert_allclose(t[0], [0.025, 0.025, 0.925, 0.025])
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_loader_batches_depend_only_on_seed_epoch_and_index(prefetch):
+    def make(indices, rng):
+        return indices.copy(), rng.random()
+
+    loader = BatchLoader(103, make, batch_size=10, shuffle=True, drop_last=True, seed=5, prefetch=prefetch)
+    first = list(loader.epoch(3))
+    again = list(BatchLoader(103, make, 10, True, True, seed=5, prefetch=2 - prefetch).epoch(3))
+    assert len(first) == len(loader) == 10
+    for (a, ra), (b, rb) in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+        assert ra == rb
+    resumed = list(loader.epoch(3, start_batch=4))
+    assert [r for _, r in resumed] == [r for _, r in first[4:]]
+    assert not np.array_equal(np.concatenate([a for a, _ in first]), np.concatenate([a for a, _ in loader.epoch(4)]))
+
+
+def test_loader_passes_worker_errors_on():
+    def broken(indices, rng):
+        raise RuntimeError("decoding failed for batch")
+
+    with pytest.raises(RuntimeError, match="decoding failed"):
+        list(BatchLoader(10, broken, 5, prefetch=2).epoch(0))
+
+
+def test_variable_size_images_train_with_every_augmentation(tmp_path):
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, size=(rng.integers(36, 60), rng.integers(36, 60), 3), dtype=np.uint8) for _ in range(48)]
+    labels = rng.integers(0, 4, size=48)
+    data = ImageDataset(images, labels, images[:16], labels[:16], ["a", "b", "c", "d"])
+    config = TrainConfig(dataset="imagenette", model="convnext_atto", depths="1,1,1,1", dims="8,16,32,64", image_size=32,
+                         epochs=1, batch_size=16, rand_augment=9, random_erasing=0.25, mixup=0.8, cutmix=1.0,
+                         out=str(tmp_path / "run"), progress=False)
+    record = train(config, data)
+    assert np.isfinite(record["train_loss"]) and record["epoch"] == 1
