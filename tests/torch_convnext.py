@@ -3,7 +3,6 @@ the reference that our model is compared with (same parameter names, so one stat
 
 import torch
 import torch.nn as tnn
-import torch.nn.functional as TF
 
 
 class ChannelsFirstLayerNorm(tnn.Module):

@@ -51,10 +51,15 @@ def unflatten(skeleton, arrays):
 
 def save_checkpoint(path, state: dict) -> Path:
     """Write a nested dict of arrays and JSON values atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays, skeleton = flatten(state)
     arrays[META_KEY] = np.frombuffer(json.dumps(skeleton).encode("utf-8"), dtype=np.uint8)
+    return write_npz_atomically(path, arrays)
+
+
+def write_npz_atomically(path, arrays: dict) -> Path:
+    """``np.savez`` to a temporary file in the same folder, flushed to disk, then renamed over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -13,13 +13,13 @@ unexpected or mis-shaped key is reported at once) before any parameter changes.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
+
+from .checkpoint import write_npz_atomically
 
 OFFICIAL_URLS = {
     "convnext_tiny_1k": "https://dl.fbaipublicfiles.com/convnext/convnext_tiny_1k_224_ema.pth",
@@ -138,17 +138,4 @@ def load_weights(model, path) -> None:
 def save_npz(state_dict_or_model, path) -> Path:
     """Write weights as ``.npz``, atomically: a temporary file in the same folder, then a rename."""
     state_dict = state_dict_or_model.state_dict() if hasattr(state_dict_or_model, "state_dict") else state_dict_or_model
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in state_dict.items()})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_npz_atomically(path, {k: np.asarray(v) for k, v in state_dict.items()})

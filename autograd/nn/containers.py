@@ -5,31 +5,8 @@ from __future__ import annotations
 from .module import Module
 
 
-class Sequential(Module):
-    """Call the submodules one after another; they are named "0", "1", ... as in PyTorch."""
-
-    def __init__(self, *modules: Module):
-        super().__init__()
-        for i, module in enumerate(modules):
-            setattr(self, str(i), module)
-
-    def forward(self, x):
-        for module in self._modules.values():
-            x = module(x)
-        return x
-
-    def __getitem__(self, index):
-        return list(self._modules.values())[index]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-
 class ModuleList(Module):
-    """A list of modules whose parameters the parent sees (named "0", "1", ...)."""
+    """A list of modules whose parameters the parent sees (named "0", "1", ... as in PyTorch)."""
 
     def __init__(self, modules=()):
         super().__init__()
@@ -48,6 +25,18 @@ class ModuleList(Module):
 
     def __iter__(self):
         return iter(self._modules.values())
+
+
+class Sequential(ModuleList):
+    """Call the submodules one after another."""
+
+    def __init__(self, *modules: Module):
+        super().__init__(modules)
+
+    def forward(self, x):
+        for module in self._modules.values():
+            x = module(x)
+        return x
 
 
 class Identity(Module):

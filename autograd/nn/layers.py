@@ -17,6 +17,15 @@ def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
+def _default_init(weight, bias):
+    """PyTorch's default for Conv2d and Linear: weight U(+-1/sqrt(fan_in)) (kaiming_uniform_ with a=sqrt(5)),
+    bias U(+-1/sqrt(fan_in))."""
+    init.kaiming_uniform_(weight)
+    if bias is not None:
+        bound = 1 / np.sqrt(init.fan_in(weight))
+        init.uniform_(bias, -bound, bound)
+
+
 class Conv2d(Module):
     """2-D convolution; weight (out, in/groups, KH, KW), bias (out,). PyTorch's default init."""
 
@@ -29,10 +38,7 @@ class Conv2d(Module):
         self.kernel_size, self.stride, self.padding, self.groups = (kh, kw), stride, padding, groups
         self.weight = Parameter(creation.empty(out_channels, in_channels // groups, kh, kw))
         self.bias = Parameter(creation.empty(out_channels)) if bias else None
-        init.kaiming_uniform_(self.weight)
-        if self.bias is not None:
-            bound = 1 / np.sqrt(init.fan_in(self.weight))
-            init.uniform_(self.bias, -bound, bound)
+        _default_init(self.weight, self.bias)
 
     def forward(self, x):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.groups)
@@ -50,10 +56,7 @@ class Linear(Module):
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(creation.empty(out_features, in_features))
         self.bias = Parameter(creation.empty(out_features)) if bias else None
-        init.kaiming_uniform_(self.weight)
-        if self.bias is not None:
-            bound = 1 / np.sqrt(in_features)
-            init.uniform_(self.bias, -bound, bound)
+        _default_init(self.weight, self.bias)
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
@@ -190,10 +193,7 @@ class DepthwiseConv2dChannelsLast(Module):
         self.channels, self.kernel_size, self.stride, self.padding = channels, (kh, kw), stride, padding
         self.weight = Parameter(creation.empty(channels, 1, kh, kw))
         self.bias = Parameter(creation.empty(channels)) if bias else None
-        init.kaiming_uniform_(self.weight)
-        if self.bias is not None:
-            bound = 1 / np.sqrt(kh * kw)
-            init.uniform_(self.bias, -bound, bound)
+        _default_init(self.weight, self.bias)
 
     def forward(self, x):
         return F.depthwise_conv2d_channels_last(x, self.weight, self.bias, self.stride, self.padding)
@@ -211,10 +211,7 @@ class PatchifyConv2dChannelsLast(Module):
         self.in_channels, self.out_channels, self.patch_size = in_channels, out_channels, patch_size
         self.weight = Parameter(creation.empty(out_channels, in_channels, patch_size, patch_size))
         self.bias = Parameter(creation.empty(out_channels)) if bias else None
-        init.kaiming_uniform_(self.weight)
-        if self.bias is not None:
-            bound = 1 / np.sqrt(init.fan_in(self.weight))
-            init.uniform_(self.bias, -bound, bound)
+        _default_init(self.weight, self.bias)
 
     def forward(self, x):
         return F.patchify_conv2d_channels_last(x, self.weight, self.bias)

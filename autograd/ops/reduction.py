@@ -61,11 +61,11 @@ class Mean(Function):
         return _expand_reduced(grad / self.count, self.axes, self.keepdims, self.input_shape)
 
 
-class Max(Function):
-    """z = max of x over ``axes``; the gradient goes to the maximal elements, shared evenly on ties."""
+class _Extremum(Function):
+    """z = max (or min) of x over ``axes``; the gradient goes to the extreme elements, shared evenly on ties."""
 
     def forward(self, x, axes=(), keepdims=False):
-        z = x.max(axis=axes, keepdims=True)
+        z = getattr(x, self.pick)(axis=axes, keepdims=True)
         winners = x == z
         self.save_for_backward(winners / winners.sum(axis=axes, keepdims=True))
         self.axes, self.keepdims = axes, keepdims
@@ -76,19 +76,12 @@ class Max(Function):
         return _expand_reduced(grad, self.axes, self.keepdims, share.shape) * share
 
 
-class Min(Function):
-    """z = min of x over ``axes``; the gradient goes to the minimal elements, shared evenly on ties."""
+class Max(_Extremum):
+    pick = "max"
 
-    def forward(self, x, axes=(), keepdims=False):
-        z = x.min(axis=axes, keepdims=True)
-        winners = x == z
-        self.save_for_backward(winners / winners.sum(axis=axes, keepdims=True))
-        self.axes, self.keepdims = axes, keepdims
-        return z if keepdims else z.squeeze(axis=axes)
 
-    def backward(self, grad):
-        (share,) = self.saved
-        return _expand_reduced(grad, self.axes, self.keepdims, share.shape) * share
+class Min(_Extremum):
+    pick = "min"
 
 
 class Var(Function):

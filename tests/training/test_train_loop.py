@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 
-import tinyconvnext
 from tinyconvnext.checkpoint import load_checkpoint, save_checkpoint
 from tinyconvnext.train import ImageDataset, NonFiniteLoss, TrainConfig, train
 
