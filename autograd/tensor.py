@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import graph
-from .backend import DEFAULT_FLOAT_DTYPE, device_of, get_array_module, to_device, to_numpy
+from .backend import DEFAULT_FLOAT_DTYPE, device_of, get_array_module, normalize_device, to_device, to_numpy
 
 
 def _is_floating(dtype) -> bool:
@@ -136,7 +136,7 @@ class Tensor:
         out = self
         if dtype is not None and np.dtype(dtype) != self.dtype:
             out = ops.elementwise.cast(out, dtype)
-        if device is not None and out.device != _device_name(device):
+        if device is not None and out.device != normalize_device(device):
             out = ops.elementwise.to_device(out, device)
         return out
 
@@ -341,12 +341,6 @@ class Tensor:
 
     def logsumexp(self, axis=None, keepdims=False):
         return ops.softmax.logsumexp(self, axis, keepdims)
-
-
-def _device_name(device) -> str:
-    from .backend import normalize_device
-
-    return normalize_device(device)
 
 
 def as_tensor(value, like: Tensor | None = None) -> Tensor:

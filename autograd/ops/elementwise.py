@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import get_array_module, normalize_device, to_device as _move_array
+from ..backend import device_of, get_array_module, normalize_device, to_device as _move_array
 from ..function import Function
 from ..tensor import Tensor, as_tensor
 
@@ -274,7 +274,7 @@ class ToDevice(Function):
     """z = x copied to another device; the gradient is copied back."""
 
     def forward(self, x, device=None):
-        self.input_device = "cuda" if get_array_module(x) is not np else "cpu"
+        self.input_device = device_of(x)
         return _move_array(x, device)
 
     def backward(self, grad):
