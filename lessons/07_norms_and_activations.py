@@ -64,8 +64,9 @@ ln_by_hand = (x - ln_mean) / np.sqrt(x.var(axis=1, keepdims=True) + eps)
 print(f"x {x.shape}: BatchNorm statistics have shape {bn_mean.shape}, LayerNorm's {ln_mean.shape}")
 
 # The engine: batch_norm in training mode, and layer_norm over the last axis of the channels-last
-# tensor (ConvNeXt's blocks permute to (N, H, W, C) once, so LayerNorm and the 1x1 layers act on the
-# last axis; the stem and downsampling layers use F.layer_norm_channels_first on NCHW instead).
+# tensor. Our ConvNeXt turns the image to (N, H, W, C) once, at the input, so every LayerNorm in it
+# (blocks, stem, downsampling) acts on the last axis. The official code keeps NCHW and needs a
+# "channels_first" LayerNorm for the stem and downsampling: F.layer_norm_channels_first is that form.
 xt = ag.tensor(x)
 bn = F.batch_norm(xt, None, None, training=True, eps=eps).numpy()
 ln = F.layer_norm(xt.permute(0, 2, 3, 1), C, eps=eps).permute(0, 3, 1, 2).numpy()

@@ -166,6 +166,24 @@ def make_batch_functions(config, train_x, train_y, test_x, test_y, num_classes, 
     return train_batch, eval_batch
 
 
+def make_loaders(config, dataset: ImageDataset | None = None):
+    """(train loader, test loader, number of classes) for the configured data set, subsets and pipeline."""
+    data = dataset if dataset is not None else load_dataset(config)
+    train_x, train_y = data.train_images, np.asarray(data.train_labels)
+    test_x, test_y = data.test_images, np.asarray(data.test_labels)
+    if config.subset:
+        train_x, train_y = _subset(train_x, train_y, config.subset, config.seed)
+    if config.eval_subset:
+        test_x, test_y = _subset(test_x, test_y, config.eval_subset, config.seed)
+    num_classes = len(data.classes)
+    mean, std = normalization(config)
+    train_batch, eval_batch = make_batch_functions(config, train_x, train_y, test_x, test_y, num_classes, mean, std)
+    train_loader = BatchLoader(len(train_y), train_batch, config.batch_size, shuffle=True, drop_last=True,
+                               seed=config.seed)
+    test_loader = BatchLoader(len(test_y), eval_batch, config.eval_batch_size, shuffle=False, seed=config.seed)
+    return train_loader, test_loader, num_classes
+
+
 # -- the loop ------------------------------------------------------------------------------------------
 def evaluate(model, loader, device) -> tuple[float, float]:
     """Mean loss and accuracy over a data set, in eval mode, without a graph."""
@@ -190,22 +208,10 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out / "checkpoint.npz"
 
-    data = dataset if dataset is not None else load_dataset(config)
-    train_x, train_y = data.train_images, np.asarray(data.train_labels)
-    test_x, test_y = data.test_images, np.asarray(data.test_labels)
-    if config.subset:
-        train_x, train_y = _subset(train_x, train_y, config.subset, config.seed)
-    if config.eval_subset:
-        test_x, test_y = _subset(test_x, test_y, config.eval_subset, config.seed)
-    num_classes = len(data.classes)
-    mean, std = normalization(config)
-    train_batch, eval_batch = make_batch_functions(config, train_x, train_y, test_x, test_y, num_classes, mean, std)
-    train_loader = BatchLoader(len(train_y), train_batch, config.batch_size, shuffle=True, drop_last=True,
-                               seed=config.seed)
-    test_loader = BatchLoader(len(test_y), eval_batch, config.eval_batch_size, shuffle=False, seed=config.seed)
+    train_loader, test_loader, num_classes = make_loaders(config, dataset)
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
-        raise ValueError(f"batch size {config.batch_size} is larger than the training set ({len(train_y)} images)")
+        raise ValueError(f"batch size {config.batch_size} is larger than the training set ({train_loader.num_items} images)")
     total_steps = config.epochs * steps_per_epoch
     warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
 

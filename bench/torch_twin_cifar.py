@@ -1,0 +1,116 @@
+"""The PyTorch twin of our CIFAR-10 training: the same architecture, recipe, data pipeline and batches.
+
+    python bench/torch_twin_cifar.py --epochs 17 --out runs/torch_twin        # what train_cifar.py runs
+    python bench/torch_twin_cifar.py --model convnext_cifar_pico --lr 2e-3 --epochs 10
+
+Use it to search recipes quickly (PyTorch is a little faster per step here), then reproduce the winner
+with ``train_cifar.py``: the two must end within a point of each other. The batches come from our
+``BatchLoader`` and augmentations with the same seed, the model from ``tests/torch_convnext.py`` with our
+initial weights, the optimizer is torch's AdamW with the same groups, schedule and clipping (no EMA).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from autograd import optim as our_optim  # noqa: E402
+from tinyconvnext.curves import append_metrics, plot_curves  # noqa: E402
+from tinyconvnext.train import build_model, config_from_args, make_loaders  # noqa: E402
+from torch_convnext import TorchConvNeXt  # noqa: E402
+
+
+def main(argv=None):
+    import train_cifar  # noqa: F401  (the CIFAR defaults)
+
+    config = config_from_args(train_cifar.CIFAR_DEFAULTS, argv, "python bench/torch_twin_cifar.py")
+    torch.manual_seed(config.seed)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train_loader, test_loader, num_classes = make_loaders(config)
+
+    import autograd as ag
+
+    ag.manual_seed(config.seed)
+    ours = build_model(config, num_classes, config.drop_path)  # for the architecture and the initial weights
+    model = TorchConvNeXt(num_classes=num_classes, depths=ours.depths, dims=ours.dims, patch_size=ours.patch_size,
+                          layer_scale=config.layer_scale)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    rates = np.linspace(0, config.drop_path, sum(ours.depths)).tolist()
+    blocks = [b for stage in model.stages for b in stage]
+    for block, rate in zip(blocks, rates):
+        _add_drop_path(block, rate)
+    named = list(model.named_parameters())
+    decay = [p for n, p in named if p.ndim > 1 and not n.endswith("gamma")]
+    no_decay = [p for n, p in named if p.ndim <= 1 or n.endswith("gamma")]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    steps_per_epoch = len(train_loader)
+    total, warmup = config.epochs * steps_per_epoch, int(round(config.warmup_epochs * steps_per_epoch))
+    step, started = 0, time.perf_counter()
+    for epoch in range(config.epochs):
+        model.train()
+        epoch_start, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+        for x, y in train_loader.epoch(epoch):
+            lr = our_optim.cosine_with_warmup(step, total, warmup, config.lr, config.min_lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            logits = model(torch.from_numpy(x))
+            target = torch.from_numpy(y)
+            loss = torch.nn.functional.cross_entropy(logits, target, label_smoothing=0.0 if y.ndim == 2 else config.label_smoothing)
+            optimizer.zero_grad()
+            loss.backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            step += 1
+            hard = y if y.ndim == 1 else y.argmax(axis=1)
+            seen += len(hard)
+            loss_sum += loss.item() * len(hard)
+            correct += int((logits.argmax(1).numpy() == hard).sum())
+        epoch_seconds = time.perf_counter() - epoch_start
+        model.eval()
+        test_loss, test_correct, count = 0.0, 0, 0
+        with torch.no_grad():
+            for x, y in test_loader.epoch(0):
+                logits = model(torch.from_numpy(x))
+                test_loss += float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(y), reduction="sum"))
+                test_correct += int((logits.argmax(1).numpy() == y).sum())
+                count += len(y)
+        record = {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+                  "test_loss": test_loss / count, "test_acc": test_correct / count, "epoch_seconds": epoch_seconds,
+                  "images_per_second": seen / epoch_seconds, "elapsed_seconds": time.perf_counter() - started}
+        append_metrics(out, record)
+        plot_curves(out, f"PyTorch twin of {config.model} on {config.dataset}")
+        print(json.dumps(record), flush=True)
+        if config.time_budget and record["elapsed_seconds"] > 60 * config.time_budget:
+            break
+
+
+def _add_drop_path(block, rate):
+    """Give a torch block stochastic depth with our semantics (per sample, scaled by 1 / (1 - p))."""
+    if rate <= 0:
+        return
+    forward = block.forward
+
+    def with_drop_path(x):
+        y = forward(x) - x  # the residual branch
+        if block.training:
+            keep = (torch.rand(x.shape[0], 1, 1, 1) >= rate).to(x.dtype) / (1 - rate)
+            y = y * keep
+        return x + y
+
+    block.forward = with_drop_path
+
+
+if __name__ == "__main__":
+    main()
