@@ -44,26 +44,34 @@ def torch_layer_norm(x, grad_y, weight, bias, channels_first=False):
             None if bt is None else bt.grad.numpy())
 
 
+def _conditioning(rstd):
+    """y and dx carry a factor rstd: where a group's values nearly coincide (two channels drawn close
+    together), float32 rounding of the mean and of the sums is amplified by it. Scale the tolerance to match."""
+    return max(1.0, float(np.max(np.asarray(rstd, np.float64), initial=1.0)))
+
+
 def check_rows(x, grad_y, weight, bias, tol):
     y, mean, rstd = layer_norm.layer_norm_forward(x, weight, bias, EPS)
     y_ref, mean_ref, rstd_ref = layer_norm.layer_norm_forward_reference(x, weight, bias, EPS)
-    for a, b in [(y, y_ref), (mean, mean_ref), (rstd, rstd_ref)]:
+    assert_close(y, y_ref, tol * _conditioning(rstd_ref))  # y = (x - mean) rstd: rounding of the mean times rstd
+    for a, b in [(mean, mean_ref), (rstd, rstd_ref)]:
         assert_close(a, b, tol)
     grads = layer_norm.layer_norm_backward(grad_y, x, weight, mean, rstd)
     grads_ref = layer_norm.layer_norm_backward_reference(grad_y, x, weight, mean_ref, rstd_ref)
     for a, b in zip(grads, grads_ref):
-        assert_close(a, b, tol)
+        assert_close(a, b, tol * _conditioning(rstd_ref))
 
 
 def check_channels_first(x, grad_y, weight, bias, tol):
     y, mean, rstd = layer_norm.layer_norm_channels_first_forward(x, weight, bias, EPS)
     y_ref, mean_ref, rstd_ref = layer_norm.layer_norm_channels_first_forward_reference(x, weight, bias, EPS)
-    for a, b in [(y, y_ref), (mean, mean_ref), (rstd, rstd_ref)]:
+    assert_close(y, y_ref, tol * _conditioning(rstd_ref))  # y = (x - mean) rstd: rounding of the mean times rstd
+    for a, b in [(mean, mean_ref), (rstd, rstd_ref)]:
         assert_close(a, b, tol)
     grads = layer_norm.layer_norm_channels_first_backward(grad_y, x, weight, mean, rstd)
     grads_ref = layer_norm.layer_norm_channels_first_backward_reference(grad_y, x, weight, mean_ref, rstd_ref)
     for a, b in zip(grads, grads_ref):
-        assert_close(a, b, tol)
+        assert_close(a, b, tol * _conditioning(rstd_ref))
 
 
 # ---------------------------------------------------------------------------------------------------------
