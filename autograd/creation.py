@@ -11,13 +11,8 @@ import numpy as np
 
 from . import random as _random
 from .backend import DEFAULT_FLOAT_DTYPE, array_module_for, device_of, normalize_device, to_device
+from .ops.shape import shape_args
 from .tensor import Tensor
-
-
-def _shape_args(shape) -> tuple:
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        return tuple(shape[0])
-    return tuple(int(n) for n in shape)
 
 
 def _finish(array, dtype, device, requires_grad) -> Tensor:
@@ -51,7 +46,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
 def _filled(shape, value, dtype, device, requires_grad):
     dtype = np.dtype(dtype or DEFAULT_FLOAT_DTYPE)
     xp = array_module_for(normalize_device(device))
-    return Tensor(xp.full(_shape_args(shape), value, dtype=dtype), requires_grad=requires_grad)
+    return Tensor(xp.full(shape_args(shape), value, dtype=dtype), requires_grad=requires_grad)
 
 
 def zeros(*shape, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -109,13 +104,13 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
 
 def randn(*shape, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
     """Standard normal draws."""
-    array = _random.resolve(generator).standard_normal(_shape_args(shape))
+    array = _random.resolve(generator).standard_normal(shape_args(shape))
     return _finish(array, dtype or DEFAULT_FLOAT_DTYPE, device, requires_grad)
 
 
 def rand(*shape, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
     """Uniform draws in [0, 1)."""
-    array = _random.resolve(generator).random(_shape_args(shape))
+    array = _random.resolve(generator).random(shape_args(shape))
     return _finish(array, dtype or DEFAULT_FLOAT_DTYPE, device, requires_grad)
 
 

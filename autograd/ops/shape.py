@@ -15,11 +15,11 @@ from ..tensor import Tensor, as_tensor
 from .reduction import normalize_axes
 
 
-def _shape_args(shape) -> tuple:
-    """Accept ``f(x, 2, 3)`` as well as ``f(x, (2, 3))``."""
+def shape_args(shape) -> tuple:
+    """Accept ``f(x, 2, 3)`` as well as ``f(x, (2, 3))``: the sizes (or axes) as a tuple of ints."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        return tuple(shape[0])
-    return tuple(shape)
+        shape = shape[0]
+    return tuple(int(n) for n in shape)
 
 
 class Reshape(Function):
@@ -111,7 +111,7 @@ class GetItem(Function):
 # -- the public functions ------------------------------------------------------------------------
 def reshape(x, *shape):
     x = as_tensor(x)
-    return Reshape.apply(x, shape=_resolve_shape(x.shape, _shape_args(shape)))
+    return Reshape.apply(x, shape=_resolve_shape(x.shape, shape_args(shape)))
 
 
 def _resolve_shape(old_shape, shape) -> tuple:
@@ -143,7 +143,7 @@ def flatten(x, start_axis=0, end_axis=-1):
 
 def permute(x, *axes):
     x = as_tensor(x)
-    axes = _shape_args(axes)
+    axes = shape_args(axes)
     if len(axes) != x.ndim or sorted(normalize_axes(a, x.ndim)[0] for a in axes) != list(range(x.ndim)):
         raise ValueError(f"permute: {axes} is not a permutation of the {x.ndim} axes of shape {x.shape}")
     return Permute.apply(x, axes=tuple(normalize_axes(a, x.ndim)[0] for a in axes))
@@ -172,7 +172,7 @@ def broadcast_to(x, shape):
 def expand(x, *shape):
     """``broadcast_to`` where -1 keeps that axis's size (as ``torch.Tensor.expand``)."""
     x = as_tensor(x)
-    shape = _shape_args(shape)
+    shape = shape_args(shape)
     lead = len(shape) - x.ndim
     if lead < 0:
         raise ValueError(f"expand: the target {shape} has fewer axes than the tensor's shape {x.shape}")

@@ -37,16 +37,22 @@ def _check_p(name, p):
         raise ValueError(f"{name}: p must be a probability in [0, 1], got {p}")
 
 
-def dropout(x, p: float = 0.5, training: bool = True, generator=None):
-    """Zero each element with probability p, scale the rest by 1 / (1 - p) (``torch.nn.functional.dropout``)."""
-    _check_p("dropout", p)
+def _drop(name, x, p, training, generator, per_sample):
+    """Keep values with probability 1 - p, scaled by 1 / (1 - p): per element, or per sample."""
+    _check_p(name, p)
     x = as_tensor(x)
     if not training or p == 0.0:
         return x
     if p == 1.0:
         return x * 0.0
-    mask = _keep_mask(x.shape, 1.0 - p, x.data, generator)
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1) if per_sample else x.shape
+    mask = _keep_mask(shape, 1.0 - p, x.data, generator)
     return ScaleByMask.apply(x, mask=mask, scale=1.0 / (1.0 - p))
+
+
+def dropout(x, p: float = 0.5, training: bool = True, generator=None):
+    """Zero each element with probability p, scale the rest by 1 / (1 - p) (``torch.nn.functional.dropout``)."""
+    return _drop("dropout", x, p, training, generator, per_sample=False)
 
 
 def drop_path(x, p: float = 0.0, training: bool = False, generator=None):
@@ -54,11 +60,4 @@ def drop_path(x, p: float = 0.0, training: bool = False, generator=None):
 
     The same as timm's ``drop_path(x, drop_prob=p, training, scale_by_keep=True)``.
     """
-    _check_p("drop_path", p)
-    x = as_tensor(x)
-    if not training or p == 0.0:
-        return x
-    if p == 1.0:
-        return x * 0.0
-    mask = _keep_mask((x.shape[0],) + (1,) * (x.ndim - 1), 1.0 - p, x.data, generator)
-    return ScaleByMask.apply(x, mask=mask, scale=1.0 / (1.0 - p))
+    return _drop("drop_path", x, p, training, generator, per_sample=True)
