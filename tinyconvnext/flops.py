@@ -35,6 +35,48 @@ def count_flops(model, image_size: int) -> int:
     return sum(row["macs"] for row in stage_costs(model, image_size))
 
 
+def traced_macs(model, image_size: int, in_chans: int = 3) -> int:
+    """Multiply-adds of any model, counted by running one image through it and recording each conv and
+    linear layer's output shape (the way fvcore traces). For a ConvNeXt it equals ``count_flops``."""
+    import numpy as np
+
+    import autograd as ag
+    from autograd import nn
+
+    total = 0
+
+    def counting(module, forward):
+        def wrapped(x):
+            nonlocal total
+            y = forward(x)
+            if isinstance(module, nn.Conv2d):  # (1, O, H, W)
+                kh, kw = module.kernel_size
+                total += int(np.prod(y.shape[2:])) * module.out_channels * (module.in_channels // module.groups) * kh * kw
+            elif isinstance(module, nn.Linear):
+                total += int(np.prod(y.shape[:-1])) * module.in_features * module.out_features
+            elif isinstance(module, nn.DepthwiseConv2dChannelsLast):  # (1, H, W, C)
+                total += int(np.prod(y.shape[1:])) * module.kernel_size[0] * module.kernel_size[1]
+            elif isinstance(module, nn.PatchifyConv2dChannelsLast):
+                total += int(np.prod(y.shape[1:])) * module.in_channels * module.patch_size ** 2
+            return y
+        return wrapped
+
+    counted = (nn.Conv2d, nn.Linear, nn.DepthwiseConv2dChannelsLast, nn.PatchifyConv2dChannelsLast)
+    modules = [m for m in model.modules() if isinstance(m, counted)]
+    for module in modules:
+        module.forward = counting(module, module.forward)
+    was_training = model.training
+    model.eval()
+    try:
+        with ag.no_grad():
+            model(ag.zeros(1, in_chans, image_size, image_size, dtype=model.head.weight.dtype))
+    finally:
+        for module in modules:
+            del module.forward  # back to the class's method
+        model.train(was_training)
+    return total
+
+
 def variants_table() -> str:
     """A Markdown table of every variant: parameters and multiply-adds at its native image size."""
     from .model import ConvNeXt

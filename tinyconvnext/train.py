@@ -325,6 +325,25 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     return record
 
 
+def load_trained_model(path, ema: bool = False):
+    """(model, config) of a training run: ``path`` is its run folder (``--out``) or its ``checkpoint.npz``.
+    ``ema=True`` loads the averaged weights (the run must have used ``--ema-decay``). The model is in eval mode."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"no training checkpoint at {path}: expected a run folder or its checkpoint.npz")
+    state = load_checkpoint(path)
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in state["config"].items() if k in known})
+    if ema and "ema" not in state:
+        raise ValueError(f"{path} holds no EMA weights (the run was trained without --ema-decay)")
+    weights = state["ema"] if ema else state["model"]
+    model = build_model(config, num_classes=weights["head.weight"].shape[0])
+    model.load_state_dict(weights)
+    return model.eval(), config
+
+
 def build_parser(defaults: TrainConfig, prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     add = parser.add_argument

@@ -35,10 +35,14 @@ EXPECTED_FIGURES = {
     "08_convnext_block_and_model.py": ["architecture.png", "stage_costs.png"],
     "09_official_weights.py": ["prediction.png"],
     "10_training_cifar10.py": ["lr_schedule.png", "curves.png"],
+    "11_modernisation_roadmap.py": ["roadmap_costs.png", "roadmap.png"],
+    "12_the_gpu.py": ["step_profile.png"],
+    "13_what_the_network_learned.py": ["stem_filters.png", "depthwise_kernels.png", "erf.png"],
 }
 
 # Figures drawn only when the lesson finds CIFAR-10; without it, the lesson must print SKIP_MESSAGE.
-NEEDS_CIFAR10 = {"10_training_cifar10.py": ["curves.png"]}
+NEEDS_CIFAR10 = {"10_training_cifar10.py": ["curves.png"], "11_modernisation_roadmap.py": ["roadmap.png"],
+                 "13_what_the_network_learned.py": ["stem_filters.png", "depthwise_kernels.png", "erf.png"]}
 SKIP_MESSAGE = "CIFAR-10 not found"
 
 
@@ -99,7 +103,7 @@ PUBLIC_AUTOGRAD_MODULES = {"autograd", "autograd.graph", "autograd.nn", "autogra
 # From lesson 8 on, the model package is public API too (torch is not: lessons never need PyTorch).
 PUBLIC_TINYCONVNEXT_MODULES = {"tinyconvnext", "tinyconvnext.flops", "tinyconvnext.weights", "tinyconvnext.images",
                                "tinyconvnext.imagenet", "tinyconvnext.predict", "tinyconvnext.train",
-                               "tinyconvnext.data"}
+                               "tinyconvnext.data", "tinyconvnext.roadmap"}
 THIRD_PARTY = {"numpy", "matplotlib", "PIL"}
 
 

@@ -107,3 +107,22 @@ def test_checkpoints_are_atomic_and_damage_is_reported(tmp_path):
     path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(ValueError, match="c.npz: truncated or corrupt"):
         load_checkpoint(path)
+
+
+def test_load_trained_model_gives_the_run_s_model(tmp_path):
+    from tinyconvnext.train import load_trained_model, make_loaders, evaluate
+
+    data = synthetic_cifar()
+    config = tiny_config(tmp_path, epochs=1)
+    record = train(config, data)
+    model, loaded_config = load_trained_model(tmp_path / "run")
+    assert not model.training and loaded_config.dims == config.dims and model.dims == (16, 32, 64, 96)
+    _, test_loader, _ = make_loaders(config, data)
+    assert evaluate(model, test_loader, "cpu")[1] == pytest.approx(record["test_acc"])
+    ema_model, _ = load_trained_model(tmp_path / "run" / "checkpoint.npz", ema=True)
+    assert evaluate(ema_model, test_loader, "cpu")[1] == pytest.approx(record["test_acc_ema"])
+    with pytest.raises(FileNotFoundError, match="no training checkpoint"):
+        load_trained_model(tmp_path / "nowhere")
+    train(tiny_config(tmp_path / "plain", epochs=1, ema_decay=0.0), data)
+    with pytest.raises(ValueError, match="no EMA weights"):
+        load_trained_model(tmp_path / "plain" / "run", ema=True)

@@ -1,0 +1,181 @@
+"""Lesson 12: the GPU. The same engine and model on an NVIDIA GPU through CuPy, and where the time goes.
+
+Every op in the engine takes its array module from its inputs: NumPy arrays give NumPy calls (and our
+Numba kernels), CuPy arrays give CuPy calls (and CUDA kernels). So moving a model to the GPU is
+`model.to("cuda")` plus putting each batch there, exactly as in PyTorch, and training on the GPU is
+`python train_cifar.py --backend cupy`.
+
+This lesson first profiles one training step on the CPU with `autograd.profiler` (which op costs
+what, forward and backward), then, when CuPy sees a GPU, runs the same step there, profiles it again
+and compares a short training run on both. Without a GPU it says so and stops after the CPU half
+(exit status 0): nothing here needs a GPU to be read.
+
+    python lessons/12_the_gpu.py --quick    # batch 32, a few steps (what CI runs)
+    python lessons/12_the_gpu.py            # batch 128, more repeats; with a GPU also a short training run
+
+Figure (in --out, default lessons/output/12/):
+    step_profile.png   milliseconds per op in one training step (forward + backward), CPU (and GPU)
+"""
+
+import argparse
+import os
+import shutil
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+import autograd as ag  # noqa: E402
+from autograd import optim  # noqa: E402
+from autograd.nn import functional as F  # noqa: E402
+from tinyconvnext import create_model  # noqa: E402
+
+parser = argparse.ArgumentParser(description="Lesson 12: the GPU")
+parser.add_argument("--quick", action="store_true", help="batch 32 and few repeats (what CI runs)")
+parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "output" / "12",
+                    help="folder for the figure (and the short training runs)")
+args = parser.parse_args()
+args.out.mkdir(parents=True, exist_ok=True)
+REPOSITORY = Path(__file__).resolve().parents[1]
+lesson_start = time.perf_counter()
+
+
+def section(title):
+    print(f"\n{'=' * 100}\n{title}\n{'=' * 100}", flush=True)
+
+
+# --------------------------------------------------------------------------------------------------
+section("1. Is there a GPU?")
+# --------------------------------------------------------------------------------------------------
+# autograd.cupy_available() is True when CuPy imports and sees at least one device. CuPy is not a
+# requirement of the project (pip install cupy-cuda12x where there is an NVIDIA GPU and CUDA 12).
+gpu = ag.cupy_available()
+if gpu:
+    import cupy
+
+    props = cupy.cuda.runtime.getDeviceProperties(0)
+    print(f"yes: {props['name'].decode()}, {props['totalGlobalMem'] / 2 ** 30:.0f} GiB, CuPy {cupy.__version__}")
+else:
+    try:
+        import cupy  # noqa: F401
+
+        print("CuPy is installed but sees no GPU: the GPU half of this lesson will be skipped.")
+    except ImportError:
+        print("CuPy is not installed (no NVIDIA GPU here, or not set up): the GPU half of this lesson will be skipped.")
+
+# --------------------------------------------------------------------------------------------------
+section("2. One training step on the CPU, op by op")
+# --------------------------------------------------------------------------------------------------
+# The step is the training loop's: forward, cross-entropy, backward, AdamW. The profiler wraps every
+# op's forward and backward with a timer; what it does not see (the graph walk, the optimizer's array
+# arithmetic, Python) is the gap between its total and the block's wall time.
+batch = 32 if args.quick else 128
+repeats = 2 if args.quick else 5
+model_name = "convnext_cifar_atto"
+rng = np.random.default_rng(0)
+images = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)
+labels = rng.integers(0, 10, size=batch)
+
+
+def profiled_step(device):
+    ag.manual_seed(0)
+    model = create_model(model_name, num_classes=10).to(device)
+    optimizer = optim.AdamW(optim.weight_decay_groups(model.named_parameters(), 0.05), lr=1e-3)
+    x, y = ag.tensor(images, device=device), ag.tensor(labels, device=device)
+
+    def step():
+        loss = F.cross_entropy(model(x), y, label_smoothing=0.1)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    step()  # the first call compiles kernels (Numba on the CPU, NVRTC on the GPU) and warms caches
+    best = None
+    for _ in range(repeats):
+        with ag.profiler.profile() as prof:
+            step()
+        if best is None or prof.total_seconds < best.total_seconds:
+            best = prof
+    return best
+
+
+cpu_profile = profiled_step("cpu")
+print(f"{model_name}, batch {batch}, best of {repeats}: {1e3 * cpu_profile.total_seconds:.0f} ms per step on the CPU "
+      f"({batch / cpu_profile.total_seconds:.0f} images/s)")
+print(cpu_profile.table(12))
+# On two CPU cores the pointwise convs (Linear: (N*H*W, d) @ (d, 4d) matrix products, forward and the
+# two products of backward) take most of the step; the depthwise 7x7 conv, which dominates the count
+# of *memory* passes, is cheap in time thanks to the fused kernel of lesson 6.
+
+profiles = {"CPU": cpu_profile}
+if gpu:
+    # --------------------------------------------------------------------------------------------------
+    section("3. The same step on the GPU")
+    # --------------------------------------------------------------------------------------------------
+    # The profiler synchronises the device around each op, so each op's time is its own kernels' time.
+    # A GPU runs the matrix products tens of times faster; small element-wise ops then cost mostly their
+    # launch (a few microseconds each), which is why fused kernels matter even more there.
+    gpu_profile = profiled_step("cuda")
+    profiles["GPU"] = gpu_profile
+    print(f"{1e3 * gpu_profile.total_seconds:.1f} ms per step on the GPU ({batch / gpu_profile.total_seconds:.0f} "
+          f"images/s): {cpu_profile.total_seconds / gpu_profile.total_seconds:.0f}x the CPU")
+    print(gpu_profile.table(12))
+
+# The figure: milliseconds per op (forward + backward), the ops that cost most on the CPU.
+ops = list(cpu_profile.by_op())[:10]
+fig, ax = plt.subplots(figsize=(9, 5))
+height = 0.8 / len(profiles)
+for k, (name, prof) in enumerate(profiles.items()):
+    totals = prof.by_op()
+    ax.barh(np.arange(len(ops)) + k * height, [1e3 * totals.get(op, 0.0) for op in ops], height=height,
+            label=f"{name}: {1e3 * prof.total_seconds:.1f} ms per step")
+ax.set_yticks(np.arange(len(ops)) + height * (len(profiles) - 1) / 2)
+ax.set_yticklabels(ops)
+ax.invert_yaxis()
+ax.set_xscale("log" if len(profiles) > 1 else "linear")
+ax.set_xlabel("milliseconds in one training step (forward + backward)")
+ax.set_title(f"Where a training step's time goes: {model_name}, batch {batch}")
+ax.legend()
+fig.tight_layout()
+fig.savefig(args.out / "step_profile.png", dpi=100)
+plt.close(fig)
+print(f"wrote {args.out / 'step_profile.png'}")
+
+if not gpu:
+    print("\nNo GPU here, so the lesson stops after the CPU half. On a machine with an NVIDIA GPU and CuPy:")
+    print("    python lessons/12_the_gpu.py")
+    print("    python train_cifar.py --backend cupy")
+    print(f"the whole lesson took {time.perf_counter() - lesson_start:.0f} s")
+    raise SystemExit(0)
+
+# --------------------------------------------------------------------------------------------------
+section("4. A short training run on each")
+# --------------------------------------------------------------------------------------------------
+# The training program is the same for both backends: --backend picks where the model, the batches
+# and the optimizer state live. The data pipeline (decoding, cropping, flipping) stays on the CPU in a
+# background thread; on the GPU it can become the bottleneck, which images/s below shows.
+from tinyconvnext.data import DataNotFoundError, load_cifar10  # noqa: E402
+from tinyconvnext.train import ImageDataset, TrainConfig, train  # noqa: E402
+
+candidates = [os.environ.get("TINYCONVNEXT_DATA"), REPOSITORY.parent / "shared" / "data"]
+data_dir = next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
+try:
+    cifar = load_cifar10(data_dir, download=False, progress=False)
+except DataNotFoundError:
+    print("CIFAR-10 not found: skipping the training comparison.")
+    raise SystemExit(0)
+dataset = ImageDataset(cifar.train_images, cifar.train_labels, cifar.test_images, cifar.test_labels, list(cifar.classes))
+for backend in ("numpy", "cupy"):
+    run = args.out / f"run_{backend}"
+    if run.exists():
+        shutil.rmtree(run)
+    config = TrainConfig(dataset="cifar10", model=model_name, epochs=1, batch_size=128, subset=2048 if args.quick else 10000,
+                         eval_subset=1000, backend=backend, out=str(run), progress=False, seed=0)
+    record = train(config, dataset=dataset)
+    print(f"{backend:>6s}: {record['images_per_second']:.0f} images/s, test accuracy {record['test_acc']:.1%}")
+print(f"the whole lesson took {time.perf_counter() - lesson_start:.0f} s")
