@@ -104,7 +104,7 @@ PUBLIC_AUTOGRAD_MODULES = {"autograd", "autograd.graph", "autograd.nn", "autogra
 PUBLIC_TINYCONVNEXT_MODULES = {"tinyconvnext", "tinyconvnext.flops", "tinyconvnext.weights", "tinyconvnext.images",
                                "tinyconvnext.imagenet", "tinyconvnext.predict", "tinyconvnext.train",
                                "tinyconvnext.data", "tinyconvnext.roadmap"}
-THIRD_PARTY = {"numpy", "matplotlib", "PIL"}
+THIRD_PARTY = {"numpy", "matplotlib", "PIL", "cupy"}  # cupy: lesson 12, only when a GPU is there
 
 
 def _import_problems(path):
