@@ -127,11 +127,14 @@ if gpu:
     print(gpu_profile.table(12))
 
 # The figure: milliseconds per op (forward + backward), the ops that cost most on the CPU.
-ops = list(cpu_profile.by_op())[:10]
+# The last bar is what the profiler saw no op do: AdamW's arithmetic on raw arrays, the graph walk, Python.
+OUTSIDE = "(outside the ops)"
+ops = list(cpu_profile.by_op())[:10] + [OUTSIDE]
 fig, ax = plt.subplots(figsize=(9, 5))
 height = 0.8 / len(profiles)
 for k, (name, prof) in enumerate(profiles.items()):
     totals = prof.by_op()
+    totals[OUTSIDE] = max(0.0, prof.total_seconds - sum(totals.values()))
     ax.barh(np.arange(len(ops)) + k * height, [1e3 * totals.get(op, 0.0) for op in ops], height=height,
             label=f"{name}: {1e3 * prof.total_seconds:.1f} ms per step")
 ax.set_yticks(np.arange(len(ops)) + height * (len(profiles) - 1) / 2)
