@@ -14,7 +14,8 @@ step costs, trains every step with the same budget and recipe, and draws our Fig
     python lessons/11_modernisation_roadmap.py           # width 16, all 50,000 images, 2 epochs each: ~1 hour
 
 The quick mode only shows the machinery: tiny networks on 512 images are mostly noise. The full
-mode is the experiment. CIFAR-10 is looked for in $TINYCONVNEXT_DATA, else in
+mode is the experiment: docs/roadmap.md holds one run of it (with --subset 15000, 36 minutes).
+CIFAR-10 is looked for in $TINYCONVNEXT_DATA, else in
 ../shared/data beside the repository, else in the download cache; the lesson downloads nothing.
 Without the data it counts and draws the costs, and stops before training (exit status 0).
 
@@ -211,7 +212,7 @@ ax.set_yticklabels([r["step"] for r in results])
 low, high = accuracies.min(), accuracies.max()
 ax.set_xlim(max(0, low - 5), high + 8)
 ax.set_xlabel(f"CIFAR-10 test accuracy (%), {epochs} epoch(s) on {train_loader.num_items:,d} images each")
-ax.set_title("The modernisation roadmap at small scale (blue: better than the step before, orange: worse)")
+ax.set_title("The modernisation roadmap at small scale\n(blue: better than the step before, orange: worse)")
 fig.tight_layout()
 fig.savefig(args.out / "roadmap.png", dpi=100)
 plt.close(fig)
