@@ -45,7 +45,7 @@ from autograd.nn import functional as F  # noqa: E402
 from tinyconvnext.data import DataNotFoundError, load_cifar10  # noqa: E402
 from tinyconvnext.flops import traced_macs  # noqa: E402
 from tinyconvnext.roadmap import RoadmapNet, roadmap_steps  # noqa: E402
-from tinyconvnext.train import ImageDataset, TrainConfig, make_loaders  # noqa: E402
+from tinyconvnext.train import ImageDataset, TrainConfig, evaluate, make_loaders  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Lesson 11: the modernisation roadmap at small scale")
 parser.add_argument("--quick", action="store_true", help="tiny networks, 512 images, 2 epochs (what CI runs)")
@@ -171,12 +171,8 @@ def train_and_test(model):
             optimizer.step()
             step += 1
     seconds = time.perf_counter() - started
-    model.eval()
-    correct = 0
-    with ag.no_grad():
-        for x, y in test_loader.epoch(0):
-            correct += int((model(ag.tensor(x)).numpy().argmax(axis=1) == y).sum())
-    return correct / test_loader.num_items, float(loss.item()), seconds
+    _, accuracy = evaluate(model, test_loader, "cpu")  # the training program's evaluation, in eval mode
+    return accuracy, float(loss.item()), seconds
 
 
 results = []

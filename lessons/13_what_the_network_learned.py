@@ -38,7 +38,8 @@ import numpy as np  # noqa: E402
 
 import autograd as ag  # noqa: E402
 from tinyconvnext.data import DataNotFoundError, load_cifar10  # noqa: E402
-from tinyconvnext.train import ImageDataset, TrainConfig, build_model, load_trained_model, train  # noqa: E402
+from tinyconvnext.train import (ImageDataset, TrainConfig, build_model, load_trained_model,  # noqa: E402
+                                normalization, train)
 
 parser = argparse.ArgumentParser(description="Lesson 13: what the network learned")
 parser.add_argument("--quick", action="store_true", help="train a small model on 2,048 images (what CI runs)")
@@ -191,7 +192,7 @@ def smallest_window(erf, share):
     return min(erf.shape)
 
 
-mean, std = np.array([0.4914, 0.4822, 0.4465]), np.array([0.2470, 0.2435, 0.2616])
+mean, std = normalization(config)  # the per-channel statistics the model was trained with
 n_images = 32 if args.quick else 128
 images = ((cifar.test_images[:n_images] / 255.0 - mean) / std).transpose(0, 3, 1, 2).astype(np.float32)
 stages = len(trained.depths)
