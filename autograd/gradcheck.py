@@ -11,13 +11,16 @@ are tiny, with float32 the rounding term alone is ~1e-1. That is why checks run 
   input direction d; the directional derivative of <w, f(x)> along d costs two forwards numerically and
   equals sum_j <grad_j, d_j> analytically. One number, compared; it catches any wrong gradient except
   with probability zero.
+
+Devices: the inputs may live on "cuda". Finite differences perturb each input on its own device, the
+output weighting is moved to the output's device, and every comparison happens in NumPy on the CPU.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .backend import to_numpy
+from .backend import to_device, to_numpy
 from .function import set_grad_enabled
 from .tensor import Tensor
 
@@ -27,6 +30,7 @@ class GradcheckError(AssertionError):
 
 
 def _forward(fn, inputs):
+    """fn(*inputs) without recording a graph, as a float64 NumPy array."""
     with set_grad_enabled(False):
         out = fn(*inputs)
     return to_numpy(out.data).astype(np.float64)
@@ -39,7 +43,7 @@ def _analytic_vjp(fn, inputs, weight):
     out = fn(*inputs)
     if not out.requires_grad:
         return [np.zeros(t.shape) for t in inputs]
-    out.backward(Tensor(weight.astype(out.dtype)))
+    out.backward(Tensor(to_device(weight.astype(out.dtype), out.device)))
     return [np.zeros(t.shape) if t.grad is None else to_numpy(t.grad.data).astype(np.float64) for t in inputs]
 
 
@@ -79,6 +83,8 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
 
 
 def _perturbed(fn, inputs, i, flat_index, delta):
+    """fn at input i's element flat_index moved by +delta and by -delta, written in place on the input's
+    device (NumPy or CuPy), then restored."""
     data = inputs[i].data
     flat = data.reshape(-1)
     original = flat[flat_index].copy()
@@ -128,7 +134,8 @@ def _check_projection(fn, inputs, checked, out0, eps, atol, rtol, rng):
     grads = _analytic_vjp(fn, inputs, weight)
     directions = {i: rng.standard_normal(inputs[i].shape) for i in checked}
     originals = {i: inputs[i].data.copy() for i in checked}
-    steps = {i: eps * _like(directions[i].astype(inputs[i].dtype), originals[i]) for i in checked}
+    # The steps live on each input's device; the directions stay in NumPy for the analytic side.
+    steps = {i: eps * to_device(directions[i].astype(inputs[i].dtype), inputs[i].device) for i in checked}
 
     def numeric_derivative(moved):
         """(<w, f(x + eps d)> - <w, f(x - eps d)>) / 2 eps, moving only the inputs in ``moved``."""
@@ -162,10 +169,3 @@ def _check_projection(fn, inputs, checked, out0, eps, atol, rtol, rng):
         f"directional derivative analytic {a:.10g}, numeric {n:.10g}, abs error {err:.3g}, "
         f"relative error {err / max(abs(n), 1e-300):.3g} (atol {atol}, rtol {rtol})"
     )
-
-
-def _like(direction, original):
-    """The direction on the same device as the input."""
-    from .backend import to_device, device_of
-
-    return to_device(direction, device_of(original))

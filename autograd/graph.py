@@ -7,7 +7,7 @@ found with an explicit stack, not recursion: a chain of ten thousand ops is fine
 
 from __future__ import annotations
 
-from .backend import get_array_module
+from .backend import device_of, get_array_module
 
 
 def sum_to_shape(grad, shape):
@@ -73,6 +73,9 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
         grad = xp.ones(root.shape, dtype=root.dtype)
     else:
         grad = grad.data if isinstance(grad, Tensor) else grad
+        if device_of(grad) != device_of(root.data):
+            raise ValueError(f"backward(grad=...): grad is on {device_of(grad)} but the output on "
+                             f"{device_of(root.data)}; move it with .to({device_of(root.data)!r}) first")
         if tuple(grad.shape) != tuple(root.shape):
             raise ValueError(f"backward(grad=...): grad has shape {tuple(grad.shape)}, expected {tuple(root.shape)}")
         grad = grad.astype(root.dtype, copy=False)

@@ -3,20 +3,20 @@
     python bench/ops.py            # all shapes (a few minutes on 2 cores)
     python bench/ops.py --quick    # fewer repeats
     python bench/ops.py --only depthwise,gelu
+    python bench/ops.py --device cuda   # CuPy against PyTorch CUDA on one GPU (batch 64 for ConvNeXt-T)
 
 Shapes: a CIFAR-sized ConvNeXt at batch 128 (stage 1: 64 channels at 16x16) and ConvNeXt-T stages 1
 (96 channels at 56x56) and 4 (768 at 7x7) at batch 8 and 224x224. Absolute times drift on shared machines;
 the ratio, measured back to back, is the number to read. Times are medians of interleaved repeats.
+On the GPU the ConvNeXt-T shapes are at batch 64 (GPU_CONFIGS), and every timed call ends when the device
+has finished its work.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
-import statistics
 import sys
-import time
 
 import numpy as np
 import torch
@@ -26,15 +26,22 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import autograd as ag  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
+from devices import (WARMUP, add_device_argument, describe_environment, interleaved_medians,  # noqa: E402
+                     require_device, synchronizers)
 
 CONFIGS = {
     "cifar-b128-s1": dict(n=128, c=64, h=16),
     "tiny-b8-s1": dict(n=8, c=96, h=56),
     "tiny-b8-s4": dict(n=8, c=768, h=7),
 }
+GPU_CONFIGS = {  # a GPU needs larger batches to be busy
+    "cifar-b128-s1": dict(n=128, c=64, h=16),
+    "tiny-b64-s1": dict(n=64, c=96, h=56),
+    "tiny-b64-s4": dict(n=64, c=768, h=7),
+}
 
 
-def make_cases(cfg):
+def make_cases(cfg, device="cpu"):
     """(name, build) pairs; build(rng) -> (arrays, our function, torch function)."""
     n, c, h = cfg["n"], cfg["c"], cfg["h"]
     tokens = n * h * h
@@ -69,8 +76,9 @@ def make_cases(cfg):
     def cross_entropy(rng):
         k = 10 if n == 128 else 1000
         labels = rng.integers(0, k, size=n)
-        return [rng.standard_normal((n, k))], (lambda z: F.cross_entropy(z, labels, label_smoothing=0.1)), \
-            (lambda z: TF.cross_entropy(z, torch.from_numpy(labels), label_smoothing=0.1))
+        ours_labels, torch_labels = ag.tensor(labels, device=device), torch.from_numpy(labels).to(device)
+        return [rng.standard_normal((n, k))], (lambda z: F.cross_entropy(z, ours_labels, label_smoothing=0.1)), \
+            (lambda z: TF.cross_entropy(z, torch_labels, label_smoothing=0.1))
 
     def patchify(rng):
         k = 2
@@ -81,22 +89,15 @@ def make_cases(cfg):
             ("linear", linear), ("gelu", gelu), ("cross_entropy", cross_entropy), ("patchify2x2", patchify)]
 
 
-def _timer(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def bench_case(arrays, ours, theirs, repeats):
+def bench_case(arrays, ours, theirs, repeats, device="cpu"):
+    """Median (ours, torch) seconds of the forward alone and of forward+backward, on ``device``."""
     arrays = [a.astype(np.float32) for a in arrays]
-    ours_in = [ag.tensor(a, requires_grad=True) for a in arrays]
-    torch_in = [torch.tensor(a, requires_grad=True) for a in arrays]
+    ours_in = [ag.tensor(a, device=device, requires_grad=True) for a in arrays]
+    torch_in = [torch.tensor(a, device=device, requires_grad=True) for a in arrays]
     out_shape = ours(*ours_in).shape
     upstream = np.random.default_rng(0).standard_normal(out_shape).astype(np.float32)
-    upstream_t = torch.from_numpy(upstream)
+    upstream_ours, upstream_t = ag.tensor(upstream, device=device), torch.from_numpy(upstream).to(device)
+    sync_ours, sync_torch = synchronizers(device)
 
     def ours_fwd():
         with ag.no_grad():
@@ -109,64 +110,44 @@ def bench_case(arrays, ours, theirs, repeats):
     def ours_fwd_bwd():
         for t in ours_in:
             t.grad = None
-        ours(*ours_in).backward(upstream)
+        ours(*ours_in).backward(upstream_ours)
 
     def torch_fwd_bwd():
         for t in torch_in:
             t.grad = None
         theirs(*torch_in).backward(upstream_t)
 
-    results = {}
-    for label, a, b in (("fwd", ours_fwd, torch_fwd), ("fwd+bwd", ours_fwd_bwd, torch_fwd_bwd)):
-        a(), b(), a(), b()  # warm up (JIT compilation, allocator)
-        ta, tb = [], []
-        for _ in range(repeats):  # interleave, so drift hits both alike
-            ta += _timer(a, 1)
-            tb += _timer(b, 1)
-        results[label] = (statistics.median(ta), statistics.median(tb))
-    return results
-
-
-def describe_environment() -> str:
-    lines = [f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
-             f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}"]
-    try:
-        import numba
-
-        lines.append(f"numba {numba.__version__}, threads {numba.get_num_threads()}")
-    except ImportError:
-        pass
-    try:
-        from threadpoolctl import threadpool_info
-
-        for info in threadpool_info():
-            lines.append(f"BLAS: {info.get('internal_api')} {info.get('version')} kernel={info.get('architecture')} "
-                         f"threads={info.get('num_threads')} ({os.path.basename(info.get('filepath', ''))})")
-    except ImportError:
-        lines.append("threadpoolctl not installed: BLAS kernel unknown")
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "AUTOGRAD_KERNELS"):
-        lines.append(f"{var}={os.environ.get(var, '(unset)')}")
-    return "\n".join(lines)
+    return {label: interleaved_medians(a, b, repeats, sync_ours, sync_torch, warmup=WARMUP[device])
+            for label, a, b in (("fwd", ours_fwd, torch_fwd), ("fwd+bwd", ours_fwd_bwd, torch_fwd_bwd))}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--only", default="", help="comma-separated op names")
-    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated shape configs")
+    parser.add_argument("--configs", default=None,
+                        help=f"comma-separated shape configs (cpu: {','.join(CONFIGS)}; cuda: {','.join(GPU_CONFIGS)})")
+    add_device_argument(parser)
     args = parser.parse_args(argv)
+    require_device(args.device)
+    configs = {**CONFIGS, **GPU_CONFIGS}
+    default_configs = GPU_CONFIGS if args.device == "cuda" else CONFIGS
+    names = args.configs.split(",") if args.configs else list(default_configs)
+    unknown = [name for name in names if name not in configs]
+    if unknown:
+        parser.error(f"unknown config(s) {', '.join(unknown)}; known: {', '.join(configs)}")
     repeats = 5 if args.quick else 15
     only = set(filter(None, args.only.split(",")))
     rng = np.random.default_rng(0)
-    print(describe_environment())
+    print(describe_environment(args.device))
     print(f"\n{'config':15s} {'op':15s} {'ours fwd':>10s} {'torch fwd':>10s} {'ratio':>6s}   "
           f"{'ours f+b':>10s} {'torch f+b':>10s} {'ratio':>6s}")
-    for config in args.configs.split(","):
-        for name, build in make_cases(CONFIGS[config]):
+    for config in names:
+        for name, build in make_cases(configs[config], args.device):
             if only and name not in only:
                 continue
             arrays, ours, theirs = build(rng)
-            r = bench_case(arrays, ours, theirs, repeats)
+            r = bench_case(arrays, ours, theirs, repeats, args.device)
             (of, tf), (ob, tb) = r["fwd"], r["fwd+bwd"]
             print(f"{config:15s} {name:15s} {of * 1e3:8.2f}ms {tf * 1e3:8.2f}ms {of / tf:6.2f}   "
                   f"{ob * 1e3:8.2f}ms {tb * 1e3:8.2f}ms {ob / tb:6.2f}", flush=True)

@@ -7,8 +7,9 @@ Numba kernels), CuPy arrays give CuPy calls (and CUDA kernels). So moving a mode
 
 This lesson first profiles one training step on the CPU with `autograd.profiler` (which op costs
 what, forward and backward), then, when CuPy sees a GPU, runs the same step there, profiles it again
-and compares a short training run on both. Without a GPU it says so and stops after the CPU half
-(exit status 0): nothing here needs a GPU to be read.
+and compares a short training run on both. In between it reads one of the CUDA kernels and runs it, and
+a whole step on the GPU's code path, in the CPU emulator. Without a GPU it says so and stops there (exit
+status 0): nothing here needs a GPU to be read.
 
     python lessons/12_the_gpu.py --quick    # batch 32, a few steps (what CI runs)
     python lessons/12_the_gpu.py            # batch 128, more repeats; with a GPU also a short training run
@@ -31,6 +32,8 @@ import numpy as np  # noqa: E402
 
 import autograd as ag  # noqa: E402
 from autograd import optim  # noqa: E402
+from autograd.kernels.cuda import gelu as cuda_gelu  # noqa: E402
+from autograd.kernels.dispatch import emulate_cuda  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
 from tinyconvnext import create_model  # noqa: E402
 
@@ -149,6 +152,42 @@ fig.savefig(args.out / "step_profile.png", dpi=100)
 plt.close(fig)
 print(f"wrote {args.out / 'step_profile.png'}")
 
+# --------------------------------------------------------------------------------------------------
+section("4. A CUDA kernel, read and run without a GPU")
+# --------------------------------------------------------------------------------------------------
+# On the GPU the hot ops (depthwise conv, LayerNorm, GELU, cross-entropy, AdamW) run kernels written in
+# CUDA C, in autograd/kernels/cuda/, beside the Numba kernels of the CPU. A kernel is one function that
+# every thread of a grid runs; a thread finds its element from blockIdx, blockDim and threadIdx, and the
+# "grid-stride" loop lets a grid of any size cover any number of elements. GELU's forward, as CuPy
+# compiles it for float32 (scalar_t is float; the same text with double serves float64):
+source = cuda_gelu.SOURCE.code_for(np.float32)
+start = source.index('extern "C" __global__ void gelu_forward')
+print(source[:source.index("\n}\n", start) + 3])
+# Our kernels never make one thread wait for another (no shared memory, no __syncthreads, no atomics;
+# sums across threads go through a buffer of partial sums). Then running the threads one after another
+# gives the same result as running them all at once, and that is what the CPU emulator does: it compiles
+# the same CUDA source with the C++ compiler and loops over blocks and threads. It is slow, but it lets
+# anyone check, and step through, the GPU's code on a laptop. A CUDA kernel called on NumPy arrays runs
+# there:
+x = rng.standard_normal(100_000).astype(np.float32)
+tic = time.perf_counter()
+y_cuda_code = cuda_gelu.gelu_forward(x)
+emulated_ms = 1e3 * (time.perf_counter() - tic)
+y_numba = F.gelu(ag.tensor(x)).numpy()
+print(f"GELU of {x.size:,} values by the CUDA kernel in the emulator ({-(-x.size // 256)} blocks of 256 threads, "
+      f"{emulated_ms:.0f} ms, with a compile when the cache was cold): largest difference from the Numba kernel "
+      f"{np.abs(y_cuda_code - y_numba).max():.1e}")
+# dispatch.emulate_cuda() sends every op's NumPy arrays to its CUDA kernels, so a whole training step
+# takes the GPU's code path here. Its loss equals the CPU path's to float32 rounding:
+ag.manual_seed(0)
+model = create_model(model_name, num_classes=10)
+x4, y4 = ag.tensor(images[:4]), ag.tensor(labels[:4])
+with ag.no_grad():
+    loss_cpu_path = float(F.cross_entropy(model(x4), y4).item())
+    with emulate_cuda():
+        loss_cuda_path = float(F.cross_entropy(model(x4), y4).item())
+print(f"loss of 4 images: CPU kernels {loss_cpu_path:.6f}, CUDA kernels (emulated) {loss_cuda_path:.6f}")
+
 if not gpu:
     print("\nNo GPU here, so the lesson stops after the CPU half. On a machine with an NVIDIA GPU and CuPy:")
     print("    python lessons/12_the_gpu.py")
@@ -157,7 +196,7 @@ if not gpu:
     raise SystemExit(0)
 
 # --------------------------------------------------------------------------------------------------
-section("4. A short training run on each")
+section("5. A short training run on each")
 # --------------------------------------------------------------------------------------------------
 # The training program is the same for both backends: --backend picks where the model, the batches
 # and the optimizer state live. The data pipeline (decoding, cropping, flipping) stays on the CPU in a

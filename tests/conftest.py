@@ -3,13 +3,19 @@
 Profiles: ``ci`` (chosen when the CI environment variable is set) runs with no deadline and prints the
 reproduction blob of any failure; ``dev`` is the same with fewer examples for a quick local loop.
 Pick one explicitly with ``HYPOTHESIS_PROFILE=ci``.
+
+The ``device`` fixture runs a test once on the CPU and once on an NVIDIA GPU through CuPy; the GPU run
+is skipped where CuPy or a GPU is missing.
 """
 
 import os
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+import autograd
 
 TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:
@@ -24,6 +30,16 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+# Session scope: hypothesis refuses function-scoped fixtures in @given tests (they would not be reset
+# between examples); a device name needs no resetting.
+@pytest.fixture(scope="session", params=["cpu", "cuda"])
+def device(request):
+    """The device a test runs its ops on: "cpu", then "cuda" (skipped without CuPy and a GPU)."""
+    if request.param == "cuda" and not autograd.cupy_available():
+        pytest.skip("needs CuPy and an NVIDIA GPU (autograd.cupy_available() is False)")
+    return request.param
 
 
 def pytest_configure(config):

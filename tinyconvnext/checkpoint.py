@@ -4,7 +4,8 @@ A checkpoint is an ``.npz`` of arrays (model, EMA and optimizer state, by dotted
 ``__meta__``, holding JSON text (epoch, step, configuration, optimizer hyper-parameters, random generator
 states, metrics so far). It is read with ``allow_pickle=False``, and written atomically: a temporary file in
 the same folder, flushed to disk, then renamed over the old checkpoint. A crash mid-write leaves the
-previous checkpoint intact.
+previous checkpoint intact. Arrays on the GPU (CuPy) are copied to the host as they are saved; loading
+gives NumPy arrays, which ``load_state_dict`` methods move to their model's device.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from autograd.backend import device_of, to_numpy
+
 META_KEY = "__meta__"
 
 
@@ -25,6 +28,8 @@ def flatten(tree: dict, prefix: str = "") -> tuple[dict, object]:
     arrays, skeleton = {}, {}
     for key, value in tree.items():
         name = f"{prefix}{key}"
+        if device_of(value) != "cpu":  # a CuPy array: save its values from the host
+            value = to_numpy(value)
         if isinstance(value, dict):
             sub_arrays, sub_skeleton = flatten(value, f"{name}/")
             arrays.update(sub_arrays)

@@ -2,13 +2,15 @@
 
 After every optimizer step:  ema <- decay * ema + (1 - decay) * weights  (buffers are copied). Evaluating
 the averaged weights is usually a little better and much smoother than evaluating the last ones.
+The averages live on the model's device (NumPy or CuPy arrays), so a GPU run never copies its weights
+to the host between steps; ``state_dict`` gives NumPy copies for checkpoints.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from autograd.backend import to_numpy
+from autograd.backend import device_of, to_device, to_numpy
 
 
 class ModelEma:
@@ -16,26 +18,29 @@ class ModelEma:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
         self.decay = decay
-        self.state = {name: np.array(to_numpy(p.data), dtype=np.float32, copy=True)
-                      for name, p in list(model.named_parameters()) + list(model.named_buffers())}
+        self.state = {name: p.data.astype(np.float32, copy=True) for name, p in model.named_parameters()}
+        self.state.update((name, b.data.copy()) for name, b in model.named_buffers())  # copied, not averaged
 
     def update(self, model) -> None:
         d = np.float32(self.decay)
         for name, p in model.named_parameters():
             average = self.state[name]
             average *= d
-            average += (1 - d) * to_numpy(p.data)
+            average += p.data * (1 - d)
         for name, b in model.named_buffers():
-            self.state[name] = np.array(to_numpy(b.data), copy=True)
+            self.state[name] = b.data.copy()
 
     def state_dict(self) -> dict:
-        return dict(self.state)
+        """The averages as NumPy arrays (copies), by parameter name."""
+        return {name: np.array(to_numpy(value), copy=True) for name, value in self.state.items()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Load averages saved by ``state_dict``, onto the device the averages are on now."""
         missing = set(self.state) - set(state)
         if missing:
             raise KeyError(f"EMA state lacks {sorted(missing)}")
-        self.state = {k: np.array(state[k], dtype=self.state[k].dtype, copy=True) for k in self.state}
+        self.state = {k: to_device(np.array(to_numpy(state[k]), dtype=v.dtype, copy=True), device_of(v))
+                      for k, v in self.state.items()}
 
     def copy_to(self, model) -> None:
         """Load the averaged weights into ``model`` (e.g. a second instance used for evaluation)."""

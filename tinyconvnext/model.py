@@ -108,7 +108,7 @@ class ConvNeXt(nn.Module):
 
     def forward_features(self, x):
         """(N, C, H, W) images -> (N, dims[-1]) pooled, normalised features."""
-        x = ag.tensor(x) if not isinstance(x, ag.Tensor) else x
+        x = ag.tensor(x, device=self.head.weight.device) if not isinstance(x, ag.Tensor) else x  # raw arrays: to the model
         self._check_input(x)
         if x.dtype != self.head.weight.dtype:
             x = x.to(dtype=self.head.weight.dtype)

@@ -15,6 +15,7 @@ import sys
 import numpy as np
 
 import autograd as ag
+from autograd.backend import cupy_available
 
 from .images import ImageReadError, eval_transform, load_rgb
 from .imagenet import class_names
@@ -23,12 +24,15 @@ from .weights import load_state, num_classes_of, read_weights
 
 
 def predict(model, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
-    """Softmax probabilities (N, num_classes) for preprocessed images (N, 3, H, W)."""
+    """Softmax probabilities (N, num_classes), as NumPy, for preprocessed images (N, 3, H, W).
+    The images go to the device the model is on."""
     model.eval()
+    device = model.parameters()[0].device
     out = []
     with ag.no_grad():
         for start in range(0, len(images), batch_size):
-            out.append(ag.softmax(model(images[start:start + batch_size]), axis=1).numpy())
+            batch = ag.tensor(images[start:start + batch_size], device=device)
+            out.append(ag.softmax(model(batch), axis=1).numpy())
     return np.concatenate(out)
 
 
@@ -49,8 +53,12 @@ def main(argv=None) -> int:
     parser.add_argument("--topk", type=int, default=5)
     parser.add_argument("--resize", type=int, default=256)
     parser.add_argument("--crop", type=int, default=224)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda: run the model with CuPy")
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not cupy_available():
+        parser.error("--device cuda needs CuPy and an NVIDIA GPU (pip install cupy-cuda12x)")
     model, names = load_model(args.model, args.weights)
+    model.to(args.device)
     arrays, paths, failed = [], [], 0
     for path in args.images:
         try:

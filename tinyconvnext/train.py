@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import math
 import sys
@@ -28,6 +29,7 @@ from tqdm import tqdm
 import autograd as ag
 from autograd import optim
 from autograd import random as ag_random
+from autograd.backend import cupy_available
 from autograd.nn import functional as F
 from autograd.nn.utils import clip_grad_norm_
 
@@ -78,6 +80,21 @@ class TrainConfig:
 
 class NonFiniteLoss(RuntimeError):
     pass
+
+
+class BackendUnavailable(RuntimeError):
+    pass
+
+
+def device_for(backend: str) -> str:
+    """The device of a backend ('numpy': 'cpu', 'cupy': 'cuda'), checked before any data is loaded."""
+    if backend not in ("numpy", "cupy"):
+        raise ValueError(f"unknown backend {backend!r}: expected 'numpy' or 'cupy'")
+    if backend == "cupy" and not cupy_available():
+        reason = ("CuPy is not installed (pip install cupy-cuda12x, for CUDA 12)"
+                  if importlib.util.find_spec("cupy") is None else "CuPy is installed but sees no GPU")
+        raise BackendUnavailable(f"--backend cupy needs CuPy and an NVIDIA GPU: {reason}")
+    return "cuda" if backend == "cupy" else "cpu"
 
 
 # -- data --------------------------------------------------------------------------------------------
@@ -201,9 +218,7 @@ def evaluate(model, loader, device) -> tuple[float, float]:
 
 def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     """Run (or resume) a training run; returns the last epoch's record. ``dataset`` overrides loading."""
-    device = "cuda" if config.backend == "cupy" else "cpu"
-    if config.backend not in ("numpy", "cupy"):
-        raise ValueError(f"unknown backend {config.backend!r}: expected 'numpy' or 'cupy'")
+    device = device_for(config.backend)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out / "checkpoint.npz"
@@ -267,13 +282,16 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
                 lr = optim.cosine_with_warmup(step, total_steps, warmup_steps, config.lr, config.min_lr)
                 optim.set_lr(optimizer, lr)
                 logits = model(ag.tensor(x, device=device))
-                target = ag.tensor(y, device=device) if y.dtype.kind == "f" else y
+                target = ag.tensor(y, device=device)  # labels or soft targets, on the logits' device
                 loss = F.cross_entropy(logits, target, label_smoothing=0.0 if y.ndim == 2 else config.label_smoothing)
                 loss_value = float(loss.item())
                 if not math.isfinite(loss_value):
                     raise NonFiniteLoss(f"the loss became {loss_value} at epoch {epoch + 1}, step {step}: stopping. "
                                         f"The last good checkpoint is {checkpoint_path} (lower --lr, or clip "
                                         "gradients with --grad-clip)")
+                # Read the predictions now, while the device is idle after .item(), not after the backward.
+                hard = y if y.ndim == 1 else y.argmax(axis=1)
+                correct += int((logits.numpy().argmax(axis=1) == hard).sum())
                 optimizer.zero_grad()
                 loss.backward()
                 if config.grad_clip:
@@ -283,10 +301,8 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
                     ema.update(model)
                 step += 1
                 next_batch = batch_index + 1
-                hard = y if y.ndim == 1 else y.argmax(axis=1)
                 seen += len(hard)
                 loss_sum += loss_value * len(hard)
-                correct += int((logits.numpy().argmax(axis=1) == hard).sum())
                 rate = seen / (time.perf_counter() - epoch_start)
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{rate:.0f}",
                                 lr=f"{lr:.2e}")
@@ -374,7 +390,7 @@ def main(argv=None, defaults: TrainConfig | None = None, prog="python -m tinycon
     config = config_from_args(defaults or TrainConfig(), argv, prog)
     try:
         train(config)
-    except NonFiniteLoss as error:
+    except (NonFiniteLoss, BackendUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from ..backend import get_array_module
 
 
@@ -12,7 +10,8 @@ def clip_grad_norm_(parameters, max_norm: float, eps: float = 1e-6) -> float:
     grads = [p.grad.data for p in parameters if p.grad is not None]
     if not grads:
         return 0.0
-    total = math.sqrt(sum(float((get_array_module(g).square(g, dtype="float64")).sum()) for g in grads))
+    xp = get_array_module(*grads)
+    total = float(xp.sqrt(sum(xp.square(g, dtype=xp.float64).sum() for g in grads)))  # one transfer, at the end
     scale = max_norm / (total + eps)
     if scale < 1:
         for g in grads:

@@ -4,8 +4,9 @@ For each parameter p with gradient g, at step t:
     p <- p - lr * weight_decay * p                      (decoupled weight decay: lr * wd, as PyTorch)
     m <- beta1 m + (1 - beta1) g;   v <- beta2 v + (1 - beta2) g^2
     p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-On the CPU the whole update of a parameter is one fused Numba pass (``autograd.kernels.cpu.adamw``);
-the NumPy reference below is the same formula written with array operations.
+The whole update of a parameter is one fused pass: Numba on the CPU (``autograd.kernels.cpu.adamw``), CUDA
+on the GPU (``autograd.kernels.cuda.adamw``); the reference below is the same formula written with array
+operations (NumPy or CuPy).
 """
 
 from __future__ import annotations
@@ -49,7 +50,11 @@ class AdamW(Optimizer):
                 state["step"] += 1
                 args = (p.data, p.grad.data, state["exp_avg"], state["exp_avg_sq"], group["lr"], beta1, beta2,
                         group["eps"], group["weight_decay"], state["step"])
-                if dispatch.use_fast_cpu_kernel(p.data, p.grad.data) and p.data.flags.c_contiguous:
+                if dispatch.use_cuda_kernel(p.data, p.grad.data) and p.data.flags.c_contiguous:
+                    from ..kernels.cuda.adamw import adamw_update
+
+                    adamw_update(*args)
+                elif dispatch.use_fast_cpu_kernel(p.data, p.grad.data) and p.data.flags.c_contiguous:
                     from ..kernels.cpu.adamw import adamw_update
 
                     adamw_update(*args)

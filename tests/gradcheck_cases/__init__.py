@@ -1,12 +1,19 @@
 """The gradient-check case of every differentiable op, keyed by its Function class.
 
-A case is a function ``case(draw) -> (fn, inputs)``: ``draw`` is hypothesis's, ``fn`` maps the float64
-leaf tensors ``inputs`` to one tensor. Register with ``@case(SomeFunction)``; a Function of the
-engine without a case fails ``test_every_op_has_a_gradcheck_case``.
+A case is a function ``case(draw, device) -> (fn, inputs)``: ``draw`` is hypothesis's, ``fn`` maps the
+float64 leaf tensors ``inputs`` to one tensor. Inputs are made on ``device`` ("cpu" or "cuda") with
+``leaf``, and so is every array ``fn`` computes with (``constant``): an op refuses inputs on two devices.
+Register with ``@case(SomeFunction)``; a Function of the engine without a case fails
+``test_every_op_has_a_gradcheck_case``.
 """
 
 import importlib
 import pkgutil
+
+import numpy as np
+
+import autograd
+from autograd.backend import to_device
 
 CASES = {}
 
@@ -18,6 +25,16 @@ def case(*function_classes):
         return builder
 
     return register
+
+
+def leaf(array, device):
+    """A float64 leaf tensor on ``device`` that requires grad."""
+    return autograd.tensor(np.asarray(array, np.float64), dtype=np.float64, device=device, requires_grad=True)
+
+
+def constant(array, device):
+    """A NumPy array that a case's ``fn`` computes with, moved to ``device``."""
+    return to_device(np.asarray(array), device)
 
 
 def load_all():

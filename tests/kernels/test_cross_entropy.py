@@ -5,6 +5,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
+from autograd.backend import device_of, to_device, to_numpy
 from autograd.kernels.cpu import cross_entropy
 
 F = torch.nn.functional
@@ -77,6 +78,24 @@ def test_fast_matches_reference(rows, classes, soft, label_smoothing, reduction,
                 assert np.all(np.isnan(a))
             else:
                 assert_close(a, b, tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("targets", ["labels", "labels-all-ignored", "soft"])
+def test_reference_runs_on_device(device, targets, reduction, dtype):
+    """The references compute with the array module of the logits: on ``device`` they return arrays
+    there, equal to the NumPy results up to rounding."""
+    rng = np.random.default_rng(5)
+    rows = 13
+    logits, target = make_inputs(rng, rows, 7, dtype, soft=targets == "soft",
+                                 ignored_every={"labels": 3, "labels-all-ignored": 1, "soft": 0}[targets])
+    grad_loss = grad_loss_for(rng, reduction, rows, dtype)
+    options = options_for(0.1, reduction)
+    results = reference(*(to_device(a, device) for a in (logits, target, grad_loss)), **options)
+    assert all(device_of(r) == device for r in results)
+    for a, b in zip(results, reference(logits, target, grad_loss, **options)):
+        assert_close(to_numpy(a), b, 1e-12 if dtype == np.float64 else 1e-6)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

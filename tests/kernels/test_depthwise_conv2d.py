@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
+from autograd.backend import device_of, to_device, to_numpy
 from autograd.kernels.cpu import depthwise_conv2d as dw
 
 FWD = {"nchw": dw.depthwise_conv2d_nchw_forward, "nhwc": dw.depthwise_conv2d_nhwc_forward}
@@ -104,6 +105,33 @@ def test_fast_matches_reference(layout, dtype, geom, seed, bias):
 def test_fixed_cases(layout, dtype, case):
     N, C, H, W, KH, KW, stride, padding = case
     _check(layout, N, C, H, W, KH, KW, stride, padding, dtype, seed=7)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("bias", [True, False])
+def test_reference_runs_on_device(device, layout, dtype, bias):
+    """The references compute with the array module of their inputs: on ``device`` they return arrays
+    there, equal to the NumPy results up to rounding (sums may add in another order)."""
+    rng = np.random.default_rng(13)
+    x, w, b = _make(rng, layout, 2, 5, 9, 8, 3, 5, dtype)
+    b = b if bias else None
+    stride, padding = (2, 1), (1, 2)
+    out = FWD_REF[layout](x, w, b, stride, padding)
+    g = rng.standard_normal(out.shape).astype(dtype)
+    expected = (out,) + BWD_REF[layout](x, w, g, stride, padding, bias)
+
+    def on_device(a):
+        return None if a is None else to_device(a, device)
+
+    results = ((FWD_REF[layout](on_device(x), on_device(w), on_device(b), stride, padding),)
+               + BWD_REF[layout](on_device(x), on_device(w), on_device(g), stride, padding, bias))
+    for a, e in zip(results, expected):
+        if e is None:
+            assert a is None
+        else:
+            assert device_of(a) == device
+            _close(to_numpy(a), e, dtype)
 
 
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])

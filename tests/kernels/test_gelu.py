@@ -5,6 +5,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
+from autograd.backend import device_of, to_device, to_numpy
 from autograd.kernels.cpu import gelu
 
 F = torch.nn.functional
@@ -44,6 +45,21 @@ def test_float64_fast_matches_reference_tightly(approximate):
     grad_x = gelu.gelu_backward(x, grad_y, approximate)
     assert_close(y, gelu.gelu_forward_reference(x, approximate), rtol=1e-12, atol=1e-14)
     assert_close(grad_x, gelu.gelu_backward_reference(x, grad_y, approximate), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("approximate", APPROXIMATIONS)
+def test_reference_runs_on_device(device, approximate, dtype):
+    """The references compute with the array module of their input: on ``device`` they return arrays
+    there, equal to the NumPy results up to rounding (CuPy's erfc, exp and tanh are not libm's)."""
+    x = GRID.astype(dtype)
+    grad_y = np.linspace(-2.0, 3.0, x.size).astype(dtype)
+    y = gelu.gelu_forward_reference(to_device(x, device), approximate)
+    grad_x = gelu.gelu_backward_reference(to_device(x, device), to_device(grad_y, device), approximate)
+    assert device_of(y) == device_of(grad_x) == device
+    tol = 1e-12 if dtype == np.float64 else 1e-6
+    assert_close(to_numpy(y), gelu.gelu_forward_reference(x, approximate), rtol=tol, atol=tol)
+    assert_close(to_numpy(grad_x), gelu.gelu_backward_reference(x, grad_y, approximate), rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("approximate", APPROXIMATIONS)

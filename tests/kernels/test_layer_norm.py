@@ -6,6 +6,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
+from autograd.backend import device_of, to_device, to_numpy
 from autograd.kernels.cpu import layer_norm
 
 F = torch.nn.functional
@@ -72,6 +73,31 @@ def check_channels_first(x, grad_y, weight, bias, tol):
     grads_ref = layer_norm.layer_norm_channels_first_backward_reference(grad_y, x, weight, mean_ref, rstd_ref)
     for a, b in zip(grads, grads_ref):
         assert_close(a, b, tol * _conditioning(rstd_ref))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("layout", ["rows", "channels_first"])
+def test_reference_runs_on_device(device, layout, affine, dtype):
+    """The references compute with the array module of their inputs: on ``device`` they return arrays
+    there, equal to the NumPy results up to rounding (reductions may add in another order)."""
+    rng = np.random.default_rng(10)
+    if layout == "rows":
+        forward, backward = layer_norm.layer_norm_forward_reference, layer_norm.layer_norm_backward_reference
+        inputs = random_inputs(rng, (9, 33), 33, dtype, affine)
+    else:
+        forward = layer_norm.layer_norm_channels_first_forward_reference
+        backward = layer_norm.layer_norm_channels_first_backward_reference
+        inputs = random_inputs(rng, (2, 6, 5, 7), 6, dtype, affine)
+
+    def forward_backward(x, grad_y, weight, bias):
+        y, mean, rstd = forward(x, weight, bias, EPS)
+        return (y, mean, rstd) + backward(grad_y, x, weight, mean, rstd)
+
+    results = forward_backward(*(None if a is None else to_device(a, device) for a in inputs))
+    assert all(device_of(r) == device for r in results)
+    for a, b in zip(results, forward_backward(*inputs)):
+        assert_close(to_numpy(a), b, 1e-12 if dtype == np.float64 else 1e-6)
 
 
 # ---------------------------------------------------------------------------------------------------------

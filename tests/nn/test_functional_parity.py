@@ -1,4 +1,6 @@
-"""autograd.nn.functional against torch.nn.functional in float32: forward values and every gradient."""
+"""autograd.nn.functional against torch.nn.functional in float32: forward values and every gradient. Our
+functions run on every device (the "cuda" runs are skipped without CuPy and a GPU); the results are
+compared on the CPU."""
 
 import numpy as np
 import pytest
@@ -11,15 +13,18 @@ from autograd.nn import functional as F
 RNG = np.random.default_rng(1)
 
 
-def _run_both(ours, theirs, arrays, grad_seed=0, rtol=1e-4, atol=1e-5, needs_grad=None):
+def _run_both(ours, theirs, arrays, device, grad_seed=0, rtol=1e-4, atol=1e-5, needs_grad=None):
+    """ours on tensors on ``device`` and theirs on torch tensors, from the same float32 arrays: the outputs
+    and the gradients of the inputs match."""
     needs_grad = needs_grad or [True] * len(arrays)
-    our_in = [ag.tensor(a, requires_grad=g) for a, g in zip(arrays, needs_grad)]
+    our_in = [ag.tensor(a, device=device, requires_grad=g) for a, g in zip(arrays, needs_grad)]
     torch_in = [torch.tensor(a, requires_grad=g) for a, g in zip(arrays, needs_grad)]
     our_out, torch_out = ours(*our_in), theirs(*torch_in)
+    assert our_out.device == device
     assert our_out.shape == tuple(torch_out.shape)
     np.testing.assert_allclose(our_out.numpy(), torch_out.detach().numpy(), rtol=rtol, atol=atol)
     upstream = np.random.default_rng(grad_seed).standard_normal(our_out.shape).astype(np.float32)
-    our_out.backward(upstream)
+    our_out.backward(ag.tensor(upstream, device=device))
     torch_out.backward(torch.tensor(upstream))
     for i, (o, t) in enumerate(zip(our_in, torch_in)):
         if needs_grad[i]:
@@ -45,93 +50,102 @@ CONV_CASES = [
 
 
 @pytest.mark.parametrize("xs, ws, stride, padding, groups, bias", CONV_CASES)
-def test_conv2d(xs, ws, stride, padding, groups, bias):
+def test_conv2d(xs, ws, stride, padding, groups, bias, device):
     arrays = [_f32(*xs), _f32(*ws)] + ([_f32(ws[0])] if bias else [])
     _run_both(lambda *t: F.conv2d(*t, stride=stride, padding=padding, groups=groups),
-              lambda *t: TF.conv2d(*t, stride=stride, padding=padding, groups=groups), arrays)
+              lambda *t: TF.conv2d(*t, stride=stride, padding=padding, groups=groups), arrays, device=device)
 
 
-def test_depthwise_7x7_to_1e4_relative():
+def test_depthwise_7x7_to_1e4_relative(device):
     x, w, b = _f32(8, 32, 14, 14), _f32(32, 1, 7, 7), _f32(32)
     _run_both(lambda *t: F.conv2d(*t, padding=3, groups=32), lambda *t: TF.conv2d(*t, padding=3, groups=32),
-              [x, w, b], rtol=1e-4, atol=1e-5)
+              [x, w, b], rtol=1e-4, atol=1e-5, device=device)
 
 
 @pytest.mark.parametrize("lead", [(5,), (2, 3), ()])
-def test_linear(lead):
-    _run_both(F.linear, TF.linear, [_f32(*lead, 7), _f32(4, 7), _f32(4)])
-    _run_both(F.linear, TF.linear, [_f32(*lead, 7), _f32(4, 7)])
+def test_linear(lead, device):
+    _run_both(F.linear, TF.linear, [_f32(*lead, 7), _f32(4, 7), _f32(4)], device=device)
+    _run_both(F.linear, TF.linear, [_f32(*lead, 7), _f32(4, 7)], device=device)
 
 
 @pytest.mark.parametrize("shape, normalized", [((6, 10), (10,)), ((2, 3, 4, 5), (4, 5)), ((4, 7, 7, 96), (96,))])
-def test_layer_norm(shape, normalized):
+def test_layer_norm(shape, normalized, device):
     _run_both(lambda x, w, b: F.layer_norm(x, normalized, w, b, eps=1e-6),
               lambda x, w, b: TF.layer_norm(x, normalized, w, b, eps=1e-6),
-              [_f32(*shape, low=-3, high=3), _f32(*normalized), _f32(*normalized)])
-    _run_both(lambda x: F.layer_norm(x, normalized), lambda x: TF.layer_norm(x, normalized), [_f32(*shape)])
+              [_f32(*shape, low=-3, high=3), _f32(*normalized), _f32(*normalized)], device=device)
+    _run_both(lambda x: F.layer_norm(x, normalized), lambda x: TF.layer_norm(x, normalized), [_f32(*shape)],
+              device=device)
 
 
-def test_layer_norm_channels_first_matches_permuted_torch_layer_norm():
+def test_layer_norm_channels_first_matches_permuted_torch_layer_norm(device):
     def theirs(x, w, b):
         return TF.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), w, b, eps=1e-6).permute(0, 3, 1, 2)
 
     _run_both(lambda x, w, b: F.layer_norm_channels_first(x, w, b, eps=1e-6), theirs,
-              [_f32(3, 24, 5, 7, low=-3, high=3), _f32(24), _f32(24)])
+              [_f32(3, 24, 5, 7, low=-3, high=3), _f32(24), _f32(24)], device=device)
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
-def test_gelu(approximate):
+def test_gelu(approximate, device):
     _run_both(lambda x: F.gelu(x, approximate=approximate), lambda x: TF.gelu(x, approximate=approximate),
-              [_f32(33, 65, low=-6, high=6)], rtol=1e-5, atol=1e-5)
+              [_f32(33, 65, low=-6, high=6)], rtol=1e-5, atol=1e-5, device=device)
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_cross_entropy_labels(smoothing, reduction):
+def test_cross_entropy_labels(smoothing, reduction, device):
     labels = RNG.integers(0, 10, size=16)
-    _run_both(lambda z: F.cross_entropy(z, labels, label_smoothing=smoothing, reduction=reduction),
+    our_labels = ag.tensor(labels, device=device)
+    _run_both(lambda z: F.cross_entropy(z, our_labels, label_smoothing=smoothing, reduction=reduction),
               lambda z: TF.cross_entropy(z, torch.tensor(labels), label_smoothing=smoothing, reduction=reduction),
-              [_f32(16, 10, low=-5, high=5)])
+              [_f32(16, 10, low=-5, high=5)], device=device)
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
-def test_cross_entropy_soft_targets(smoothing):
+def test_cross_entropy_soft_targets(smoothing, device):
     soft = RNG.random((8, 5)).astype(np.float32)
     soft /= soft.sum(axis=1, keepdims=True)
     _run_both(lambda z, t: F.cross_entropy(z, t, label_smoothing=smoothing),
-              lambda z, t: TF.cross_entropy(z, t, label_smoothing=smoothing), [_f32(8, 5, low=-3, high=3), soft])
+              lambda z, t: TF.cross_entropy(z, t, label_smoothing=smoothing), [_f32(8, 5, low=-3, high=3), soft],
+              device=device)
 
 
-def test_cross_entropy_ignore_index():
+def test_cross_entropy_ignore_index(device):
     labels = np.array([1, -100, 3, 2])
-    _run_both(lambda z: F.cross_entropy(z, labels), lambda z: TF.cross_entropy(z, torch.tensor(labels)), [_f32(4, 5)])
+    our_labels = ag.tensor(labels, device=device)
+    _run_both(lambda z: F.cross_entropy(z, our_labels), lambda z: TF.cross_entropy(z, torch.tensor(labels)),
+              [_f32(4, 5)], device=device)
 
 
 @pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0))])
-def test_pooling(kernel, stride, padding):
+def test_pooling(kernel, stride, padding, device):
     x = RNG.permutation(2 * 3 * 9 * 8).reshape(2, 3, 9, 8).astype(np.float32) / 10  # no ties
-    _run_both(lambda t: F.avg_pool2d(t, kernel, stride, padding), lambda t: TF.avg_pool2d(t, kernel, stride, padding), [x])
-    _run_both(lambda t: F.max_pool2d(t, kernel, stride, padding), lambda t: TF.max_pool2d(t, kernel, stride, padding), [x])
+    _run_both(lambda t: F.avg_pool2d(t, kernel, stride, padding), lambda t: TF.avg_pool2d(t, kernel, stride, padding),
+              [x], device=device)
+    _run_both(lambda t: F.max_pool2d(t, kernel, stride, padding), lambda t: TF.max_pool2d(t, kernel, stride, padding),
+              [x], device=device)
 
 
 @pytest.mark.parametrize("size", [1, (2, 3), 4, (5, 7)])
-def test_adaptive_avg_pool(size):
-    _run_both(lambda t: F.adaptive_avg_pool2d(t, size), lambda t: TF.adaptive_avg_pool2d(t, size), [_f32(2, 3, 9, 7)])
+def test_adaptive_avg_pool(size, device):
+    _run_both(lambda t: F.adaptive_avg_pool2d(t, size), lambda t: TF.adaptive_avg_pool2d(t, size), [_f32(2, 3, 9, 7)],
+              device=device)
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_batch_norm_and_running_statistics(training):
+def test_batch_norm_and_running_statistics(training, device):
     x, w, b = _f32(6, 4, 5, 5, low=-2, high=3), _f32(4), _f32(4)
-    ours_stats = [ag.tensor(_f32(4)), ag.tensor(_f32(4, low=0.5, high=1.5))]
+    ours_stats = [ag.tensor(_f32(4), device=device), ag.tensor(_f32(4, low=0.5, high=1.5), device=device)]
     torch_stats = [torch.tensor(s.numpy().copy()) for s in ours_stats]
     _run_both(lambda *t: F.batch_norm(t[0], *ours_stats, t[1], t[2], training=training, momentum=0.2),
-              lambda *t: TF.batch_norm(t[0], *torch_stats, t[1], t[2], training=training, momentum=0.2), [x, w, b])
+              lambda *t: TF.batch_norm(t[0], *torch_stats, t[1], t[2], training=training, momentum=0.2), [x, w, b],
+              device=device)
     for ours, theirs in zip(ours_stats, torch_stats):
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_dropout_keeps_expectation_and_masks_gradients():
-    x = ag.ones(2000, 50, requires_grad=True)
+def test_dropout_keeps_expectation_and_masks_gradients(device):
+    x = ag.ones(2000, 50, device=device, requires_grad=True)
     y = F.dropout(x, 0.3, training=True, generator=ag.Generator(0))
     kept = y.numpy() != 0
     assert abs(kept.mean() - 0.7) < 0.01
@@ -141,8 +155,8 @@ def test_dropout_keeps_expectation_and_masks_gradients():
     assert F.dropout(x, 0.3, training=False) is x
 
 
-def test_drop_path_drops_whole_samples():
-    x = ag.ones(4000, 3, 2, 2, requires_grad=True)
+def test_drop_path_drops_whole_samples(device):
+    x = ag.ones(4000, 3, 2, 2, device=device, requires_grad=True)
     y = F.drop_path(x, 0.25, training=True, generator=ag.Generator(1)).numpy()
     per_sample = y.reshape(4000, -1)
     assert ((per_sample == 0).all(axis=1) | (per_sample == 1 / 0.75).all(axis=1)).all()
@@ -151,16 +165,16 @@ def test_drop_path_drops_whole_samples():
 
 
 @pytest.mark.parametrize("shape, k, stride, padding", [((4, 13, 11, 16), 7, 1, 3), ((2, 9, 8, 6), 3, 2, 1)])
-def test_depthwise_channels_last_matches_torch(shape, k, stride, padding):
+def test_depthwise_channels_last_matches_torch(shape, k, stride, padding, device):
     c = shape[3]
     _run_both(lambda x, w, b: F.depthwise_conv2d_channels_last(x, w, b, stride=stride, padding=padding),
               lambda x, w, b: TF.conv2d(x.permute(0, 3, 1, 2), w, b, stride=stride, padding=padding,
                                         groups=c).permute(0, 2, 3, 1),
-              [_f32(*shape), _f32(c, 1, k, k), _f32(c)])
+              [_f32(*shape), _f32(c, 1, k, k), _f32(c)], device=device)
 
 
 @pytest.mark.parametrize("shape, o, k", [((2, 32, 32, 3), 16, 4), ((2, 9, 7, 8), 12, 2)])
-def test_patchify_channels_last_matches_torch(shape, o, k):
+def test_patchify_channels_last_matches_torch(shape, o, k, device):
     _run_both(lambda x, w, b: F.patchify_conv2d_channels_last(x, w, b),
               lambda x, w, b: TF.conv2d(x.permute(0, 3, 1, 2), w, b, stride=k).permute(0, 2, 3, 1),
-              [_f32(*shape), _f32(o, shape[3], k, k), _f32(o)])
+              [_f32(*shape), _f32(o, shape[3], k, k), _f32(o)], device=device)

@@ -1,4 +1,5 @@
-"""Softmax cross-entropy over logits: fused Numba CPU kernels beside their plain NumPy references.
+"""Softmax cross-entropy over logits: fused Numba CPU kernels beside their plain references (which run
+on NumPy and CuPy arrays alike: they take the array module of their inputs).
 
 Math, for logits z of shape (N, K), label smoothing eps in [0, 1] and lse_i = log sum_k exp(z_ik):
 
@@ -31,6 +32,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
+from autograd.backend import get_array_module
 from autograd.kernels.cpu.gelu import _exp_float32
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -344,49 +346,54 @@ def cross_entropy_backward(grad_loss, probabilities, target, label_smoothing=0.0
     return grad_z
 
 
-def _target_distribution_reference(target, classes, label_smoothing, ignore_index):
-    """q (N, K) in float64 (zero rows for ignored samples) and the mask of samples that count."""
-    target = np.asarray(target)
+def _target_distribution_reference(target, classes, label_smoothing, ignore_index, xp):
+    """q (N, K) in float64 (zero rows for ignored samples) and the mask of samples that count, as arrays
+    of the array module xp."""
+    target = xp.asarray(target)
     if np.issubdtype(target.dtype, np.floating):
-        q = np.asarray(target, np.float64)
-        valid = np.ones(q.shape[0], bool)
+        q = xp.asarray(target, xp.float64)
+        valid = xp.ones(q.shape[0], bool)
     else:
         valid = target != ignore_index
-        q = np.zeros((target.shape[0], classes))
-        q[np.nonzero(valid)[0], target[valid]] = 1.0
+        q = xp.zeros((target.shape[0], classes))
+        q[xp.nonzero(valid)[0], target[valid]] = 1.0
     q = (1.0 - label_smoothing) * q + label_smoothing / classes
     return q * valid[:, None], valid
 
 
 def cross_entropy_forward_reference(logits, target, label_smoothing=0.0, reduction="mean", ignore_index=-100):
-    """Plain NumPy twin of cross_entropy_forward (float64 inside)."""
-    dtype = np.float32 if np.asarray(logits).dtype == np.float32 else np.float64
-    z = np.asarray(logits, np.float64)
+    """Plain twin of cross_entropy_forward (float64 inside), on the array module of the logits (NumPy
+    or CuPy)."""
+    xp = get_array_module(logits)
+    dtype = np.float32 if xp.asarray(logits).dtype == np.float32 else np.float64
+    z = xp.asarray(logits, xp.float64)
     m = z.max(axis=1, keepdims=True)
-    log_p = z - (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))
-    q, valid = _target_distribution_reference(target, z.shape[1], label_smoothing, ignore_index)
+    log_p = z - (m + xp.log(xp.exp(z - m).sum(axis=1, keepdims=True)))
+    q, valid = _target_distribution_reference(target, z.shape[1], label_smoothing, ignore_index, xp)
     loss = -(q * log_p).sum(axis=1)
-    probs = np.exp(log_p) * valid[:, None]
+    probs = xp.exp(log_p) * valid[:, None]
     if reduction == "none":
         return loss.astype(dtype), probs.astype(dtype)
     total = loss.sum()
     if reduction == "mean":
         with np.errstate(invalid="ignore", divide="ignore"):
-            total = total / np.float64(valid.sum())
-    return np.asarray(total, dtype), probs.astype(dtype)
+            total = total / valid.sum()     # nan when every sample is ignored, as in PyTorch
+    return xp.asarray(total, dtype), probs.astype(dtype)
 
 
 def cross_entropy_backward_reference(grad_loss, probabilities, target, label_smoothing=0.0, reduction="mean",
                                      ignore_index=-100):
-    """Plain NumPy twin of cross_entropy_backward (float64 inside)."""
-    dtype = np.float32 if np.asarray(probabilities).dtype == np.float32 else np.float64
-    p = np.asarray(probabilities, np.float64)
-    q, valid = _target_distribution_reference(target, p.shape[1], label_smoothing, ignore_index)
+    """Plain twin of cross_entropy_backward (float64 inside), on the array module of the probabilities."""
+    xp = get_array_module(probabilities)
+    dtype = np.float32 if xp.asarray(probabilities).dtype == np.float32 else np.float64
+    p = xp.asarray(probabilities, xp.float64)
+    q, valid = _target_distribution_reference(target, p.shape[1], label_smoothing, ignore_index, xp)
     grad = p * q.sum(axis=1, keepdims=True) - q
     if reduction == "none":
-        scale = np.asarray(grad_loss, np.float64).reshape(-1)
+        scale = xp.asarray(grad_loss, xp.float64).reshape(-1)
     else:
-        scale = np.full(p.shape[0], float(np.asarray(grad_loss)))
+        scale = xp.full(p.shape[0], float(xp.asarray(grad_loss).reshape(())))
         if reduction == "mean":
-            scale = scale / valid.sum() if valid.sum() else scale * 0.0
+            count = int(valid.sum())
+            scale = scale / count if count else scale * 0.0
     return (grad * scale[:, None]).astype(dtype)

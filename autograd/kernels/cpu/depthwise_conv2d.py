@@ -1,4 +1,5 @@
-"""Depthwise 2-D convolution (groups == channels): fast Numba kernels and plain NumPy references.
+"""Depthwise 2-D convolution (groups == channels): fast Numba kernels and plain references (NumPy or
+CuPy: they take the array module of their inputs).
 
 Math (cross-correlation, as in PyTorch). One KH x KW filter per channel c, stride (sh, sw), zero padding
 (ph, pw), output size Ho = (H + 2*ph - KH)//sh + 1, Wo = (W + 2*pw - KW)//sw + 1:
@@ -48,6 +49,8 @@ a given build). No 'nnan'/'ninf': NaN and inf propagate as in IEEE arithmetic.
 """
 import numpy as np
 from numba import njit, prange
+
+from autograd.backend import get_array_module
 
 _FM = {'contract'}
 _FM_RED = {'contract', 'reassoc'}
@@ -1017,7 +1020,8 @@ def depthwise_conv2d_nhwc_backward(x, weight, grad_out, stride=1, padding=0, nee
 
 
 # ----------------------------------------------------------------------------------------------------
-# Plain NumPy references (clarity first): KH*KW shifted multiply-adds over a zero-padded array
+# Plain references (clarity first): KH*KW shifted multiply-adds over a zero-padded array. Written against
+# the array module of the input (xp: NumPy or CuPy), so they run unchanged on the GPU.
 # ----------------------------------------------------------------------------------------------------
 
 def _tap_slices(kh, kw, sh, sw, Ho, Wo):
@@ -1030,14 +1034,16 @@ def depthwise_conv2d_nchw_forward_reference(x, weight, bias=None, stride=1, padd
     KH, KW = weight.shape[1], weight.shape[2]
     sh, sw, ph, pw, Ho, Wo = _check_geometry(H, W, KH, KW, stride, padding)
     dt = _float_dtype(x, weight, bias)
-    xp = np.pad(np.asarray(x, dt), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    out = np.zeros((N, C, Ho, Wo), dt)
+    xp = get_array_module(x, weight, bias)
+    x_pad = xp.pad(xp.asarray(x, dt), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    weight = xp.asarray(weight, dt)
+    out = xp.zeros((N, C, Ho, Wo), dt)
     for kh in range(KH):
         for kw in range(KW):
             rows, cols = _tap_slices(kh, kw, sh, sw, Ho, Wo)
-            out += weight[:, kh, kw].astype(dt)[None, :, None, None] * xp[:, :, rows, cols]
+            out += weight[:, kh, kw][None, :, None, None] * x_pad[:, :, rows, cols]
     if bias is not None:
-        out += np.asarray(bias, dt)[None, :, None, None]
+        out += xp.asarray(bias, dt)[None, :, None, None]
     return out
 
 
@@ -1046,16 +1052,18 @@ def depthwise_conv2d_nchw_backward_reference(x, weight, grad_out, stride=1, padd
     KH, KW = weight.shape[1], weight.shape[2]
     sh, sw, ph, pw, Ho, Wo = _check_geometry(H, W, KH, KW, stride, padding)
     dt = _float_dtype(x, weight, grad_out)
-    xp = np.pad(np.asarray(x, dt), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    g = np.asarray(grad_out, dt)
-    gxp = np.zeros_like(xp)
-    gw = np.zeros((C, KH, KW), dt)
+    xp = get_array_module(x, weight, grad_out)
+    x_pad = xp.pad(xp.asarray(x, dt), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    weight = xp.asarray(weight, dt)
+    g = xp.asarray(grad_out, dt)
+    gx_pad = xp.zeros_like(x_pad)
+    gw = xp.zeros((C, KH, KW), dt)
     for kh in range(KH):
         for kw in range(KW):
             rows, cols = _tap_slices(kh, kw, sh, sw, Ho, Wo)
-            gxp[:, :, rows, cols] += weight[:, kh, kw].astype(dt)[None, :, None, None] * g
-            gw[:, kh, kw] = (g * xp[:, :, rows, cols]).sum(axis=(0, 2, 3))
-    gx = gxp[:, :, ph:ph + H, pw:pw + W].copy()
+            gx_pad[:, :, rows, cols] += weight[:, kh, kw][None, :, None, None] * g
+            gw[:, kh, kw] = (g * x_pad[:, :, rows, cols]).sum(axis=(0, 2, 3))
+    gx = gx_pad[:, :, ph:ph + H, pw:pw + W].copy()
     gb = g.sum(axis=(0, 2, 3)) if needs_bias_grad else None
     return gx, gw, gb
 
@@ -1065,14 +1073,16 @@ def depthwise_conv2d_nhwc_forward_reference(x, weight, bias=None, stride=1, padd
     KH, KW = weight.shape[0], weight.shape[1]
     sh, sw, ph, pw, Ho, Wo = _check_geometry(H, W, KH, KW, stride, padding)
     dt = _float_dtype(x, weight, bias)
-    xp = np.pad(np.asarray(x, dt), ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-    out = np.zeros((N, Ho, Wo, C), dt)
+    xp = get_array_module(x, weight, bias)
+    x_pad = xp.pad(xp.asarray(x, dt), ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    weight = xp.asarray(weight, dt)
+    out = xp.zeros((N, Ho, Wo, C), dt)
     for kh in range(KH):
         for kw in range(KW):
             rows, cols = _tap_slices(kh, kw, sh, sw, Ho, Wo)
-            out += weight[kh, kw].astype(dt) * xp[:, rows, cols, :]
+            out += weight[kh, kw] * x_pad[:, rows, cols, :]
     if bias is not None:
-        out += np.asarray(bias, dt)
+        out += xp.asarray(bias, dt)
     return out
 
 
@@ -1081,15 +1091,17 @@ def depthwise_conv2d_nhwc_backward_reference(x, weight, grad_out, stride=1, padd
     KH, KW = weight.shape[0], weight.shape[1]
     sh, sw, ph, pw, Ho, Wo = _check_geometry(H, W, KH, KW, stride, padding)
     dt = _float_dtype(x, weight, grad_out)
-    xp = np.pad(np.asarray(x, dt), ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-    g = np.asarray(grad_out, dt)
-    gxp = np.zeros_like(xp)
-    gw = np.zeros((KH, KW, C), dt)
+    xp = get_array_module(x, weight, grad_out)
+    x_pad = xp.pad(xp.asarray(x, dt), ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    weight = xp.asarray(weight, dt)
+    g = xp.asarray(grad_out, dt)
+    gx_pad = xp.zeros_like(x_pad)
+    gw = xp.zeros((KH, KW, C), dt)
     for kh in range(KH):
         for kw in range(KW):
             rows, cols = _tap_slices(kh, kw, sh, sw, Ho, Wo)
-            gxp[:, rows, cols, :] += weight[kh, kw].astype(dt) * g
-            gw[kh, kw] = (g * xp[:, rows, cols, :]).sum(axis=(0, 1, 2))
-    gx = gxp[:, ph:ph + H, pw:pw + W, :].copy()
+            gx_pad[:, rows, cols, :] += weight[kh, kw] * g
+            gw[kh, kw] = (g * x_pad[:, rows, cols, :]).sum(axis=(0, 1, 2))
+    gx = gx_pad[:, ph:ph + H, pw:pw + W, :].copy()
     gb = g.sum(axis=(0, 1, 2)) if needs_bias_grad else None
     return gx, gw, gb

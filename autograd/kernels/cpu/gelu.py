@@ -1,4 +1,5 @@
-"""GELU activation: fused Numba CPU kernels beside their plain NumPy references.
+"""GELU activation: fused Numba CPU kernels beside their plain references (which run on NumPy and CuPy
+arrays alike: they take the array module of their input).
 
 Math (elementwise, any shape):
 
@@ -36,6 +37,8 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
+
+from autograd.backend import get_array_module
 
 APPROXIMATIONS = ("none", "tanh")
 
@@ -272,7 +275,17 @@ def gelu_backward(x, grad_y, approximate="none"):
     return grad_x.reshape(np.shape(x))
 
 
-_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+_erfc_numpy = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def _erfc(x):
+    """erfc(x) elementwise, on the device of x: libm's math.erfc for a NumPy array (NumPy has no erfc),
+    cupyx.scipy.special.erfc (CUDA's erfc) for a CuPy array."""
+    if get_array_module(x) is np:
+        return _erfc_numpy(x)
+    from cupyx.scipy.special import erfc  # CuPy is optional: only reached with a CuPy array in hand
+
+    return erfc(x)
 
 
 def _normal_cdf_reference(x):
@@ -282,29 +295,32 @@ def _normal_cdf_reference(x):
 
 
 def gelu_forward_reference(x, approximate="none"):
-    """Plain NumPy twin of gelu_forward, straight from the formulas (float64 inside)."""
+    """Plain twin of gelu_forward, straight from the formulas (float64 inside). Runs on NumPy or CuPy
+    arrays alike (on the array module of x)."""
     _check_approximate(approximate)
-    dtype = _float_dtype(np.asarray(x))
-    x = np.asarray(x, np.float64)
+    xp = get_array_module(x)
+    dtype = _float_dtype(xp.asarray(x))
+    x = xp.asarray(x, xp.float64)
     if approximate == "tanh":
-        y = 0.5 * x * (1.0 + np.tanh(_SQRT_2_OVER_PI * (x + _TANH_CUBIC * x ** 3)))
+        y = 0.5 * x * (1.0 + xp.tanh(_SQRT_2_OVER_PI * (x + _TANH_CUBIC * x ** 3)))
     else:
         y = x * _normal_cdf_reference(x)
     return y.astype(dtype)
 
 
 def gelu_backward_reference(x, grad_y, approximate="none"):
-    """Plain NumPy twin of gelu_backward (float64 inside)."""
+    """Plain twin of gelu_backward (float64 inside), on the array module of its inputs."""
     _check_approximate(approximate)
-    dtype = _float_dtype(np.asarray(x))
-    x = np.asarray(x, np.float64)
-    grad_y = np.asarray(grad_y, np.float64)
+    xp = get_array_module(x, grad_y)
+    dtype = _float_dtype(xp.asarray(x))
+    x = xp.asarray(x, xp.float64)
+    grad_y = xp.asarray(grad_y, xp.float64)
     if approximate == "tanh":
-        tanh_u = np.tanh(_SQRT_2_OVER_PI * (x + _TANH_CUBIC * x ** 3))
+        tanh_u = xp.tanh(_SQRT_2_OVER_PI * (x + _TANH_CUBIC * x ** 3))
         du_dx = _SQRT_2_OVER_PI * (1.0 + 3.0 * _TANH_CUBIC * x ** 2)
         dy_dx = 0.5 * (1.0 + tanh_u) + 0.5 * x * (1.0 - tanh_u ** 2) * du_dx
     else:
         cdf = _normal_cdf_reference(x)
-        pdf = np.exp(-0.5 * x ** 2) / math.sqrt(2.0 * math.pi)
+        pdf = xp.exp(-0.5 * x ** 2) / math.sqrt(2.0 * math.pi)
         dy_dx = cdf + x * pdf
     return (grad_y * dy_dx).astype(dtype)

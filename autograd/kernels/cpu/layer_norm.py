@@ -1,4 +1,5 @@
-"""Layer normalisation: fused Numba CPU kernels beside their plain NumPy references.
+"""Layer normalisation: fused Numba CPU kernels beside their plain references (which run on NumPy and
+CuPy arrays alike: they take the array module of their inputs).
 
 Math (one normalised group of D values x_1..x_D, weight w, bias b):
 
@@ -32,6 +33,8 @@ races and deterministic.
 
 import numpy as np
 from numba import njit, prange
+
+from autograd.backend import get_array_module
 
 # Number of row chunks for the weight/bias gradient partials. Fixed, so that results do not depend on the
 # number of threads.
@@ -229,29 +232,32 @@ def layer_norm_backward(grad_y2d, x2d, weight, mean, rstd, needs_weight_grad=Tru
 
 
 def layer_norm_forward_reference(x2d, weight, bias, eps):
-    """Plain NumPy twin of layer_norm_forward (computed in float64, returned in the dtype of x)."""
+    """Plain twin of layer_norm_forward (computed in float64, returned in the dtype of x), on the array
+    module of its inputs (NumPy or CuPy)."""
+    xp = get_array_module(x2d, weight, bias)
     dtype = _float_dtype(x2d)
-    x = np.asarray(x2d, np.float64)
+    x = xp.asarray(x2d, xp.float64)
     mean = x.mean(axis=1)
     var = ((x - mean[:, None]) ** 2).mean(axis=1)
-    rstd = 1.0 / np.sqrt(var + eps)
+    rstd = 1.0 / xp.sqrt(var + eps)
     y = (x - mean[:, None]) * rstd[:, None]
     if weight is not None:
-        y = y * np.asarray(weight, np.float64)
+        y = y * xp.asarray(weight, xp.float64)
     if bias is not None:
-        y = y + np.asarray(bias, np.float64)
+        y = y + xp.asarray(bias, xp.float64)
     return y.astype(dtype), mean.astype(dtype), rstd.astype(dtype)
 
 
 def layer_norm_backward_reference(grad_y2d, x2d, weight, mean, rstd, needs_weight_grad=True):
-    """Plain NumPy twin of layer_norm_backward."""
+    """Plain twin of layer_norm_backward, on the array module of its inputs."""
+    xp = get_array_module(grad_y2d, x2d, weight, mean, rstd)
     dtype = _float_dtype(x2d)
-    x = np.asarray(x2d, np.float64)
-    dy = np.asarray(grad_y2d, np.float64)
-    mean = np.asarray(mean, np.float64).reshape(-1, 1)
-    rstd = np.asarray(rstd, np.float64).reshape(-1, 1)
+    x = xp.asarray(x2d, xp.float64)
+    dy = xp.asarray(grad_y2d, xp.float64)
+    mean = xp.asarray(mean, xp.float64).reshape(-1, 1)
+    rstd = xp.asarray(rstd, xp.float64).reshape(-1, 1)
     xhat = (x - mean) * rstd
-    g = dy if weight is None else dy * np.asarray(weight, np.float64)
+    g = dy if weight is None else dy * xp.asarray(weight, xp.float64)
     grad_x = rstd * (g - g.mean(axis=1, keepdims=True) - xhat * (g * xhat).mean(axis=1, keepdims=True))
     if not needs_weight_grad:
         return grad_x.astype(dtype), None, None
@@ -403,31 +409,34 @@ def layer_norm_channels_first_backward(grad_y, x, weight, mean, rstd, needs_weig
 
 
 def layer_norm_channels_first_forward_reference(x, weight, bias, eps):
-    """Plain NumPy twin of layer_norm_channels_first_forward (float64 inside)."""
+    """Plain twin of layer_norm_channels_first_forward (float64 inside), on the array module of its
+    inputs (NumPy or CuPy)."""
+    xp = get_array_module(x, weight, bias)
     dtype = _float_dtype(x)
-    x = np.asarray(x, np.float64)
+    x = xp.asarray(x, xp.float64)
     param_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
     mean = x.mean(axis=1, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=1, keepdims=True)
-    rstd = 1.0 / np.sqrt(var + eps)
+    rstd = 1.0 / xp.sqrt(var + eps)
     y = (x - mean) * rstd
     if weight is not None:
-        y = y * np.asarray(weight, np.float64).reshape(param_shape)
+        y = y * xp.asarray(weight, xp.float64).reshape(param_shape)
     if bias is not None:
-        y = y + np.asarray(bias, np.float64).reshape(param_shape)
+        y = y + xp.asarray(bias, xp.float64).reshape(param_shape)
     return y.astype(dtype), mean[:, 0].astype(dtype), rstd[:, 0].astype(dtype)
 
 
 def layer_norm_channels_first_backward_reference(grad_y, x, weight, mean, rstd, needs_weight_grad=True):
-    """Plain NumPy twin of layer_norm_channels_first_backward."""
+    """Plain twin of layer_norm_channels_first_backward, on the array module of its inputs."""
+    xp = get_array_module(grad_y, x, weight, mean, rstd)
     dtype = _float_dtype(x)
-    x = np.asarray(x, np.float64)
-    dy = np.asarray(grad_y, np.float64)
+    x = xp.asarray(x, xp.float64)
+    dy = xp.asarray(grad_y, xp.float64)
     param_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-    mean = np.expand_dims(np.asarray(mean, np.float64), 1)
-    rstd = np.expand_dims(np.asarray(rstd, np.float64), 1)
+    mean = xp.expand_dims(xp.asarray(mean, xp.float64), 1)
+    rstd = xp.expand_dims(xp.asarray(rstd, xp.float64), 1)
     xhat = (x - mean) * rstd
-    g = dy if weight is None else dy * np.asarray(weight, np.float64).reshape(param_shape)
+    g = dy if weight is None else dy * xp.asarray(weight, xp.float64).reshape(param_shape)
     grad_x = rstd * (g - g.mean(axis=1, keepdims=True) - xhat * (g * xhat).mean(axis=1, keepdims=True))
     if not needs_weight_grad:
         return grad_x.astype(dtype), None, None

@@ -3,8 +3,8 @@
     gelu(x) = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)),        d/dx = Phi(x) + x * phi(x),
     tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as ``approximate="tanh"`` in PyTorch.
 
-On the CPU both directions are one fused Numba pass (``autograd.kernels.cpu.gelu``); NumPy alone would
-need about ten passes over the array for the erf form.
+Both directions are one fused pass: Numba on the CPU (``autograd.kernels.cpu.gelu``), CUDA on the GPU
+(``autograd.kernels.cuda.gelu``); array-at-a-time code would need about ten passes for the erf form.
 """
 
 from __future__ import annotations
@@ -15,26 +15,18 @@ from ...ops.elementwise import relu  # noqa: F401  (re-exported: F.relu)
 from ...tensor import as_tensor
 
 
-def _kernels():
-    from ...kernels.cpu import gelu
-
-    return gelu
-
-
 class GELU(Function):
     """y = x Phi(x) (see the module docstring)."""
 
     def forward(self, x, approximate="none"):
-        k = _kernels()
-        self.fast = dispatch.use_fast_cpu_kernel(x)
+        self.kernels = dispatch.kernels("gelu", x)
         self.approximate = approximate
         self.save_for_backward(x)
-        return (k.gelu_forward if self.fast else k.gelu_forward_reference)(x, approximate)
+        return self.kernels.gelu_forward(x, approximate)
 
     def backward(self, grad):
-        k = _kernels()
         (x,) = self.saved
-        return (k.gelu_backward if self.fast else k.gelu_backward_reference)(x, grad, self.approximate)
+        return self.kernels.gelu_backward(x, grad, self.approximate)
 
 
 def gelu(x, approximate: str = "none"):

@@ -133,29 +133,22 @@ class PatchifyConv2d(Function):
 
 
 class DepthwiseConv2d(Function):
-    """One KH x KW filter per channel (groups == channels): the Numba kernel, or the NumPy reference."""
+    """One KH x KW filter per channel (groups == channels): the Numba or CUDA kernel, or the reference."""
 
     def forward(self, x, weight, bias=None, stride=(1, 1), padding=(0, 0)):
-        from ...kernels.cpu import depthwise_conv2d as kernels
-
         c, _, kh, kw = weight.shape
         filters = weight.reshape(c, kh, kw)
-        self.fast = dispatch.use_fast_cpu_kernel(x, filters)
+        self.kernels = dispatch.kernels("depthwise_conv2d", x, filters)
         self.has_bias = bias is not None
         self.options = (stride, padding)
         self.save_for_backward(x, filters)
-        if self.fast:
-            return kernels.depthwise_conv2d_nchw_forward(x, filters, bias, stride, padding)
-        return kernels.depthwise_conv2d_nchw_forward_reference(x, filters, bias, stride, padding)
+        return self.kernels.depthwise_conv2d_nchw_forward(x, filters, bias, stride, padding)
 
     def backward(self, grad):
-        from ...kernels.cpu import depthwise_conv2d as kernels
-
         x, filters = self.saved
         stride, padding = self.options
-        backward = (kernels.depthwise_conv2d_nchw_backward if self.fast
-                    else kernels.depthwise_conv2d_nchw_backward_reference)
-        grad_x, grad_w, grad_b = backward(x, filters, grad, stride, padding, self.has_bias)
+        grad_x, grad_w, grad_b = self.kernels.depthwise_conv2d_nchw_backward(x, filters, grad, stride, padding,
+                                                                             self.has_bias)
         grad_w = grad_w.reshape(filters.shape[0], 1, *filters.shape[1:])
         return (grad_x, grad_w, grad_b) if self.has_bias else (grad_x, grad_w)
 
@@ -234,25 +227,19 @@ class DepthwiseConv2dChannelsLast(Function):
     """Depthwise conv of x (N, H, W, C) with weight (C, 1, KH, KW): the channel loop is innermost."""
 
     def forward(self, x, weight, bias=None, stride=(1, 1), padding=(0, 0)):
-        from ...kernels.cpu import depthwise_conv2d as kernels
-
         filters = weight.reshape(weight.shape[0], *weight.shape[2:]).transpose(1, 2, 0)  # (KH, KW, C)
-        self.fast = dispatch.use_fast_cpu_kernel(x, filters)
+        self.kernels = dispatch.kernels("depthwise_conv2d", x, filters)
         self.has_bias = bias is not None
         self.options = (stride, padding)
         self.weight_shape = weight.shape
         self.save_for_backward(x, filters)
-        forward = kernels.depthwise_conv2d_nhwc_forward if self.fast else kernels.depthwise_conv2d_nhwc_forward_reference
-        return forward(x, filters, bias, stride, padding)
+        return self.kernels.depthwise_conv2d_nhwc_forward(x, filters, bias, stride, padding)
 
     def backward(self, grad):
-        from ...kernels.cpu import depthwise_conv2d as kernels
-
         x, filters = self.saved
         stride, padding = self.options
-        backward = (kernels.depthwise_conv2d_nhwc_backward if self.fast
-                    else kernels.depthwise_conv2d_nhwc_backward_reference)
-        grad_x, grad_w, grad_b = backward(x, filters, grad, stride, padding, self.has_bias)
+        grad_x, grad_w, grad_b = self.kernels.depthwise_conv2d_nhwc_backward(x, filters, grad, stride, padding,
+                                                                             self.has_bias)
         grad_w = grad_w.transpose(2, 0, 1).reshape(self.weight_shape)
         return (grad_x, grad_w, grad_b) if self.has_bias else (grad_x, grad_w)
 

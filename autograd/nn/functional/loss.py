@@ -14,17 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...backend import get_array_module
+from ...backend import device_of, get_array_module
 from ...function import Function
 from ...kernels import dispatch
 from ...ops.softmax import stable_logsumexp
 from ...tensor import Tensor, as_tensor
-
-
-def _kernels():
-    from ...kernels.cpu import cross_entropy
-
-    return cross_entropy
 
 
 class CrossEntropy(Function):
@@ -32,21 +26,19 @@ class CrossEntropy(Function):
 
     def forward(self, logits, soft_target=None, labels=None, label_smoothing=0.0, reduction="mean",
                 ignore_index=-100):
-        k = _kernels()
         target = labels if soft_target is None else soft_target
-        self.fast = dispatch.use_fast_cpu_kernel(logits, target)
-        forward = k.cross_entropy_forward if self.fast else k.cross_entropy_forward_reference
-        loss, probabilities = forward(logits, target, label_smoothing, reduction, ignore_index)
+        self.kernels = dispatch.kernels("cross_entropy", logits, target)
+        loss, probabilities = self.kernels.cross_entropy_forward(logits, target, label_smoothing, reduction,
+                                                                  ignore_index)
         self.save_for_backward(logits, target, probabilities)
         self.options = (label_smoothing, reduction, ignore_index)
         return loss
 
     def backward(self, grad):
-        k = _kernels()
         logits, target, probabilities = self.saved
         label_smoothing, reduction, ignore_index = self.options
-        backward = k.cross_entropy_backward if self.fast else k.cross_entropy_backward_reference
-        grad_logits = backward(grad, probabilities, target, label_smoothing, reduction, ignore_index)
+        grad_logits = self.kernels.cross_entropy_backward(grad, probabilities, target, label_smoothing, reduction,
+                                                          ignore_index)
         if len(self.needs_input_grad) == 1:
             return grad_logits
         grad_target = None
@@ -88,5 +80,8 @@ def cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str =
     if tuple(target_array.shape) != (n,):
         raise ValueError(f"cross_entropy: labels must have shape ({n},) for logits {(n, k)}, got {tuple(target_array.shape)}")
     labels = target_array.astype(np.int64, copy=False)
+    if device_of(labels) != logits.device:
+        raise ValueError(f"cross_entropy: the labels are on {device_of(labels)} but the logits on {logits.device}; "
+                         f"move them with .to({logits.device!r}) first")
     return CrossEntropy.apply(logits, labels=labels, label_smoothing=label_smoothing, reduction=reduction,
                               ignore_index=ignore_index)

@@ -10,8 +10,8 @@
 * ``layer_norm_channels_first``: over the channel axis C of an NCHW tensor, at every pixel; the stem and
   the downsampling layers use it (the official code's ``LayerNorm(data_format="channels_first")``).
 
-Both run as one fused pass forward and one backward (``autograd.kernels.cpu.layer_norm``), or as the
-plain NumPy reference beside it.
+Both run as one fused pass forward and one backward (Numba: ``autograd.kernels.cpu.layer_norm``; CUDA:
+``autograd.kernels.cuda.layer_norm``), or as the plain reference beside the Numba kernels.
 
 ``batch_norm`` (Ioffe & Szegedy, 2015), for the ResNet baseline of the lessons, normalises each channel
 over the batch instead:
@@ -35,35 +35,26 @@ from ...kernels import dispatch
 from ...tensor import as_tensor
 
 
-def _kernels():
-    from ...kernels.cpu import layer_norm
-
-    return layer_norm
-
-
 class LayerNorm(Function):
     """Normalise over the last ``normalized_ndim`` axes (see the module docstring)."""
 
     def forward(self, x, weight=None, bias=None, normalized_ndim=1, eps=1e-5):
-        k = _kernels()
         size = int(np.prod(x.shape[x.ndim - normalized_ndim:]))
         x2d = x.reshape(-1, size)
         w = None if weight is None else weight.reshape(size)
         b = None if bias is None else bias.reshape(size)
-        self.fast = dispatch.use_fast_cpu_kernel(x)
-        forward = k.layer_norm_forward if self.fast else k.layer_norm_forward_reference
-        y, mean, rstd = forward(x2d, w, b, eps)
+        self.kernels = dispatch.kernels("layer_norm", x)
+        y, mean, rstd = self.kernels.layer_norm_forward(x2d, w, b, eps)
         self.save_for_backward(x2d, w, mean, rstd)
         self.shapes = (x.shape, None if weight is None else weight.shape)
         return y.reshape(x.shape)
 
     def backward(self, grad):
-        k = _kernels()
         x2d, w, mean, rstd = self.saved
         x_shape, w_shape = self.shapes
-        backward = k.layer_norm_backward if self.fast else k.layer_norm_backward_reference
         needs_affine = w_shape is not None and any(self.needs_input_grad[1:])
-        grad_x, grad_w, grad_b = backward(grad.reshape(x2d.shape), x2d, w, mean, rstd, needs_affine)
+        grad_x, grad_w, grad_b = self.kernels.layer_norm_backward(grad.reshape(x2d.shape), x2d, w, mean, rstd,
+                                                                  needs_affine)
         if w_shape is None:
             return grad_x.reshape(x_shape)
         if not needs_affine:
@@ -75,19 +66,16 @@ class LayerNormChannelsFirst(Function):
     """Normalise over axis 1 of (N, C, ...) at every other position (see the module docstring)."""
 
     def forward(self, x, weight=None, bias=None, eps=1e-6):
-        k = _kernels()
-        self.fast = dispatch.use_fast_cpu_kernel(x)
-        forward = k.layer_norm_channels_first_forward if self.fast else k.layer_norm_channels_first_forward_reference
-        y, mean, rstd = forward(x, weight, bias, eps)
+        self.kernels = dispatch.kernels("layer_norm", x)
+        y, mean, rstd = self.kernels.layer_norm_channels_first_forward(x, weight, bias, eps)
         self.save_for_backward(x, weight, mean, rstd)
         return y
 
     def backward(self, grad):
-        k = _kernels()
         x, weight, mean, rstd = self.saved
-        backward = k.layer_norm_channels_first_backward if self.fast else k.layer_norm_channels_first_backward_reference
         needs_affine = weight is not None and any(self.needs_input_grad[1:])
-        grad_x, grad_w, grad_b = backward(grad, x, weight, mean, rstd, needs_affine)
+        grad_x, grad_w, grad_b = self.kernels.layer_norm_channels_first_backward(grad, x, weight, mean, rstd,
+                                                                                 needs_affine)
         if weight is None:
             return grad_x
         return grad_x, grad_w, grad_b

@@ -1,0 +1,76 @@
+"""GELU on the GPU: one thread per element (grid-stride), forward and backward in one pass each.
+
+    exact:  y = x * Phi(x),  Phi(x) = 0.5 * erfc(-x / sqrt 2);   dy/dx = Phi(x) + x * phi(x)
+    tanh:   y = 0.5 x (1 + tanh u),  u = sqrt(2/pi) (x + 0.044715 x^3);
+            dy/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+
+The math is that of ``autograd.kernels.cpu.gelu`` (see there for why erfc rather than 1 + erf). Arithmetic
+is in the precision of the array, as PyTorch's CUDA kernel does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...backend import get_array_module
+from ..cpu.gelu import _check_approximate
+from .source import CudaSource
+
+SOURCE = CudaSource("gelu", r"""
+__device__ __forceinline__ scalar_t normal_cdf(scalar_t x) {
+    return (scalar_t)0.5 * erfc(-x * (scalar_t)0.70710678118654752440);
+}
+
+__device__ __forceinline__ scalar_t tanh_inner(scalar_t x) {   /* u = sqrt(2/pi) (x + 0.044715 x^3) */
+    return (scalar_t)0.79788456080286535588 * (x + (scalar_t)0.044715 * x * x * x);
+}
+
+extern "C" __global__ void gelu_forward(const scalar_t* x, scalar_t* y, long long n, int use_tanh) {
+    GRID_STRIDE_LOOP(i, n) {
+        scalar_t v = x[i];
+        y[i] = use_tanh ? (scalar_t)0.5 * v * ((scalar_t)1 + tanh(tanh_inner(v))) : v * normal_cdf(v);
+    }
+}
+
+extern "C" __global__ void gelu_backward(const scalar_t* x, const scalar_t* grad_y, scalar_t* grad_x,
+                                         long long n, int use_tanh) {
+    GRID_STRIDE_LOOP(i, n) {
+        scalar_t v = x[i];
+        scalar_t slope;
+        if (use_tanh) {
+            scalar_t t = tanh(tanh_inner(v));
+            scalar_t du_dx = (scalar_t)0.79788456080286535588 * ((scalar_t)1 + (scalar_t)(3 * 0.044715) * v * v);
+            slope = (scalar_t)0.5 * ((scalar_t)1 + t) + (scalar_t)0.5 * v * ((scalar_t)1 - t * t) * du_dx;
+        } else {
+            scalar_t pdf = (scalar_t)0.39894228040143267794 * exp((scalar_t)-0.5 * v * v);
+            slope = normal_cdf(v) + v * pdf;
+        }
+        grad_x[i] = grad_y[i] * slope;
+    }
+}
+""")
+
+
+def _float(xp, a):
+    return xp.ascontiguousarray(a, dtype=a.dtype if a.dtype in (np.float32, np.float64) else np.float64)
+
+
+def gelu_forward(x, approximate="none"):
+    """GELU of x (any shape), exact or with the tanh approximation."""
+    use_tanh = _check_approximate(approximate)
+    xp = get_array_module(x)
+    x = _float(xp, x)
+    y = xp.empty_like(x)
+    SOURCE.launch("gelu_forward", x.size, (x, y, x.size, int(use_tanh)), x.dtype)
+    return y
+
+
+def gelu_backward(x, grad_y, approximate="none"):
+    """grad_x = grad_y * GELU'(x)."""
+    use_tanh = _check_approximate(approximate)
+    xp = get_array_module(x, grad_y)
+    x = _float(xp, x)
+    grad_y = xp.ascontiguousarray(grad_y, dtype=x.dtype)
+    grad_x = xp.empty_like(x)
+    SOURCE.launch("gelu_backward", x.size, (x, grad_y, grad_x, x.size, int(use_tanh)), x.dtype)
+    return grad_x
