@@ -57,6 +57,7 @@ class TrainConfig:
     mixup: float = 0.0
     cutmix: float = 0.0
     rand_augment: int = 0  # magnitude; 0 = off
+    crop_scale: float = 0.08  # smallest area kept by RandomResizedCrop (ImageNet-style data); fastai's Imagenette runs use 0.35
     random_erasing: float = 0.0
     ema_decay: float = 0.0  # 0 = no EMA
     grad_clip: float = 0.0  # 0 = no clipping
@@ -153,6 +154,9 @@ def normalization(config):
 def make_batch_functions(config, train_x, train_y, test_x, test_y, num_classes, mean, std):
     """The per-batch pipelines: (indices, rng) -> (inputs, targets) for training and for evaluation."""
     size = config.image_size
+    if not 0.0 < config.crop_scale <= 1.0:
+        raise ValueError(f"--crop-scale must be in (0, 1] (the smallest fraction of the image a crop keeps), "
+                         f"got {config.crop_scale}")
 
     def images_at(store, indices):
         return [store[int(i)] for i in indices]
@@ -161,7 +165,8 @@ def make_batch_functions(config, train_x, train_y, test_x, test_y, num_classes, 
         if isinstance(train_x, np.ndarray) and train_x.shape[1:3] == (size, size):  # CIFAR-like: already the size
             images = augment.random_crop_flip(train_x[indices], rng)
         else:
-            images = np.stack([augment.random_resized_crop(im, size, rng) for im in images_at(train_x, indices)])
+            images = np.stack([augment.random_resized_crop(im, size, rng, scale=(config.crop_scale, 1.0))
+                               for im in images_at(train_x, indices)])
         if config.rand_augment:
             images = np.stack([augment.rand_augment(im, rng, magnitude=config.rand_augment) for im in images])
         x = augment.to_float_nchw(images, mean, std)

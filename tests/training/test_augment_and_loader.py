@@ -94,3 +94,29 @@ def test_variable_size_images_train_with_every_augmentation(tmp_path):
                          out=str(tmp_path / "run"), progress=False)
     record = train(config, data)
     assert np.isfinite(record["train_loss"]) and record["epoch"] == 1
+
+
+def test_crop_scale_sets_the_smallest_area_a_random_resized_crop_keeps():
+    from tinyconvnext.train import make_batch_functions
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, size=(40, 40, 3), dtype=np.uint8) for _ in range(16)]
+    labels = np.arange(16) % 4
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+    def train_batch(crop_scale):
+        config = TrainConfig(dataset="imagenette", image_size=24, crop_scale=crop_scale)
+        train_fn, _ = make_batch_functions(config, images, labels, images, labels, 4, mean, std)
+        return train_fn(np.arange(16), np.random.default_rng(1))[0]
+
+    # crop_scale 1: every crop keeps the whole (square) image, so each sample is the evaluation view of
+    # the whole image, or its mirror; with 0.08 most crops are smaller windows.
+    whole = augment.to_float_nchw(np.stack([augment.random_resized_crop(im, 24, np.random.default_rng(2), scale=(1, 1),
+                                                                       flip=False) for im in images]), mean, std)
+    full = train_batch(1.0)
+    assert all(np.allclose(full[i], whole[i]) or np.allclose(full[i], whole[i][:, :, ::-1]) for i in range(16))
+    small = train_batch(0.08)
+    assert sum(np.allclose(small[i], whole[i]) or np.allclose(small[i], whole[i][:, :, ::-1]) for i in range(16)) < 4
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="--crop-scale must be in"):
+            train_batch(bad)
