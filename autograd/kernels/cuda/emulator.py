@@ -72,10 +72,15 @@ extern "C" void emulate_{name}(unsigned int emulated_blocks, unsigned int emulat
 
 
 def _cache_dir() -> Path:
+    """Where compiled libraries are kept: $TINYCONVNEXT_CACHE or ~/.cache/tinyconvnext, else a temporary folder."""
     root = os.environ.get("TINYCONVNEXT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "tinyconvnext")
-    path = Path(root) / "cuda_emulator"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    for path in (Path(root) / "cuda_emulator", Path(tempfile.gettempdir()) / "tinyconvnext_cuda_emulator"):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+        except OSError:  # a read-only home, say
+            continue
+    raise RuntimeError(f"the CUDA emulator found no writable folder for its libraries (tried {root})")
 
 
 @functools.lru_cache(maxsize=None)
