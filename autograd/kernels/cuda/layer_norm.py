@@ -155,7 +155,7 @@ def layer_norm_backward(grad_y2d, x2d, weight, mean, rstd, needs_weight_grad=Tru
 def layer_norm_channels_first_forward(x, weight, bias, eps):
     """Over axis 1 of x (N, C, *spatial): y like x, mean and rstd (N, *spatial)."""
     N, C = x.shape[:2]
-    inner = x.size // max(1, N * C) if N * C else 0
+    inner = int(np.prod(x.shape[2:]))  # H * W
     y, mean, rstd = _forward(x, weight, bias, eps, N, C, inner)
     stats_shape = (N,) + tuple(x.shape[2:])
     return y.reshape(x.shape), mean.reshape(stats_shape), rstd.reshape(stats_shape)
@@ -164,6 +164,6 @@ def layer_norm_channels_first_forward(x, weight, bias, eps):
 def layer_norm_channels_first_backward(grad_y, x, weight, mean, rstd, needs_weight_grad=True):
     """grad_x like x, and grad_weight, grad_bias (C,) (None, None when not needed)."""
     N, C = x.shape[:2]
-    inner = x.size // max(1, N * C) if N * C else 0
+    inner = int(np.prod(x.shape[2:]))  # H * W
     dx, dw, db = _backward(grad_y, x, weight, mean, rstd, needs_weight_grad, N, C, inner)
     return dx.reshape(x.shape), dw, db
