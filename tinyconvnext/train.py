@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import importlib.util
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -39,6 +41,7 @@ from .curves import append_metrics, plot_curves, truncate_metrics
 from .ema import ModelEma
 from .images import IMAGENET_MEAN, IMAGENET_STD
 from .loader import BatchLoader
+from .parallel import DataParallel
 from .variants import available_models, create_model
 
 
@@ -76,6 +79,7 @@ class TrainConfig:
     subset: int = 0  # train on N images drawn at random (tests, quick looks); 0 = all
     eval_subset: int = 0  # evaluate on N test images drawn at random; 0 = all
     eval_batch_size: int = 256
+    processes: int = 1  # data-parallel worker processes on the CPU, one thread each (parallel.py); 0 = auto
     progress: bool = True
 
 
@@ -207,22 +211,63 @@ def make_loaders(config, dataset: ImageDataset | None = None):
 
 
 # -- the loop ------------------------------------------------------------------------------------------
-def evaluate(model, loader, device) -> tuple[float, float]:
-    """Mean loss and accuracy over a data set, in eval mode, without a graph."""
+def evaluate(model, loader, device, parallel: DataParallel | None = None) -> tuple[float, float]:
+    """Mean loss and accuracy over a data set, in eval mode, without a graph (on the workers of ``parallel``
+    when given: they hold ``model``'s weights)."""
     model.eval()
     total_loss, correct, count = 0.0, 0, 0
     with ag.no_grad():
         for x, y in loader.epoch(0):
-            logits = model(ag.tensor(x, device=device))
-            total_loss += float(F.cross_entropy(logits, ag.tensor(y, device=device), reduction="sum").item())
-            correct += int((logits.numpy().argmax(axis=1) == y).sum())
+            if parallel is not None and len(y) >= parallel.processes:
+                loss_sum, logits = parallel.eval_step(x, y)
+            else:
+                logits = model(ag.tensor(x, device=device))
+                loss_sum = float(F.cross_entropy(logits, ag.tensor(y, device=device), reduction="sum").item())
+                logits = logits.numpy()
+            total_loss += loss_sum
+            correct += int((logits.argmax(axis=1) == y).sum())
             count += len(y)
     model.train()
     return total_loss / count, correct / count
 
 
+def forward_backward(model, x, y, device, label_smoothing):
+    """One process's step before the optimizer: (mean loss, logits as NumPy), gradients in ``.grad``.
+    ``y``: labels, or soft targets (mixup/cutmix) for which label smoothing is already in the targets."""
+    logits = model(ag.tensor(x, device=device))
+    target = ag.tensor(y, device=device)  # labels or soft targets, on the logits' device
+    loss = F.cross_entropy(logits, target, label_smoothing=0.0 if y.ndim == 2 else label_smoothing)
+    loss_value = float(loss.item())
+    predictions = logits.numpy()  # read now, while the device is idle after .item()
+    for p in model.parameters():
+        p.grad = None
+    if math.isfinite(loss_value):
+        loss.backward()
+    return loss_value, predictions
+
+
+def resolve_processes(config) -> int:
+    """``--processes``, with 0 meaning "auto": one per usable CPU core for the NumPy backend (keeping at least
+    16 images per process), 1 for CuPy. A run's numbers depend on its number of processes, as a PyTorch
+    run's depend on its world size: pass --processes to reproduce a run on another machine."""
+    if config.processes < 0:
+        raise ValueError(f"--processes must be at least 1, or 0 for one per CPU core; got {config.processes}")
+    if config.processes:
+        return config.processes
+    if config.backend != "numpy":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, config.batch_size // 16))
+
+
 def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     """Run (or resume) a training run; returns the last epoch's record. ``dataset`` overrides loading."""
+    config = dataclasses.replace(config, processes=resolve_processes(config))  # recorded as resolved
+    if config.processes > 1 and config.backend != "numpy":
+        raise ValueError(f"--processes {config.processes} is data parallelism over CPU cores: use it with "
+                         f"--backend numpy, not {config.backend}")
+    if config.processes > config.batch_size:
+        raise ValueError(f"--batch-size {config.batch_size} cannot be split over --processes {config.processes}")
     device = device_for(config.backend)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -276,6 +321,11 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     record, lr = {}, config.lr
     model.train()
     epoch, next_batch = start_epoch, start_batch
+    parallel = None
+    if config.processes > 1:  # after any resume: the workers start from the weights loaded above
+        parallel = DataParallel(model, functools.partial(build_model, config, num_classes, config.drop_path),
+                                config.processes, max(config.batch_size, config.eval_batch_size),
+                                (3, config.image_size, config.image_size), num_classes, seed=config.seed)
     try:
         for epoch in range(start_epoch, config.epochs):
             first_batch = start_batch if epoch == start_epoch else 0
@@ -286,19 +336,16 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
             for batch_index, (x, y) in enumerate(bar, first_batch):
                 lr = optim.cosine_with_warmup(step, total_steps, warmup_steps, config.lr, config.min_lr)
                 optim.set_lr(optimizer, lr)
-                logits = model(ag.tensor(x, device=device))
-                target = ag.tensor(y, device=device)  # labels or soft targets, on the logits' device
-                loss = F.cross_entropy(logits, target, label_smoothing=0.0 if y.ndim == 2 else config.label_smoothing)
-                loss_value = float(loss.item())
+                if parallel is not None:
+                    loss_value, logits = parallel.train_step(x, y, config.label_smoothing, step)
+                else:
+                    loss_value, logits = forward_backward(model, x, y, device, config.label_smoothing)
                 if not math.isfinite(loss_value):
                     raise NonFiniteLoss(f"the loss became {loss_value} at epoch {epoch + 1}, step {step}: stopping. "
                                         f"The last good checkpoint is {checkpoint_path} (lower --lr, or clip "
                                         "gradients with --grad-clip)")
-                # Read the predictions now, while the device is idle after .item(), not after the backward.
                 hard = y if y.ndim == 1 else y.argmax(axis=1)
-                correct += int((logits.numpy().argmax(axis=1) == hard).sum())
-                optimizer.zero_grad()
-                loss.backward()
+                correct += int((logits.argmax(axis=1) == hard).sum())
                 if config.grad_clip:
                     clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
@@ -316,7 +363,7 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
                     break
             bar.close()
             epoch_seconds = time.perf_counter() - epoch_start
-            test_loss, test_acc = evaluate(model, test_loader, device)
+            test_loss, test_acc = evaluate(model, test_loader, device, parallel)
             record = {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": loss_sum / max(seen, 1),
                       "train_acc": correct / max(seen, 1), "test_loss": test_loss, "test_acc": test_acc,
                       "epoch_seconds": epoch_seconds, "images_per_second": seen / epoch_seconds,
@@ -343,6 +390,9 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
         print(f"\ninterrupted: saved {checkpoint_path} at epoch {epoch + 1}, batch {next_batch}; "
               "continue with --resume", flush=True)
         return record
+    finally:
+        if parallel is not None:
+            parallel.close()
     return record
 
 

@@ -2,7 +2,8 @@
 
 ImageNet variants take 224x224 images (patch-4 stem). tiny..xlarge are the paper's (Section 3.1);
 atto..nano are timm's smaller siblings with the paper's block. The ``cifar`` variants are for 32x32
-images: a 2x2 patchify stem (a 16x16 feature map instead of 8x8), otherwise the same network.
+images: a 2x2 patchify stem (a 16x16 feature map instead of 8x8), otherwise the same network;
+``convnext_cifar_3stage`` also drops the last stage, which would see only 2x2 pixels.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ VARIANTS = {
     "convnext_cifar_femto": dict(depths=(2, 2, 6, 2), dims=(48, 96, 192, 384), patch_size=2),
     "convnext_cifar_pico": dict(depths=(2, 2, 6, 2), dims=(64, 128, 256, 512), patch_size=2),
     "convnext_cifar_nano": dict(depths=(2, 2, 8, 2), dims=(80, 160, 320, 640), patch_size=2),
+    # Three stages (16, 8, 4 pixels per side), no 2x2 stage; blocks of equal cost in every stage. 43M
+    # multiply-adds per image (convnext_cifar_atto: 44M) with 1.1M parameters (3.4M); learns faster on CIFAR.
+    "convnext_cifar_3stage": dict(depths=(2, 4, 2), dims=(48, 96, 192), patch_size=2),
 }
 
 

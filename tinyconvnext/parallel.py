@@ -1,0 +1,283 @@
+"""Data-parallel training on the CPU's cores: N worker processes, one thread each, sharing one set of weights.
+
+    python train_cifar.py --processes 2        # both cores of a 2-core machine
+
+Why: one process with two threads keeps only the big matrix products (BLAS) on both cores; NumPy's
+element-wise arithmetic, the graph walk and the Python glue run on one. Two single-threaded processes, each
+on half the batch, keep both cores busy all the time (on the 2-core machines, 1.5x the images per second of
+one process with two threads for ``convnext_cifar_atto``; ``docs/results.md``).
+
+How, as PyTorch's ``DistributedDataParallel`` does on one machine, with shared memory instead of messages:
+  - the parameters live in one shared-memory buffer that the main process and every worker see;
+  - each step the batch is cut into N slices; worker r computes the mean loss of its slice and writes
+    ``(n_r / B) * grad`` of it to its own shared gradient buffer. Their sum is the gradient of the whole
+    batch's mean loss, the same quantity one process computes (up to the order of float additions);
+  - the main process sums the N buffers into the parameters' ``.grad`` and runs the optimizer, in place on
+    the shared weights; the workers read the new weights at the next step.
+The workers only ever read the weights and the main process only writes them while the workers wait for
+their next command, so no locks are needed. Stochastic depth in worker r draws from a generator seeded by
+(seed, step, r): a run is reproducible, and resumes exactly, for a given number of processes (a run with
+another number of processes is a different run, as it is in PyTorch).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import traceback
+from contextlib import contextmanager
+from multiprocessing import shared_memory
+
+import numpy as np
+
+import autograd as ag
+from autograd.nn import functional as F
+
+_ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
+
+
+class WorkerFailed(RuntimeError):
+    pass
+
+
+class _SharedBlock:
+    """Named arrays carved out of one shared-memory block (owned by the creator, attached by the others)."""
+
+    def __init__(self, layout: dict, name: str | None = None):
+        self.layout = layout  # name -> (shape, dtype string)
+        offsets, size = {}, 0
+        for key, (shape, dtype) in layout.items():
+            offsets[key] = size
+            size += int(np.prod(shape)) * np.dtype(dtype).itemsize
+            size = (size + 63) // 64 * 64  # 64-byte aligned arrays
+        self.memory = shared_memory.SharedMemory(name=name, create=name is None, size=max(size, 64))
+        self.arrays = {key: np.ndarray(shape, dtype, buffer=self.memory.buf, offset=offsets[key])
+                       for key, (shape, dtype) in layout.items()}
+
+    def close(self, unlink: bool):
+        self.arrays = {}
+        self.memory.close()
+        if unlink:
+            self.memory.unlink()
+
+
+def _point_parameters_at(model, flat: np.ndarray) -> None:
+    """Make every parameter's ``.data`` a view into ``flat`` (values are not copied)."""
+    start = 0
+    for p in model.parameters():
+        p.data = flat[start:start + p.size].reshape(p.shape)
+        start += p.size
+
+
+def _worker_seed(seed: int, step: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
+
+
+def _worker_main(rank, make_model, block_name, layout, connection):
+    """A worker's loop: wait for a command, compute on its slice of the shared buffers, answer."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    block = _SharedBlock(layout, name=block_name)
+    try:
+        model = make_model()
+        _point_parameters_at(model, block.arrays["weights"])
+        x_all, out_all, grad = block.arrays["inputs"][rank], block.arrays["logits"][rank], block.arrays["grads"][rank]
+        labels_all, soft_all = block.arrays["labels"][rank], block.arrays["soft_targets"][rank]
+        while True:
+            command = connection.recv()
+            if command[0] == "stop":
+                return
+            try:
+                kind, n, soft, label_smoothing, weight, seed = command
+                x = ag.tensor(x_all[:n])
+                target = ag.tensor(soft_all[:n] if soft else labels_all[:n])
+                if kind == "train":
+                    ag.manual_seed(seed)
+                    model.train()
+                    logits = model(x)
+                    loss = F.cross_entropy(logits, target, label_smoothing=0.0 if soft else label_smoothing)
+                    for p in model.parameters():
+                        p.grad = None
+                    loss.backward()
+                    start = 0
+                    for p in model.parameters():
+                        view = grad[start:start + p.size]
+                        if p.grad is None:
+                            view[:] = 0
+                        else:
+                            np.multiply(p.grad.data.reshape(-1), view.dtype.type(weight), out=view)
+                        start += p.size
+                    answer = float(loss.item())
+                else:  # "eval": summed loss, no graph
+                    model.eval()
+                    with ag.no_grad():
+                        logits = model(x)
+                        answer = float(F.cross_entropy(logits, target, reduction="sum").item())
+                out_all[:n] = logits.data
+                connection.send(("ok", answer))
+            except Exception:  # report, stay alive; the main process decides
+                connection.send(("error", traceback.format_exc()))
+    finally:
+        block.close(unlink=False)
+
+
+@contextmanager
+def _environment(values: dict):
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class DataParallel:
+    """Run a model's training and evaluation steps on ``processes`` single-threaded worker processes.
+
+    Args:
+        model: the main process's model. Its parameters are moved into shared memory (same values) and
+            stay there: the optimizer built on them keeps working, and every worker sees its updates.
+        make_model: a picklable function building the same architecture (the workers' copies).
+        processes: number of worker processes (at least 1; the number of cores is the natural choice).
+        max_batch: the largest batch that ``train_step`` or ``eval_step`` will get.
+        input_shape: (C, H, W) of one input. num_classes: the logits' width.
+        seed: the run's seed, for the workers' stochastic depth.
+    Use it as a context manager, or call ``close()``.
+    """
+
+    def __init__(self, model, make_model, processes: int, max_batch: int, input_shape, num_classes: int, seed: int = 0):
+        if processes < 1:
+            raise ValueError(f"DataParallel needs at least 1 process, got {processes}")
+        if max_batch < processes:
+            raise ValueError(f"a batch of {max_batch} cannot be split over {processes} processes")
+        params = list(model.parameters())
+        dtypes = {p.dtype for p in params}
+        if len(dtypes) != 1 or any(not isinstance(p.data, np.ndarray) for p in params):
+            raise ValueError(f"DataParallel runs NumPy models with one float dtype, got {sorted(map(str, dtypes))} "
+                             f"on {type(params[0].data).__module__}")
+        dtype = str(dtypes.pop())
+        self.model, self.processes, self.seed = model, processes, seed
+        self.num_classes = num_classes
+        self.slice_size = -(-max_batch // processes)  # ceil
+        total = sum(p.size for p in params)
+        layout = {
+            "weights": ((total,), dtype),
+            "grads": ((processes, total), dtype),
+            "inputs": ((processes, self.slice_size, *input_shape), dtype),
+            "labels": ((processes, self.slice_size), "int64"),
+            "soft_targets": ((processes, self.slice_size, num_classes), dtype),
+            "logits": ((processes, self.slice_size, num_classes), dtype),
+        }
+        self.block = _SharedBlock(layout)
+        weights = self.block.arrays["weights"]
+        start = 0
+        for p in params:
+            weights[start:start + p.size] = p.data.reshape(-1)
+            start += p.size
+        _point_parameters_at(model, weights)
+        self.grad_sum = np.zeros(total, dtype)
+        self.connections, self.workers = [], []
+        context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked thread pools
+        try:
+            with _environment(_ONE_THREAD):
+                for rank in range(processes):
+                    ours, theirs = context.Pipe()
+                    worker = context.Process(target=_worker_main, daemon=True, name=f"data-parallel-{rank}",
+                                             args=(rank, make_model, self.block.memory.name, layout, theirs))
+                    worker.start()
+                    theirs.close()
+                    self.connections.append(ours)
+                    self.workers.append(worker)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- the two steps ---------------------------------------------------------------------------
+    def _slices(self, batch_size):
+        bounds = np.linspace(0, batch_size, self.processes + 1).round().astype(int)
+        return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def _run(self, kind, x, y, label_smoothing=0.0, step=0):
+        x = np.asarray(x)
+        y = np.asarray(y)
+        batch = len(x)
+        if batch > self.slice_size * self.processes:
+            raise ValueError(f"batch of {batch} is larger than the {self.slice_size * self.processes} this "
+                             "DataParallel was built for (max_batch)")
+        if batch < self.processes:
+            raise ValueError(f"a batch of {batch} cannot be split over {self.processes} processes")
+        soft = y.ndim == 2
+        arrays = self.block.arrays
+        for rank, (a, b) in enumerate(self._slices(batch)):
+            arrays["inputs"][rank, :b - a] = x[a:b]
+            if soft:
+                arrays["soft_targets"][rank, :b - a] = y[a:b]
+            else:
+                arrays["labels"][rank, :b - a] = y[a:b]
+            self.connections[rank].send((kind, b - a, soft, label_smoothing, (b - a) / batch,
+                                         _worker_seed(self.seed, step, rank)))
+        answers = [self._receive(rank) for rank in range(self.processes)]
+        logits = np.concatenate([arrays["logits"][rank, :b - a] for rank, (a, b) in enumerate(self._slices(batch))])
+        return answers, logits
+
+    def _receive(self, rank):
+        try:
+            status, value = self.connections[rank].recv()
+        except (EOFError, ConnectionError) as error:
+            raise WorkerFailed(f"data-parallel worker {rank} died (exit code {self.workers[rank].exitcode})") from error
+        if status == "error":
+            raise WorkerFailed(f"data-parallel worker {rank} failed:\n{value}")
+        return value
+
+    def train_step(self, x, y, label_smoothing: float = 0.0, step: int = 0):
+        """Forward and backward of the batch's mean cross-entropy, split over the workers.
+
+        Leaves the summed gradient in the main model's ``.grad`` (ready for clipping and the optimizer)
+        and returns (mean loss of the batch, logits as a NumPy array). ``y``: labels (N,) or soft targets
+        (N, classes), for which ``label_smoothing`` is not applied (as the single-process loop)."""
+        answers, logits = self._run("train", x, y, label_smoothing, step)
+        batch = len(x)
+        loss = sum(value * (b - a) / batch for value, (a, b) in zip(answers, self._slices(batch)))
+        np.sum(self.block.arrays["grads"], axis=0, out=self.grad_sum)
+        start = 0
+        for p in self.model.parameters():
+            p.grad = ag.Tensor(self.grad_sum[start:start + p.size].reshape(p.shape))
+            start += p.size
+        return loss, logits
+
+    def eval_step(self, x, y):
+        """(summed cross-entropy, logits) of a batch in eval mode, without a graph."""
+        answers, logits = self._run("eval", x, y)
+        return float(sum(answers)), logits
+
+    # -- lifetime --------------------------------------------------------------------------------
+    def close(self):
+        """Stop the workers and free the shared memory; the main model keeps its (copied) weights."""
+        for connection in self.connections:
+            try:
+                connection.send(("stop",))
+            except (BrokenPipeError, OSError):
+                pass
+        for worker in self.workers:
+            worker.join(timeout=10)
+            if worker.is_alive():
+                worker.terminate()
+                worker.join()
+        for connection in self.connections:
+            connection.close()
+        self.connections, self.workers = [], []
+        if getattr(self, "block", None) is not None:
+            for p in self.model.parameters():  # copies: the shared block is about to go away
+                p.data = np.array(p.data, copy=True)
+            self.block.close(unlink=True)
+            self.block = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
