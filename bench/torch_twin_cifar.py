@@ -8,6 +8,8 @@ It checks our engine at the scale of a whole training run: the same recipe must 
 PyTorch is slower per step than our engine for these small models: 202 against 265-280 images/s.) The batches come from our
 ``BatchLoader`` and augmentations with the same seed, the model from ``tests/torch_convnext.py`` with our
 initial weights, the optimizer is torch's AdamW with the same groups, schedule and clipping (no EMA).
+It runs in one process with PyTorch's threads: ``--processes`` (our data parallelism) is ignored, and since
+the gradient of a batch is the same either way, the recipe is the same.
 """
 
 from __future__ import annotations

@@ -156,3 +156,53 @@ def test_auto_processes_is_one_per_core_with_16_images_each(monkeypatch):
     assert resolve_processes(TrainConfig(processes=0, batch_size=8)) == 1
     assert resolve_processes(TrainConfig(processes=0, backend="cupy")) == 1
     assert resolve_processes(TrainConfig(processes=3)) == 3
+
+
+CTRL_C_CHILD = """
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even where the parent shell ignores Ctrl-C
+sys.path.insert(0, {tests!r})
+from train_helpers import synthetic_cifar, tiny_config
+from tinyconvnext.train import train
+from pathlib import Path
+train(tiny_config(Path({folder!r}), epochs=200, processes={processes}), synthetic_cifar())
+"""
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_ctrl_c_saves_and_exits_cleanly(tmp_path, processes):
+    """Ctrl-C in a terminal signals the whole process group: the loop saves, the workers stop, nothing is left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    tests = str(Path(__file__).resolve().parents[1])
+    script = CTRL_C_CHILD.format(tests=tests, folder=str(tmp_path), processes=processes)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, start_new_session=True)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    try:
+        deadline = time.monotonic() + 120
+        while not metrics.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert metrics.exists(), "the run did not finish its first epoch"
+        os.killpg(child.pid, signal.SIGINT)
+        output, _ = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+    assert child.returncode == 0, output
+    assert "interrupted: saved" in output, output
+    state = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
+    assert state["step"] >= 5  # at least the first epoch's 5 steps (160 images, batch 32)
+    for _ in range(50):  # the workers (and the resource tracker) leave with the main process
+        try:
+            os.killpg(child.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("processes of the interrupted run are still alive")
