@@ -4,8 +4,8 @@
 
 Why: one process with two threads keeps only the big matrix products (BLAS) on both cores; NumPy's
 element-wise arithmetic, the graph walk and the Python glue run on one. Two single-threaded processes, each
-on half the batch, keep both cores busy all the time (on the 2-core machines, 1.5x the images per second of
-one process with two threads for ``convnext_cifar_atto``; ``docs/results.md``).
+on half the batch, keep both cores busy all the time: on the 2-core machines a CIFAR training run goes 1.6x
+faster than one process with two threads (``docs/benchmarks.md``).
 
 How, as PyTorch's ``DistributedDataParallel`` does on one machine, with shared memory instead of messages:
   - the parameters live in one shared-memory buffer that the main process and every worker see;
