@@ -45,8 +45,7 @@ class _SharedBlock:
     """Named arrays carved out of one shared-memory block (owned by the creator, attached by the others)."""
 
     def __init__(self, layout: dict, name: str | None = None):
-        self.layout = layout  # name -> (shape, dtype string)
-        offsets, size = {}, 0
+        offsets, size = {}, 0  # layout: name -> (shape, dtype string)
         for key, (shape, dtype) in layout.items():
             offsets[key] = size
             size += int(np.prod(shape)) * np.dtype(dtype).itemsize
@@ -62,12 +61,13 @@ class _SharedBlock:
             self.memory.unlink()
 
 
-def _point_parameters_at(model, flat: np.ndarray) -> None:
-    """Make every parameter's ``.data`` a view into ``flat`` (values are not copied)."""
-    start = 0
-    for p in model.parameters():
-        p.data = flat[start:start + p.size].reshape(p.shape)
+def _flat_views(params, flat: np.ndarray) -> list:
+    """One view into ``flat`` per parameter, shaped like it, in order: the layout of every flat buffer here."""
+    views, start = [], 0
+    for p in params:
+        views.append(flat[start:start + p.size].reshape(p.shape))
         start += p.size
+    return views
 
 
 def _worker_seed(seed: int, step: int, rank: int) -> int:
@@ -80,8 +80,11 @@ def _worker_main(rank, make_model, block_name, layout, connection):
     block = _SharedBlock(layout, name=block_name)
     try:
         model = make_model()
-        _point_parameters_at(model, block.arrays["weights"])
-        x_all, out_all, grad = block.arrays["inputs"][rank], block.arrays["logits"][rank], block.arrays["grads"][rank]
+        params = list(model.parameters())
+        for p, view in zip(params, _flat_views(params, block.arrays["weights"])):
+            p.data = view  # the shared weights, not a copy
+        grads = _flat_views(params, block.arrays["grads"][rank])
+        x_all, out_all = block.arrays["inputs"][rank], block.arrays["logits"][rank]
         labels_all, soft_all = block.arrays["labels"][rank], block.arrays["soft_targets"][rank]
         while True:
             command = connection.recv()
@@ -96,17 +99,13 @@ def _worker_main(rank, make_model, block_name, layout, connection):
                     model.train()
                     logits = model(x)
                     loss = F.cross_entropy(logits, target, label_smoothing=0.0 if soft else label_smoothing)
-                    for p in model.parameters():
-                        p.grad = None
+                    model.zero_grad()
                     loss.backward()
-                    start = 0
-                    for p in model.parameters():
-                        view = grad[start:start + p.size]
+                    for p, view in zip(params, grads):
                         if p.grad is None:
                             view[:] = 0
                         else:
-                            np.multiply(p.grad.data.reshape(-1), view.dtype.type(weight), out=view)
-                        start += p.size
+                            np.multiply(p.grad.data, view.dtype.type(weight), out=view)
                     answer = float(loss.item())
                 else:  # "eval": summed loss, no graph
                     model.eval()
@@ -161,7 +160,6 @@ class DataParallel:
                              f"on {type(params[0].data).__module__}")
         dtype = str(dtypes.pop())
         self.model, self.processes, self.seed = model, processes, seed
-        self.num_classes = num_classes
         self.slice_size = -(-max_batch // processes)  # ceil
         total = sum(p.size for p in params)
         layout = {
@@ -173,13 +171,11 @@ class DataParallel:
             "logits": ((processes, self.slice_size, num_classes), dtype),
         }
         self.block = _SharedBlock(layout)
-        weights = self.block.arrays["weights"]
-        start = 0
-        for p in params:
-            weights[start:start + p.size] = p.data.reshape(-1)
-            start += p.size
-        _point_parameters_at(model, weights)
+        for p, view in zip(params, _flat_views(params, self.block.arrays["weights"])):
+            view[...] = p.data
+            p.data = view  # from now on the optimizer updates the shared weights in place
         self.grad_sum = np.zeros(total, dtype)
+        self.grad_views = _flat_views(params, self.grad_sum)
         self.connections, self.workers = [], []
         context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked thread pools
         try:
@@ -212,7 +208,8 @@ class DataParallel:
             raise ValueError(f"a batch of {batch} cannot be split over {self.processes} processes")
         soft = y.ndim == 2
         arrays = self.block.arrays
-        for rank, (a, b) in enumerate(self._slices(batch)):
+        slices = self._slices(batch)
+        for rank, (a, b) in enumerate(slices):
             arrays["inputs"][rank, :b - a] = x[a:b]
             if soft:
                 arrays["soft_targets"][rank, :b - a] = y[a:b]
@@ -221,8 +218,8 @@ class DataParallel:
             self.connections[rank].send((kind, b - a, soft, label_smoothing, (b - a) / batch,
                                          _worker_seed(self.seed, step, rank)))
         answers = [self._receive(rank) for rank in range(self.processes)]
-        logits = np.concatenate([arrays["logits"][rank, :b - a] for rank, (a, b) in enumerate(self._slices(batch))])
-        return answers, logits
+        logits = np.concatenate([arrays["logits"][rank, :b - a] for rank, (a, b) in enumerate(slices)])
+        return answers, logits, slices
 
     def _receive(self, rank):
         try:
@@ -239,19 +236,16 @@ class DataParallel:
         Leaves the summed gradient in the main model's ``.grad`` (ready for clipping and the optimizer)
         and returns (mean loss of the batch, logits as a NumPy array). ``y``: labels (N,) or soft targets
         (N, classes), for which ``label_smoothing`` is not applied (as the single-process loop)."""
-        answers, logits = self._run("train", x, y, label_smoothing, step)
-        batch = len(x)
-        loss = sum(value * (b - a) / batch for value, (a, b) in zip(answers, self._slices(batch)))
+        answers, logits, slices = self._run("train", x, y, label_smoothing, step)
+        loss = sum(value * (b - a) / len(x) for value, (a, b) in zip(answers, slices))
         np.sum(self.block.arrays["grads"], axis=0, out=self.grad_sum)
-        start = 0
-        for p in self.model.parameters():
-            p.grad = ag.Tensor(self.grad_sum[start:start + p.size].reshape(p.shape))
-            start += p.size
+        for p, view in zip(self.model.parameters(), self.grad_views):
+            p.grad = ag.Tensor(view)
         return loss, logits
 
     def eval_step(self, x, y):
         """(summed cross-entropy, logits) of a batch in eval mode, without a graph."""
-        answers, logits = self._run("eval", x, y)
+        answers, logits, _ = self._run("eval", x, y)
         return float(sum(answers)), logits
 
     # -- lifetime --------------------------------------------------------------------------------

@@ -239,8 +239,7 @@ def forward_backward(model, x, y, device, label_smoothing):
     loss = F.cross_entropy(logits, target, label_smoothing=0.0 if y.ndim == 2 else label_smoothing)
     loss_value = float(loss.item())
     predictions = logits.numpy()  # read now, while the device is idle after .item()
-    for p in model.parameters():
-        p.grad = None
+    model.zero_grad()
     if math.isfinite(loss_value):
         loss.backward()
     return loss_value, predictions
