@@ -2,12 +2,15 @@
 
     python bench/data_parallel.py                    # convnext_cifar_atto, batch 128, 2 processes
     python bench/data_parallel.py --processes 4 --steps 30
+    python bench/data_parallel.py --malloc default   # glibc's default: freed memory goes back to the OS
 
 One step is what ``train_cifar.py`` does per batch: forward, cross-entropy with label smoothing, backward,
 AdamW. Timed in this one process, one after another, best of ``--repeats`` rounds of ``--steps`` steps:
   - PyTorch (the twin from tests/torch_convnext.py), with its default threads;
   - ours, one process, with the default threads (BLAS and Numba);
   - ours, ``tinyconvnext.parallel.DataParallel`` over ``--processes`` single-threaded worker processes.
+With ``--malloc retain`` (the default, as in training) the process and the workers keep freed memory for
+reuse (``autograd/memory.py``); PyTorch, in the same process, gets the same allocator settings.
 Reported as images per second and as ratios of times (ours / PyTorch: below 1 is faster than PyTorch).
 """
 
@@ -27,6 +30,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 import autograd as ag  # noqa: E402
 from autograd import optim  # noqa: E402
+from autograd.memory import retain_freed_memory  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
 from tinyconvnext.parallel import DataParallel  # noqa: E402
 from tinyconvnext.variants import create_model  # noqa: E402
@@ -104,11 +108,15 @@ def main(argv=None):
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--malloc", choices=("retain", "default"), default="retain",
+                        help="retain: keep freed memory for reuse, as training does (autograd/memory.py)")
     args = parser.parse_args(argv)
+    if args.malloc == "retain":
+        retain_freed_memory()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.batch_size, 3, 32, 32)).astype(np.float32)
     y = rng.integers(0, 10, size=args.batch_size)
-    print(f"{args.model}, batch {args.batch_size}; thread pools: {blas_summary()}", flush=True)
+    print(f"{args.model}, batch {args.batch_size}, malloc {args.malloc}; thread pools: {blas_summary()}", flush=True)
 
     step, threads = torch_step(args.model, x, y)
     torch_seconds = best_seconds_per_step(step, args.steps, args.repeats)

@@ -32,6 +32,7 @@ from multiprocessing import shared_memory
 import numpy as np
 
 import autograd as ag
+from autograd.memory import is_retaining_freed_memory, retain_freed_memory
 from autograd.nn import functional as F
 
 _ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
@@ -74,9 +75,11 @@ def _worker_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
 
 
-def _worker_main(rank, make_model, block_name, layout, connection):
+def _worker_main(rank, make_model, block_name, layout, connection, retain_memory):
     """A worker's loop: wait for a command, compute on its slice of the shared buffers, answer."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    if retain_memory:  # as the main process does (autograd/memory.py)
+        retain_freed_memory()
     block = _SharedBlock(layout, name=block_name)
     try:
         model = make_model()
@@ -183,7 +186,8 @@ class DataParallel:
                 for rank in range(processes):
                     ours, theirs = context.Pipe()
                     worker = context.Process(target=_worker_main, daemon=True, name=f"data-parallel-{rank}",
-                                             args=(rank, make_model, self.block.memory.name, layout, theirs))
+                                             args=(rank, make_model, self.block.memory.name, layout, theirs,
+                                                   is_retaining_freed_memory()))
                     worker.start()
                     theirs.close()
                     self.connections.append(ours)

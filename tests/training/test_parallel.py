@@ -80,6 +80,18 @@ def test_eval_step_matches_one_process(model_and_parallel):
     assert loss_sum == pytest.approx(float(F.cross_entropy(expected, ag.tensor(y), reduction="sum").item()), rel=1e-5)
 
 
+def test_flip_tta_on_the_workers_matches_one_process(tmp_path):
+    from tinyconvnext.train import evaluate, make_loaders
+
+    data = synthetic_cifar()
+    config = tiny_config(tmp_path, epochs=1, eval_batch_size=40)  # 96 test images: the last batch has 16
+    model, _ = twins()
+    _, test_loader, _ = make_loaders(config, data)
+    with DataParallel(model, small_model, 2, 40, (3, 32, 32), 10) as dp:
+        on_workers = evaluate(model, test_loader, "cpu", dp, flip=True)
+    assert on_workers == pytest.approx(evaluate(model, test_loader, "cpu", flip=True), rel=1e-5)
+
+
 def test_optimizer_updates_reach_the_workers():
     """Three AdamW steps through the workers follow three steps of one process."""
     model, reference = twins()

@@ -105,3 +105,36 @@ def test_load_trained_model_gives_the_run_s_model(tmp_path):
     train(tiny_config(tmp_path / "plain", epochs=1, ema_decay=0.0), data)
     with pytest.raises(ValueError, match="no EMA weights"):
         load_trained_model(tmp_path / "plain" / "run", ema=True)
+
+
+def test_flip_tta_averages_the_logits_of_the_image_and_its_mirror(tmp_path):
+    from autograd.nn import functional as F
+    import autograd as ag
+    from tinyconvnext.train import load_trained_model, make_loaders, evaluate
+
+    data = synthetic_cifar()
+    config = tiny_config(tmp_path, epochs=1, tta=True)
+    record = train(config, data)
+    model, _ = load_trained_model(tmp_path / "run")
+    _, test_loader, _ = make_loaders(config, data)
+    logits, labels = [], []
+    with ag.no_grad():
+        for x, y in test_loader.epoch(0):
+            plain, mirrored = model(ag.tensor(x)), model(ag.tensor(np.ascontiguousarray(x[..., ::-1])))
+            logits.append(0.5 * (plain.numpy() + mirrored.numpy()))
+            labels.append(y)
+    logits, labels = np.concatenate(logits), np.concatenate(labels)
+    expected_loss = float(F.cross_entropy(ag.tensor(logits.astype(np.float64)), ag.tensor(labels)).item())
+    loss, accuracy = evaluate(model, test_loader, "cpu", flip=True)
+    assert accuracy == pytest.approx(np.mean(logits.argmax(axis=1) == labels))
+    assert loss == pytest.approx(expected_loss, rel=1e-6)
+    assert (record["test_loss_tta"], record["test_acc_tta"]) == pytest.approx((loss, accuracy))
+    assert evaluate(model, test_loader, "cpu")[1] == pytest.approx(record["test_acc"])  # plain stays plain
+
+
+def test_boolean_options_take_a_no_form():
+    from tinyconvnext.train import config_from_args
+
+    assert config_from_args(TrainConfig(), ["--tta"], "prog").tta is True
+    assert config_from_args(TrainConfig(tta=True), ["--no-tta"], "prog").tta is False
+    assert config_from_args(TrainConfig(tta=True), [], "prog").tta is True
