@@ -1,6 +1,6 @@
 """Train ConvNeXt on CIFAR-10: the project's main job.
 
-    python train_cifar.py                      # about 60 minutes on 2 CPU cores (~355 images/s), 83.1%
+    python train_cifar.py                      # 57 minutes on 2 CPU cores (~390 images/s): 84.2%, 84.6% with TTA
     python train_cifar.py --backend cupy       # the same on an NVIDIA GPU
     python train_cifar.py --epochs 5 --out runs/quick --data ../shared/data
 
@@ -15,16 +15,17 @@ from tinyconvnext.train import TrainConfig, main
 CIFAR_DEFAULTS = TrainConfig(  # the best recipe measured so far: docs/results.md
     dataset="cifar10",
     model="convnext_cifar_3stage",
-    epochs=24,  # 24 x 50,000 images: 57 minutes of steps on 2 CPU cores (2 processes), 61 with evaluation
-    batch_size=128,
+    epochs=25,  # 25 x 50,000 images: 54 minutes of steps on 2 CPU cores (2 processes), 57 with evaluation
+    batch_size=64,  # twice the steps of batch 128, at the same speed with two processes: +0.8 points
     processes=0,  # one data-parallel process per CPU core (tinyconvnext/parallel.py); 1 with --backend cupy
-    lr=3e-3,
+    lr=2e-3,
     weight_decay=0.05,
     warmup_epochs=1.0,
-    drop_path=0.05,
+    drop_path=0.1,
     label_smoothing=0.1,
-    layer_scale=0.1,  # the paper's 1e-6 starts every block as the identity: too slow for a 24-epoch run
+    layer_scale=0.1,  # the paper's 1e-6 starts every block as the identity: too slow for a 25-epoch run
     ema_decay=0.0,
+    tta=True,  # after the last epoch, also report the accuracy with flip test-time augmentation
     out="runs/cifar10",
 )
 

@@ -10,7 +10,7 @@ import numpy as _np
 from .backend import cupy_available, get_array_module, get_default_device, set_default_device
 from .creation import (arange, empty, eye, from_numpy, full, full_like, linspace, ones, ones_like, rand,
                        rand_like, randint, randn, randn_like, tensor, zeros, zeros_like)
-from . import profiler  # noqa: F401
+from . import memory, profiler  # noqa: F401
 from .function import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, gradcheck
 from .ops.elementwise import (abs, add, clip, div, exp, log, maximum, minimum, mul, neg, pow, relu, sigmoid,

@@ -76,6 +76,11 @@ section("2. One training step on the CPU, op by op")
 # The step is the training loop's: forward, cross-entropy, backward, AdamW. The profiler wraps every
 # op's forward and backward with a timer; what it does not see (the graph walk, the optimizer's array
 # arithmetic, Python) is the gap between its total and the block's wall time.
+# A training step frees and allocates the same large arrays every time. By default glibc gives large freed
+# blocks back to the OS, and every new array then costs page faults on fresh zeroed pages (in one profile
+# GELU's backward took 4x its arithmetic's time). The training program keeps freed memory for reuse, and so
+# does this lesson, so that the profile shows the ops' own time (autograd/memory.py, docs/benchmarks.md).
+ag.memory.retain_freed_memory()
 batch = 32 if args.quick else 128
 repeats = 2 if args.quick else 5
 model_name = "convnext_cifar_atto"

@@ -32,6 +32,7 @@ def test_train_cifar_on_a_subset_beats_chance_by_far(tmp_path):
     assert len(rows) == 4
     # 1,000 held-out test images, 10 classes: chance is 10%.
     assert rows[-1]["test_acc"] >= 0.30, rows[-1]
+    assert rows[-1]["test_acc_tta"] >= 0.30 and "test_acc_tta" not in rows[0]  # the defaults' --tta, last epoch only
     assert (out / "curves.png").stat().st_size > 10_000 and (out / "checkpoint.npz").exists()
 
 
