@@ -37,10 +37,7 @@ def _glibc():
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     except OSError:
         return None
-    gnu_get_libc_version = getattr(libc, "gnu_get_libc_version", None)
-    if gnu_get_libc_version is None or not hasattr(libc, "mallopt"):
-        return None
-    return libc
+    return libc if hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallopt") else None
 
 
 def retain_freed_memory() -> bool:

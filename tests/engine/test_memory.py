@@ -2,8 +2,6 @@
 the OS on free, so the next one faults in fresh zeroed pages). Checked in a fresh interpreter, through
 glibc's own count of mmapped blocks (mallinfo2().hblks)."""
 
-import ctypes
-import ctypes.util
 import subprocess
 import sys
 import textwrap
@@ -34,11 +32,8 @@ _PROBE = textwrap.dedent("""
 
 
 def _glibc_with_mallinfo2():
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return False
-    return hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallinfo2")
+    libc = memory._glibc()
+    return libc is not None and hasattr(libc, "mallinfo2")
 
 
 @pytest.mark.skipif(not _glibc_with_mallinfo2(), reason="needs glibc 2.33 or later (mallinfo2)")
