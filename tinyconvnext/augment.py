@@ -4,6 +4,7 @@ Per image or per batch, every function takes a NumPy ``Generator``, so a run is 
 * CIFAR: ``random_crop_flip`` (4-pixel zero padding, random 32x32 crop, horizontal flip).
 * ImageNet style: ``random_resized_crop`` (a random area 8-100% and aspect 3/4-4/3, resized) and
   ``resize_center_crop`` for evaluation.
+* ``resize_images``: a whole batch to a smaller side (progressive resizing of CIFAR images, train.py).
 * ``rand_augment`` (Cubuk et al., 2020): N random operations of magnitude M, on a PIL image.
 * ``random_erasing`` (Zhong et al., 2020): a random rectangle of a normalised image replaced by noise.
 * ``mixup`` (Zhang et al., 2018) / ``cutmix`` (Yun et al., 2019) with label smoothing: mix each sample
@@ -65,6 +66,17 @@ def random_resized_crop(image: np.ndarray, size: int, rng: np.random.Generator, 
     crop = Image.fromarray(image[top:top + ch, left:left + cw]).resize((size, size), Image.BILINEAR)
     out = np.asarray(crop)
     return out[:, ::-1] if flip and rng.random() < 0.5 else out
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """(B, H, W, C) uint8 -> (B, size, size, C): each image resized whole, bilinear with antialiasing (PIL's,
+    as torchvision's Resize((size, size), antialias=True)). The images keep all their content at a smaller
+    scale, which is what progressive resizing trains on (fast.ai's DAWNBench runs, FFCV's ResNet recipes)."""
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise ValueError(f"resize_images expects (B, H, W, C) uint8 images, got {images.shape} {images.dtype}")
+    if images.shape[1:3] == (size, size):
+        return images
+    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR)) for im in images])
 
 
 def resize_center_crop(image: np.ndarray, size: int, crop_pct: float = 0.875) -> np.ndarray:

@@ -19,7 +19,8 @@ class BatchLoader:
 
     Args:
         num_items: the size of the data set.
-        make_batch: ``make_batch(indices, rng) -> (inputs, targets)`` builds one batch.
+        make_batch: ``make_batch(indices, rng, **options) -> (inputs, targets)`` builds one batch; the
+            options are those given to ``epoch`` (e.g. the epoch's image size).
         batch_size, shuffle, drop_last: as PyTorch's DataLoader.
         seed: the run's seed. prefetch: batches prepared ahead (0: no background thread).
     """
@@ -39,15 +40,16 @@ class BatchLoader:
                  else np.arange(self.num_items))
         return [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(len(self))]
 
-    def _build(self, epoch, i, indices):
-        return self.make_batch(indices, np.random.default_rng([self.seed, epoch, i, 1]))
+    def _build(self, epoch, i, indices, options):
+        return self.make_batch(indices, np.random.default_rng([self.seed, epoch, i, 1]), **options)
 
-    def epoch(self, epoch: int, start_batch: int = 0):
-        """Yield the batches of ``epoch`` from ``start_batch`` on (to resume in the middle of an epoch)."""
+    def epoch(self, epoch: int, start_batch: int = 0, **options):
+        """Yield the batches of ``epoch`` from ``start_batch`` on (to resume in the middle of an epoch);
+        ``options`` go to every ``make_batch`` call of this epoch."""
         batches = self.batch_indices(epoch)[start_batch:]
         if self.prefetch <= 0:
             for i, indices in enumerate(batches, start_batch):
-                yield self._build(epoch, i, indices)
+                yield self._build(epoch, i, indices, options)
             return
         ready: queue.Queue = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
@@ -57,7 +59,7 @@ class BatchLoader:
                 for i, indices in enumerate(batches, start_batch):
                     if stop.is_set():
                         return
-                    ready.put(("batch", self._build(epoch, i, indices)))
+                    ready.put(("batch", self._build(epoch, i, indices, options)))
                 ready.put(("done", None))
             except BaseException as error:  # hand the error to the consumer
                 ready.put(("error", error))

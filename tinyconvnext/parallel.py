@@ -94,8 +94,8 @@ def _worker_main(rank, make_model, block_name, layout, connection, retain_memory
             if command[0] == "stop":
                 return
             try:
-                kind, n, soft, label_smoothing, weight, seed = command
-                x = ag.tensor(x_all[:n])
+                kind, n, shape, soft, label_smoothing, weight, seed = command
+                x = ag.tensor(x_all[:n * int(np.prod(shape))].reshape(n, *shape))
                 target = ag.tensor(soft_all[:n] if soft else labels_all[:n])
                 if kind == "train":
                     ag.manual_seed(seed)
@@ -146,7 +146,8 @@ class DataParallel:
         make_model: a picklable function building the same architecture (the workers' copies).
         processes: number of worker processes (at least 1; the number of cores is the natural choice).
         max_batch: the largest batch that ``train_step`` or ``eval_step`` will get.
-        input_shape: (C, H, W) of one input. num_classes: the logits' width.
+        input_shape: (C, H, W) of the largest input (smaller ones fit too: progressive resizing).
+        num_classes: the logits' width.
         seed: the run's seed, for the workers' stochastic depth.
     Use it as a context manager, or call ``close()``.
     """
@@ -164,11 +165,12 @@ class DataParallel:
         dtype = str(dtypes.pop())
         self.model, self.processes, self.seed = model, processes, seed
         self.slice_size = -(-max_batch // processes)  # ceil
+        self.input_size = int(np.prod(input_shape))  # values per input; each batch sends its own (C, H, W)
         total = sum(p.size for p in params)
         layout = {
             "weights": ((total,), dtype),
             "grads": ((processes, total), dtype),
-            "inputs": ((processes, self.slice_size, *input_shape), dtype),
+            "inputs": ((processes, self.slice_size * self.input_size), dtype),
             "labels": ((processes, self.slice_size), "int64"),
             "soft_targets": ((processes, self.slice_size, num_classes), dtype),
             "logits": ((processes, self.slice_size, num_classes), dtype),
@@ -210,16 +212,19 @@ class DataParallel:
                              "DataParallel was built for (max_batch)")
         if batch < self.processes:
             raise ValueError(f"a batch of {batch} cannot be split over {self.processes} processes")
+        if x[0].size > self.input_size:
+            raise ValueError(f"inputs of shape {x.shape[1:]} are larger than the {self.input_size} values per "
+                             "input this DataParallel was built for (input_shape)")
         soft = y.ndim == 2
         arrays = self.block.arrays
         slices = self._slices(batch)
         for rank, (a, b) in enumerate(slices):
-            arrays["inputs"][rank, :b - a] = x[a:b]
+            arrays["inputs"][rank, :(b - a) * x[0].size] = x[a:b].reshape(-1)
             if soft:
                 arrays["soft_targets"][rank, :b - a] = y[a:b]
             else:
                 arrays["labels"][rank, :b - a] = y[a:b]
-            self.connections[rank].send((kind, b - a, soft, label_smoothing, (b - a) / batch,
+            self.connections[rank].send((kind, b - a, x.shape[1:], soft, label_smoothing, (b - a) / batch,
                                          _worker_seed(self.seed, step, rank)))
         answers = [self._receive(rank) for rank in range(self.processes)]
         logits = np.concatenate([arrays["logits"][rank, :b - a] for rank, (a, b) in enumerate(slices)])

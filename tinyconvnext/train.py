@@ -43,7 +43,7 @@ from .ema import ModelEma
 from .images import IMAGENET_MEAN, IMAGENET_STD
 from .loader import BatchLoader
 from .parallel import DataParallel
-from .variants import available_models, create_model
+from .variants import VARIANTS, available_models, create_model
 
 
 @dataclasses.dataclass
@@ -70,6 +70,10 @@ class TrainConfig:
     dims: str = ""  # e.g. "64,128,256,512": override the variant's widths
     patch_size: int = 0  # override the stem's patch size (0 keeps it)
     image_size: int = 32
+    # Progressive resizing (fast.ai, FFCV): training images start at progressive_size px and grow linearly
+    # to image_size by epoch progressive_epochs (rounded down to the network's stride); 0 = off.
+    progressive_size: int = 0
+    progressive_epochs: float = 0.0
     seed: int = 0
     data: str | None = None
     out: str = "runs/cifar10"
@@ -157,8 +161,43 @@ def normalization(config):
     return (augment.CIFAR10_MEAN, augment.CIFAR10_STD) if config.dataset == "cifar10" else (IMAGENET_MEAN, IMAGENET_STD)
 
 
+def model_stride(config) -> int:
+    """How many input pixels one pixel of the last stage covers: the stem's patch times 2 per later stage.
+    Training image sides must be multiples of it."""
+    variant = VARIANTS[config.model]
+    patch = config.patch_size or variant.get("patch_size", 4)
+    stages = len(config.dims.split(",")) if config.dims else len(variant["dims"])
+    return patch * 2 ** (stages - 1)
+
+
+def check_progressive_resizing(config):
+    if not config.progressive_size:
+        return
+    stride = model_stride(config)
+    if not (0 < config.progressive_size <= config.image_size) or config.progressive_size % stride:
+        raise ValueError(f"--progressive-size must be a multiple of the network's stride ({stride} for "
+                         f"{config.model}) between {stride} and --image-size {config.image_size}, "
+                         f"got {config.progressive_size}")
+    if config.progressive_epochs <= 0:
+        raise ValueError(f"--progressive-size needs --progressive-epochs > 0 (the epoch by which the images "
+                         f"reach --image-size), got {config.progressive_epochs}")
+
+
+def train_image_size(config, epoch: int) -> int:
+    """The side of the training images in ``epoch`` (counted from 0): ``image_size``, or under progressive
+    resizing the linear ramp from ``progressive_size`` at epoch 0 to ``image_size`` at epoch
+    ``progressive_epochs``, rounded down to a multiple of the network's stride (as FFCV rounds to 32)."""
+    if not config.progressive_size:
+        return config.image_size
+    stride = model_stride(config)
+    fraction = min(1.0, epoch / config.progressive_epochs)
+    size = config.progressive_size + fraction * (config.image_size - config.progressive_size)
+    return max(config.progressive_size, int(size) // stride * stride)
+
+
 def make_batch_functions(config, train_x, train_y, test_x, test_y, num_classes, mean, std):
-    """The per-batch pipelines: (indices, rng) -> (inputs, targets) for training and for evaluation."""
+    """The per-batch pipelines: (indices, rng) -> (inputs, targets) for training and for evaluation.
+    ``train_batch`` takes the epoch's image size as ``size`` (progressive resizing; default image_size)."""
     size = config.image_size
     if not 0.0 < config.crop_scale <= 1.0:
         raise ValueError(f"--crop-scale must be in (0, 1] (the smallest fraction of the image a crop keeps), "
@@ -167,9 +206,9 @@ def make_batch_functions(config, train_x, train_y, test_x, test_y, num_classes, 
     def images_at(store, indices):
         return [store[int(i)] for i in indices]
 
-    def train_batch(indices, rng):
-        if isinstance(train_x, np.ndarray) and train_x.shape[1:3] == (size, size):  # CIFAR-like: already the size
-            images = augment.random_crop_flip(train_x[indices], rng)
+    def train_batch(indices, rng, size=size):
+        if isinstance(train_x, np.ndarray) and train_x.shape[1:3] == (config.image_size,) * 2:  # CIFAR-like
+            images = augment.resize_images(augment.random_crop_flip(train_x[indices], rng), size)
         else:
             images = np.stack([augment.random_resized_crop(im, size, rng, scale=(config.crop_scale, 1.0))
                                for im in images_at(train_x, indices)])
@@ -282,6 +321,7 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     if config.processes > config.batch_size:
         raise ValueError(f"--batch-size {config.batch_size} cannot be split over --processes {config.processes}")
     device = device_for(config.backend)
+    check_progressive_resizing(config)
     retain_freed_memory()  # reuse freed activations instead of faulting in fresh pages every step
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -344,7 +384,8 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
         for epoch in range(start_epoch, config.epochs):
             first_batch = start_batch if epoch == start_epoch else 0
             epoch_start, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-            bar = tqdm(train_loader.epoch(epoch, first_batch), total=steps_per_epoch, initial=first_batch,
+            size = train_image_size(config, epoch)
+            bar = tqdm(train_loader.epoch(epoch, first_batch, size=size), total=steps_per_epoch, initial=first_batch,
                        desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress, leave=False)
             out_of_time = False
             for batch_index, (x, y) in enumerate(bar, first_batch):
@@ -382,6 +423,8 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
                       "train_acc": correct / max(seen, 1), "test_loss": test_loss, "test_acc": test_acc,
                       "epoch_seconds": epoch_seconds, "images_per_second": seen / epoch_seconds,
                       "elapsed_seconds": elapsed_before + time.perf_counter() - started}
+            if config.progressive_size:
+                record["image_size"] = size
             if ema is not None:
                 ema.copy_to(ema_model)
                 record["test_acc_ema"] = evaluate(ema_model, test_loader, device)[1]

@@ -120,3 +120,26 @@ def test_crop_scale_sets_the_smallest_area_a_random_resized_crop_keeps():
     for bad in (0.0, 1.5):
         with pytest.raises(ValueError, match="--crop-scale must be in"):
             train_batch(bad)
+
+
+def test_resize_images_matches_torch_antialiased_bilinear():
+    torch = pytest.importorskip("torch")
+    images = np.random.default_rng(1).integers(0, 256, size=(5, 32, 32, 3), dtype=np.uint8)
+    small = augment.resize_images(images, 24)
+    assert small.shape == (5, 24, 24, 3) and small.dtype == np.uint8
+    expected = torch.nn.functional.interpolate(torch.from_numpy(images).permute(0, 3, 1, 2).double(), size=(24, 24),
+                                               mode="bilinear", antialias=True, align_corners=False)
+    expected = expected.permute(0, 2, 3, 1).numpy()
+    assert np.abs(small - expected).max() <= 1.0  # PIL rounds to uint8 (and its fixed-point weights)
+    assert augment.resize_images(images, 32) is images  # already the size: untouched
+    with pytest.raises(ValueError, match=r"\(B, H, W, C\) uint8"):
+        augment.resize_images(images.astype(np.float32), 24)
+
+
+def test_loader_gives_each_batch_the_epoch_s_options():
+    def make(indices, rng, size=32):
+        return size
+
+    loader = BatchLoader(20, make, batch_size=5, prefetch=2)
+    assert list(loader.epoch(0, size=24)) == [24] * 4
+    assert list(loader.epoch(1, 2)) == [32] * 2

@@ -68,6 +68,19 @@ def test_gradient_is_the_whole_batch_mean_loss_gradient(model_and_parallel, n, s
         np.testing.assert_allclose(p.grad.data, expected, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("side", [16, 32])
+def test_smaller_inputs_fit_the_buffers_built_for_the_largest(model_and_parallel, side):
+    """Progressive resizing sends 16x16 batches to workers built for 32x32 ones, then 32x32 again."""
+    model, reference, dp = model_and_parallel
+    x = np.random.default_rng(side).standard_normal((6, 3, side, side)).astype(np.float32)
+    y = np.arange(6) % 10
+    loss, logits = dp.train_step(x, y, label_smoothing=0.1, step=1)
+    expected_loss, expected_grads = reference_gradients(reference, x, y, 0.1)
+    assert loss == pytest.approx(expected_loss, rel=1e-5) and logits.shape == (6, 10)
+    for p, expected in zip(model.parameters(), expected_grads):
+        np.testing.assert_allclose(p.grad.data, expected, rtol=1e-4, atol=1e-6)
+
+
 def test_eval_step_matches_one_process(model_and_parallel):
     model, reference, dp = model_and_parallel
     x, y = batch(9, seed=5)
@@ -127,18 +140,22 @@ def test_bad_arguments_are_clear(model_and_parallel):
         dp.train_step(*batch(17))
     with pytest.raises(ValueError, match="cannot be split over 2 processes"):
         dp.train_step(*batch(1))
+    with pytest.raises(ValueError, match=r"inputs of shape \(3, 40, 40\) are larger than the 3072"):
+        dp.train_step(np.zeros((4, 3, 40, 40), np.float32), np.zeros(4, np.int64))
     with pytest.raises(ValueError, match="at least 1 process"):
         DataParallel(small_model(), small_model, 0, 8, (3, 32, 32), 10)
     with pytest.raises(ValueError, match="cannot be split"):
         DataParallel(small_model(), small_model, 4, 2, (3, 32, 32), 10)
 
 
-def test_train_with_two_processes_resumes_exactly(tmp_path):
-    """Stochastic depth included (the tiny config's drop path is 0.1): the workers' masks are resumed too."""
+@pytest.mark.parametrize("ramp", [{}, dict(progressive_size=16, progressive_epochs=1)], ids=["32px", "16-32px"])
+def test_train_with_two_processes_resumes_exactly(tmp_path, ramp):
+    """Stochastic depth included (the tiny config's drop path is 0.1): the workers' masks are resumed too;
+    and with progressive resizing, epoch 1 at 16x16 and epoch 2 at 32x32."""
     data = synthetic_cifar()
-    train(tiny_config(tmp_path / "a", processes=2), data)
-    train(tiny_config(tmp_path / "b", processes=2, stop_after=1), data)
-    train(tiny_config(tmp_path / "b", processes=2, resume=True), data)
+    train(tiny_config(tmp_path / "a", processes=2, **ramp), data)
+    train(tiny_config(tmp_path / "b", processes=2, stop_after=1, **ramp), data)
+    train(tiny_config(tmp_path / "b", processes=2, resume=True, **ramp), data)
     a = load_checkpoint(tmp_path / "a" / "run" / "checkpoint.npz")["model"]
     b = load_checkpoint(tmp_path / "b" / "run" / "checkpoint.npz")["model"]
     for name in a:

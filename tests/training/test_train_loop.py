@@ -1,12 +1,13 @@
 """The training loop on a small synthetic data set: learning, exact resume, the NaN guard, records."""
 
+import csv
 import json
 
 import numpy as np
 import pytest
 
 from tinyconvnext.checkpoint import load_checkpoint, save_checkpoint
-from tinyconvnext.train import NonFiniteLoss, TrainConfig, train
+from tinyconvnext.train import NonFiniteLoss, TrainConfig, train, train_image_size
 from train_helpers import synthetic_cifar, tiny_config
 
 
@@ -138,3 +139,41 @@ def test_boolean_options_take_a_no_form():
     assert config_from_args(TrainConfig(), ["--tta"], "prog").tta is True
     assert config_from_args(TrainConfig(tta=True), ["--no-tta"], "prog").tta is False
     assert config_from_args(TrainConfig(tta=True), [], "prog").tta is True
+
+
+def test_progressive_resizing_ramps_the_training_images_to_the_image_size():
+    config = TrainConfig(model="convnext_cifar_3stage", progressive_size=16, progressive_epochs=4)  # stride 8
+    assert [train_image_size(config, epoch) for epoch in range(6)] == [16, 16, 24, 24, 32, 32]
+    config = TrainConfig(model="convnext_cifar_3stage", progressive_size=24, progressive_epochs=10)
+    assert [train_image_size(config, epoch) for epoch in (0, 9, 10, 30)] == [24, 24, 32, 32]
+    assert train_image_size(TrainConfig(model="convnext_atto", image_size=128), 0) == 128  # off
+    config = TrainConfig(dataset="imagenette", model="convnext_atto", image_size=128, progressive_size=96,
+                         progressive_epochs=2)  # stride 32
+    assert [train_image_size(config, epoch) for epoch in range(3)] == [96, 96, 128]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(progressive_size=20, progressive_epochs=2), "multiple of the network's stride \\(16"),
+    (dict(progressive_size=48, progressive_epochs=2), "between 16 and --image-size 32"),
+    (dict(progressive_size=16, progressive_epochs=0), "--progressive-epochs > 0"),
+])
+def test_progressive_resizing_rejects_sizes_the_network_cannot_take(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        train(tiny_config(tmp_path, **overrides), synthetic_cifar())
+
+
+def test_progressive_resizing_records_the_size_and_resumes_exactly(tmp_path):
+    """Epoch 1 at 16x16, epoch 2 at 32x32 (the tiny network's stride is 16); the resumed run takes up the
+    ramp where it stopped."""
+    data = synthetic_cifar()
+    ramp = dict(progressive_size=16, progressive_epochs=1)
+    train(tiny_config(tmp_path / "a", **ramp), data)
+    train(tiny_config(tmp_path / "b", stop_after=1, **ramp), data)
+    train(tiny_config(tmp_path / "b", resume=True, **ramp), data)
+    rows = [json.loads(line) for line in (tmp_path / "b" / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["image_size"] for r in rows] == [16, 32]
+    with open(tmp_path / "b" / "run" / "metrics.csv", newline="") as f:
+        assert [r["image_size"] for r in csv.DictReader(f)] == ["16", "32"]
+    a, b = _weights(tmp_path / "a" / "run" / "checkpoint.npz"), _weights(tmp_path / "b" / "run" / "checkpoint.npz")
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
