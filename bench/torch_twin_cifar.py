@@ -28,7 +28,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from autograd import optim as our_optim  # noqa: E402
 from tinyconvnext.curves import append_metrics, plot_curves  # noqa: E402
-from tinyconvnext.train import build_model, config_from_args, make_loaders  # noqa: E402
+from tinyconvnext.train import (build_model, check_progressive_resizing, config_from_args, make_loaders,  # noqa: E402
+                                model_stride, train_image_size)
 from torch_convnext import TorchConvNeXt  # noqa: E402
 
 
@@ -37,6 +38,8 @@ def main(argv=None):
 
     config = config_from_args(train_cifar.CIFAR_DEFAULTS, argv, "python bench/torch_twin_cifar.py")
     torch.manual_seed(config.seed)
+    stride = model_stride(config) if config.progressive_size else 1
+    check_progressive_resizing(config, stride)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     train_loader, test_loader, num_classes = make_loaders(config)
@@ -63,7 +66,8 @@ def main(argv=None):
     for epoch in range(config.epochs):
         model.train()
         epoch_start, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-        for x, y in train_loader.epoch(epoch):
+        side = train_image_size(config, epoch, stride)  # progressive resizing, as train.py
+        for x, y in train_loader.epoch(epoch, side=side):
             lr = our_optim.cosine_with_warmup(step, total, warmup, config.lr, config.min_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -92,6 +96,8 @@ def main(argv=None):
         record = {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                   "test_loss": test_loss / count, "test_acc": test_correct / count, "epoch_seconds": epoch_seconds,
                   "images_per_second": seen / epoch_seconds, "elapsed_seconds": time.perf_counter() - started}
+        if config.progressive_size:
+            record["image_size"] = side
         append_metrics(out, record)
         plot_curves(out, f"PyTorch twin of {config.model} on {config.dataset}")
         print(json.dumps(record), flush=True)

@@ -165,7 +165,8 @@ class DataParallel:
         dtype = str(dtypes.pop())
         self.model, self.processes, self.seed = model, processes, seed
         self.slice_size = -(-max_batch // processes)  # ceil
-        self.input_size = int(np.prod(input_shape))  # values per input; each batch sends its own (C, H, W)
+        self.input_shape = tuple(input_shape)  # the largest input; each batch sends its own (C, H, W)
+        self.input_size = int(np.prod(input_shape))
         total = sum(p.size for p in params)
         layout = {
             "weights": ((total,), dtype),
@@ -212,9 +213,10 @@ class DataParallel:
                              "DataParallel was built for (max_batch)")
         if batch < self.processes:
             raise ValueError(f"a batch of {batch} cannot be split over {self.processes} processes")
-        if x[0].size > self.input_size:
-            raise ValueError(f"inputs of shape {x.shape[1:]} are larger than the {self.input_size} values per "
-                             "input this DataParallel was built for (input_shape)")
+        channels, height, width = self.input_shape
+        if x.ndim != 4 or x.shape[1] != channels or x.shape[2] > height or x.shape[3] > width:
+            raise ValueError(f"expected inputs of shape (N, {channels}, H, W) with H <= {height} and W <= {width} "
+                             f"(the input_shape this DataParallel was built for), got {x.shape}")
         soft = y.ndim == 2
         arrays = self.block.arrays
         slices = self._slices(batch)

@@ -43,7 +43,7 @@ from .ema import ModelEma
 from .images import IMAGENET_MEAN, IMAGENET_STD
 from .loader import BatchLoader
 from .parallel import DataParallel
-from .variants import VARIANTS, available_models, create_model
+from .variants import available_models, create_model
 
 
 @dataclasses.dataclass
@@ -162,42 +162,44 @@ def normalization(config):
 
 
 def model_stride(config) -> int:
-    """How many input pixels one pixel of the last stage covers: the stem's patch times 2 per later stage.
-    Training image sides must be multiples of it."""
-    variant = VARIANTS[config.model]
-    patch = config.patch_size or variant.get("patch_size", 4)
-    stages = len(config.dims.split(",")) if config.dims else len(variant["dims"])
-    return patch * 2 ** (stages - 1)
+    """The configured network's ``min_input_size``: its stem's patch times 2 for every later stage. Under
+    progressive resizing the training images' side stays a multiple of it."""
+    return build_model(config, num_classes=1).min_input_size
 
 
-def check_progressive_resizing(config):
+def check_progressive_resizing(config, stride: int):
+    """Clear errors for a ramp the network cannot take: sizes must be multiples of ``stride``."""
     if not config.progressive_size:
+        if config.progressive_epochs:
+            raise ValueError(f"--progressive-epochs {config.progressive_epochs} needs --progressive-size (the "
+                             "side the training images start at)")
         return
-    stride = model_stride(config)
     if not (0 < config.progressive_size <= config.image_size) or config.progressive_size % stride:
         raise ValueError(f"--progressive-size must be a multiple of the network's stride ({stride} for "
                          f"{config.model}) between {stride} and --image-size {config.image_size}, "
                          f"got {config.progressive_size}")
+    if config.image_size % stride:
+        raise ValueError(f"progressive resizing ends at --image-size, which must then be a multiple of the "
+                         f"network's stride ({stride} for {config.model}), got {config.image_size}")
     if config.progressive_epochs <= 0:
         raise ValueError(f"--progressive-size needs --progressive-epochs > 0 (the epoch by which the images "
                          f"reach --image-size), got {config.progressive_epochs}")
 
 
-def train_image_size(config, epoch: int) -> int:
+def train_image_size(config, epoch: int, stride: int) -> int:
     """The side of the training images in ``epoch`` (counted from 0): ``image_size``, or under progressive
     resizing the linear ramp from ``progressive_size`` at epoch 0 to ``image_size`` at epoch
-    ``progressive_epochs``, rounded down to a multiple of the network's stride (as FFCV rounds to 32)."""
-    if not config.progressive_size:
+    ``progressive_epochs``, rounded down to a multiple of the network's ``stride`` (as FFCV rounds to 32)."""
+    if not config.progressive_size or epoch >= config.progressive_epochs:
         return config.image_size
-    stride = model_stride(config)
-    fraction = min(1.0, epoch / config.progressive_epochs)
-    size = config.progressive_size + fraction * (config.image_size - config.progressive_size)
-    return max(config.progressive_size, int(size) // stride * stride)
+    size = config.progressive_size + (config.image_size - config.progressive_size) * epoch / config.progressive_epochs
+    return int(size + 1e-9) // stride * stride  # 1e-9: a product like 127.99999 is the multiple 128
 
 
 def make_batch_functions(config, train_x, train_y, test_x, test_y, num_classes, mean, std):
     """The per-batch pipelines: (indices, rng) -> (inputs, targets) for training and for evaluation.
-    ``train_batch`` takes the epoch's image size as ``size`` (progressive resizing; default image_size)."""
+    ``train_batch`` takes the epoch's image side as ``side`` (progressive resizing; default image_size);
+    evaluation is always at image_size."""
     size = config.image_size
     if not 0.0 < config.crop_scale <= 1.0:
         raise ValueError(f"--crop-scale must be in (0, 1] (the smallest fraction of the image a crop keeps), "
@@ -206,11 +208,11 @@ def make_batch_functions(config, train_x, train_y, test_x, test_y, num_classes, 
     def images_at(store, indices):
         return [store[int(i)] for i in indices]
 
-    def train_batch(indices, rng, size=size):
-        if isinstance(train_x, np.ndarray) and train_x.shape[1:3] == (config.image_size,) * 2:  # CIFAR-like
-            images = augment.resize_images(augment.random_crop_flip(train_x[indices], rng), size)
+    def train_batch(indices, rng, side=size):
+        if isinstance(train_x, np.ndarray) and train_x.shape[1:3] == (size, size):  # CIFAR-like: already the size
+            images = augment.resize_images(augment.random_crop_flip(train_x[indices], rng), side)
         else:
-            images = np.stack([augment.random_resized_crop(im, size, rng, scale=(config.crop_scale, 1.0))
+            images = np.stack([augment.random_resized_crop(im, side, rng, scale=(config.crop_scale, 1.0))
                                for im in images_at(train_x, indices)])
         if config.rand_augment:
             images = np.stack([augment.rand_augment(im, rng, magnitude=config.rand_augment) for im in images])
@@ -321,7 +323,8 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     if config.processes > config.batch_size:
         raise ValueError(f"--batch-size {config.batch_size} cannot be split over --processes {config.processes}")
     device = device_for(config.backend)
-    check_progressive_resizing(config)
+    stride = model_stride(config) if config.progressive_size else 1
+    check_progressive_resizing(config, stride)
     retain_freed_memory()  # reuse freed activations instead of faulting in fresh pages every step
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -384,8 +387,8 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
         for epoch in range(start_epoch, config.epochs):
             first_batch = start_batch if epoch == start_epoch else 0
             epoch_start, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-            size = train_image_size(config, epoch)
-            bar = tqdm(train_loader.epoch(epoch, first_batch, size=size), total=steps_per_epoch, initial=first_batch,
+            side = train_image_size(config, epoch, stride)
+            bar = tqdm(train_loader.epoch(epoch, first_batch, side=side), total=steps_per_epoch, initial=first_batch,
                        desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress, leave=False)
             out_of_time = False
             for batch_index, (x, y) in enumerate(bar, first_batch):
@@ -424,7 +427,7 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
                       "epoch_seconds": epoch_seconds, "images_per_second": seen / epoch_seconds,
                       "elapsed_seconds": elapsed_before + time.perf_counter() - started}
             if config.progressive_size:
-                record["image_size"] = size
+                record["image_size"] = side
             if ema is not None:
                 ema.copy_to(ema_model)
                 record["test_acc_ema"] = evaluate(ema_model, test_loader, device)[1]

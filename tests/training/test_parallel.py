@@ -140,8 +140,9 @@ def test_bad_arguments_are_clear(model_and_parallel):
         dp.train_step(*batch(17))
     with pytest.raises(ValueError, match="cannot be split over 2 processes"):
         dp.train_step(*batch(1))
-    with pytest.raises(ValueError, match=r"inputs of shape \(3, 40, 40\) are larger than the 3072"):
-        dp.train_step(np.zeros((4, 3, 40, 40), np.float32), np.zeros(4, np.int64))
+    for wrong in [(4, 3, 40, 40), (4, 32, 32, 3)]:  # too large; channels last
+        with pytest.raises(ValueError, match=r"expected inputs of shape \(N, 3, H, W\) with H <= 32 and W <= 32"):
+            dp.train_step(np.zeros(wrong, np.float32), np.zeros(4, np.int64))
     with pytest.raises(ValueError, match="at least 1 process"):
         DataParallel(small_model(), small_model, 0, 8, (3, 32, 32), 10)
     with pytest.raises(ValueError, match="cannot be split"):

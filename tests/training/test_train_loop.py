@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tinyconvnext.checkpoint import load_checkpoint, save_checkpoint
-from tinyconvnext.train import NonFiniteLoss, TrainConfig, train, train_image_size
+from tinyconvnext.train import NonFiniteLoss, TrainConfig, model_stride, train, train_image_size
 from train_helpers import synthetic_cifar, tiny_config
 
 
@@ -142,20 +142,42 @@ def test_boolean_options_take_a_no_form():
 
 
 def test_progressive_resizing_ramps_the_training_images_to_the_image_size():
-    config = TrainConfig(model="convnext_cifar_3stage", progressive_size=16, progressive_epochs=4)  # stride 8
-    assert [train_image_size(config, epoch) for epoch in range(6)] == [16, 16, 24, 24, 32, 32]
+    config = TrainConfig(model="convnext_cifar_3stage", progressive_size=16, progressive_epochs=4)
+    assert model_stride(config) == 8  # a 2x2 stem, then two 2x2 downsamplings
+    assert [train_image_size(config, epoch, 8) for epoch in range(6)] == [16, 16, 24, 24, 32, 32]
     config = TrainConfig(model="convnext_cifar_3stage", progressive_size=24, progressive_epochs=10)
-    assert [train_image_size(config, epoch) for epoch in (0, 9, 10, 30)] == [24, 24, 32, 32]
-    assert train_image_size(TrainConfig(model="convnext_atto", image_size=128), 0) == 128  # off
+    assert [train_image_size(config, epoch, 8) for epoch in (0, 9, 10, 30)] == [24, 24, 32, 32]
+    assert train_image_size(TrainConfig(model="convnext_atto", image_size=128), 0, 32) == 128  # off
     config = TrainConfig(dataset="imagenette", model="convnext_atto", image_size=128, progressive_size=96,
-                         progressive_epochs=2)  # stride 32
-    assert [train_image_size(config, epoch) for epoch in range(3)] == [96, 96, 128]
+                         progressive_epochs=2)
+    assert model_stride(config) == 32
+    assert [train_image_size(config, epoch, 32) for epoch in range(3)] == [96, 96, 128]
+    config = TrainConfig(image_size=152, progressive_size=8, progressive_epochs=3.6)  # 8 + 144 * 3 / 3.6 = 128
+    assert train_image_size(config, 3, 8) == 128  # not 120: the float product is 127.99999...
+
+
+def test_train_batch_makes_images_of_the_epoch_s_side():
+    from tinyconvnext.train import make_batch_functions
+
+    rng = np.random.default_rng(0)
+    cifar = rng.integers(0, 256, size=(8, 32, 32, 3), dtype=np.uint8)
+    larger = [rng.integers(0, 256, size=(48, 40, 3), dtype=np.uint8) for _ in range(8)]
+    labels = np.arange(8) % 4
+    mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
+    for images in (cifar, larger):
+        train_batch, eval_batch = make_batch_functions(TrainConfig(image_size=32), images, labels, images, labels,
+                                                       4, mean, std)
+        assert train_batch(np.arange(4), rng, side=16)[0].shape == (4, 3, 16, 16)
+        assert train_batch(np.arange(4), rng)[0].shape == (4, 3, 32, 32)
+        assert eval_batch(np.arange(4), rng)[0].shape == (4, 3, 32, 32)
 
 
 @pytest.mark.parametrize("overrides, message", [
     (dict(progressive_size=20, progressive_epochs=2), "multiple of the network's stride \\(16"),
     (dict(progressive_size=48, progressive_epochs=2), "between 16 and --image-size 32"),
     (dict(progressive_size=16, progressive_epochs=0), "--progressive-epochs > 0"),
+    (dict(progressive_epochs=2), "--progressive-epochs 2 needs --progressive-size"),
+    (dict(progressive_size=16, progressive_epochs=2, image_size=40), "--image-size, which must then be a multiple"),
 ])
 def test_progressive_resizing_rejects_sizes_the_network_cannot_take(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
