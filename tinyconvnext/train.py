@@ -169,10 +169,7 @@ def model_stride(config) -> int:
 
 def check_progressive_resizing(config, stride: int):
     """Clear errors for a ramp the network cannot take: sizes must be multiples of ``stride``."""
-    if not config.progressive_size:
-        if config.progressive_epochs:
-            raise ValueError(f"--progressive-epochs {config.progressive_epochs} needs --progressive-size (the "
-                             "side the training images start at)")
+    if not config.progressive_size:  # off (--progressive-size 0 turns train_cifar.py's ramp off)
         return
     if not (0 < config.progressive_size <= config.image_size) or config.progressive_size % stride:
         raise ValueError(f"--progressive-size must be a multiple of the network's stride ({stride} for "

@@ -148,6 +148,8 @@ def test_progressive_resizing_ramps_the_training_images_to_the_image_size():
     config = TrainConfig(model="convnext_cifar_3stage", progressive_size=24, progressive_epochs=10)
     assert [train_image_size(config, epoch, 8) for epoch in (0, 9, 10, 30)] == [24, 24, 32, 32]
     assert train_image_size(TrainConfig(model="convnext_atto", image_size=128), 0, 32) == 128  # off
+    off = TrainConfig(model="convnext_atto", image_size=128, progressive_size=0, progressive_epochs=15)
+    assert train_image_size(off, 0, 32) == 128  # --progressive-size 0 turns train_cifar.py's ramp off
     config = TrainConfig(dataset="imagenette", model="convnext_atto", image_size=128, progressive_size=96,
                          progressive_epochs=2)
     assert model_stride(config) == 32
@@ -176,7 +178,6 @@ def test_train_batch_makes_images_of_the_epoch_s_side():
     (dict(progressive_size=20, progressive_epochs=2), "multiple of the network's stride \\(16"),
     (dict(progressive_size=48, progressive_epochs=2), "between 16 and --image-size 32"),
     (dict(progressive_size=16, progressive_epochs=0), "--progressive-epochs > 0"),
-    (dict(progressive_epochs=2), "--progressive-epochs 2 needs --progressive-size"),
     (dict(progressive_size=16, progressive_epochs=2, image_size=40), "--image-size, which must then be a multiple"),
 ])
 def test_progressive_resizing_rejects_sizes_the_network_cannot_take(tmp_path, overrides, message):
