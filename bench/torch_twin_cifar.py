@@ -28,8 +28,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from autograd import optim as our_optim  # noqa: E402
 from tinyconvnext.curves import append_metrics, plot_curves  # noqa: E402
-from tinyconvnext.train import (build_model, check_progressive_resizing, config_from_args, make_loaders,  # noqa: E402
-                                model_stride, train_image_size)
+from tinyconvnext.train import (build_model, config_from_args, make_loaders, progressive_stride,  # noqa: E402
+                                train_image_size)
 from torch_convnext import TorchConvNeXt  # noqa: E402
 
 
@@ -38,8 +38,7 @@ def main(argv=None):
 
     config = config_from_args(train_cifar.CIFAR_DEFAULTS, argv, "python bench/torch_twin_cifar.py")
     torch.manual_seed(config.seed)
-    stride = model_stride(config) if config.progressive_size else 1
-    check_progressive_resizing(config, stride)
+    stride = progressive_stride(config)  # checks the ramp, as train.py does
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     train_loader, test_loader, num_classes = make_loaders(config)

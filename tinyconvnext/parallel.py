@@ -166,12 +166,11 @@ class DataParallel:
         self.model, self.processes, self.seed = model, processes, seed
         self.slice_size = -(-max_batch // processes)  # ceil
         self.input_shape = tuple(input_shape)  # the largest input; each batch sends its own (C, H, W)
-        self.input_size = int(np.prod(input_shape))
         total = sum(p.size for p in params)
         layout = {
             "weights": ((total,), dtype),
             "grads": ((processes, total), dtype),
-            "inputs": ((processes, self.slice_size * self.input_size), dtype),
+            "inputs": ((processes, self.slice_size * int(np.prod(input_shape))), dtype),
             "labels": ((processes, self.slice_size), "int64"),
             "soft_targets": ((processes, self.slice_size, num_classes), dtype),
             "logits": ((processes, self.slice_size, num_classes), dtype),

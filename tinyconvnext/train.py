@@ -167,10 +167,12 @@ def model_stride(config) -> int:
     return build_model(config, num_classes=1).min_input_size
 
 
-def check_progressive_resizing(config, stride: int):
-    """Clear errors for a ramp the network cannot take: sizes must be multiples of ``stride``."""
+def progressive_stride(config) -> int:
+    """The stride that ``train_image_size`` rounds to (1 when progressive resizing is off), after clear
+    errors for a ramp the network cannot take: its sizes must be multiples of the network's stride."""
     if not config.progressive_size:  # off (--progressive-size 0 turns train_cifar.py's ramp off)
-        return
+        return 1
+    stride = model_stride(config)
     if not (0 < config.progressive_size <= config.image_size) or config.progressive_size % stride:
         raise ValueError(f"--progressive-size must be a multiple of the network's stride ({stride} for "
                          f"{config.model}) between {stride} and --image-size {config.image_size}, "
@@ -181,6 +183,7 @@ def check_progressive_resizing(config, stride: int):
     if config.progressive_epochs <= 0:
         raise ValueError(f"--progressive-size needs --progressive-epochs > 0 (the epoch by which the images "
                          f"reach --image-size), got {config.progressive_epochs}")
+    return stride
 
 
 def train_image_size(config, epoch: int, stride: int) -> int:
@@ -320,8 +323,7 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     if config.processes > config.batch_size:
         raise ValueError(f"--batch-size {config.batch_size} cannot be split over --processes {config.processes}")
     device = device_for(config.backend)
-    stride = model_stride(config) if config.progressive_size else 1
-    check_progressive_resizing(config, stride)
+    stride = progressive_stride(config)
     retain_freed_memory()  # reuse freed activations instead of faulting in fresh pages every step
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
