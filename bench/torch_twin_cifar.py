@@ -9,7 +9,8 @@ PyTorch is slower per step than our engine for these small models: 202 against 2
 ``BatchLoader`` and augmentations with the same seed, the model from ``tests/torch_convnext.py`` with our
 initial weights, the optimizer is torch's AdamW with the same groups, schedule and clipping (no EMA).
 It runs in one process with PyTorch's threads: ``--processes`` (our data parallelism) is ignored, and since
-the gradient of a batch is the same either way, the recipe is the same.
+the gradient of a batch is the same either way, the recipe is the same. ``--tta`` is not done here either:
+compare the plain test accuracies.
 """
 
 from __future__ import annotations
