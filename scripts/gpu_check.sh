@@ -23,6 +23,9 @@ OUT="${1:-gpu_check_out}"
 [[ "$OUT" == /* ]] || OUT="$PWD/$OUT"  # relative to where the script is called from
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
+# It installs nothing, so every step, and every Python they start (the lessons' test runs each lesson
+# from a temporary folder), imports this checkout's packages through PYTHONPATH.
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 PYTHON="${PYTHON:-$(command -v python || command -v python3 || true)}"
 
 die() {
