@@ -263,8 +263,8 @@ def evaluate(model, loader, device, parallel: DataParallel | None = None, flip: 
     with ag.no_grad():
         for x, y in loader.epoch(0):
             if flip:
-                logits = 0.5 * (_eval_logits(model, x, device, parallel)
-                                + _eval_logits(model, np.ascontiguousarray(x[..., ::-1]), device, parallel))
+                logits = 0.5 * (_eval_logits(model, x, y, device, parallel)
+                                + _eval_logits(model, np.ascontiguousarray(x[..., ::-1]), y, device, parallel))
                 total_loss += float(F.cross_entropy(ag.tensor(logits), ag.tensor(y), reduction="sum").item())
             elif parallel is not None and len(y) >= parallel.processes:
                 loss_sum, logits = parallel.eval_step(x, y)
@@ -279,10 +279,11 @@ def evaluate(model, loader, device, parallel: DataParallel | None = None, flip: 
     return total_loss / count, correct / count
 
 
-def _eval_logits(model, x, device, parallel):
-    """Logits of an NCHW batch as a NumPy array (on the workers when there are enough images for them)."""
+def _eval_logits(model, x, y, device, parallel):
+    """Logits of an NCHW batch as a NumPy array (on the workers when there are enough images for them; their
+    loss on the labels ``y`` is not needed here, since flip TTA scores the averaged logits)."""
     if parallel is not None and len(x) >= parallel.processes:
-        return parallel.eval_step(x, np.zeros(len(x), np.int64))[1]
+        return parallel.eval_step(x, y)[1]
     return model(ag.tensor(x, device=device)).numpy()
 
 
