@@ -36,12 +36,27 @@ class TorchBlock(tnn.Module):
         return x + y.permute(0, 3, 1, 2)
 
 
+class TorchOverlapStem(tnn.Module):
+    """timm's overlapping stems: two 3x3 stride-2 convs (padding 1), a GELU between them for "overlap_act"."""
+
+    def __init__(self, in_chans, dim, stem_type):
+        super().__init__()
+        mid = dim // 2 if stem_type == "overlap_tiered" else dim
+        self.conv1 = tnn.Conv2d(in_chans, mid, 3, stride=2, padding=1)
+        self.act = tnn.GELU() if stem_type == "overlap_act" else tnn.Identity()
+        self.conv2 = tnn.Conv2d(mid, dim, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        return self.conv2(self.act(self.conv1(x)))
+
+
 class TorchConvNeXt(tnn.Module):
     def __init__(self, in_chans=3, num_classes=1000, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768),
-                 layer_scale=1e-6, patch_size=4, kernel_size=7):
+                 layer_scale=1e-6, patch_size=4, kernel_size=7, stem_type="patch"):
         super().__init__()
-        self.downsample_layers = tnn.ModuleList([tnn.Sequential(
-            tnn.Conv2d(in_chans, dims[0], patch_size, stride=patch_size), ChannelsFirstLayerNorm(dims[0]))])
+        first = (tnn.Conv2d(in_chans, dims[0], patch_size, stride=patch_size) if stem_type == "patch"
+                 else TorchOverlapStem(in_chans, dims[0], stem_type))
+        self.downsample_layers = tnn.ModuleList([tnn.Sequential(first, ChannelsFirstLayerNorm(dims[0]))])
         for i in range(len(dims) - 1):
             self.downsample_layers.append(tnn.Sequential(
                 ChannelsFirstLayerNorm(dims[i]), tnn.Conv2d(dims[i], dims[i + 1], 2, stride=2)))

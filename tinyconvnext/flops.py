@@ -2,7 +2,8 @@
 
 Per image of side s, a block of width d at side r costs r^2 (K^2 d + 8 d^2) multiply-adds: the depthwise
 K x K conv (K^2 per channel and pixel) plus the two pointwise Linears (d x 4d and 4d x d). Patchify convs
-with patch p from c to d channels cost (r/p)^2 p^2 c d. Norms, GELU and additions are not counted, as fvcore.
+with patch p from c to d channels cost (r/p)^2 p^2 c d; an overlapping stem's two 3x3 stride-2 convs cost
+(s/2)^2 9 c m + (s/4)^2 9 m d (m: its middle width). Norms, GELU and additions are not counted, as fvcore.
 """
 
 from __future__ import annotations
@@ -11,13 +12,19 @@ from __future__ import annotations
 def stage_costs(model, image_size: int) -> list[dict]:
     """One row per part (stem, stage i, downsample i, head): multiply-adds and parameters."""
     rows = []
-    side = image_size // model.patch_size
+    side = image_size // model.stem_stride
     c_in, dims = model.in_chans, model.dims
     kernel = model.stages[0][0].dwconv.kernel_size[0]
     for i, (depth, dim) in enumerate(zip(model.depths, dims)):
         down = model.downsample_layers[i]
-        if i == 0:
+        if i == 0 and model.stem_type == "patch":
             macs = side * side * c_in * model.patch_size ** 2 * dim
+            rows.append(dict(part="stem", side=side, macs=macs, params=down.num_parameters()))
+        elif i == 0:  # OverlapStem: 3x3 convs with padding 1, each halving the side (rounding up)
+            mid = down[0].conv1.out_channels
+            half = -(-image_size // 2)
+            side = -(-half // 2)
+            macs = 9 * (half * half * c_in * mid + side * side * mid * dim)
             rows.append(dict(part="stem", side=side, macs=macs, params=down.num_parameters()))
         else:
             side //= 2

@@ -1,6 +1,7 @@
 """ConvNeXt (Liu et al., 2022, "A ConvNet for the 2020s"), as the official ``models/convnext.py`` defines it.
 
     stem         4x4 conv, stride 4 ("patchify", Section 2.2)  -> LayerNorm
+                 (or, as an option, timm's overlapping stems: two 3x3 stride-2 convs -> LayerNorm)
     4 stages     depths (3, 3, 9, 3) for ConvNeXt-T, widths (96, 192, 384, 768) (Section 2.2, 2.4)
                  each block (Section 2.3-2.6, Figure 4):
                    x + drop_path(gamma * pwconv2(GELU(pwconv1(LayerNorm(dwconv7x7(x))))))
@@ -53,6 +54,37 @@ class Block(nn.Module):
         return shortcut + self.drop_path(x)
 
 
+STEM_TYPES = ("patch", "overlap", "overlap_tiered", "overlap_act")
+
+
+class OverlapStem(nn.Module):
+    """timm's overlapping ConvNeXt stems (its ``_ols`` variants): two 3x3 stride-2 convs with padding 1, so
+    neighbouring output pixels see overlapping 7x7 windows of the image, where the paper's patchify stem
+    cuts it into disjoint 4x4 patches. Both reduce the side 4x (to ceil(H/4)).
+
+        "overlap"         conv(in -> dim), conv(dim -> dim)
+        "overlap_tiered"  conv(in -> dim // 2), conv(dim // 2 -> dim)   (timm rounds dim // 2 to a multiple of 8)
+        "overlap_act"     conv(in -> dim), GELU, conv(dim -> dim)
+
+    Without the GELU the two convs compose to one linear 7x7 stride-4 filter. Input and output are
+    channels-last, (N, H, W, C), as the rest of the model; the convs run on NCHW in between."""
+
+    def __init__(self, in_chans, dim, stem_type="overlap"):
+        super().__init__()
+        if stem_type not in STEM_TYPES[1:]:
+            raise ValueError(f"OverlapStem: stem_type must be one of {STEM_TYPES[1:]}, got {stem_type!r}")
+        self.stem_type = stem_type
+        mid = dim // 2 if stem_type == "overlap_tiered" else dim
+        self.conv1 = nn.Conv2d(in_chans, mid, 3, stride=2, padding=1)
+        self.act = nn.GELU() if stem_type == "overlap_act" else nn.Identity()
+        self.conv2 = nn.Conv2d(mid, dim, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        x = x.permute(0, 3, 1, 2)  # NHWC -> NCHW for the convs (3 channels: cheap)
+        x = self.conv2(self.act(self.conv1(x)))
+        return x.permute(0, 2, 3, 1)  # back to channels-last
+
+
 class ConvNeXt(nn.Module):
     """ConvNeXt for (N, in_chans, H, W) images.
 
@@ -65,16 +97,24 @@ class ConvNeXt(nn.Module):
         head_init_scale: multiplies the head's initial weights and bias.
         patch_size: the stem's kernel and stride (4 in the paper; 1 or 2 suit 32x32 images).
         kernel_size: the depthwise kernel of every block (7 in the paper).
+        stem_type: "patch" (the paper's patchify stem, of patch_size) or one of timm's overlapping stems,
+            "overlap", "overlap_tiered" or "overlap_act" (``OverlapStem``: stride 4, patch_size unused).
     """
 
     def __init__(self, in_chans=3, num_classes=1000, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768),
-                 drop_path_rate=0.0, layer_scale_init_value=1e-6, head_init_scale=1.0, patch_size=4, kernel_size=7):
+                 drop_path_rate=0.0, layer_scale_init_value=1e-6, head_init_scale=1.0, patch_size=4, kernel_size=7,
+                 stem_type="patch"):
         super().__init__()
         if len(depths) != len(dims):
             raise ValueError(f"ConvNeXt: depths {tuple(depths)} and dims {tuple(dims)} must have the same length")
-        self.in_chans, self.num_classes, self.patch_size = in_chans, num_classes, patch_size
+        if stem_type not in STEM_TYPES:
+            raise ValueError(f"ConvNeXt: stem_type must be one of {STEM_TYPES}, got {stem_type!r}")
+        self.in_chans, self.num_classes, self.patch_size, self.stem_type = in_chans, num_classes, patch_size, stem_type
         self.depths, self.dims = tuple(depths), tuple(dims)
-        stem = nn.Sequential(nn.PatchifyConv2dChannelsLast(in_chans, dims[0], patch_size), nn.LayerNorm(dims[0], eps=1e-6))
+        self.stem_stride = patch_size if stem_type == "patch" else 4
+        first = (nn.PatchifyConv2dChannelsLast(in_chans, dims[0], patch_size) if stem_type == "patch"
+                 else OverlapStem(in_chans, dims[0], stem_type))
+        stem = nn.Sequential(first, nn.LayerNorm(dims[0], eps=1e-6))
         self.downsample_layers = nn.ModuleList([stem])
         for i in range(len(dims) - 1):
             self.downsample_layers.append(nn.Sequential(
@@ -95,13 +135,13 @@ class ConvNeXt(nn.Module):
     @property
     def min_input_size(self) -> int:
         """The smallest height and width that keeps at least one pixel after every downsampling."""
-        return self.patch_size * 2 ** (len(self.dims) - 1)
+        return self.stem_stride * 2 ** (len(self.dims) - 1)
 
     def _check_input(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_chans:
             raise ValueError(f"ConvNeXt expects a float batch of shape (N, {self.in_chans}, H, W), got shape {x.shape}")
         if min(x.shape[2:]) < self.min_input_size:
-            raise ValueError(f"ConvNeXt with patch size {self.patch_size} and {len(self.dims)} stages needs images of "
+            raise ValueError(f"ConvNeXt with a stem of stride {self.stem_stride} and {len(self.dims)} stages needs images of "
                              f"at least {self.min_input_size}x{self.min_input_size}, got {x.shape[2]}x{x.shape[3]}")
         if not np.issubdtype(x.dtype, np.floating):
             raise ValueError(f"ConvNeXt expects floating-point images, got dtype {x.dtype} (normalise them first)")

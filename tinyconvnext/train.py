@@ -42,6 +42,7 @@ from .curves import append_metrics, plot_curves, truncate_metrics
 from .ema import ModelEma
 from .images import IMAGENET_MEAN, IMAGENET_STD
 from .loader import BatchLoader
+from .model import STEM_TYPES
 from .parallel import DataParallel
 from .variants import available_models, create_model
 
@@ -69,6 +70,7 @@ class TrainConfig:
     depths: str = ""  # e.g. "2,2,6,2": override the variant's depths ("" keeps them)
     dims: str = ""  # e.g. "64,128,256,512": override the variant's widths
     patch_size: int = 0  # override the stem's patch size (0 keeps it)
+    stem_type: str = "patch"  # "patch" (the paper's) or timm's "overlap", "overlap_tiered", "overlap_act" (model.py)
     image_size: int = 32
     # Progressive resizing (fast.ai, FFCV): training images start at progressive_size px and grow linearly
     # to image_size by epoch progressive_epochs (rounded down to the network's stride); 0 = off.
@@ -145,6 +147,8 @@ def build_model(config, num_classes, drop_path_rate=0.0):
         overrides["dims"] = tuple(int(v) for v in config.dims.split(","))
     if config.patch_size:
         overrides["patch_size"] = config.patch_size
+    if config.stem_type != "patch":
+        overrides["stem_type"] = config.stem_type
     return create_model(config.model, num_classes=num_classes, drop_path_rate=drop_path_rate,
                         layer_scale_init_value=config.layer_scale, **overrides)
 
@@ -496,6 +500,8 @@ def build_parser(defaults: TrainConfig, prog: str) -> argparse.ArgumentParser:
         default = getattr(defaults, field.name)
         if isinstance(default, bool):
             add(flag, action=argparse.BooleanOptionalAction, default=default)
+        elif field.name == "stem_type":
+            add(flag, default=default, choices=STEM_TYPES)
         else:
             add(flag, type=type(default), default=default)
     add("--no-progress", action="store_true", help="no progress bars")

@@ -60,3 +60,28 @@ def test_every_parameter_gradient_matches_pytorch(official_pair):
         scale = np.abs(g_theirs).max()
         assert scale > 0, name
         assert np.abs(g_ours - g_theirs).max() <= 1e-3 * scale, f"{name}: gradients differ"
+
+
+@pytest.mark.parametrize("stem_type", ["overlap", "overlap_tiered", "overlap_act"])
+def test_overlapping_stems_match_pytorch_forward_and_backward(stem_type):
+    # timm's "_ols" stems (two 3x3 stride-2 convs): a small 3-stage network on 36x36 images, so the
+    # padded convs round the sides up (36 -> 18 -> 9) and the later downsamplings floor them (9 -> 4 -> 2).
+    arch = dict(depths=(1, 2, 1), dims=(16, 32, 48), kernel_size=7)
+    torch.manual_seed(0)
+    reference = randomize_(TorchConvNeXt(num_classes=10, stem_type=stem_type, **arch), seed=2)
+    ours = tinyconvnext.ConvNeXt(num_classes=10, stem_type=stem_type, **arch)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in reference.state_dict().items()})
+    images = np.random.default_rng(1).standard_normal((3, 3, 36, 36)).astype(np.float32)
+    labels = np.array([1, 4, 9])
+    loss = F.cross_entropy(ours(images), labels)
+    ours.zero_grad()
+    loss.backward()
+    torch_loss = torch.nn.functional.cross_entropy(reference(torch.from_numpy(images)), torch.from_numpy(labels))
+    reference.zero_grad()
+    torch_loss.backward()
+    assert abs(loss.item() - torch_loss.item()) <= 1e-5
+    ours_params = dict(ours.named_parameters())
+    assert ours_params.keys() == dict(reference.named_parameters()).keys()
+    for name, p in reference.named_parameters():
+        g_ours, g_theirs = ours_params[name].grad.numpy(), p.grad.numpy()
+        assert np.abs(g_ours - g_theirs).max() <= 1e-3 * np.abs(g_theirs).max(), f"{name}: gradients differ"

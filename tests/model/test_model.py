@@ -5,7 +5,7 @@ import pytest
 
 import autograd as ag
 import tinyconvnext
-from tinyconvnext.flops import count_flops
+from tinyconvnext.flops import count_flops, traced_macs
 
 OFFICIAL_PARAMETERS = {"convnext_tiny": 28.59, "convnext_small": 50.22, "convnext_base": 88.59,
                        "convnext_large": 197.77, "convnext_xlarge": 350.20}
@@ -79,3 +79,22 @@ def test_cifar_variant_runs_on_32x32_and_trains_one_step():
 def test_flops_of_convnext_tiny_match_the_paper():
     # The paper's Table 1 / timm: ConvNeXt-T has 4.5 GFLOPs (multiply-adds) at 224x224.
     assert round(count_flops(tinyconvnext.ConvNeXt(**tinyconvnext.VARIANTS["convnext_tiny"]), 224) / 1e9, 1) == 4.5
+
+
+@pytest.mark.parametrize("stem_type, mid", [("overlap", 24), ("overlap_tiered", 12), ("overlap_act", 24)])
+def test_overlapping_stem_shapes_flops_and_names(stem_type, mid):
+    model = tinyconvnext.ConvNeXt(num_classes=10, depths=(1, 1, 1), dims=(24, 48, 96), stem_type=stem_type)
+    names = [name for name, _ in model.named_parameters()][:6]
+    assert names == ["downsample_layers.0.0.conv1.weight", "downsample_layers.0.0.conv1.bias",
+                     "downsample_layers.0.0.conv2.weight", "downsample_layers.0.0.conv2.bias",
+                     "downsample_layers.0.1.weight", "downsample_layers.0.1.bias"]
+    assert model.downsample_layers[0][0].conv1.weight.shape == (mid, 3, 3, 3)
+    assert model.min_input_size == 16  # stride 4, then two 2x downsamplings
+    assert model(np.zeros((2, 3, 64, 64), np.float32)).shape == (2, 10)
+    for size in (64, 40):
+        assert count_flops(model, size) == traced_macs(model, size)
+
+
+def test_unknown_stem_type_names_the_known_ones():
+    with pytest.raises(ValueError, match=r"stem_type must be one of .*'overlap_tiered'.*got 'conv'"):
+        tinyconvnext.ConvNeXt(stem_type="conv")

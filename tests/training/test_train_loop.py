@@ -200,3 +200,17 @@ def test_progressive_resizing_records_the_size_and_resumes_exactly(tmp_path):
     a, b = _weights(tmp_path / "a" / "run" / "checkpoint.npz"), _weights(tmp_path / "b" / "run" / "checkpoint.npz")
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_stem_type_option_builds_the_overlapping_stem_and_refuses_unknown_ones(capsys):
+    from tinyconvnext.train import build_model, config_from_args
+
+    config = config_from_args(TrainConfig(), ["--model", "convnext_atto", "--stem-type", "overlap_tiered",
+                                              "--depths", "1,1,1", "--dims", "16,32,64"], "prog")
+    model = build_model(config, num_classes=10)
+    assert model.stem_type == "overlap_tiered" and model.downsample_layers[0][0].conv1.out_channels == 8
+    assert model_stride(config) == 16
+    assert build_model(TrainConfig(), num_classes=10).stem_type == "patch"
+    with pytest.raises(SystemExit):
+        config_from_args(TrainConfig(), ["--stem-type", "conv"], "prog")
+    assert "invalid choice: 'conv'" in capsys.readouterr().err
