@@ -70,6 +70,7 @@ class TrainConfig:
     depths: str = ""  # e.g. "2,2,6,2": override the variant's depths ("" keeps them)
     dims: str = ""  # e.g. "64,128,256,512": override the variant's widths
     patch_size: int = 0  # override the stem's patch size (0 keeps it)
+    kernel_size: int = 0  # override the blocks' depthwise kernel (7 in the paper; 0 keeps it)
     stem_type: str = "patch"  # "patch" (the paper's) or timm's "overlap", "overlap_tiered", "overlap_act" (model.py)
     image_size: int = 32
     # Progressive resizing (fast.ai, FFCV): training images start at progressive_size px and grow linearly
@@ -139,7 +140,7 @@ def load_dataset(config) -> ImageDataset:
 
 
 def build_model(config, num_classes, drop_path_rate=0.0):
-    """The configured variant, with any depths/dims/patch-size overrides."""
+    """The configured variant, with any depths/dims/patch-size/kernel-size/stem overrides."""
     overrides = {}
     if config.depths:
         overrides["depths"] = tuple(int(v) for v in config.depths.split(","))
@@ -147,6 +148,8 @@ def build_model(config, num_classes, drop_path_rate=0.0):
         overrides["dims"] = tuple(int(v) for v in config.dims.split(","))
     if config.patch_size:
         overrides["patch_size"] = config.patch_size
+    if config.kernel_size:
+        overrides["kernel_size"] = config.kernel_size
     if config.stem_type != "patch":
         overrides["stem_type"] = config.stem_type
     return create_model(config.model, num_classes=num_classes, drop_path_rate=drop_path_rate,

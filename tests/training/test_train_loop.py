@@ -202,7 +202,7 @@ def test_progressive_resizing_records_the_size_and_resumes_exactly(tmp_path):
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
-def test_stem_type_option_builds_the_overlapping_stem_and_refuses_unknown_ones(capsys):
+def test_stem_and_kernel_options_build_what_they_name_and_unknown_stems_are_refused(capsys):
     from tinyconvnext.train import build_model, config_from_args
 
     config = config_from_args(TrainConfig(), ["--model", "convnext_atto", "--stem-type", "overlap_tiered",
@@ -211,6 +211,7 @@ def test_stem_type_option_builds_the_overlapping_stem_and_refuses_unknown_ones(c
     assert model.stem_type == "overlap_tiered" and model.downsample_layers[0][0].conv1.out_channels == 8
     assert model_stride(config) == 16
     assert build_model(TrainConfig(), num_classes=10).stem_type == "patch"
+    assert build_model(TrainConfig(kernel_size=3), num_classes=10).stages[0][0].dwconv.kernel_size == (3, 3)
     with pytest.raises(SystemExit):
         config_from_args(TrainConfig(), ["--stem-type", "conv"], "prog")
     assert "invalid choice: 'conv'" in capsys.readouterr().err
