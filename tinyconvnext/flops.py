@@ -17,14 +17,14 @@ def stage_costs(model, image_size: int) -> list[dict]:
     kernel = model.stages[0][0].dwconv.kernel_size[0]
     for i, (depth, dim) in enumerate(zip(model.depths, dims)):
         down = model.downsample_layers[i]
-        if i == 0 and model.stem_type == "patch":
-            macs = side * side * c_in * model.patch_size ** 2 * dim
-            rows.append(dict(part="stem", side=side, macs=macs, params=down.num_parameters()))
-        elif i == 0:  # OverlapStem: 3x3 convs with padding 1, each halving the side (rounding up)
-            mid = down[0].conv1.out_channels
-            half = -(-image_size // 2)
-            side = -(-half // 2)
-            macs = 9 * (half * half * c_in * mid + side * side * mid * dim)
+        if i == 0:
+            if model.stem_type == "patch":
+                macs = side * side * c_in * model.patch_size ** 2 * dim
+            else:  # OverlapStem: 3x3 convs with padding 1, each halving the side (rounding up)
+                mid = down[0].conv1.out_channels
+                half = -(-image_size // 2)
+                side = -(-half // 2)
+                macs = 9 * (half * half * c_in * mid + side * side * mid * dim)
             rows.append(dict(part="stem", side=side, macs=macs, params=down.num_parameters()))
         else:
             side //= 2

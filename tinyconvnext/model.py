@@ -73,7 +73,6 @@ class OverlapStem(nn.Module):
         super().__init__()
         if stem_type not in STEM_TYPES[1:]:
             raise ValueError(f"OverlapStem: stem_type must be one of {STEM_TYPES[1:]}, got {stem_type!r}")
-        self.stem_type = stem_type
         mid = dim // 2 if stem_type == "overlap_tiered" else dim
         self.conv1 = nn.Conv2d(in_chans, mid, 3, stride=2, padding=1)
         self.act = nn.GELU() if stem_type == "overlap_act" else nn.Identity()
