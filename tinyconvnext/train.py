@@ -41,6 +41,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .curves import append_metrics, plot_curves, truncate_metrics
 from .ema import ModelEma
 from .images import IMAGENET_MEAN, IMAGENET_STD
+from .interrupt import ctrl_c_deferred
 from .loader import BatchLoader
 from .model import STEM_TYPES
 from .parallel import DataParallel
@@ -384,7 +385,7 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     started = time.perf_counter()
     record, lr = {}, config.lr
     model.train()
-    epoch, next_batch = start_epoch, start_batch
+    resume_epoch, next_batch = start_epoch, start_batch  # where a checkpoint written now would resume
     parallel = None
     if config.processes > 1:  # after any resume: the workers start from the weights loaded above
         parallel = DataParallel(model, functools.partial(build_model, config, num_classes, config.drop_path),
@@ -392,6 +393,7 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
                                 (3, config.image_size, config.image_size), num_classes, seed=config.seed)
     try:
         for epoch in range(start_epoch, config.epochs):
+            resume_epoch = epoch
             first_batch = start_batch if epoch == start_epoch else 0
             epoch_start, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
             side = train_image_size(config, epoch, stride)
@@ -442,13 +444,12 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
                 record["test_loss_tta"], record["test_acc_tta"] = evaluate(model, test_loader, device, parallel,
                                                                            flip=True)
                 record["elapsed_seconds"] = elapsed_before + time.perf_counter() - started
-            append_metrics(out, record)
-            plot_curves(out, f"{config.model} on {config.dataset}")
-            if out_of_time:
-                save(epoch, next_batch)  # resume inside this epoch
-            else:
-                save(epoch + 1, 0)
-            next_batch = 0
+            with ctrl_c_deferred():  # the record, the curves and the checkpoint are written whole
+                append_metrics(out, record)
+                plot_curves(out, f"{config.model} on {config.dataset}")
+                if not out_of_time:  # else resume inside this epoch
+                    resume_epoch, next_batch = epoch + 1, 0
+                save(resume_epoch, next_batch)
             print(json.dumps(record), flush=True)
             if config.time_budget and record["elapsed_seconds"] > 60 * config.time_budget:
                 print(f"time budget of {config.time_budget} minutes reached after epoch {epoch + 1}", flush=True)
@@ -457,8 +458,8 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
                 print(f"stopping after {config.stop_after} epoch(s) as asked; continue with --resume", flush=True)
                 break
     except KeyboardInterrupt:
-        save(epoch, next_batch)
-        print(f"\ninterrupted: saved {checkpoint_path} at epoch {epoch + 1}, batch {next_batch}; "
+        save(resume_epoch, next_batch)
+        print(f"\ninterrupted: saved {checkpoint_path} at epoch {resume_epoch + 1}, batch {next_batch}; "
               "continue with --resume", flush=True)
         return record
     finally:

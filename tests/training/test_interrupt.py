@@ -1,0 +1,66 @@
+"""Ctrl-C during an epoch's bookkeeping waits for the record, curves and checkpoint to be written whole."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import tinyconvnext.train as train_module
+from tinyconvnext.checkpoint import load_checkpoint
+from tinyconvnext.curves import read_metrics
+from tinyconvnext.interrupt import ctrl_c_deferred
+from train_helpers import synthetic_cifar, tiny_config
+
+
+def _ctrl_c():
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_inside_the_block_is_raised_when_it_ends():
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_deferred():
+            _ctrl_c()
+            finished.append("the rest of the block")
+    assert finished == ["the rest of the block"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the old handler is back
+
+
+def test_without_ctrl_c_nothing_is_raised_and_ignored_ctrl_c_stays_ignored():
+    with ctrl_c_deferred():
+        pass
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup
+    try:
+        with ctrl_c_deferred():
+            _ctrl_c()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_while_the_curves_are_drawn_still_saves_the_finished_epoch(tmp_path, monkeypatch):
+    """The CI flake this guards against: Ctrl-C during matplotlib's first import aborted the interpreter."""
+    data = synthetic_cifar()
+    plot_curves = train_module.plot_curves
+
+    def plot_and_be_interrupted(out, title=""):
+        _ctrl_c()  # arrives in the middle of the bookkeeping
+        return plot_curves(out, title)
+
+    monkeypatch.setattr(train_module, "plot_curves", plot_and_be_interrupted)
+    record = train_module.train(tiny_config(tmp_path / "b", epochs=3), data)
+    run = tmp_path / "b" / "run"
+    state = load_checkpoint(run / "checkpoint.npz")
+    assert (state["epoch"], state["batch"], state["step"]) == (1, 0, 5)  # epoch 1 finished, 5 steps
+    assert record["epoch"] == 1 and [r["epoch"] for r in read_metrics(run)] == [1]
+    assert (run / "curves.png").exists()
+
+    # ... and resuming gives the weights of an uninterrupted run.
+    monkeypatch.setattr(train_module, "plot_curves", plot_curves)
+    train_module.train(tiny_config(tmp_path / "a", epochs=3), data)
+    train_module.train(tiny_config(tmp_path / "b", epochs=3, resume=True), data)
+    a = load_checkpoint(tmp_path / "a" / "run" / "checkpoint.npz")["model"]
+    b = load_checkpoint(run / "checkpoint.npz")["model"]
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
