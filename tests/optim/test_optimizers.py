@@ -110,3 +110,28 @@ def test_cosine_schedule_shape():
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert lrs[10] == pytest.approx(1.0) and lrs[55] == pytest.approx(0.5, abs=0.02) and lrs[-1] < 0.001
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
+@pytest.mark.parametrize("size", [5, 1000, 3 * (1 << 14) + 17])
+@pytest.mark.parametrize("parallel_from", [1, 1 << 30])
+def test_fused_adamw_serial_and_chunked_paths_equal_the_reference(monkeypatch, size, parallel_from):
+    """The Numba update, serial or cut into chunks (sizes that are not a multiple of the chunk), against the
+    array formula; the two Numba paths give the very same bits."""
+    from autograd.kernels.cpu import adamw as fused
+    from autograd.optim.adamw import adamw_update_reference
+
+    monkeypatch.setattr(fused, "PARALLEL_MIN_SIZE", parallel_from)
+    rng = np.random.default_rng(size)
+    p0, m0 = rng.standard_normal(size).astype(np.float32), rng.standard_normal(size).astype(np.float32) * 0.1
+    v0, g = rng.random(size).astype(np.float32) * 0.01, rng.standard_normal(size).astype(np.float32)
+    hyper = dict(lr=3e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.05, step=7)
+    fast, ref = [a.copy() for a in (p0, m0, v0)], [a.copy() for a in (p0, m0, v0)]
+    fused.adamw_update(fast[0], g, fast[1], fast[2], **hyper)
+    adamw_update_reference(ref[0], g, ref[1], ref[2], **hyper)
+    for a, b in zip(fast, ref):
+        np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7)
+    monkeypatch.setattr(fused, "PARALLEL_MIN_SIZE", 1 << 30 if parallel_from == 1 else 1)
+    other = [a.copy() for a in (p0, m0, v0)]
+    fused.adamw_update(other[0], g, other[1], other[2], **hyper)
+    for a, b in zip(fast, other):
+        np.testing.assert_array_equal(a, b)
