@@ -40,6 +40,7 @@ from . import augment
 from .checkpoint import load_checkpoint, save_checkpoint
 from .curves import append_metrics, plot_curves, truncate_metrics
 from .ema import ModelEma
+from .evaluate import evaluate
 from .images import IMAGENET_MEAN, IMAGENET_STD
 from .interrupt import ctrl_c_deferred
 from .loader import BatchLoader
@@ -74,6 +75,11 @@ class TrainConfig:
     kernel_size: int = 0  # override the blocks' depthwise kernel (7 in the paper; 0 keeps it)
     stem_type: str = "patch"  # "patch" (the paper's) or timm's "overlap", "overlap_tiered", "overlap_act" (model.py)
     image_size: int = 32
+    # Evaluation at another size than training (FixRes, Touvron et al. 2019: random-resized crops make objects
+    # look larger in training than in a centred test crop): 0 = image_size. eval_crop_pct: the centre crop's
+    # share of the resized short side (timm's crop_pct) for data sets of larger images.
+    eval_image_size: int = 0
+    eval_crop_pct: float = 0.875
     # Progressive resizing (fast.ai, FFCV): training images start at progressive_size px and grow linearly
     # to image_size by epoch progressive_epochs (rounded down to the network's stride); 0 = off.
     progressive_size: int = 0
@@ -89,6 +95,7 @@ class TrainConfig:
     eval_subset: int = 0  # evaluate on N test images drawn at random; 0 = all
     eval_batch_size: int = 256
     tta: bool = False  # after the last epoch, also evaluate with horizontal-flip test-time augmentation
+    tta_shift: int = 0  # with --tta, also average over views moved this many pixels (tinyconvnext.evaluate)
     processes: int = 1  # data-parallel worker processes on the CPU, one thread each (parallel.py); 0 = auto
     progress: bool = True
 
@@ -204,14 +211,22 @@ def train_image_size(config, epoch: int, stride: int) -> int:
     return int(size + 1e-9) // stride * stride  # 1e-9: a product like 127.99999 is the multiple 128
 
 
+def eval_size(config) -> int:
+    """The side of the test images: --eval-image-size, or the training size --image-size."""
+    return config.eval_image_size or config.image_size
+
+
 def make_batch_functions(config, train_x, train_y, test_x, test_y, num_classes, mean, std):
     """The per-batch pipelines: (indices, rng) -> (inputs, targets) for training and for evaluation.
     ``train_batch`` takes the epoch's image side as ``side`` (progressive resizing; default image_size);
-    evaluation is always at image_size."""
-    size = config.image_size
+    evaluation is always at ``eval_size(config)``."""
+    size, test_size = config.image_size, eval_size(config)
     if not 0.0 < config.crop_scale <= 1.0:
         raise ValueError(f"--crop-scale must be in (0, 1] (the smallest fraction of the image a crop keeps), "
                          f"got {config.crop_scale}")
+    if not 0.0 < config.eval_crop_pct <= 1.0:
+        raise ValueError(f"--eval-crop-pct must be in (0, 1] (the centre crop's share of the resized short side), "
+                         f"got {config.eval_crop_pct}")
 
     def images_at(store, indices):
         return [store[int(i)] for i in indices]
@@ -234,10 +249,11 @@ def make_batch_functions(config, train_x, train_y, test_x, test_y, num_classes, 
         return x, labels
 
     def eval_batch(indices, rng):
-        if isinstance(test_x, np.ndarray) and test_x.shape[1:3] == (size, size):
-            images = test_x[indices]
+        if isinstance(test_x, np.ndarray) and test_x.shape[1:3] == (size, size):  # CIFAR-like: resized whole
+            images = augment.resize_images(test_x[indices], test_size)
         else:
-            images = np.stack([augment.resize_center_crop(im, size) for im in images_at(test_x, indices)])
+            images = np.stack([augment.resize_center_crop(im, test_size, config.eval_crop_pct)
+                               for im in images_at(test_x, indices)])
         return augment.to_float_nchw(images, mean, std), test_y[indices]
 
     return train_batch, eval_batch
@@ -262,39 +278,6 @@ def make_loaders(config, dataset: ImageDataset | None = None):
 
 
 # -- the loop ------------------------------------------------------------------------------------------
-def evaluate(model, loader, device, parallel: DataParallel | None = None, flip: bool = False) -> tuple[float, float]:
-    """Mean loss and accuracy over a data set, in eval mode, without a graph (on the workers of ``parallel``
-    when given: they hold ``model``'s weights). ``flip=True`` is test-time augmentation: the logits are the
-    mean of the image's and its mirror image's, as in fast CIFAR training (e.g. Keller Jordan's airbench)."""
-    model.eval()
-    total_loss, correct, count = 0.0, 0, 0
-    with ag.no_grad():
-        for x, y in loader.epoch(0):
-            if flip:
-                logits = 0.5 * (_eval_logits(model, x, y, device, parallel)
-                                + _eval_logits(model, np.ascontiguousarray(x[..., ::-1]), y, device, parallel))
-                total_loss += float(F.cross_entropy(ag.tensor(logits), ag.tensor(y), reduction="sum").item())
-            elif parallel is not None and len(y) >= parallel.processes:
-                loss_sum, logits = parallel.eval_step(x, y)
-                total_loss += loss_sum
-            else:
-                logits = model(ag.tensor(x, device=device))
-                total_loss += float(F.cross_entropy(logits, ag.tensor(y, device=device), reduction="sum").item())
-                logits = logits.numpy()
-            correct += int((logits.argmax(axis=1) == y).sum())
-            count += len(y)
-    model.train()
-    return total_loss / count, correct / count
-
-
-def _eval_logits(model, x, y, device, parallel):
-    """Logits of an NCHW batch as a NumPy array (on the workers when there are enough images for them; their
-    loss on the labels ``y`` is not needed here, since flip TTA scores the averaged logits)."""
-    if parallel is not None and len(x) >= parallel.processes:
-        return parallel.eval_step(x, y)[1]
-    return model(ag.tensor(x, device=device)).numpy()
-
-
 def forward_backward(model, x, y, device, label_smoothing):
     """One process's step before the optimizer: (mean loss, logits as NumPy), gradients in ``.grad``.
     ``y``: labels, or soft targets (mixup/cutmix) for which label smoothing is already in the targets."""
@@ -390,7 +373,7 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     if config.processes > 1:  # after any resume: the workers start from the weights loaded above
         parallel = DataParallel(model, functools.partial(build_model, config, num_classes, config.drop_path),
                                 config.processes, max(config.batch_size, config.eval_batch_size),
-                                (3, config.image_size, config.image_size), num_classes, seed=config.seed)
+                                (3,) + (max(config.image_size, eval_size(config)),) * 2, num_classes, seed=config.seed)
     try:
         for epoch in range(start_epoch, config.epochs):
             resume_epoch = epoch
@@ -442,7 +425,7 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
                 record["test_acc_ema"] = evaluate(ema_model, test_loader, device)[1]
             if config.tta and epoch + 1 == config.epochs:
                 record["test_loss_tta"], record["test_acc_tta"] = evaluate(model, test_loader, device, parallel,
-                                                                           flip=True)
+                                                                           flip=True, shift=config.tta_shift)
                 record["elapsed_seconds"] = elapsed_before + time.perf_counter() - started
             with ctrl_c_deferred():  # the record, the curves and the checkpoint are written whole
                 append_metrics(out, record)

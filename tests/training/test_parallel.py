@@ -93,8 +93,9 @@ def test_eval_step_matches_one_process(model_and_parallel):
     assert loss_sum == pytest.approx(float(F.cross_entropy(expected, ag.tensor(y), reduction="sum").item()), rel=1e-5)
 
 
-def test_flip_tta_on_the_workers_matches_one_process(tmp_path):
-    from tinyconvnext.train import evaluate, make_loaders
+def test_tta_on_the_workers_matches_one_process(tmp_path):
+    from tinyconvnext.evaluate import evaluate
+    from tinyconvnext.train import make_loaders
 
     data = synthetic_cifar()
     config = tiny_config(tmp_path, epochs=1, eval_batch_size=40)  # 96 test images: the last batch has 16
@@ -102,7 +103,9 @@ def test_flip_tta_on_the_workers_matches_one_process(tmp_path):
     _, test_loader, _ = make_loaders(config, data)
     with DataParallel(model, small_model, 2, 40, (3, 32, 32), 10) as dp:
         on_workers = evaluate(model, test_loader, "cpu", dp, flip=True)
+        shifted_on_workers = evaluate(model, test_loader, "cpu", dp, flip=True, shift=2)
     assert on_workers == pytest.approx(evaluate(model, test_loader, "cpu", flip=True), rel=1e-5)
+    assert shifted_on_workers == pytest.approx(evaluate(model, test_loader, "cpu", flip=True, shift=2), rel=1e-5)
 
 
 def test_optimizer_updates_reach_the_workers():

@@ -1,0 +1,158 @@
+"""Evaluation with test-time augmentation: the views, their averaged logits, the record and the command."""
+
+import json
+
+import numpy as np
+import pytest
+
+import autograd as ag
+from autograd.nn import functional as F
+from tinyconvnext.evaluate import evaluate, evaluate_run, main, tta_views
+from tinyconvnext.train import load_trained_model, make_loaders, train
+from train_helpers import synthetic_cifar, tiny_config
+
+
+def _reflect(index, size):
+    """numpy's "reflect" padding of one index (the edge pixel itself is not repeated)."""
+    return -index if index < 0 else 2 * (size - 1) - index if index >= size else index
+
+
+def _moved(x, dy, dx):
+    """``x`` moved dy pixels down and dx pixels right, written pixel by pixel with reflection at the border."""
+    height, width = x.shape[2:]
+    out = np.empty_like(x)
+    for i in range(height):
+        for j in range(width):
+            out[:, :, i, j] = x[:, :, _reflect(i - dy, height), _reflect(j - dx, width)]
+    return out
+
+
+def test_views_are_the_image_its_shifts_and_their_mirrors():
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 6)).astype(np.float32)
+    (only,) = tta_views(x)
+    np.testing.assert_array_equal(only, x)
+    plain, mirror = tta_views(x, flip=True)
+    np.testing.assert_array_equal(mirror, x[..., ::-1])
+    views = tta_views(x, flip=True, shift=1)
+    assert len(views) == 6 and all(v.shape == x.shape and v.flags.c_contiguous for v in views)
+    expected = [x, _moved(x, 1, 1), _moved(x, -1, -1)]
+    expected += [e[..., ::-1] for e in expected]
+    for view, want in zip(views, expected):
+        np.testing.assert_array_equal(view, want)
+    two = tta_views(x, shift=2)
+    np.testing.assert_array_equal(two[1], _moved(x, 2, 2))
+    np.testing.assert_array_equal(two[2], _moved(x, -2, -2))
+
+
+def test_views_reject_bad_input():
+    x = np.zeros((1, 3, 4, 4), np.float32)
+    with pytest.raises(ValueError, match=r"shift must be in \[0, 4\).*got 4"):
+        tta_views(x, shift=4)
+    with pytest.raises(ValueError, match="got -1"):
+        tta_views(x, shift=-1)
+    with pytest.raises(ValueError, match=r"NCHW batch, got an array of shape \(3, 4, 4\)"):
+        tta_views(x[0], flip=True)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A one-epoch run on synthetic data that records flip + 1-pixel-shift TTA after its last epoch."""
+    data = synthetic_cifar()
+    config = tiny_config(tmp_path_factory.mktemp("tta"), epochs=1, tta=True, tta_shift=1)
+    record = train(config, data)
+    return config, data, record
+
+
+def test_shift_tta_averages_the_logits_of_six_views(trained_run):
+    config, data, record = trained_run
+    model, _ = load_trained_model(config.out)
+    _, test_loader, _ = make_loaders(config, data)
+    logits, labels = [], []
+    with ag.no_grad():
+        for x, y in test_loader.epoch(0):
+            by_hand = [x, _moved(x, 1, 1), _moved(x, -1, -1)]
+            by_hand += [np.ascontiguousarray(v[..., ::-1]) for v in by_hand]
+            logits.append(np.mean([model(ag.tensor(v)).numpy() for v in by_hand], axis=0))
+            labels.append(y)
+    logits, labels = np.concatenate(logits), np.concatenate(labels)
+    expected_loss = float(F.cross_entropy(ag.tensor(logits.astype(np.float64)), ag.tensor(labels)).item())
+    loss, accuracy = evaluate(model, test_loader, "cpu", flip=True, shift=1)
+    assert accuracy == pytest.approx(np.mean(logits.argmax(axis=1) == labels))
+    assert loss == pytest.approx(expected_loss, rel=1e-5)
+    assert (record["test_loss_tta"], record["test_acc_tta"]) == pytest.approx((loss, accuracy))
+    assert evaluate(model, test_loader, "cpu")[1] == pytest.approx(record["test_acc"])  # plain stays plain
+
+
+def test_evaluate_run_and_the_command_give_the_run_s_numbers(trained_run, monkeypatch, capsys):
+    config, data, record = trained_run
+    result = evaluate_run(config.out, flip=True, shift=1, dataset=data)
+    assert result["images"] == len(data.test_labels) and result["weights"] == "model"
+    assert result["test_acc"] == pytest.approx(record["test_acc"])
+    assert (result["test_loss_tta"], result["test_acc_tta"]) == pytest.approx((record["test_loss_tta"],
+                                                                                record["test_acc_tta"]))
+    assert evaluate_run(config.out, ema=True, dataset=data)["test_acc"] == pytest.approx(record["test_acc_ema"])
+
+    import tinyconvnext.train
+
+    monkeypatch.setattr(tinyconvnext.train, "load_dataset", lambda config: data)  # the command reads no files
+    assert main([config.out, "--tta", "--tta-shift", "1", "--batch-size", "40"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["tta"] == {"flip": True, "shift": 1}
+    assert printed["test_acc_tta"] == pytest.approx(record["test_acc_tta"])
+    assert "test_acc_tta" not in evaluate_run(config.out, dataset=data)
+
+
+def test_evaluate_run_names_a_missing_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no training checkpoint at .*nowhere"):
+        evaluate_run(tmp_path / "nowhere")
+
+
+def test_eval_image_size_and_crop_pct_make_the_test_images():
+    from tinyconvnext import augment
+    from tinyconvnext.train import TrainConfig, make_batch_functions
+
+    rng = np.random.default_rng(0)
+    cifar = rng.integers(0, 256, size=(4, 32, 32, 3), dtype=np.uint8)
+    larger = [rng.integers(0, 256, size=(60, 50, 3), dtype=np.uint8) for _ in range(4)]
+    labels = np.arange(4)
+    mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
+
+    def test_images(images, **overrides):
+        _, eval_batch = make_batch_functions(TrainConfig(image_size=32, **overrides), images, labels, images, labels,
+                                             4, mean, std)
+        return eval_batch(np.arange(4), rng)[0]
+
+    np.testing.assert_array_equal(test_images(cifar), augment.to_float_nchw(cifar, mean, std))
+    np.testing.assert_array_equal(test_images(cifar, eval_image_size=40),  # CIFAR-like: resized whole
+                                  augment.to_float_nchw(augment.resize_images(cifar, 40), mean, std))
+    for size, pct in ((32, 0.875), (40, 0.875), (40, 1.0)):
+        expected = np.stack([augment.resize_center_crop(im, size, pct) for im in larger])
+        np.testing.assert_array_equal(test_images(larger, eval_image_size=size, eval_crop_pct=pct),
+                                      augment.to_float_nchw(expected, mean, std))
+    assert not np.array_equal(test_images(larger, eval_image_size=40),
+                              test_images(larger, eval_image_size=40, eval_crop_pct=1.0))
+    with pytest.raises(ValueError, match="--eval-crop-pct must be in \\(0, 1\\].*got 1.5"):
+        test_images(larger, eval_crop_pct=1.5)
+
+
+def test_a_run_evaluates_at_its_eval_image_size_on_the_workers_too(tmp_path):
+    """Per-epoch evaluation at 48 px of a network trained at 32, in one process and on two workers (whose
+    input buffers must hold the larger test images); ``evaluate_run`` reproduces it and can change it."""
+    data = synthetic_cifar()
+    one = train(tiny_config(tmp_path / "one", epochs=1, eval_image_size=48), data)
+    two = train(tiny_config(tmp_path / "two", epochs=1, eval_image_size=48, processes=2), data)
+    for record, run in ((one, tmp_path / "one" / "run"), (two, tmp_path / "two" / "run")):
+        again = evaluate_run(run, dataset=data)
+        assert again["image_size"] == 48 and again["test_acc"] == pytest.approx(record["test_acc"])
+    at_32 = evaluate_run(tmp_path / "one" / "run", image_size=32, dataset=data)
+    model, config = load_trained_model(tmp_path / "one" / "run")
+    _, test_loader, _ = make_loaders(tiny_config(tmp_path / "x", epochs=1), data)
+    assert at_32["image_size"] == 32 and at_32["test_acc"] == pytest.approx(evaluate(model, test_loader, "cpu")[1])
+
+
+def test_train_cifar_parses_the_evaluation_options():
+    from tinyconvnext.train import TrainConfig, config_from_args
+
+    config = config_from_args(TrainConfig(), ["--tta", "--tta-shift", "1", "--eval-image-size", "40",
+                                              "--eval-crop-pct", "1.0"], "prog")
+    assert (config.tta, config.tta_shift, config.eval_image_size, config.eval_crop_pct) == (True, 1, 40, 1.0)

@@ -1,0 +1,128 @@
+"""Evaluating a classifier on a test set, with optional test-time augmentation (TTA).
+
+    python -m tinyconvnext.evaluate runs/cifar10                     # the run's final weights, plain
+    python -m tinyconvnext.evaluate runs/cifar10 --tta --tta-shift 1  # + mirror and 1-pixel shifts
+    python -m tinyconvnext.evaluate runs/imagenette --image-size 160 --crop-pct 1.0  # test at another size
+
+Test-time augmentation scores the mean of the logits over several views of each image: the image itself,
+its mirror image (``flip``), and with ``shift=s`` each of those moved ``s`` pixels diagonally, down-right
+and up-left (the border filled by reflection). Averaging over small, label-preserving changes the network
+was trained on cancels part of its errors; fast CIFAR-10 training uses both (e.g. Keller Jordan's airbench).
+The loss of a TTA evaluation is the cross-entropy of the averaged logits.
+
+Testing at a larger size than training often scores higher when training used random-resized crops, which
+show objects larger than a centred crop of the whole image does (FixRes: Touvron et al., 2019, "Fixing the
+train-test resolution discrepancy"); ``--image-size`` and ``--crop-pct`` measure it on a trained run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+import autograd as ag
+from autograd.nn import functional as F
+
+
+def tta_views(x: np.ndarray, flip: bool = False, shift: int = 0) -> list[np.ndarray]:
+    """The views of an NCHW batch that TTA averages over, each C-contiguous and of ``x``'s shape: ``x``;
+    with ``shift=s``, ``x`` moved ``s`` pixels down-right and ``s`` pixels up-left (reflection fills the
+    uncovered border); with ``flip``, the mirror image of each of those. 1, 2, 3 or 6 views."""
+    if x.ndim != 4:
+        raise ValueError(f"tta_views expects an NCHW batch, got an array of shape {x.shape}")
+    height, width = x.shape[2:]
+    if shift < 0 or shift >= min(height, width):
+        raise ValueError(f"shift must be in [0, {min(height, width)}) pixels for {height}x{width} images, got {shift}")
+    views = [x]
+    if shift:
+        padded = np.pad(x, ((0, 0), (0, 0), (shift, shift), (shift, shift)), mode="reflect")
+        views.append(padded[:, :, :height, :width])  # content moved down and right
+        views.append(padded[:, :, 2 * shift:, 2 * shift:])  # up and left
+    if flip:
+        views += [view[..., ::-1] for view in views]
+    return [np.ascontiguousarray(view) for view in views]
+
+
+def evaluate(model, loader, device, parallel=None, flip: bool = False, shift: int = 0) -> tuple[float, float]:
+    """Mean loss and accuracy over a data set, in eval mode, without a graph (on the workers of ``parallel``,
+    a ``tinyconvnext.parallel.DataParallel``, when given: they hold ``model``'s weights). ``flip`` and
+    ``shift`` turn on test-time augmentation: the logits are the mean over ``tta_views``."""
+    model.eval()
+    total_loss, correct, count = 0.0, 0, 0
+    with ag.no_grad():
+        for x, y in loader.epoch(0):
+            if flip or shift:
+                views = tta_views(x, flip, shift)
+                logits = sum(_eval_logits(model, view, y, device, parallel) for view in views) / len(views)
+                total_loss += float(F.cross_entropy(ag.tensor(logits), ag.tensor(y), reduction="sum").item())
+            elif parallel is not None and len(y) >= parallel.processes:
+                loss_sum, logits = parallel.eval_step(x, y)
+                total_loss += loss_sum
+            else:
+                logits = model(ag.tensor(x, device=device))
+                total_loss += float(F.cross_entropy(logits, ag.tensor(y, device=device), reduction="sum").item())
+                logits = logits.numpy()
+            correct += int((logits.argmax(axis=1) == y).sum())
+            count += len(y)
+    model.train()
+    return total_loss / count, correct / count
+
+
+def _eval_logits(model, x, y, device, parallel):
+    """Logits of an NCHW batch as a NumPy array (on the workers when there are enough images for them; their
+    loss on the labels ``y`` is not needed here, since TTA scores the averaged logits)."""
+    if parallel is not None and len(x) >= parallel.processes:
+        return parallel.eval_step(x, y)[1]
+    return model(ag.tensor(x, device=device)).numpy()
+
+
+def evaluate_run(run, data=None, ema: bool = False, flip: bool = False, shift: int = 0, image_size: int = 0,
+                 crop_pct: float = 0.0, batch_size: int = 256, dataset=None) -> dict:
+    """Evaluate a training run's weights on its data set's whole test set: a record with ``test_loss`` and
+    ``test_acc``, and with ``flip`` or ``shift`` also ``test_loss_tta`` and ``test_acc_tta``.
+    ``run``: the run folder (``--out``) or its checkpoint; ``data`` overrides the run's ``--data``;
+    ``image_size`` and ``crop_pct`` the run's test image side and centre crop (0: the run's own);
+    ``dataset`` (a ``tinyconvnext.train.ImageDataset``) replaces loading one."""
+    import dataclasses
+
+    from .train import device_for, eval_size, load_trained_model, make_loaders
+
+    model, config = load_trained_model(run, ema=ema)
+    config = dataclasses.replace(config, data=data or config.data, eval_batch_size=batch_size, eval_subset=0,
+                                 eval_image_size=image_size or eval_size(config),
+                                 eval_crop_pct=crop_pct or config.eval_crop_pct)
+    device = device_for(config.backend)
+    model.to(device)
+    _, test_loader, _ = make_loaders(config, dataset)
+    record = {"run": str(run), "weights": "ema" if ema else "model", "images": test_loader.num_items,
+              "image_size": config.eval_image_size, "crop_pct": config.eval_crop_pct}
+    record["test_loss"], record["test_acc"] = evaluate(model, test_loader, device)
+    if flip or shift:
+        record["tta"] = {"flip": flip, "shift": shift}
+        record["test_loss_tta"], record["test_acc_tta"] = evaluate(model, test_loader, device, flip=flip, shift=shift)
+    return record
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tinyconvnext.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="a training run's folder (--out) or its checkpoint.npz")
+    parser.add_argument("--data", help="folder holding the data set archives (default: the run's --data)")
+    parser.add_argument("--ema", action="store_true", help="evaluate the EMA weights (runs with --ema-decay)")
+    parser.add_argument("--tta", action="store_true", help="also evaluate with the mirror image of each view")
+    parser.add_argument("--tta-shift", type=int, default=0, metavar="PIXELS",
+                        help="also evaluate with each view moved this many pixels both ways diagonally")
+    parser.add_argument("--image-size", type=int, default=0, help="test image side (default: the run's)")
+    parser.add_argument("--crop-pct", type=float, default=0.0,
+                        help="centre crop's share of the resized short side, for larger images (default: the run's)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args(argv)
+    print(json.dumps(evaluate_run(args.run, args.data, args.ema, args.tta, args.tta_shift, args.image_size,
+                                  args.crop_pct, args.batch_size)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
