@@ -18,6 +18,7 @@ train-test resolution discrepancy"); ``--image-size`` and ``--crop-pct`` measure
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -86,9 +87,7 @@ def evaluate_run(run, data=None, ema: bool = False, flip: bool = False, shift: i
     ``run``: the run folder (``--out``) or its checkpoint; ``data`` overrides the run's ``--data``;
     ``image_size`` and ``crop_pct`` the run's test image side and centre crop (0: the run's own);
     ``dataset`` (a ``tinyconvnext.train.ImageDataset``) replaces loading one."""
-    import dataclasses
-
-    from .train import device_for, eval_size, load_trained_model, make_loaders
+    from .train import device_for, eval_size, load_trained_model, make_loaders  # here: train.py imports this module
 
     model, config = load_trained_model(run, ema=ema)
     config = dataclasses.replace(config, data=data or config.data, eval_batch_size=batch_size, eval_subset=0,

@@ -371,9 +371,10 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     resume_epoch, next_batch = start_epoch, start_batch  # where a checkpoint written now would resume
     parallel = None
     if config.processes > 1:  # after any resume: the workers start from the weights loaded above
+        side = max(config.image_size, eval_size(config))  # the largest images the workers are sent
         parallel = DataParallel(model, functools.partial(build_model, config, num_classes, config.drop_path),
                                 config.processes, max(config.batch_size, config.eval_batch_size),
-                                (3,) + (max(config.image_size, eval_size(config)),) * 2, num_classes, seed=config.seed)
+                                (3, side, side), num_classes, seed=config.seed)
     try:
         for epoch in range(start_epoch, config.epochs):
             resume_epoch = epoch
