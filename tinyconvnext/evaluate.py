@@ -3,6 +3,8 @@
     python -m tinyconvnext.evaluate runs/cifar10                     # the run's final weights, plain
     python -m tinyconvnext.evaluate runs/cifar10 --tta --tta-shift 1  # + mirror and 1-pixel shifts
     python -m tinyconvnext.evaluate runs/imagenette --image-size 160 --crop-pct 1.0  # test at another size
+    python -m tinyconvnext.evaluate runs/cifar10 --tta --save at32.npz   # also keep each image's logits
+                                                                         # (to compare: tinyconvnext.paired)
 
 Test-time augmentation scores the mean of the logits over several views of each image: the image itself,
 its mirror image (``flip``), and with ``shift=s`` each of those moved ``s`` pixels diagonally, down-right
@@ -47,10 +49,12 @@ def tta_views(x: np.ndarray, flip: bool = False, shift: int = 0) -> list[np.ndar
     return [np.ascontiguousarray(view) for view in views]
 
 
-def evaluate(model, loader, device, parallel=None, flip: bool = False, shift: int = 0) -> tuple[float, float]:
+def evaluate(model, loader, device, parallel=None, flip: bool = False, shift: int = 0,
+             outputs: list | None = None) -> tuple[float, float]:
     """Mean loss and accuracy over a data set, in eval mode, without a graph (on the workers of ``parallel``,
     a ``tinyconvnext.parallel.DataParallel``, when given: they hold ``model``'s weights). ``flip`` and
-    ``shift`` turn on test-time augmentation: the logits are the mean over ``tta_views``."""
+    ``shift`` turn on test-time augmentation: the logits are the mean over ``tta_views``. ``outputs``, when
+    given, receives each batch's (logits, labels) as NumPy arrays, in the loader's order."""
     model.eval()
     total_loss, correct, count = 0.0, 0, 0
     with ag.no_grad():
@@ -68,6 +72,8 @@ def evaluate(model, loader, device, parallel=None, flip: bool = False, shift: in
                 logits = logits.numpy()
             correct += int((logits.argmax(axis=1) == y).sum())
             count += len(y)
+            if outputs is not None:
+                outputs.append((np.asarray(logits), np.asarray(y)))
     model.train()
     return total_loss / count, correct / count
 
@@ -81,12 +87,14 @@ def _eval_logits(model, x, y, device, parallel):
 
 
 def evaluate_run(run, data=None, ema: bool = False, flip: bool = False, shift: int = 0, image_size: int = 0,
-                 crop_pct: float = 0.0, batch_size: int = 256, dataset=None) -> dict:
+                 crop_pct: float = 0.0, batch_size: int = 256, dataset=None, save=None) -> dict:
     """Evaluate a training run's weights on its data set's whole test set: a record with ``test_loss`` and
     ``test_acc``, and with ``flip`` or ``shift`` also ``test_loss_tta`` and ``test_acc_tta``.
     ``run``: the run folder (``--out``) or its checkpoint; ``data`` overrides the run's ``--data``;
     ``image_size`` and ``crop_pct`` the run's test image side and centre crop (0: the run's own);
-    ``dataset`` (a ``tinyconvnext.train.ImageDataset``) replaces loading one."""
+    ``dataset`` (a ``tinyconvnext.train.ImageDataset``) replaces loading one. ``save``: a ``.npz`` path that
+    receives ``labels``, ``logits`` and, with TTA, ``logits_tta`` (one row per test image, in the test set's
+    order), written atomically; ``tinyconvnext.paired`` compares two such files image by image."""
     from .train import device_for, eval_size, load_trained_model, make_loaders  # here: train.py imports this module
 
     model, config = load_trained_model(run, ema=ema)
@@ -98,10 +106,19 @@ def evaluate_run(run, data=None, ema: bool = False, flip: bool = False, shift: i
     _, test_loader, _ = make_loaders(config, dataset)
     record = {"run": str(run), "weights": "ema" if ema else "model", "images": test_loader.num_items,
               "image_size": config.eval_image_size, "crop_pct": config.eval_crop_pct}
-    record["test_loss"], record["test_acc"] = evaluate(model, test_loader, device)
+    plain, augmented = [], []
+    record["test_loss"], record["test_acc"] = evaluate(model, test_loader, device, outputs=plain)
     if flip or shift:
         record["tta"] = {"flip": flip, "shift": shift}
-        record["test_loss_tta"], record["test_acc_tta"] = evaluate(model, test_loader, device, flip=flip, shift=shift)
+        record["test_loss_tta"], record["test_acc_tta"] = evaluate(model, test_loader, device, flip=flip, shift=shift,
+                                                                   outputs=augmented)
+    if save:
+        from .checkpoint import write_npz_atomically
+
+        arrays = {"labels": np.concatenate([y for _, y in plain]), "logits": np.concatenate([z for z, _ in plain])}
+        if augmented:
+            arrays["logits_tta"] = np.concatenate([z for z, _ in augmented])
+        record["saved"] = str(write_npz_atomically(save, arrays))
     return record
 
 
@@ -117,9 +134,11 @@ def main(argv=None) -> int:
     parser.add_argument("--crop-pct", type=float, default=0.0,
                         help="centre crop's share of the resized short side, for larger images (default: the run's)")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--save", metavar="FILE.npz",
+                        help="also write each test image's label and logits (compare two with tinyconvnext.paired)")
     args = parser.parse_args(argv)
     print(json.dumps(evaluate_run(args.run, args.data, args.ema, args.tta, args.tta_shift, args.image_size,
-                                  args.crop_pct, args.batch_size)))
+                                  args.crop_pct, args.batch_size, save=args.save)))
     return 0
 
 

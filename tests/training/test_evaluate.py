@@ -156,3 +156,60 @@ def test_train_cifar_parses_the_evaluation_options():
     config = config_from_args(TrainConfig(), ["--tta", "--tta-shift", "1", "--eval-image-size", "40",
                                               "--eval-crop-pct", "1.0"], "prog")
     assert (config.tta, config.tta_shift, config.eval_image_size, config.eval_crop_pct) == (True, 1, 40, 1.0)
+
+
+def test_save_writes_each_image_s_logits_and_paired_compares_them(trained_run, tmp_path, monkeypatch, capsys):
+    from tinyconvnext import paired
+
+    config, data, record = trained_run
+    result = evaluate_run(config.out, flip=True, shift=1, dataset=data, save=tmp_path / "a.npz")
+    with np.load(result["saved"], allow_pickle=False) as saved:
+        labels, logits, logits_tta = saved["labels"], saved["logits"], saved["logits_tta"]
+    np.testing.assert_array_equal(labels, data.test_labels)  # the test set's own order
+    assert logits.shape == logits_tta.shape == (len(labels), 10)
+    assert np.mean(logits.argmax(axis=1) == labels) == pytest.approx(record["test_acc"])
+    assert np.mean(logits_tta.argmax(axis=1) == labels) == pytest.approx(record["test_acc_tta"])
+    # the plain logits are the model's on the unaugmented images
+    model, _ = load_trained_model(config.out)
+    _, test_loader, _ = make_loaders(config, data)
+    with ag.no_grad():
+        by_hand = np.concatenate([model(ag.tensor(x)).numpy() for x, _ in test_loader.epoch(0)])
+    np.testing.assert_allclose(logits, by_hand, rtol=1e-5, atol=1e-6)
+
+    right_a, right_b = logits.argmax(axis=1) == labels, logits_tta.argmax(axis=1) == labels
+    gained, lost = int(np.sum(right_b & ~right_a)), int(np.sum(right_a & ~right_b))
+    monkeypatch.chdir(tmp_path)
+    assert paired.main(["a.npz", "a.npz:logits_tta"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["gained"], printed["lost"], printed["images"]) == (gained, lost, len(labels))
+    assert (printed["acc_a"], printed["acc_b"]) == pytest.approx((record["test_acc"], record["test_acc_tta"]))
+
+
+def test_paired_counts_gains_losses_and_mcnemar_z():
+    from tinyconvnext.paired import compare
+
+    labels = np.array([0, 1, 1, 0, 1, 0, 1, 1])
+    one_hot = np.eye(2)
+    a = one_hot[[0, 1, 1, 1, 0, 1, 0, 1]]  # right on images 0, 1, 2, 7
+    b = one_hot[[0, 0, 1, 0, 1, 0, 1, 1]]  # right on 0, 2, 3, 4, 5, 6, 7: gains 3, 4, 5, 6; loses 1
+    result = compare(a, b, labels)
+    assert (result["acc_a"], result["acc_b"], result["gained"], result["lost"]) == (0.5, 0.875, 4, 1)
+    assert result["z"] == pytest.approx(3 / np.sqrt(5))
+    assert compare(a, a, labels)["z"] == 0.0
+    with pytest.raises(ValueError, match=r"same images and classes: got logits of shapes \(8, 2\) and \(7, 2\)"):
+        compare(a, b[:7], labels)
+
+
+def test_paired_names_a_wrong_file_or_test_set(tmp_path, capsys):
+    from tinyconvnext.paired import load_logits, main
+
+    np.savez(tmp_path / "one.npz", labels=np.arange(3), logits=np.zeros((3, 4)))
+    np.savez(tmp_path / "other.npz", labels=np.arange(3)[::-1], logits=np.zeros((3, 4)))
+    np.savez(tmp_path / "bare.npz", scores=np.zeros(3))
+    assert load_logits(str(tmp_path / "one.npz"))[0].shape == (3, 4)
+    with pytest.raises(ValueError, match=r"bare.npz holds \['scores'\]; expected 'labels' and 'logits'"):
+        load_logits(str(tmp_path / "bare.npz"))
+    with pytest.raises(ValueError, match="expected 'labels' and 'logits_tta'"):
+        load_logits(f"{tmp_path / 'one.npz'}:logits_tta")
+    with pytest.raises(SystemExit, match="hold different test sets"):
+        main([str(tmp_path / "one.npz"), str(tmp_path / "other.npz")])
