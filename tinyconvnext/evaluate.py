@@ -106,7 +106,7 @@ def evaluate_run(run, data=None, ema: bool = False, flip: bool = False, shift: i
     _, test_loader, _ = make_loaders(config, dataset)
     record = {"run": str(run), "weights": "ema" if ema else "model", "images": test_loader.num_items,
               "image_size": config.eval_image_size, "crop_pct": config.eval_crop_pct}
-    plain, augmented = [], []
+    plain, augmented = ([], []) if save else (None, None)  # each batch's logits, kept only to be saved
     record["test_loss"], record["test_acc"] = evaluate(model, test_loader, device, outputs=plain)
     if flip or shift:
         record["tta"] = {"flip": flip, "shift": shift}
