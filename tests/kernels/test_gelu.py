@@ -73,7 +73,10 @@ def test_float32_fast_matches_reference(approximate):
     y_ref = gelu.gelu_forward_reference(x.astype(np.float64), approximate)
     dy_ref = gelu.gelu_backward_reference(x.astype(np.float64), grad_y.astype(np.float64), approximate)
     np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-12)
-    np.testing.assert_allclose(grad_x, dy_ref, rtol=1e-5, atol=1e-12)
+    # dGELU/dx = Phi(x) + x phi(x) crosses zero at x = -0.7518 (exact form), where two terms of size 0.23
+    # cancel: in float32 each carries a rounding of up to 0.23 * 2^-24 = 1.4e-8, so near the root only an
+    # absolute bound holds (PyTorch's float32 gelu_backward errs by 1.2e-7 there).
+    np.testing.assert_allclose(grad_x, dy_ref, rtol=1e-5, atol=5e-8)
 
 
 def test_float32_left_tail_is_relatively_accurate():

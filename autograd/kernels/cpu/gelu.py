@@ -18,12 +18,14 @@ How the fast kernels evaluate it:
   Phi(x) keeps its relative accuracy in the left tail (no 1 + erf cancellation).
 - float32: exp and R are short polynomials written here (R(a) = t * P(t), t = 1 / (1 + a / 3), P of
   degree 8, fitted to relative error 4e-8 on a in [0, 13.5]; exp by the usual 2^n * e^r range reduction),
-  so that LLVM vectorises the loop; libm's erf and exp would keep it scalar. Error about 3e-7 relative
+  so that LLVM vectorises the loop; libm's erf and exp would keep it scalar. Multiply-adds are contracted to
+  FMAs (fastmath={'contract'}): 25-30% faster than separate multiplies and adds (1.57M elements, one thread:
+  forward 2.3 -> 1.8 ms, backward 2.5 -> 1.7 ms). Error about 3e-7 relative
   near the origin, growing in the tails to x^2 / 2 * 6e-8 (the rounding of x^2 / 2 before exp; PyTorch's
   float32 GELU has the same), e.g. 3e-6 at |x| = 10.
 - float64: libm's math.erfc and math.exp (scalar, exact to the last bits).
 
-_exp_float32 is also used by autograd/kernels/cpu/cross_entropy.py. (Numba's on-disk cache does not track
+_exp_float32 (the same source compiled without FMAs) is also used by autograd/kernels/cpu/cross_entropy.py. (Numba's on-disk cache does not track
 that dependency: after editing _exp_float32, touch cross_entropy.py or clear __pycache__.)
 
 Parallelisation: the array is flattened and prange splits it into one contiguous piece per thread.
@@ -41,6 +43,10 @@ from numba.extending import intrinsic
 from autograd.backend import get_array_module
 
 APPROXIMATIONS = ("none", "tanh")
+
+# The float32 kernels let LLVM fuse a multiply and an add into one FMA instruction (one rounding instead of
+# two: as accurate or more, and a third fewer instructions in the polynomials); nothing is reordered.
+_FLOAT32_FASTMATH = {"contract"}
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _TANH_CUBIC = 0.044715
@@ -87,8 +93,7 @@ def _float32_from_bits(typingctx, bits):
     return types.float32(types.int32), codegen
 
 
-@njit(cache=True, fastmath=False, error_model='numpy')
-def _exp_float32(x):
+def _exp_float32_source(x):
     """exp(x) for float32 x, relative error < 1.1e-7; 0 below -87, inf above 88.72, nan for nan.
     Branch free, so that loops calling it vectorise."""
     xc = min(max(x, _F32_EXP_MIN), _F32_EXP_MAX)
@@ -114,7 +119,13 @@ def _exp_float32(x):
     return x if x != x else result
 
 
-@njit(cache=True, fastmath=False, error_model='numpy')
+# One source, two compilations: the GELU kernels use the FMA version; cross_entropy.py uses the exact one
+# (plain multiplies and adds), because there FMAs made its row-parallel and serial loops round differently.
+_exp_float32 = njit(cache=True, fastmath=False, error_model='numpy')(_exp_float32_source)
+_exp_float32_fma = njit(cache=True, fastmath=_FLOAT32_FASTMATH, error_model='numpy')(_exp_float32_source)
+
+
+@njit(cache=True, fastmath=_FLOAT32_FASTMATH, error_model='numpy')
 def _phi_tail_float32(a, gaussian):
     """Phi(-a) for a >= 0, given gaussian = exp(-a^2 / 2)."""
     t = _F32_ONE / (_F32_ONE + a * _F32_THIRD)
@@ -131,7 +142,7 @@ def _phi_tail_float32(a, gaussian):
     return gaussian * t * p
 
 
-@njit(cache=True, fastmath=False, error_model='numpy')
+@njit(cache=True, fastmath=_FLOAT32_FASTMATH, error_model='numpy')
 def _normal_cdf_float32(x, gaussian):
     """Phi(x), given gaussian = exp(-x^2 / 2)."""
     tail = _phi_tail_float32(abs(x), gaussian)
@@ -142,33 +153,33 @@ def _normal_cdf_float32(x, gaussian):
 # Kernels
 # --------------------------------------------------------------------------------------------------------
 
-@njit(cache=True, fastmath=False, error_model='numpy')
+@njit(cache=True, fastmath=_FLOAT32_FASTMATH, error_model='numpy')
 def _sigmoid_float32(z, e):
     """sigmoid(z), given e = exp(-|z|)."""
     return _F32_ONE / (_F32_ONE + e) if z >= _F32_ZERO else e / (_F32_ONE + e)
 
 
-@njit(parallel=True, cache=True, fastmath=False, error_model='numpy')
+@njit(parallel=True, cache=True, fastmath=_FLOAT32_FASTMATH, error_model='numpy')
 def _gelu_forward_float32(x, y, use_tanh):
     if use_tanh:
         for i in prange(x.shape[0]):
             v = x[i]
             z = _F32_TWO * _F32_SQRT_2_OVER_PI * (v + _F32_TANH_CUBIC * v * v * v)
-            y[i] = v * _sigmoid_float32(z, _exp_float32(-abs(z)))
+            y[i] = v * _sigmoid_float32(z, _exp_float32_fma(-abs(z)))
     else:
         for i in prange(x.shape[0]):
             v = x[i]
-            y[i] = v * _normal_cdf_float32(v, _exp_float32(-_F32_HALF * v * v))
+            y[i] = v * _normal_cdf_float32(v, _exp_float32_fma(-_F32_HALF * v * v))
 
 
-@njit(parallel=True, cache=True, fastmath=False, error_model='numpy')
+@njit(parallel=True, cache=True, fastmath=_FLOAT32_FASTMATH, error_model='numpy')
 def _gelu_backward_float32(x, grad_y, grad_x, use_tanh):
     if use_tanh:
         for i in prange(x.shape[0]):
             v = x[i]
             v2 = v * v
             z = _F32_TWO * _F32_SQRT_2_OVER_PI * (v + _F32_TANH_CUBIC * v2 * v)
-            e = _exp_float32(-abs(z))
+            e = _exp_float32_fma(-abs(z))
             s = _sigmoid_float32(z, e)
             one_plus_e = _F32_ONE + e
             s_one_minus_s = e / (one_plus_e * one_plus_e)
@@ -177,7 +188,7 @@ def _gelu_backward_float32(x, grad_y, grad_x, use_tanh):
     else:
         for i in prange(x.shape[0]):
             v = x[i]
-            gaussian = _exp_float32(-_F32_HALF * v * v)
+            gaussian = _exp_float32_fma(-_F32_HALF * v * v)
             grad_x[i] = grad_y[i] * (_normal_cdf_float32(v, gaussian) + v * gaussian * _F32_INV_SQRT_2PI)
 
 
