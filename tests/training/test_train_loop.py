@@ -215,3 +215,14 @@ def test_stem_and_kernel_options_build_what_they_name_and_unknown_stems_are_refu
     with pytest.raises(SystemExit):
         config_from_args(TrainConfig(), ["--stem-type", "conv"], "prog")
     assert "invalid choice: 'conv'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("every, evaluated", [(0, [3]), (2, [2, 3]), (1, [1, 2, 3])])
+def test_ema_is_evaluated_every_n_epochs_and_after_the_last(tmp_path, every, evaluated):
+    data = synthetic_cifar()
+    train(tiny_config(tmp_path, epochs=3, ema_eval_every=every), data)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if "test_acc_ema" in r] == evaluated
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="--ema-eval-every must be at least 0"):
+        train(tiny_config(tmp_path / "bad", ema_eval_every=-1), data)
