@@ -121,8 +121,11 @@ def _exp_float32_source(x):
 
 # One source, two compilations: the GELU kernels use the FMA version; cross_entropy.py uses the exact one
 # (plain multiplies and adds), because there FMAs made its row-parallel and serial loops round differently.
-_exp_float32 = njit(cache=True, fastmath=False, error_model='numpy')(_exp_float32_source)
-_exp_float32_fma = njit(cache=True, fastmath=_FLOAT32_FASTMATH, error_model='numpy')(_exp_float32_source)
+# Not cached on disk: Numba keys its cache by the Python function and the signature, not the fastmath flags,
+# so two cached compilations of one function would overwrite each other. They only ever run inlined into
+# the kernels below and in cross_entropy.py, which are cached.
+_exp_float32 = njit(fastmath=False, error_model='numpy')(_exp_float32_source)
+_exp_float32_fma = njit(fastmath=_FLOAT32_FASTMATH, error_model='numpy')(_exp_float32_source)
 
 
 @njit(cache=True, fastmath=_FLOAT32_FASTMATH, error_model='numpy')
