@@ -30,10 +30,11 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 import autograd as ag  # noqa: E402
 from autograd import optim  # noqa: E402
-from autograd.memory import retain_freed_memory  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
 from tinyconvnext.parallel import DataParallel  # noqa: E402
 from tinyconvnext.variants import create_model  # noqa: E402
+
+from devices import add_malloc_argument, apply_malloc  # noqa: E402
 
 
 def best_seconds_per_step(step, steps, repeats):
@@ -108,11 +109,9 @@ def main(argv=None):
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--malloc", choices=("retain", "default"), default="retain",
-                        help="retain: keep freed memory for reuse, as training does (autograd/memory.py)")
+    add_malloc_argument(parser)
     args = parser.parse_args(argv)
-    if args.malloc == "retain":
-        retain_freed_memory()
+    apply_malloc(args.malloc)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.batch_size, 3, 32, 32)).astype(np.float32)
     y = rng.integers(0, 10, size=args.batch_size)

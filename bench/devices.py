@@ -1,7 +1,8 @@
 """What the benchmarks share: the machine's description, the device (CPU, or a GPU for both frameworks)
 and timing that waits for the device.
 
-    parser = argparse.ArgumentParser(); add_device_argument(parser)
+    parser = argparse.ArgumentParser(); add_device_argument(parser); add_malloc_argument(parser)
+    apply_malloc(args.malloc)                            # freed memory kept for reuse, as in training
     require_device(args.device)                          # a clear exit when the GPU path cannot run
     sync_ours, sync_torch = synchronizers(args.device)   # no-ops on the CPU
     ours, theirs = interleaved_medians(our_step, torch_step, repeats, sync_ours, sync_torch)
@@ -35,6 +36,21 @@ def add_device_argument(parser) -> None:
     parser.add_argument("--device", choices=DEVICES, default="cpu",
                         help="cpu (default): NumPy against PyTorch on the CPU; cuda: CuPy against PyTorch CUDA "
                              "on the same GPU")
+
+
+def add_malloc_argument(parser) -> None:
+    parser.add_argument("--malloc", choices=("retain", "default"), default="retain",
+                        help="retain (default): keep freed memory for reuse, as training does (autograd/memory.py); "
+                             "default: glibc's own settings")
+
+
+def apply_malloc(choice: str) -> None:
+    """Set this process's allocator as ``--malloc`` asks (before the first large array). Both frameworks
+    share the process, so both get the same setting."""
+    if choice == "retain":
+        from autograd.memory import retain_freed_memory
+
+        retain_freed_memory()
 
 
 def require_device(device: str) -> None:

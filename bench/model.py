@@ -39,8 +39,9 @@ import autograd as ag  # noqa: E402
 import tinyconvnext  # noqa: E402
 from autograd import optim  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
-from devices import (WARMUP, add_device_argument, describe_environment, gpu_memory_mib,  # noqa: E402
-                     interleaved_medians, require_device, reset_gpu_memory, synchronizers, timed)
+from devices import (WARMUP, add_device_argument, add_malloc_argument, apply_malloc,  # noqa: E402
+                     describe_environment, gpu_memory_mib, interleaved_medians, require_device, reset_gpu_memory,
+                     synchronizers, timed)
 from torch_convnext import TorchConvNeXt  # noqa: E402
 
 
@@ -144,7 +145,8 @@ def child(mode, task, framework, args, repeats=0, env=None):
     """Run a worker of this file in a fresh process (on the CPU) and return its JSON answer."""
     out = subprocess.run([sys.executable, __file__, mode, task, framework, "--cifar-model", args.cifar_model,
                           "--batch-size", str(args.batch_size), "--inference-batch-size", str(args.inference_batch_size),
-                          "--tiny-batch-size", str(args.tiny_batch_size), "--repeats", str(repeats)],
+                          "--tiny-batch-size", str(args.tiny_batch_size), "--repeats", str(repeats),
+                          "--malloc", args.malloc],
                          capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -199,6 +201,7 @@ def main(argv=None):
     parser.add_argument("--tasks", default=None, help=f"comma-separated, of {', '.join(TASKS)} "
                         f"(default cpu: {DEFAULT_TASKS['cpu']}; cuda: {DEFAULT_TASKS['cuda']})")
     add_device_argument(parser)
+    add_malloc_argument(parser)
     parser.add_argument("--repeats", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--memory-worker", nargs=2, metavar=("TASK", "FRAMEWORK"), help=argparse.SUPPRESS)
     parser.add_argument("--time-worker", nargs=2, metavar=("TASK", "FRAMEWORK"), help=argparse.SUPPRESS)
@@ -207,8 +210,9 @@ def main(argv=None):
         attribute = "inference_batch_size" if key == "inference" else "tiny_batch_size"
         if getattr(args, attribute) is None:
             setattr(args, attribute, value)
-    if args.memory_worker:
+    if args.memory_worker:  # peak memory is measured with glibc's defaults, set by its parent (peak_memory)
         return peak_memory_worker(*args.memory_worker, args)
+    apply_malloc(args.malloc)
     if args.time_worker:
         return alone_time_worker(*args.time_worker, args)
     tasks = (args.tasks or DEFAULT_TASKS[args.device]).split(",")
@@ -217,7 +221,7 @@ def main(argv=None):
         parser.error(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(TASKS)}")
     require_device(args.device)
     repeats = 3 if args.quick else 10
-    print(describe_environment(args.device))
+    print(describe_environment(args.device) + f"; malloc {args.malloc}")
     (run_gpu if args.device == "cuda" else run_cpu)(tasks, args, repeats)
 
 

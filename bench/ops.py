@@ -26,8 +26,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import autograd as ag  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
-from devices import (WARMUP, add_device_argument, describe_environment, interleaved_medians,  # noqa: E402
-                     require_device, synchronizers)
+from devices import (WARMUP, add_device_argument, add_malloc_argument, apply_malloc,  # noqa: E402
+                     describe_environment, interleaved_medians, require_device, synchronizers)
 
 CONFIGS = {
     "cifar-b128-s1": dict(n=128, c=64, h=16),
@@ -128,8 +128,10 @@ def main(argv=None):
     parser.add_argument("--configs", default=None,
                         help=f"comma-separated shape configs (cpu: {','.join(CONFIGS)}; cuda: {','.join(GPU_CONFIGS)})")
     add_device_argument(parser)
+    add_malloc_argument(parser)
     args = parser.parse_args(argv)
     require_device(args.device)
+    apply_malloc(args.malloc)
     configs = {**CONFIGS, **GPU_CONFIGS}
     default_configs = GPU_CONFIGS if args.device == "cuda" else CONFIGS
     names = args.configs.split(",") if args.configs else list(default_configs)
@@ -139,7 +141,7 @@ def main(argv=None):
     repeats = 5 if args.quick else 15
     only = set(filter(None, args.only.split(",")))
     rng = np.random.default_rng(0)
-    print(describe_environment(args.device))
+    print(describe_environment(args.device) + f"; malloc {args.malloc}")
     print(f"\n{'config':15s} {'op':15s} {'ours fwd':>10s} {'torch fwd':>10s} {'ratio':>6s}   "
           f"{'ours f+b':>10s} {'torch f+b':>10s} {'ratio':>6s}")
     for config in names:
