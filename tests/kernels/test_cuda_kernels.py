@@ -117,6 +117,11 @@ def test_gelu(on, approximate, dtype, shape, seed):
     assert_close(cuda_gelu.gelu_forward(on(x), approximate), cpu_gelu.gelu_forward_reference(x, approximate), dtype)
     assert_close(cuda_gelu.gelu_backward(on(x), on(grad_y), approximate),
                  cpu_gelu.gelu_backward_reference(x, grad_y, approximate), dtype)
+    y, slope = cuda_gelu.gelu_forward_with_slope(on(x), approximate)
+    y_ref, slope_ref = cpu_gelu.gelu_forward_with_slope_reference(x, approximate)
+    assert_close(y, y_ref, dtype)
+    assert_close(slope, slope_ref, dtype)
+    assert_close(cuda_gelu.gelu_backward_from_slope(on(grad_y), slope), grad_y * slope_ref, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

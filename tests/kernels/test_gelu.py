@@ -169,3 +169,40 @@ def test_dtype_and_errors():
         gelu.gelu_forward(x, "sigmoid")
     with pytest.raises(ValueError):
         gelu.gelu_backward(x, np.ones(5), "none")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("approximate", APPROXIMATIONS)
+def test_forward_with_slope_equals_forward_and_backward(approximate, dtype):
+    """The one-pass (y, dy/dx) kernel that the autograd op uses gives exactly the forward kernel's y and the
+    backward kernel's gradient for grad_y = 1; its reference twin agrees with the references."""
+    x = GRID.astype(dtype).reshape(2, -1)[:, ::3]  # 2-D and strided, as activations can be
+    y, slope = gelu.gelu_forward_with_slope(x, approximate)
+    assert y.shape == slope.shape == x.shape and y.dtype == slope.dtype == dtype
+    np.testing.assert_array_equal(y, gelu.gelu_forward(x, approximate))
+    np.testing.assert_array_equal(slope, gelu.gelu_backward(x, np.ones_like(x), approximate))
+    grad_y = np.linspace(-2.0, 3.0, x.size).astype(dtype).reshape(x.shape)
+    np.testing.assert_array_equal(gelu.gelu_backward_from_slope(grad_y, slope), grad_y * slope)
+    np.testing.assert_array_equal(gelu.gelu_backward_from_slope_reference(grad_y, slope), grad_y * slope)
+    with pytest.raises(ValueError, match="does not match"):
+        gelu.gelu_backward_from_slope(grad_y[:1], slope)
+    y_ref, slope_ref = gelu.gelu_forward_with_slope_reference(x, approximate)
+    np.testing.assert_array_equal(y_ref, gelu.gelu_forward_reference(x, approximate))
+    np.testing.assert_array_equal(slope_ref, gelu.gelu_backward_reference(x, np.ones_like(x), approximate))
+
+
+def test_the_op_keeps_the_slope_only_when_a_gradient_is_coming():
+    import autograd as ag
+    from autograd.nn import functional as F
+
+    x = ag.tensor(GRID[:100].astype(np.float32), requires_grad=True)
+    y = F.gelu(x)
+    (slope,) = y._ctx.saved  # the slope, not x
+    np.testing.assert_array_equal(slope, gelu.gelu_backward(x.numpy(), np.ones(100, np.float32)))
+    grad_y = np.linspace(-1.0, 1.0, 100).astype(np.float32)
+    y.backward(ag.tensor(grad_y))
+    np.testing.assert_allclose(x.grad.numpy(), gelu.gelu_backward(x.numpy(), grad_y), rtol=1e-6, atol=1e-12)
+    assert x.grad.dtype == np.float32
+    with ag.no_grad():
+        assert F.gelu(x)._ctx is None
+    assert F.gelu(ag.tensor(GRID[:10]))._ctx is None  # no input needs a gradient

@@ -38,7 +38,7 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from autograd.backend import get_array_module
 
@@ -162,37 +162,26 @@ def _sigmoid_float32(z, e):
     return _F32_ONE / (_F32_ONE + e) if z >= _F32_ZERO else e / (_F32_ONE + e)
 
 
-@njit(parallel=True, cache=True, fastmath=_FLOAT32_FASTMATH, error_model='numpy')
-def _gelu_forward_float32(x, y, use_tanh):
-    if use_tanh:
-        for i in prange(x.shape[0]):
-            v = x[i]
-            z = _F32_TWO * _F32_SQRT_2_OVER_PI * (v + _F32_TANH_CUBIC * v * v * v)
-            y[i] = v * _sigmoid_float32(z, _exp_float32_fma(-abs(z)))
-    else:
-        for i in prange(x.shape[0]):
-            v = x[i]
-            y[i] = v * _normal_cdf_float32(v, _exp_float32_fma(-_F32_HALF * v * v))
+# Each form's value and slope at one element, (y, dy/dx). The kernels call these inside their loops; what a
+# kernel does not use (the slope in the forward pass, y in the backward pass) is dropped by the compiler.
+
+@njit(cache=True, fastmath=_FLOAT32_FASTMATH, error_model='numpy')
+def _erf_gelu_and_slope_float32(v):
+    gaussian = _exp_float32_fma(-_F32_HALF * v * v)
+    cdf = _normal_cdf_float32(v, gaussian)
+    return v * cdf, cdf + v * gaussian * _F32_INV_SQRT_2PI
 
 
-@njit(parallel=True, cache=True, fastmath=_FLOAT32_FASTMATH, error_model='numpy')
-def _gelu_backward_float32(x, grad_y, grad_x, use_tanh):
-    if use_tanh:
-        for i in prange(x.shape[0]):
-            v = x[i]
-            v2 = v * v
-            z = _F32_TWO * _F32_SQRT_2_OVER_PI * (v + _F32_TANH_CUBIC * v2 * v)
-            e = _exp_float32_fma(-abs(z))
-            s = _sigmoid_float32(z, e)
-            one_plus_e = _F32_ONE + e
-            s_one_minus_s = e / (one_plus_e * one_plus_e)
-            du = _F32_SQRT_2_OVER_PI * (_F32_ONE + _F32_TANH_CUBIC_3 * v2)
-            grad_x[i] = grad_y[i] * (s + _F32_TWO * v * s_one_minus_s * du)
-    else:
-        for i in prange(x.shape[0]):
-            v = x[i]
-            gaussian = _exp_float32_fma(-_F32_HALF * v * v)
-            grad_x[i] = grad_y[i] * (_normal_cdf_float32(v, gaussian) + v * gaussian * _F32_INV_SQRT_2PI)
+@njit(cache=True, fastmath=_FLOAT32_FASTMATH, error_model='numpy')
+def _tanh_gelu_and_slope_float32(v):
+    v2 = v * v
+    z = _F32_TWO * _F32_SQRT_2_OVER_PI * (v + _F32_TANH_CUBIC * v2 * v)
+    e = _exp_float32_fma(-abs(z))
+    s = _sigmoid_float32(z, e)
+    one_plus_e = _F32_ONE + e
+    s_one_minus_s = e / (one_plus_e * one_plus_e)
+    du = _F32_SQRT_2_OVER_PI * (_F32_ONE + _F32_TANH_CUBIC_3 * v2)
+    return v * s, s + _F32_TWO * v * s_one_minus_s * du
 
 
 @njit(cache=True, fastmath=False, error_model='numpy')
@@ -201,36 +190,82 @@ def _sigmoid_float64(z, e):
     return 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
 
 
-@njit(parallel=True, cache=True, fastmath=False, error_model='numpy')
-def _gelu_forward_float64(x, y, use_tanh):
-    if use_tanh:
-        for i in prange(x.shape[0]):
-            v = x[i]
-            z = 2.0 * _SQRT_2_OVER_PI * (v + _TANH_CUBIC * v * v * v)
-            y[i] = v * _sigmoid_float64(z, math.exp(-abs(z)))
-    else:
-        for i in prange(x.shape[0]):
-            v = x[i]
-            y[i] = v * 0.5 * math.erfc(-v * _INV_SQRT_2)
+@njit(cache=True, fastmath=False, error_model='numpy')
+def _erf_gelu_and_slope_float64(v):
+    cdf = 0.5 * math.erfc(-v * _INV_SQRT_2)
+    return v * cdf, cdf + v * math.exp(-0.5 * v * v) * _INV_SQRT_2PI
 
 
-@njit(parallel=True, cache=True, fastmath=False, error_model='numpy')
-def _gelu_backward_float64(x, grad_y, grad_x, use_tanh):
+@njit(cache=True, fastmath=False, error_model='numpy')
+def _tanh_gelu_and_slope_float64(v):
+    v2 = v * v
+    z = 2.0 * _SQRT_2_OVER_PI * (v + _TANH_CUBIC * v2 * v)
+    e = math.exp(-abs(z))
+    s = _sigmoid_float64(z, e)
+    s_one_minus_s = e / ((1.0 + e) * (1.0 + e))
+    du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _TANH_CUBIC * v2)
+    return v * s, s + 2.0 * v * s_one_minus_s * du
+
+
+def _erf_gelu_and_slope(v):
+    """(y, dy/dx) of the erf form at one element, in the precision of v (typed below, for Numba only)."""
+    raise NotImplementedError("called from the Numba kernels only")
+
+
+def _tanh_gelu_and_slope(v):
+    """(y, dy/dx) of the tanh form at one element, in the precision of v (typed below, for Numba only)."""
+    raise NotImplementedError("called from the Numba kernels only")
+
+
+@overload(_erf_gelu_and_slope)
+def _erf_gelu_and_slope_typed(v):
+    element = _erf_gelu_and_slope_float32 if v == types.float32 else _erf_gelu_and_slope_float64
+    return lambda v: element(v)
+
+
+@overload(_tanh_gelu_and_slope)
+def _tanh_gelu_and_slope_typed(v):
+    element = _tanh_gelu_and_slope_float32 if v == types.float32 else _tanh_gelu_and_slope_float64
+    return lambda v: element(v)
+
+
+# The loops, compiled once per dtype. The form is chosen outside each loop, so that the loop body has no
+# branch on it and vectorises. The arithmetic is in the per-element functions, with their own fastmath flags.
+
+@njit(parallel=True, cache=True, error_model='numpy')
+def _gelu_forward_kernel(x, y, use_tanh):
     if use_tanh:
         for i in prange(x.shape[0]):
-            v = x[i]
-            v2 = v * v
-            z = 2.0 * _SQRT_2_OVER_PI * (v + _TANH_CUBIC * v2 * v)
-            e = math.exp(-abs(z))
-            s = _sigmoid_float64(z, e)
-            s_one_minus_s = e / ((1.0 + e) * (1.0 + e))
-            du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _TANH_CUBIC * v2)
-            grad_x[i] = grad_y[i] * (s + 2.0 * v * s_one_minus_s * du)
+            y[i] = _tanh_gelu_and_slope(x[i])[0]
     else:
         for i in prange(x.shape[0]):
-            v = x[i]
-            cdf = 0.5 * math.erfc(-v * _INV_SQRT_2)
-            grad_x[i] = grad_y[i] * (cdf + v * math.exp(-0.5 * v * v) * _INV_SQRT_2PI)
+            y[i] = _erf_gelu_and_slope(x[i])[0]
+
+
+@njit(parallel=True, cache=True, error_model='numpy')
+def _gelu_forward_with_slope_kernel(x, y, slope, use_tanh):
+    if use_tanh:
+        for i in prange(x.shape[0]):
+            y[i], slope[i] = _tanh_gelu_and_slope(x[i])
+    else:
+        for i in prange(x.shape[0]):
+            y[i], slope[i] = _erf_gelu_and_slope(x[i])
+
+
+@njit(parallel=True, cache=True, error_model='numpy')
+def _multiply_kernel(a, b, out):
+    for i in prange(a.shape[0]):
+        out[i] = a[i] * b[i]
+
+
+@njit(parallel=True, cache=True, error_model='numpy')
+def _gelu_backward_kernel(x, grad_y, grad_x, use_tanh):
+    if use_tanh:
+        for i in prange(x.shape[0]):
+            grad_x[i] = grad_y[i] * _tanh_gelu_and_slope(x[i])[1]
+    else:
+        for i in prange(x.shape[0]):
+            grad_x[i] = grad_y[i] * _erf_gelu_and_slope(x[i])[1]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -261,9 +296,24 @@ def gelu_forward(x, approximate="none"):
     dtype = _float_dtype(x)
     flat = np.ascontiguousarray(x, dtype=dtype).reshape(-1)
     y = np.empty_like(flat)
-    kernel = _gelu_forward_float32 if dtype == np.float32 else _gelu_forward_float64
-    kernel(flat, y, use_tanh)
+    _gelu_forward_kernel(flat, y, use_tanh)
     return y.reshape(np.shape(x))
+
+
+def gelu_forward_with_slope(x, approximate="none"):
+    """GELU of x and its derivative at x, in one pass: (y, dy/dx).
+
+    The autograd op keeps dy/dx for its backward pass instead of x, which then is one multiply
+    (grad_x = grad_y * dy/dx) instead of a second evaluation of exp and Phi. Same memory: one array of the
+    size of x either way.
+    """
+    use_tanh = _check_approximate(approximate)
+    dtype = _float_dtype(x)
+    flat = np.ascontiguousarray(x, dtype=dtype).reshape(-1)
+    y = np.empty_like(flat)
+    slope = np.empty_like(flat)
+    _gelu_forward_with_slope_kernel(flat, y, slope, use_tanh)
+    return y.reshape(np.shape(x)), slope.reshape(np.shape(x))
 
 
 def gelu_backward(x, grad_y, approximate="none"):
@@ -284,9 +334,20 @@ def gelu_backward(x, grad_y, approximate="none"):
     if grad_flat.shape != flat.shape:
         raise ValueError(f"grad_y shape {np.shape(grad_y)} does not match x shape {np.shape(x)}")
     grad_x = np.empty_like(flat)
-    kernel = _gelu_backward_float32 if dtype == np.float32 else _gelu_backward_float64
-    kernel(flat, grad_flat, grad_x, use_tanh)
+    _gelu_backward_kernel(flat, grad_flat, grad_x, use_tanh)
     return grad_x.reshape(np.shape(x))
+
+
+def gelu_backward_from_slope(grad_y, slope):
+    """grad_x = grad_y * dy/dx, given the slope from gelu_forward_with_slope: the backward pass of the
+    autograd op (on all threads; NumPy's multiply would use one). In the dtype of the slope."""
+    flat_slope = np.ascontiguousarray(slope).reshape(-1)
+    flat_grad = np.ascontiguousarray(grad_y, dtype=flat_slope.dtype).reshape(-1)
+    if flat_grad.shape != flat_slope.shape:
+        raise ValueError(f"grad_y shape {np.shape(grad_y)} does not match the slope's shape {np.shape(slope)}")
+    grad_x = np.empty_like(flat_slope)
+    _multiply_kernel(flat_grad, flat_slope, grad_x)
+    return grad_x.reshape(np.shape(slope))
 
 
 _erfc_numpy = np.vectorize(math.erfc, otypes=[np.float64])
@@ -320,6 +381,18 @@ def gelu_forward_reference(x, approximate="none"):
     else:
         y = x * _normal_cdf_reference(x)
     return y.astype(dtype)
+
+
+def gelu_forward_with_slope_reference(x, approximate="none"):
+    """Plain twin of gelu_forward_with_slope: (y, dy/dx) from the two references."""
+    return gelu_forward_reference(x, approximate), gelu_backward_reference(x, get_array_module(x).ones_like(x),
+                                                                           approximate)
+
+
+def gelu_backward_from_slope_reference(grad_y, slope):
+    """Plain twin of gelu_backward_from_slope."""
+    xp = get_array_module(grad_y, slope)
+    return (xp.asarray(grad_y) * slope).astype(slope.dtype, copy=False)
 
 
 def gelu_backward_reference(x, grad_y, approximate="none"):

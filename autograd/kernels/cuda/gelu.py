@@ -25,26 +25,40 @@ __device__ __forceinline__ scalar_t tanh_inner(scalar_t x) {   /* u = sqrt(2/pi)
     return (scalar_t)0.79788456080286535588 * (x + (scalar_t)0.044715 * x * x * x);
 }
 
+/* y = GELU(v) and slope = dy/dv at one element. What a kernel leaves unused is dropped by the compiler. */
+__device__ __forceinline__ void gelu_and_slope(scalar_t v, int use_tanh, scalar_t* y, scalar_t* slope) {
+    if (use_tanh) {
+        scalar_t t = tanh(tanh_inner(v));
+        scalar_t du_dx = (scalar_t)0.79788456080286535588 * ((scalar_t)1 + (scalar_t)(3 * 0.044715) * v * v);
+        *y = (scalar_t)0.5 * v * ((scalar_t)1 + t);
+        *slope = (scalar_t)0.5 * ((scalar_t)1 + t) + (scalar_t)0.5 * v * ((scalar_t)1 - t * t) * du_dx;
+    } else {
+        scalar_t cdf = normal_cdf(v);
+        scalar_t pdf = (scalar_t)0.39894228040143267794 * exp((scalar_t)-0.5 * v * v);
+        *y = v * cdf;
+        *slope = cdf + v * pdf;
+    }
+}
+
 extern "C" __global__ void gelu_forward(const scalar_t* x, scalar_t* y, long long n, int use_tanh) {
     GRID_STRIDE_LOOP(i, n) {
-        scalar_t v = x[i];
-        y[i] = use_tanh ? (scalar_t)0.5 * v * ((scalar_t)1 + tanh(tanh_inner(v))) : v * normal_cdf(v);
+        scalar_t slope;
+        gelu_and_slope(x[i], use_tanh, &y[i], &slope);
+    }
+}
+
+extern "C" __global__ void gelu_forward_with_slope(const scalar_t* x, scalar_t* y, scalar_t* slope, long long n,
+                                                   int use_tanh) {
+    GRID_STRIDE_LOOP(i, n) {
+        gelu_and_slope(x[i], use_tanh, &y[i], &slope[i]);
     }
 }
 
 extern "C" __global__ void gelu_backward(const scalar_t* x, const scalar_t* grad_y, scalar_t* grad_x,
                                          long long n, int use_tanh) {
     GRID_STRIDE_LOOP(i, n) {
-        scalar_t v = x[i];
-        scalar_t slope;
-        if (use_tanh) {
-            scalar_t t = tanh(tanh_inner(v));
-            scalar_t du_dx = (scalar_t)0.79788456080286535588 * ((scalar_t)1 + (scalar_t)(3 * 0.044715) * v * v);
-            slope = (scalar_t)0.5 * ((scalar_t)1 + t) + (scalar_t)0.5 * v * ((scalar_t)1 - t * t) * du_dx;
-        } else {
-            scalar_t pdf = (scalar_t)0.39894228040143267794 * exp((scalar_t)-0.5 * v * v);
-            slope = normal_cdf(v) + v * pdf;
-        }
+        scalar_t y, slope;
+        gelu_and_slope(x[i], use_tanh, &y, &slope);
         grad_x[i] = grad_y[i] * slope;
     }
 }
@@ -63,6 +77,22 @@ def gelu_forward(x, approximate="none"):
     y = xp.empty_like(x)
     SOURCE.launch("gelu_forward", x.size, (x, y, x.size, int(use_tanh)), x.dtype)
     return y
+
+
+def gelu_forward_with_slope(x, approximate="none"):
+    """(GELU(x), GELU'(x)) in one pass: the autograd op keeps the slope for its backward pass."""
+    use_tanh = _check_approximate(approximate)
+    xp = get_array_module(x)
+    x = _float(xp, x)
+    y = xp.empty_like(x)
+    slope = xp.empty_like(x)
+    SOURCE.launch("gelu_forward_with_slope", x.size, (x, y, slope, x.size, int(use_tanh)), x.dtype)
+    return y, slope
+
+
+def gelu_backward_from_slope(grad_y, slope):
+    """grad_x = grad_y * GELU'(x), given the slope from gelu_forward_with_slope (one elementwise kernel)."""
+    return (grad_y * slope).astype(slope.dtype, copy=False)
 
 
 def gelu_backward(x, grad_y, approximate="none"):

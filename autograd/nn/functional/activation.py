@@ -5,11 +5,14 @@
 
 Both directions are one fused pass: Numba on the CPU (``autograd.kernels.cpu.gelu``), CUDA on the GPU
 (``autograd.kernels.cuda.gelu``); array-at-a-time code would need about ten passes for the erf form.
+When a gradient will be needed, the forward pass computes the slope dy/dx beside y (the same exp and Phi
+serve both) and keeps it instead of x: the backward pass is then one multiply, grad_x = grad_y * dy/dx
+(as ReLU keeps its mask). Memory is the same: one array the size of x.
 """
 
 from __future__ import annotations
 
-from ...function import Function
+from ...function import Function, is_grad_enabled
 from ...kernels import dispatch
 from ...ops.elementwise import relu  # noqa: F401  (re-exported: F.relu)
 from ...tensor import as_tensor
@@ -19,14 +22,16 @@ class GELU(Function):
     """y = x Phi(x) (see the module docstring)."""
 
     def forward(self, x, approximate="none"):
-        self.kernels = dispatch.kernels("gelu", x)
-        self.approximate = approximate
-        self.save_for_backward(x)
-        return self.kernels.gelu_forward(x, approximate)
+        self.kernels = dispatch.kernels("gelu", x)  # which ones: self.kernels.path
+        if not (is_grad_enabled() and any(self.needs_input_grad)):
+            return self.kernels.gelu_forward(x, approximate)  # no backward pass to come
+        y, slope = self.kernels.gelu_forward_with_slope(x, approximate)
+        self.save_for_backward(slope)
+        return y
 
     def backward(self, grad):
-        (x,) = self.saved
-        return self.kernels.gelu_backward(x, grad, self.approximate)
+        (slope,) = self.saved
+        return self.kernels.gelu_backward_from_slope(grad, slope)  # grad * slope, in the dtype of x
 
 
 def gelu(x, approximate: str = "none"):
