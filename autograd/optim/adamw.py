@@ -6,15 +6,21 @@ For each parameter p with gradient g, at step t:
     p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 The whole update of a parameter is one fused pass: Numba on the CPU (``autograd.kernels.cpu.adamw``), CUDA
 on the GPU (``autograd.kernels.cuda.adamw``); the reference below is the same formula written with array
-operations (NumPy or CuPy).
+operations (NumPy or CuPy). When the parameters lie side by side in one flat buffer (``optim/flat.py``; as
+``DataParallel`` keeps them), the CPU step is one multi-threaded call for all of them, with the same
+arithmetic per element.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+
+import numpy as np
 
 from ..backend import get_array_module
 from ..kernels import dispatch
+from .flat import FlatLayout
 from .optimizer import Optimizer
 
 
@@ -30,13 +36,28 @@ def adamw_update_reference(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step
     p -= (lr / (1 - beta1 ** step)) * m / denom
 
 
+@dataclass
+class _FlatState:
+    """The flat step's bookkeeping: the layout found, the moments as two flat buffers (each parameter's
+    state holds views of them, so state dicts are unchanged), each segment's group, the threads' tasks."""
+    layout: FlatLayout
+    exp_avg: np.ndarray
+    exp_avg_sq: np.ndarray
+    views: list  # (exp_avg view, exp_avg_sq view) per parameter, in buffer order
+    segment_group: np.ndarray
+    tasks: tuple
+
+
 class AdamW(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
         if lr < 0 or eps < 0 or weight_decay < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
             raise ValueError(f"AdamW: invalid hyper-parameters lr={lr}, betas={betas}, eps={eps}, weight_decay={weight_decay}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+        self._flat: _FlatState | None = None
 
     def step(self) -> None:
+        if self._step_flat():
+            return
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             for p in group["params"]:
@@ -60,3 +81,60 @@ class AdamW(Optimizer):
                     adamw_update(*args)
                 else:
                     adamw_update_reference(*args)
+
+    # -- all parameters in one call, when they lie flat ----------------------------------------------
+    def _step_flat(self) -> bool:
+        """Update every parameter with one call of the Numba segments kernel when the parameters and their
+        gradients lie flat (``FlatLayout``); return False, having done nothing, when they do not."""
+        first = self.param_groups[0]["params"][0]
+        if not dispatch.use_fast_cpu_kernel(first.data):
+            return False
+        flat = self._flat
+        if flat is None or not flat.layout.still_holds() or not self._flat_state_holds(flat):
+            flat = self._flat = self._build_flat()
+            if flat is None:
+                return False
+        from ..kernels.cpu.adamw import adamw_hyper, adamw_update_segments
+
+        step = self.state[id(flat.layout.params[0])]["step"] + 1
+        for p in flat.layout.params:
+            self.state[id(p)]["step"] = step
+        per_group = [adamw_hyper(g["lr"], *g["betas"], g["eps"], g["weight_decay"], step) for g in self.param_groups]
+        hyper = np.ascontiguousarray(np.array(per_group, dtype=np.float64)[flat.segment_group].T)  # (6, segments)
+        adamw_update_segments(flat.layout.data, flat.layout.grad, flat.exp_avg, flat.exp_avg_sq, flat.tasks, hyper)
+        return True
+
+    def _flat_state_holds(self, flat: _FlatState) -> bool:
+        """The parameters' states are still the flat buffers' views, all at the same step."""
+        step = self.state.get(id(flat.layout.params[0]), {}).get("step")
+        for p, (m, v) in zip(flat.layout.params, flat.views):
+            state = self.state.get(id(p))
+            if state is None or state["exp_avg"] is not m or state["exp_avg_sq"] is not v or state["step"] != step:
+                return False
+        return True
+
+    def _build_flat(self) -> _FlatState | None:
+        """Find the layout and move the moments into two flat buffers (copying any existing state); None if
+        the parameters do not lie flat or their states are at different steps."""
+        layout = FlatLayout.find(self.parameters())
+        if layout is None:
+            return None
+        states = [self.state.get(id(p)) for p in layout.params]
+        steps = {0 if state is None else state["step"] for state in states}
+        if len(steps) != 1:
+            return None
+        step = steps.pop()
+        exp_avg, exp_avg_sq = np.zeros_like(layout.data), np.zeros_like(layout.data)
+        views = []
+        for p, state, a, b in zip(layout.params, states, layout.bounds[:-1], layout.bounds[1:]):
+            m, v = exp_avg[a:b].reshape(p.shape), exp_avg_sq[a:b].reshape(p.shape)
+            if state is not None:
+                m[...], v[...] = state["exp_avg"], state["exp_avg_sq"]
+            self.state[id(p)] = {"step": step, "exp_avg": m, "exp_avg_sq": v}
+            views.append((m, v))
+        group_of = {id(p): index for index, group in enumerate(self.param_groups) for p in group["params"]}
+        from ..kernels.cpu.adamw import segment_tasks
+
+        return _FlatState(layout, exp_avg, exp_avg_sq, views,
+                          np.array([group_of[id(p)] for p in layout.params], dtype=np.int64),
+                          segment_tasks(layout.bounds))
