@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 import autograd as ag
 from autograd.nn import functional as F
-from autograd.nn.functional import activation, conv, fully_connected, loss, norm, pooling, regularization
+from autograd.nn.functional import activation, conv, fully_connected, loss, norm, pooling, regularization, residual
 from gradcheck_cases import case, constant, leaf
 from strategies import distinct_values, rng_from, shapes, values
 
@@ -111,6 +111,19 @@ def drop_path_case(draw, device):
     shape = draw(shapes(1, 4))
     return ((lambda x: F.drop_path(x, p, training=True, generator=ag.Generator(seed))),
             [leaf(values(rng, shape), device)])
+
+
+@case(residual.ScaledResidual)
+def residual_add_case(draw, device):
+    rng = rng_from(draw)
+    seed, p = draw(st.integers(0, 1000)), draw(st.sampled_from([0.0, 0.3, 0.6]))
+    shape = draw(shapes(2, 4))
+    inputs = [leaf(values(rng, shape), device), leaf(values(rng, shape), device)]
+    if draw(st.booleans()):  # with a layer scale
+        inputs.append(leaf(values(rng, shape[-1:]), device))
+    # A fresh generator with the same seed at every call: the same drop-path mask in every finite difference.
+    return ((lambda s, x, *gamma: F.residual_add(s, x, *(gamma or [None]), drop_prob=p, training=True,
+                                                 generator=ag.Generator(seed))), inputs)
 
 
 def _pool_geometry(draw):

@@ -31,6 +31,9 @@ def z(*shape):
     (lambda: F.cross_entropy(z(4, 3, 2), np.zeros(4, dtype=np.int64)), r"logits of shape \(N, K\), got shape \(4, 3, 2\)"),
     (lambda: F.gelu(z(2), approximate="fast"), r"approximate must be 'none' or 'tanh', got 'fast'"),
     (lambda: F.dropout(z(2), p=1.5), r"p must be a probability in \[0, 1\], got 1.5"),
+    (lambda: F.residual_add(z(2, 4, 4, 8), z(2, 4, 4, 6)), r"same shape \(N, \.\.\., C\), got \(2, 4, 4, 8\) and \(2, 4, 4, 6\)"),
+    (lambda: F.residual_add(z(2, 4, 4, 8), z(2, 4, 4, 8), z(6)), r"gamma must have shape \(8,\) .* got \(6,\)"),
+    (lambda: F.residual_add(z(2, 8), z(2, 8), drop_prob=-0.1), r"p must be a probability in \[0, 1\], got -0.1"),
     (lambda: F.batch_norm(z(4, 3), z(2), z(3)), r"running_mean must have shape \(3,\) for input \(4, 3\), got \(2,\)"),
 ])
 def test_bad_input_is_named(call, pattern):

@@ -91,6 +91,16 @@ def test_gelu(approximate, device):
               [_f32(33, 65, low=-6, high=6)], rtol=1e-5, atol=1e-5, device=device)
 
 
+@pytest.mark.parametrize("drop_prob", [0.0, 0.5])
+def test_residual_add_is_shortcut_plus_drop_path_of_layer_scale(drop_prob, device):
+    """timm's block end, ``shortcut + drop_path(gamma * x)``, written out in torch with the mask we draw."""
+    shape = (8, 5, 6, 32)
+    keep = np.random.default_rng(3).random((shape[0], 1, 1, 1)) < 1 - drop_prob  # what Generator(3) draws
+    factor = torch.tensor(keep.astype(np.float32) / np.float32(1 - drop_prob))
+    _run_both(lambda s, x, g: F.residual_add(s, x, g, drop_prob, training=True, generator=ag.Generator(3)),
+              lambda s, x, g: s + (g * x) * factor, [_f32(*shape), _f32(*shape), _f32(shape[-1])], device=device)
+
+
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_cross_entropy_labels(smoothing, reduction, device):

@@ -8,6 +8,7 @@
 | ``norm.py`` | ``layer_norm``, ``layer_norm_channels_first``, ``batch_norm`` |
 | ``activation.py`` | ``gelu``, ``relu`` |
 | ``regularization.py`` | ``dropout``, ``drop_path`` |
+| ``residual.py`` | ``residual_add``: ``shortcut + drop_path(gamma * x)`` in one pass |
 | ``pooling.py`` | ``avg_pool2d``, ``max_pool2d``, ``adaptive_avg_pool2d`` |
 | ``loss.py`` | ``cross_entropy`` |
 """
@@ -19,4 +20,5 @@ from .fully_connected import linear  # noqa: F401
 from .loss import cross_entropy  # noqa: F401
 from .norm import batch_norm, layer_norm, layer_norm_channels_first  # noqa: F401
 from .regularization import drop_path, dropout  # noqa: F401
+from .residual import residual_add  # noqa: F401
 from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: F401

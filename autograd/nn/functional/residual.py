@@ -1,0 +1,61 @@
+"""The residual sum at the end of a ConvNeXt block: ``shortcut + drop_path(gamma * x)``, as one op.
+
+Layer scale (Touvron et al., 2021) multiplies each channel of the branch x by a learned gamma; drop path
+(stochastic depth, Huang et al., 2016) keeps the branch of a sample with probability 1 - p and scales it by
+1 / (1 - p), or drops it. Both are per-channel or per-sample factors on x, so the op is one fused pass each
+way, with the math in ``autograd.kernels.cpu.residual``:
+
+    out = shortcut + x * scale,   scale[n, c] = gamma[c] * s[n]
+    d shortcut = d out,   d x = d out * scale,   d gamma = sum over n, h, w of d out * x * s[n]
+
+The mask is drawn exactly as ``F.drop_path`` draws it (one number per sample from the generator), so a
+model gives the same numbers written either way, up to float rounding.
+"""
+
+from __future__ import annotations
+
+from ...function import Function
+from ...kernels import dispatch
+from ...tensor import as_tensor
+from .regularization import _check_p, _keep_mask
+
+
+class ScaledResidual(Function):
+    """out = shortcut + x * gamma[c] * s[n] (see the module docstring); gamma optional, s a fixed array."""
+
+    def forward(self, shortcut, x, gamma=None, sample_scale=None):
+        self.kernels = dispatch.kernels("residual", shortcut, x, gamma)
+        self.sample_scale = sample_scale
+        self.save_for_backward(x, gamma)
+        return self.kernels.scaled_residual_forward(shortcut, x, gamma, sample_scale)
+
+    def backward(self, grad):
+        x, gamma = self.saved
+        need = self.needs_input_grad
+        grad_x, grad_gamma = self.kernels.scaled_residual_backward(
+            grad, x, gamma, self.sample_scale, need_x=need[1], need_gamma=len(need) == 3 and need[2])
+        grads = (grad if need[0] else None, grad_x)
+        return grads + (grad_gamma,) if gamma is not None else grads
+
+
+def residual_add(shortcut, x, gamma=None, drop_prob: float = 0.0, training: bool = False, generator=None):
+    """``shortcut + drop_path(gamma * x, drop_prob, training)`` in one pass; x channels last, (N, ..., C).
+
+    gamma: the layer scale, shape (C,), or None. The same as timm's ``shortcut + self.drop_path(self.ls(x))``.
+    """
+    _check_p("residual_add", drop_prob)
+    shortcut, x = as_tensor(shortcut), as_tensor(x)
+    if shortcut.shape != x.shape or x.ndim < 2:
+        raise ValueError(f"residual_add: shortcut and x must have the same shape (N, ..., C), got "
+                         f"{shortcut.shape} and {x.shape}")
+    sample_scale = None
+    if training and drop_prob > 0.0:
+        keep = 1.0 - drop_prob
+        mask = _keep_mask((x.shape[0],) + (1,) * (x.ndim - 1), keep, x.data, generator)
+        sample_scale = mask.reshape(x.shape[0]) * x.data.dtype.type(1.0 / keep if keep > 0 else 0.0)
+    if gamma is None:
+        return ScaledResidual.apply(shortcut, x, sample_scale=sample_scale)
+    gamma = as_tensor(gamma)
+    if gamma.shape != (x.shape[-1],):
+        raise ValueError(f"residual_add: gamma must have shape ({x.shape[-1]},) for x of shape {x.shape}, got {gamma.shape}")
+    return ScaledResidual.apply(shortcut, x, gamma, sample_scale=sample_scale)
