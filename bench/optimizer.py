@@ -1,4 +1,5 @@
-"""One AdamW step over a model's parameters: ours (fused Numba kernel per parameter) against PyTorch.
+"""One AdamW step over a model's parameters: ours (fused Numba kernel per parameter, or one call for all of
+them laid flat) against PyTorch.
 
     python bench/optimizer.py                               # convnext_cifar_3stage: what train_cifar.py trains
     python bench/optimizer.py --model convnext_tiny --threads 1
@@ -6,8 +7,10 @@
 In data-parallel training (``tinyconvnext/parallel.py``) the main process steps the optimizer while the
 workers wait, so this time is paid in full every step. A CIFAR model has many tiny parameters (biases,
 norm weights, layer-scale gammas): the time per call matters as much as the time per element.
-PyTorch is timed one parameter at a time (``foreach=False``, its default for CPU tensors, as ours) and with
-``foreach=True`` (a few multi-tensor kernels for all the parameters, its default on the GPU). Times are
+Ours runs twice: on the model's own arrays (one kernel call per parameter) and on the same parameters laid
+side by side in one buffer, as ``DataParallel`` keeps them (``autograd/optim/flat.py``: one multi-threaded
+call for all). PyTorch is timed one parameter at a time (``foreach=False``, its default for CPU tensors) and
+with ``foreach=True`` (a few multi-tensor kernels for all the parameters, its default on the GPU). Times are
 the best of 5 rounds of 20 steps; ratio = ours / PyTorch (below 1: ours is faster).
 """
 
@@ -27,6 +30,21 @@ import autograd as ag  # noqa: E402
 from autograd import optim  # noqa: E402
 from tinyconvnext.variants import create_model  # noqa: E402
 from data_parallel import best_seconds_per_step, blas_summary  # noqa: E402  (bench/data_parallel.py)
+
+
+def lay_flat(params, grads):
+    """Move the parameters' data and gradients into two flat buffers, one view each, as DataParallel does."""
+    total = sum(p.data.size for p in params)
+    data, grad = np.empty(total, np.float32), np.empty(total, np.float32)
+    start = 0
+    for p, g in zip(params, grads):
+        view = data[start:start + p.data.size].reshape(p.shape)
+        view[...] = p.data
+        p.data = view
+        grad_view = grad[start:start + p.data.size].reshape(p.shape)
+        grad_view[...] = g
+        p.grad = ag.Tensor(grad_view)
+        start += p.data.size
 
 
 def main(argv=None):
@@ -61,10 +79,18 @@ def main(argv=None):
           f"them under 1,000 elements; {blas_summary()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     ours_ms = 1000 * best_seconds_per_step(ours.step, steps=20, repeats=5)
     print(f"{'ours (fused Numba, per parameter)':42s} {ours_ms:7.2f} ms")
+    flat_model = create_model(args.model, num_classes=10)
+    flat_named = list(flat_model.named_parameters())
+    lay_flat([p for _, p in flat_named], grads)
+    flat = optim.AdamW(optim.weight_decay_groups(flat_named, 0.05), lr=1e-3)
+    flat_ms = 1000 * best_seconds_per_step(flat.step, steps=20, repeats=5)
+    assert flat._flat is not None, "the flat path was not taken"
+    print(f"{'ours (fused Numba, parameters laid flat)':42s} {flat_ms:7.2f} ms")
     for foreach in (False, True):
         torch_ms = 1000 * best_seconds_per_step(torch_optimizer(foreach).step, steps=20, repeats=5)
         label = "PyTorch AdamW, foreach=True" if foreach else "PyTorch AdamW, foreach=False (CPU default)"
-        print(f"{label:42s} {torch_ms:7.2f} ms   ours / PyTorch {ours_ms / torch_ms:.2f}")
+        print(f"{label:42s} {torch_ms:7.2f} ms   ours / PyTorch {ours_ms / torch_ms:.2f} per parameter, "
+              f"{flat_ms / torch_ms:.2f} flat")
 
 
 if __name__ == "__main__":

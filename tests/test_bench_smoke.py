@@ -31,3 +31,9 @@ def test_benchmarks_reject_an_unknown_allocator_setting():
         result = subprocess.run([sys.executable, str(REPO / "bench" / bench), "--malloc", "jemalloc"],
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 2 and "--malloc" in result.stderr and "retain" in result.stderr
+
+
+def test_optimizer_benchmark_times_both_of_our_paths():
+    out = _run(REPO / "bench" / "optimizer.py", "--model", "convnext_cifar_atto", "--threads", "1")
+    assert re.search(r"parameters laid flat\)\s+[\d.]+ ms", out), out
+    assert re.search(r"foreach=True\s+[\d.]+ ms\s+ours / PyTorch [\d.]+ per parameter, [\d.]+ flat", out), out

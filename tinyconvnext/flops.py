@@ -43,43 +43,42 @@ def count_flops(model, image_size: int) -> int:
 
 
 def traced_macs(model, image_size: int, in_chans: int = 3) -> int:
-    """Multiply-adds of any model, counted by running one image through it and recording each conv and
-    linear layer's output shape (the way fvcore traces). For a ConvNeXt it equals ``count_flops``."""
+    """Multiply-adds of any model, counted by running one image through it and recording each convolution
+    and matrix-product op it calls (the way fvcore traces ops): for an output of P positions (pixels, or
+    rows of a linear layer) and a weight of W elements, P * W. Ops are traced rather than modules, so fused
+    calls such as ``F.linear_gelu`` count too. For a ConvNeXt it equals ``count_flops``."""
     import numpy as np
 
     import autograd as ag
-    from autograd import nn
+    from autograd.nn.functional import conv, fully_connected
 
     total = 0
+    channels_first = (conv.Conv2dIm2col, conv.PatchifyConv2d, conv.DepthwiseConv2d)  # out (N, O, H, W)
+    channels_last = (conv.DepthwiseConv2dChannelsLast, conv.PatchifyConv2dChannelsLast)  # out (N, H, W, O)
+    linear = (fully_connected.Linear, fully_connected.LinearGELU)  # out (..., out_features)
 
-    def counting(module, forward):
-        def wrapped(x):
+    def counting(op):
+        apply = op.apply
+
+        def wrapped(*inputs, **options):
             nonlocal total
-            y = forward(x)
-            if isinstance(module, nn.Conv2d):  # (1, O, H, W)
-                kh, kw = module.kernel_size
-                total += int(np.prod(y.shape[2:])) * module.out_channels * (module.in_channels // module.groups) * kh * kw
-            elif isinstance(module, nn.Linear):
-                total += int(np.prod(y.shape[:-1])) * module.in_features * module.out_features
-            elif isinstance(module, nn.DepthwiseConv2dChannelsLast):  # (1, H, W, C)
-                total += int(np.prod(y.shape[1:])) * module.kernel_size[0] * module.kernel_size[1]
-            elif isinstance(module, nn.PatchifyConv2dChannelsLast):
-                total += int(np.prod(y.shape[1:])) * module.in_channels * module.patch_size ** 2
+            y = apply(*inputs, **options)
+            positions = y.shape[2:] if op in channels_first else y.shape[1:-1] if op in channels_last else y.shape[:-1]
+            total += int(np.prod(positions)) * inputs[1].size  # inputs[1]: the weight
             return y
-        return wrapped
+        return staticmethod(wrapped)
 
-    counted = (nn.Conv2d, nn.Linear, nn.DepthwiseConv2dChannelsLast, nn.PatchifyConv2dChannelsLast)
-    modules = [m for m in model.modules() if isinstance(m, counted)]
-    for module in modules:
-        module.forward = counting(module, module.forward)
+    ops = channels_first + channels_last + linear
+    for op in ops:
+        op.apply = counting(op)
     was_training = model.training
     model.eval()
     try:
         with ag.no_grad():
             model(ag.zeros(1, in_chans, image_size, image_size, dtype=model.head.weight.dtype))
     finally:
-        for module in modules:
-            del module.forward  # back to the class's method
+        for op in ops:
+            del op.apply  # back to Function.apply
         model.train(was_training)
     return total
 

@@ -64,6 +64,17 @@ def linear_case(draw, device):
     return F.linear, inputs
 
 
+@case(fully_connected.LinearGELU)
+def linear_gelu_case(draw, device):
+    rng = rng_from(draw)
+    lead = draw(shapes(0, 2, 1, 3))
+    n_in, n_out = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    approximate = draw(st.sampled_from(["none", "tanh"]))
+    inputs = [leaf(values(rng, lead + (n_in,), -2, 2), device), leaf(values(rng, (n_out, n_in)), device),
+              leaf(values(rng, (n_out,)), device)]
+    return (lambda x, w, b: F.linear_gelu(x, w, b, approximate)), inputs
+
+
 @case(norm.LayerNorm)
 def layer_norm_case(draw, device):
     rng = rng_from(draw)

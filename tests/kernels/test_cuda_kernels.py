@@ -122,6 +122,16 @@ def test_gelu(on, approximate, dtype, shape, seed):
     assert_close(y, y_ref, dtype)
     assert_close(slope, slope_ref, dtype)
     assert_close(cuda_gelu.gelu_backward_from_slope(on(grad_y), slope), grad_y * slope_ref, dtype)
+    bias = rng.standard_normal(shape[-1]).astype(dtype)
+    rows = x.reshape(-1, shape[-1])
+    y, slope = cuda_gelu.bias_gelu_forward_with_slope(on(rows), on(bias), approximate)
+    y_ref, slope_ref = cpu_gelu.bias_gelu_forward_with_slope_reference(rows, bias, approximate)
+    assert_close(y, y_ref, dtype)
+    assert_close(slope, slope_ref, dtype)
+    assert_close(cuda_gelu.bias_gelu_forward(on(rows), on(bias), approximate), y_ref, dtype)
+    grad_pre, grad_bias = cuda_gelu.gelu_backward_from_slope_with_bias_grad(on(grad_y.reshape(rows.shape)), slope)
+    assert_close(grad_pre, grad_y.reshape(rows.shape) * slope_ref, dtype)
+    assert_close(grad_bias, (grad_y.reshape(rows.shape) * slope_ref).sum(axis=0), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

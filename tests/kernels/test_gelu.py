@@ -191,6 +191,37 @@ def test_forward_with_slope_equals_forward_and_backward(approximate, dtype):
     np.testing.assert_array_equal(slope_ref, gelu.gelu_backward_reference(x, np.ones_like(x), approximate))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("approximate", APPROXIMATIONS)
+def test_bias_epilogue_equals_gelu_of_the_sum(approximate, dtype):
+    """linear_gelu's kernels: GELU of pre + bias (with and without the slope) gives exactly the GELU kernels'
+    bits for the summed array; the backward pass's multiply gives the same bits, its column sums agree with
+    a float64 sum; the references agree with theirs."""
+    rng = np.random.default_rng(0)
+    pre = (rng.standard_normal((37, 24)) * 3).astype(dtype)
+    bias = rng.standard_normal(24).astype(dtype)
+    summed = pre + bias
+    y, slope = gelu.bias_gelu_forward_with_slope(pre, bias, approximate)
+    y_plain, slope_plain = gelu.gelu_forward_with_slope(summed, approximate)
+    np.testing.assert_array_equal(y, y_plain)
+    np.testing.assert_array_equal(slope, slope_plain)
+    np.testing.assert_array_equal(gelu.bias_gelu_forward(pre[:, :], bias, approximate), y_plain)
+    grad_y = rng.standard_normal(pre.shape).astype(dtype)
+    grad_pre, grad_bias = gelu.gelu_backward_from_slope_with_bias_grad(grad_y, slope)
+    np.testing.assert_array_equal(grad_pre, grad_y * slope)
+    assert grad_bias.dtype == dtype
+    np.testing.assert_allclose(grad_bias, (grad_y * slope).astype(np.float64).sum(axis=0), rtol=1e-6, atol=1e-6)
+    ref_pre, ref_bias = gelu.gelu_backward_from_slope_with_bias_grad_reference(grad_y, slope)
+    np.testing.assert_array_equal(ref_pre, grad_pre)
+    np.testing.assert_allclose(ref_bias, grad_bias, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(gelu.bias_gelu_forward_reference(pre, bias, approximate),
+                                  gelu.gelu_forward_reference(summed, approximate))
+    with pytest.raises(ValueError, match=r"expected pre \(rows, F\) and bias \(F,\)"):
+        gelu.bias_gelu_forward(pre, bias[:5])
+    with pytest.raises(ValueError, match="does not match the slope's shape"):
+        gelu.gelu_backward_from_slope_with_bias_grad(grad_y[:3], slope)
+
+
 def test_the_op_keeps_the_slope_only_when_a_gradient_is_coming():
     import autograd as ag
     from autograd.nn import functional as F

@@ -42,6 +42,7 @@ CASES = {
     "gelu": (F.gelu, [(64, 33)]),
     "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"), [(64, 33)]),
     "cross_entropy": (lambda z: F.cross_entropy(z, np.arange(12) % 7, label_smoothing=0.1), [(12, 7)]),
+    "linear_gelu": (F.linear_gelu, [(6, 5, 24), (40, 24), (40,)]),
     "residual_add": (lambda x, s, g: F.residual_add(s, x, g, 0.3, training=True, generator=ag.Generator(4)),
                      [(9, 5, 4, 24), (9, 5, 4, 24), (24,)]),
     "residual_add-eval": (lambda x, s, g: F.residual_add(s, x, g), [(3, 5, 4, 24), (3, 5, 4, 24), (24,)]),

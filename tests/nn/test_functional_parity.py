@@ -91,6 +91,12 @@ def test_gelu(approximate, device):
               [_f32(33, 65, low=-6, high=6)], rtol=1e-5, atol=1e-5, device=device)
 
 
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_linear_gelu(approximate, device):
+    _run_both(lambda x, w, b: F.linear_gelu(x, w, b, approximate), lambda x, w, b: TF.gelu(TF.linear(x, w, b), approximate=approximate),
+              [_f32(4, 6, 6, 48, low=-2, high=2), _f32(192, 48), _f32(192)], device=device)
+
+
 @pytest.mark.parametrize("drop_prob", [0.0, 0.5])
 def test_residual_add_is_shortcut_plus_drop_path_of_layer_scale(drop_prob, device):
     """timm's block end, ``shortcut + drop_path(gamma * x)``, written out in torch with the mask we draw."""

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...backend import get_array_module
-from ..cpu.gelu import _check_approximate
+from ..cpu.gelu import _check_approximate, gelu_backward_from_slope_reference
+from ..cpu.gelu import gelu_backward_from_slope_with_bias_grad_reference
 from .source import CudaSource
 
 SOURCE = CudaSource("gelu", r"""
@@ -90,9 +91,27 @@ def gelu_forward_with_slope(x, approximate="none"):
     return y, slope
 
 
-def gelu_backward_from_slope(grad_y, slope):
-    """grad_x = grad_y * GELU'(x), given the slope from gelu_forward_with_slope (one elementwise kernel)."""
-    return (grad_y * slope).astype(slope.dtype, copy=False)
+# grad_x = grad_y * GELU'(x), given the slope from gelu_forward_with_slope: one element-wise multiply, which
+# the reference's CuPy expression already is.
+gelu_backward_from_slope = gelu_backward_from_slope_reference
+
+
+def bias_gelu_forward(pre, bias, approximate="none"):
+    """GELU of pre + bias (a Linear layer's epilogue): CuPy's add, then the kernel above."""
+    xp = get_array_module(pre, bias)
+    pre = _float(xp, pre)
+    return gelu_forward(pre + xp.asarray(bias, dtype=pre.dtype), approximate)
+
+
+def bias_gelu_forward_with_slope(pre, bias, approximate="none"):
+    """GELU of pre + bias and its slope (a Linear layer's epilogue): CuPy's add, then the kernel above."""
+    xp = get_array_module(pre, bias)
+    pre = _float(xp, pre)
+    return gelu_forward_with_slope(pre + xp.asarray(bias, dtype=pre.dtype), approximate)
+
+
+# (grad_y * slope, its column sums): a multiply and a sum, which CuPy's array expressions already are.
+gelu_backward_from_slope_with_bias_grad = gelu_backward_from_slope_with_bias_grad_reference
 
 
 def gelu_backward(x, grad_y, approximate="none"):

@@ -4,7 +4,7 @@
 | file | ops |
 | --- | --- |
 | ``conv.py`` | ``conv2d`` (im2col, patchify and depthwise paths); channels-last depthwise and patchify |
-| ``fully_connected.py`` | ``linear`` |
+| ``fully_connected.py`` | ``linear``; ``linear_gelu`` (GELU fused after the product) |
 | ``norm.py`` | ``layer_norm``, ``layer_norm_channels_first``, ``batch_norm`` |
 | ``activation.py`` | ``gelu``, ``relu`` |
 | ``regularization.py`` | ``dropout``, ``drop_path`` |
@@ -16,7 +16,7 @@
 from ...ops.softmax import log_softmax, softmax  # noqa: F401
 from .activation import gelu, relu  # noqa: F401
 from .conv import conv2d, depthwise_conv2d_channels_last, patchify_conv2d_channels_last  # noqa: F401
-from .fully_connected import linear  # noqa: F401
+from .fully_connected import linear, linear_gelu  # noqa: F401
 from .loss import cross_entropy  # noqa: F401
 from .norm import batch_norm, layer_norm, layer_norm_channels_first  # noqa: F401
 from .regularization import drop_path, dropout  # noqa: F401
