@@ -1,6 +1,6 @@
 """Train ConvNeXt on CIFAR-10: the project's main job.
 
-    python train_cifar.py                      # 57-62 minutes on 2 CPU cores: 82.9-84.8% over 3 seeds
+    python train_cifar.py                      # about an hour on 2 CPU cores: 84.0% over 7 seeds (82.9-84.9%)
     python train_cifar.py --backend cupy       # the same on an NVIDIA GPU
     python train_cifar.py --epochs 5 --out runs/quick --data ../shared/data
 
@@ -15,7 +15,7 @@ from tinyconvnext.train import TrainConfig, main
 CIFAR_DEFAULTS = TrainConfig(  # the best recipe measured so far: docs/results.md
     dataset="cifar10",
     model="convnext_cifar_3stage",
-    epochs=30,  # 57 minutes on 2 CPU cores (2 processes), evaluation included
+    epochs=30,  # 57-68 minutes on 2 CPU cores (2 processes), evaluation included, as fast or slow as the machine
     progressive_size=24,  # progressive resizing: epochs 1-15 on 24x24 images (0.6x the time), then 32x32
     progressive_epochs=15,
     batch_size=64,  # twice the steps of batch 128, at the same speed with two processes: +0.8 points
