@@ -180,6 +180,24 @@ def test_drop_path_drops_whole_samples(device):
     assert F.drop_path(x, 0.25, training=False) is x
 
 
+@pytest.mark.parametrize("p", [0.3, 1.0])
+def test_residual_add_and_drop_path_draw_the_same_numbers(p, device):
+    """The fused block end and ``F.drop_path`` take the same factors from the generator and leave it in the
+    same state, also at p = 1, where every sample is dropped and nothing is drawn."""
+    shape = (64, 3, 3, 8)
+    shortcut, x = ag.tensor(_f32(*shape), device=device), ag.tensor(_f32(*shape), device=device, requires_grad=True)
+    g_fused, g_plain = ag.Generator(7), ag.Generator(7)
+    fused = F.residual_add(shortcut, x, drop_prob=p, training=True, generator=g_fused)
+    plain = shortcut + F.drop_path(x, p, training=True, generator=g_plain)
+    np.testing.assert_allclose(fused.numpy(), plain.numpy(), rtol=1e-6, atol=1e-6)
+    assert g_fused.get_state() == g_plain.get_state()  # the streams go on alike
+    assert (g_fused.get_state() == ag.Generator(7).get_state()) == (p == 1.0)  # p = 1 draws nothing
+    if p == 1.0:
+        np.testing.assert_array_equal(fused.numpy(), shortcut.numpy())
+        fused.sum().backward()
+        assert not x.grad.numpy().any()
+
+
 @pytest.mark.parametrize("shape, k, stride, padding", [((4, 13, 11, 16), 7, 1, 3), ((2, 9, 8, 6), 3, 2, 1)])
 def test_depthwise_channels_last_matches_torch(shape, k, stride, padding, device):
     c = shape[3]

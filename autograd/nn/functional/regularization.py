@@ -9,6 +9,8 @@ whole residual branch of a sample: the mask has shape (N, 1, 1, ...).
 
 from __future__ import annotations
 
+import numpy as np
+
 from ... import random as _random
 from ...backend import device_of, to_device
 from ...function import Function
@@ -16,7 +18,8 @@ from ...tensor import as_tensor
 
 
 class ScaleByMask(Function):
-    """y = x * mask * scale, the mask a fixed (non-differentiable) 0/1 array broadcast against x."""
+    """y = x * mask * scale, the mask a fixed (non-differentiable) array broadcast against x: 0/1, or the
+    factors 0 and 1 / (1 - p) of ``_keep_factors``."""
 
     def forward(self, x, mask=None, scale=1.0):
         self.factor = mask * x.dtype.type(scale)
@@ -30,6 +33,14 @@ def _keep_mask(shape, keep_prob, like, generator):
     """A 0/1 mask drawn on the CPU from the (seedable) generator, on the device of ``like``."""
     mask = _random.resolve(generator).random(shape) < keep_prob
     return to_device(mask.astype(like.dtype), device_of(like))
+
+
+def _keep_factors(shape, p, like, generator):
+    """Per-value factors 1 / (1 - p) (kept, probability 1 - p) or 0 (dropped), on the device of ``like``.
+    At p = 1 every value is dropped and nothing is drawn, so the generator's stream is left as it was."""
+    if p == 1.0:
+        return to_device(np.zeros(shape, like.dtype), device_of(like))
+    return _keep_mask(shape, 1.0 - p, like, generator) * like.dtype.type(1.0 / (1.0 - p))
 
 
 def _check_p(name, p):
@@ -46,8 +57,7 @@ def _drop(name, x, p, training, generator, per_sample):
     if p == 1.0:
         return x * 0.0
     shape = (x.shape[0],) + (1,) * (x.ndim - 1) if per_sample else x.shape
-    mask = _keep_mask(shape, 1.0 - p, x.data, generator)
-    return ScaleByMask.apply(x, mask=mask, scale=1.0 / (1.0 - p))
+    return ScaleByMask.apply(x, mask=_keep_factors(shape, p, x.data, generator))
 
 
 def dropout(x, p: float = 0.5, training: bool = True, generator=None):

@@ -8,8 +8,8 @@ way, with the math in ``autograd.kernels.cpu.residual``:
     out = shortcut + x * scale,   scale[n, c] = gamma[c] * s[n]
     d shortcut = d out,   d x = d out * scale,   d gamma = sum over n, h, w of d out * x * s[n]
 
-The mask is drawn exactly as ``F.drop_path`` draws it (one number per sample from the generator), so a
-model gives the same numbers written either way, up to float rounding.
+The factors s[n] come from the helper ``F.drop_path`` uses (one number per sample from the generator, none
+at p = 1), so a model gives the same numbers written either way, up to float rounding.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 from ...function import Function
 from ...kernels import dispatch
 from ...tensor import as_tensor
-from .regularization import _check_p, _keep_mask
+from .regularization import _check_p, _keep_factors
 
 
 class ScaledResidual(Function):
@@ -50,9 +50,7 @@ def residual_add(shortcut, x, gamma=None, drop_prob: float = 0.0, training: bool
                          f"{shortcut.shape} and {x.shape}")
     sample_scale = None
     if training and drop_prob > 0.0:
-        keep = 1.0 - drop_prob
-        mask = _keep_mask((x.shape[0],) + (1,) * (x.ndim - 1), keep, x.data, generator)
-        sample_scale = mask.reshape(x.shape[0]) * x.data.dtype.type(1.0 / keep if keep > 0 else 0.0)
+        sample_scale = _keep_factors((x.shape[0],), drop_prob, x.data, generator)
     if gamma is None:
         return ScaledResidual.apply(shortcut, x, sample_scale=sample_scale)
     gamma = as_tensor(gamma)
