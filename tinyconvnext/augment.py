@@ -1,7 +1,7 @@
 """Data augmentation on uint8 images, and mixing of whole batches (the paper's recipe, Section 2.1).
 
 Per image or per batch, every function takes a NumPy ``Generator``, so a run is reproducible from its seed.
-* CIFAR: ``random_crop_flip`` (4-pixel zero padding, random 32x32 crop, horizontal flip).
+* CIFAR: ``random_crop_flip`` (4-pixel zero padding, random 32x32 crop, or a smaller one, horizontal flip).
 * ImageNet style: ``random_resized_crop`` (a random area 8-100% and aspect 3/4-4/3, resized) and
   ``resize_center_crop`` for evaluation.
 * ``resize_images``: a whole batch to a smaller side (progressive resizing of CIFAR images, train.py).
@@ -30,13 +30,19 @@ def to_float_nchw(images_uint8: np.ndarray, mean: np.ndarray, std: np.ndarray) -
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def random_crop_flip(images: np.ndarray, rng: np.random.Generator, padding: int = 4, flip: bool = True) -> np.ndarray:
-    """A random crop of each zero-padded image (torchvision's RandomCrop(32, padding=4)), then a coin-flip
-    horizontal mirror. images: (B, H, W, C) uint8."""
-    b, h, w, _ = images.shape
+def random_crop_flip(images: np.ndarray, rng: np.random.Generator, padding: int = 4, flip: bool = True,
+                     size: int | None = None) -> np.ndarray:
+    """A random size x size crop of each zero-padded image (torchvision's RandomCrop(size, padding=4); size
+    defaults to the images' side), then a coin-flip horizontal mirror. images: (B, H, W, C) uint8. A crop
+    smaller than the image keeps the objects' scale (Krizhevsky et al. 2012 trained on 24x24 crops of CIFAR)."""
+    b, height, width, _ = images.shape
+    h = w = size if size is not None else height
+    if size is not None and not 0 < size <= min(height, width) + 2 * padding:
+        raise ValueError(f"random_crop_flip: the crop side must be in 1..{min(height, width) + 2 * padding} "
+                         f"(the padded image), got {size}")
     padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    top = rng.integers(0, 2 * padding + 1, size=b)
-    left = rng.integers(0, 2 * padding + 1, size=b)
+    top = rng.integers(0, height + 2 * padding - h + 1, size=b)
+    left = rng.integers(0, width + 2 * padding - w + 1, size=b)
     rows = top[:, None] + np.arange(h)  # (B, H)
     cols = left[:, None] + np.arange(w)  # (B, W)
     if flip:

@@ -85,6 +85,10 @@ class TrainConfig:
     # to image_size by epoch progressive_epochs (rounded down to the network's stride); 0 = off.
     progressive_size: int = 0
     progressive_epochs: float = 0.0
+    # How CIFAR-like images get smaller: "resize" (each augmented 32x32 crop scaled down whole: objects
+    # look smaller than at test time) or "crop" (a random crop of the smaller side at full scale, so the
+    # objects keep the size they have in the 32x32 test images: FixRes's point about apparent object size).
+    progressive_mode: str = "resize"
     seed: int = 0
     data: str | None = None
     out: str = "runs/cifar10"
@@ -99,6 +103,9 @@ class TrainConfig:
     tta_shift: int = 0  # with --tta, also average over views moved this many pixels (tinyconvnext.evaluate)
     processes: int = 1  # data-parallel worker processes on the CPU, one thread each (parallel.py); 0 = auto
     progress: bool = True
+
+
+PROGRESSIVE_MODES = ("resize", "crop")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -229,12 +236,19 @@ def make_batch_functions(config, train_x, train_y, test_x, test_y, num_classes, 
         raise ValueError(f"--eval-crop-pct must be in (0, 1] (the centre crop's share of the resized short side), "
                          f"got {config.eval_crop_pct}")
 
+    if config.progressive_mode not in PROGRESSIVE_MODES:
+        raise ValueError(f"--progressive-mode must be one of {', '.join(PROGRESSIVE_MODES)}, "
+                         f"got {config.progressive_mode!r}")
+
     def images_at(store, indices):
         return [store[int(i)] for i in indices]
 
     def train_batch(indices, rng, side=size):
         if isinstance(train_x, np.ndarray) and train_x.shape[1:3] == (size, size):  # CIFAR-like: already the size
-            images = augment.resize_images(augment.random_crop_flip(train_x[indices], rng), side)
+            if config.progressive_mode == "crop":
+                images = augment.random_crop_flip(train_x[indices], rng, size=side)
+            else:
+                images = augment.resize_images(augment.random_crop_flip(train_x[indices], rng), side)
         else:
             images = np.stack([augment.random_resized_crop(im, side, rng, scale=(config.crop_scale, 1.0))
                                for im in images_at(train_x, indices)])
@@ -500,6 +514,8 @@ def build_parser(defaults: TrainConfig, prog: str) -> argparse.ArgumentParser:
             add(flag, action=argparse.BooleanOptionalAction, default=default)
         elif field.name == "stem_type":
             add(flag, default=default, choices=STEM_TYPES)
+        elif field.name == "progressive_mode":
+            add(flag, default=default, choices=PROGRESSIVE_MODES)
         else:
             add(flag, type=type(default), default=default)
     add("--no-progress", action="store_true", help="no progress bars")

@@ -20,6 +20,30 @@ def test_random_crop_flip_is_a_shifted_possibly_mirrored_window():
         assert any(np.array_equal(out[i], w) or np.array_equal(out[i], w[:, ::-1]) for w in windows)
 
 
+def test_random_crop_flip_to_a_smaller_side_keeps_the_scale():
+    """RandomCrop(24, padding=4): every output is a 24x24 window of the padded image, pixels unscaled, and
+    the windows cover every offset 0..16."""
+    images = RNG.integers(0, 255, size=(200, 32, 32, 3), dtype=np.uint8)
+    out = augment.random_crop_flip(images, np.random.default_rng(2), size=24)
+    assert out.shape == (200, 24, 24, 3) and out.dtype == np.uint8
+    padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    offsets = set()
+    for i in range(200):
+        found = [(t, l) for t in range(17) for l in range(17)
+                 if np.array_equal(out[i], padded[i, t:t + 24, l:l + 24])
+                 or np.array_equal(out[i], padded[i, t:t + 24, l:l + 24][:, ::-1])]
+        assert found, f"image {i} is not a window of its padded image"
+        offsets.update(t for t, _ in found)
+    assert offsets == set(range(17))
+
+
+@pytest.mark.parametrize("size", [0, 41])
+def test_random_crop_flip_rejects_a_crop_larger_than_the_padded_image(size):
+    images = np.zeros((2, 32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match=f"crop side must be in 1..40 \\(the padded image\\), got {size}"):
+        augment.random_crop_flip(images, np.random.default_rng(0), size=size)
+
+
 def test_random_resized_crop_and_eval_transform_shapes():
     image = RNG.integers(0, 255, size=(160, 213, 3), dtype=np.uint8)
     assert augment.random_resized_crop(image, 128, np.random.default_rng(0)).shape == (128, 128, 3)

@@ -174,6 +174,31 @@ def test_train_batch_makes_images_of_the_epoch_s_side():
         assert eval_batch(np.arange(4), rng)[0].shape == (4, 3, 32, 32)
 
 
+def test_progressive_crop_mode_crops_at_full_scale_and_resize_mode_scales_down():
+    """--progressive-mode crop: the smaller training images are windows of the (padded) 32x32 images, at
+    their scale; resize: the whole augmented image scaled down. Evaluation is at 32x32 either way."""
+    from tinyconvnext.train import config_from_args, make_batch_functions
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(8, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(8) % 4
+    mean, std = np.zeros(3, np.float32), np.full(3, 1 / 255, np.float32)  # inputs are the uint8 values
+    padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    for mode in ("crop", "resize"):
+        train_batch, eval_batch = make_batch_functions(TrainConfig(progressive_mode=mode), images, labels,
+                                                       images, labels, 4, mean, std)
+        x, _ = train_batch(np.arange(8), np.random.default_rng(5), side=24)
+        assert x.shape == (8, 3, 24, 24) and eval_batch(np.arange(8), rng)[0].shape == (8, 3, 32, 32)
+        crops = np.rint(x.transpose(0, 2, 3, 1)).astype(np.uint8)
+        is_window = [any(np.array_equal(crops[i], w) or np.array_equal(crops[i], w[:, ::-1])
+                         for w in (padded[i, t:t + 24, l:l + 24] for t in range(17) for l in range(17)))
+                     for i in range(8)]
+        assert all(is_window) if mode == "crop" else not any(is_window)
+    with pytest.raises(ValueError, match="--progressive-mode must be one of resize, crop, got 'zoom'"):
+        make_batch_functions(TrainConfig(progressive_mode="zoom"), images, labels, images, labels, 4, mean, std)
+    assert config_from_args(TrainConfig(), ["--progressive-mode", "crop"], "prog").progressive_mode == "crop"
+
+
 @pytest.mark.parametrize("overrides, message", [
     (dict(progressive_size=20, progressive_epochs=2), "multiple of the network's stride \\(16"),
     (dict(progressive_size=48, progressive_epochs=2), "between 16 and --image-size 32"),
