@@ -28,23 +28,18 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import autograd as ag  # noqa: E402
 from autograd import optim  # noqa: E402
+from autograd.optim.flat import consecutive_views  # noqa: E402
 from tinyconvnext.variants import create_model  # noqa: E402
 from data_parallel import best_seconds_per_step, blas_summary  # noqa: E402  (bench/data_parallel.py)
 
 
 def lay_flat(params, grads):
     """Move the parameters' data and gradients into two flat buffers, one view each, as DataParallel does."""
-    total = sum(p.data.size for p in params)
+    total, shapes = sum(p.data.size for p in params), [p.shape for p in params]
     data, grad = np.empty(total, np.float32), np.empty(total, np.float32)
-    start = 0
-    for p, g in zip(params, grads):
-        view = data[start:start + p.data.size].reshape(p.shape)
-        view[...] = p.data
-        p.data = view
-        grad_view = grad[start:start + p.data.size].reshape(p.shape)
-        grad_view[...] = g
-        p.grad = ag.Tensor(grad_view)
-        start += p.data.size
+    for p, g, view, grad_view in zip(params, grads, consecutive_views(data, shapes), consecutive_views(grad, shapes)):
+        view[...], grad_view[...] = p.data, g
+        p.data, p.grad = view, ag.Tensor(grad_view)
 
 
 def main(argv=None):

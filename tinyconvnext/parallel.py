@@ -34,6 +34,7 @@ import numpy as np
 import autograd as ag
 from autograd.memory import is_retaining_freed_memory, retain_freed_memory
 from autograd.nn import functional as F
+from autograd.optim.flat import consecutive_views
 
 _ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
 
@@ -64,11 +65,7 @@ class _SharedBlock:
 
 def _flat_views(params, flat: np.ndarray) -> list:
     """One view into ``flat`` per parameter, shaped like it, in order: the layout of every flat buffer here."""
-    views, start = [], 0
-    for p in params:
-        views.append(flat[start:start + p.size].reshape(p.shape))
-        start += p.size
-    return views
+    return consecutive_views(flat, [p.shape for p in params])
 
 
 def _worker_seed(seed: int, step: int, rank: int) -> int:

@@ -23,6 +23,16 @@ def _flat_view(first: np.ndarray, size: int) -> np.ndarray:
     return np.lib.stride_tricks.as_strided(first.reshape(-1), shape=(size,), strides=(first.itemsize,), writeable=True)
 
 
+def consecutive_views(flat: np.ndarray, shapes) -> list:
+    """One view into the 1-D ``flat`` per shape, side by side from its start: the layout ``FlatLayout`` finds
+    (``DataParallel`` lays out its shared weights and gradients this way)."""
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    if sum(sizes) > flat.size:
+        raise ValueError(f"consecutive_views: the shapes need {sum(sizes)} elements, the buffer has {flat.size}")
+    starts = np.cumsum([0] + sizes)
+    return [flat[start:start + size].reshape(shape) for start, size, shape in zip(starts, sizes, shapes)]
+
+
 class FlatLayout:
     """Parameters whose data are consecutive C-contiguous views of one buffer, and whose gradients sit at the
     same offsets in another.

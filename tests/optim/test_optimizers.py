@@ -270,6 +270,24 @@ def test_flat_layout_is_found_only_for_parameters_side_by_side():
     assert FlatLayout.find(shifted) is None  # gradients not at the parameters' offsets
 
 
+def test_consecutive_views_lay_out_what_flat_layout_finds():
+    from autograd.optim.flat import FlatLayout, consecutive_views
+
+    total = sum(int(np.prod(s)) for s in FLAT_SHAPES)
+    data, grad = np.arange(total, dtype=np.float32), np.zeros(total, np.float32)
+    views = consecutive_views(data, FLAT_SHAPES)
+    assert [v.shape for v in views] == [tuple(s) for s in FLAT_SHAPES]
+    np.testing.assert_array_equal(np.concatenate([v.reshape(-1) for v in views]), data)  # in order, no gaps
+    params = []
+    for view, grad_view in zip(views, consecutive_views(grad, FLAT_SHAPES)):
+        p = nn.Parameter(ag.tensor(view.copy()))
+        p.data, p.grad = view, ag.Tensor(grad_view)
+        params.append(p)
+    assert FlatLayout.find(params).params == params
+    with pytest.raises(ValueError, match=f"need {total} elements, the buffer has {total - 1}"):
+        consecutive_views(data[:-1], FLAT_SHAPES)
+
+
 def test_segments_kernel_equals_one_call_per_segment():
     from autograd.kernels.cpu import adamw as fused
 
