@@ -36,7 +36,7 @@ def random_crop_flip(images: np.ndarray, rng: np.random.Generator, padding: int 
     defaults to the images' side), then a coin-flip horizontal mirror. images: (B, H, W, C) uint8. A crop
     smaller than the image keeps the objects' scale (Krizhevsky et al. 2012 trained on 24x24 crops of CIFAR)."""
     b, height, width, _ = images.shape
-    h = w = size if size is not None else height
+    h, w = (size, size) if size is not None else (height, width)
     if size is not None and not 0 < size <= min(height, width) + 2 * padding:
         raise ValueError(f"random_crop_flip: the crop side must be in 1..{min(height, width) + 2 * padding} "
                          f"(the padded image), got {size}")

@@ -37,6 +37,12 @@ def test_random_crop_flip_to_a_smaller_side_keeps_the_scale():
     assert offsets == set(range(17))
 
 
+def test_random_crop_flip_keeps_non_square_images_whole_sized():
+    images = RNG.integers(0, 255, size=(8, 20, 28, 3), dtype=np.uint8)
+    assert augment.random_crop_flip(images, np.random.default_rng(0)).shape == (8, 20, 28, 3)
+    assert augment.random_crop_flip(images, np.random.default_rng(0), size=16).shape == (8, 16, 16, 3)
+
+
 @pytest.mark.parametrize("size", [0, 41])
 def test_random_crop_flip_rejects_a_crop_larger_than_the_padded_image(size):
     images = np.zeros((2, 32, 32, 3), np.uint8)
