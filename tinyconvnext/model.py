@@ -51,7 +51,7 @@ class Block(nn.Module):
         shortcut = x
         x = self.dwconv(x)
         x = self.norm(x)
-        x = F.linear_gelu(x, self.pwconv1.weight, self.pwconv1.bias)  # self.act(self.pwconv1(x)), fused
+        x = F.linear_gelu(x, self.pwconv1.weight, self.pwconv1.bias, self.act.approximate)  # self.act(self.pwconv1(x))
         x = self.pwconv2(x)
         # shortcut + self.drop_path(self.gamma * x), fused into one pass each way (autograd/kernels/cpu/residual.py)
         return F.residual_add(shortcut, x, self.gamma, getattr(self.drop_path, "p", 0.0), self.training)

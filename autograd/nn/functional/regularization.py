@@ -18,11 +18,11 @@ from ...tensor import as_tensor
 
 
 class ScaleByMask(Function):
-    """y = x * mask * scale, the mask a fixed (non-differentiable) array broadcast against x: 0/1, or the
-    factors 0 and 1 / (1 - p) of ``_keep_factors``."""
+    """y = x * factors, the factors a fixed (non-differentiable) array broadcast against x: 0 where a value
+    is dropped, 1 / (1 - p) where it is kept (``_keep_factors``)."""
 
-    def forward(self, x, mask=None, scale=1.0):
-        self.factor = mask * x.dtype.type(scale)
+    def forward(self, x, factors=None):
+        self.factor = factors
         return x * self.factor
 
     def backward(self, grad):
@@ -54,10 +54,8 @@ def _drop(name, x, p, training, generator, per_sample):
     x = as_tensor(x)
     if not training or p == 0.0:
         return x
-    if p == 1.0:
-        return x * 0.0
     shape = (x.shape[0],) + (1,) * (x.ndim - 1) if per_sample else x.shape
-    return ScaleByMask.apply(x, mask=_keep_factors(shape, p, x.data, generator))
+    return ScaleByMask.apply(x, factors=_keep_factors(shape, p, x.data, generator))  # p = 1: all zeros, no draw
 
 
 def dropout(x, p: float = 0.5, training: bool = True, generator=None):
