@@ -156,6 +156,18 @@ grad_x = grad_xpad[:, :, 1:-1, 1:-1]
 print(f"dL/dweight by hand vs the engine's backward: largest difference {np.abs(grad_weight - wt.grad.numpy()).max():.1e}")
 print(f"dL/dx      by hand vs the engine's backward: largest difference {np.abs(grad_x - xt.grad.numpy()).max():.1e}")
 
+# With stride 1 there is a shortcut the engine takes: dL/dx is itself a convolution, of the upstream
+# gradient padded by K - 1 - padding, with every filter flipped (u -> K-1-u, v -> K-1-v) and the roles
+# of in- and out-channels swapped. So backward is im2col + matmul again, and col2im's scattered adds go.
+xt = ag.tensor(x, requires_grad=True)
+out = F.conv2d(xt, ag.tensor(weight), ag.tensor(bias), stride=1, padding=1)
+upstream = rng.standard_normal(out.shape)
+out.backward(ag.tensor(upstream))
+flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, O, 3, 3): out-channels become in-channels
+grad_x = conv2d_im2col(upstream, flipped, np.zeros(3), padding=3 - 1 - 1)
+print(f"dL/dx as a conv with the flipped kernel (stride 1) vs the engine: largest difference "
+      f"{np.abs(grad_x - xt.grad.numpy()).max():.1e}")
+
 # --------------------------------------------------------------------------------------------------
 section("5. Why bother: loops against one matmul, and what the copy costs")
 # --------------------------------------------------------------------------------------------------

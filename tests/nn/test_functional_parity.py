@@ -46,6 +46,8 @@ CONV_CASES = [
     ((4, 16, 16, 16), (16, 1, 7, 7), 1, 3, 16, True),   # ConvNeXt's depthwise 7x7
     ((2, 6, 11, 13), (6, 1, 3, 3), 2, 1, 6, False),     # depthwise, stride 2
     ((2, 4, 8, 8), (8, 1, 3, 3), 1, 1, 4, True),        # depthwise multiplier 2: general path
+    ((2, 6, 7, 9), (8, 6, 3, 3), 1, (1, 0), 1, False),  # stride 1: dx by the flipped-kernel conv
+    ((2, 4, 6, 5), (6, 2, 1, 3), 1, (1, 2), 2, True),   # padding wider than K - 1: dx by col2im
 ]
 
 

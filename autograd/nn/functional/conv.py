@@ -10,7 +10,8 @@ its group g(o) = o // (O/G).
 
 The three paths (``conv2d`` picks one; all give the same numbers):
 * ``Conv2dIm2col``, any conv: copy every KH x KW window into a row (im2col), then one matmul per group.
-  Backward: dW = dout^T @ cols, dcols = dout @ W, then scatter the columns back (col2im).
+  Backward: dW = dout^T @ cols; dx, for stride 1, is itself a conv (of dout with the flipped kernel),
+  otherwise dcols = dout @ W, scattered back where each column was read (col2im).
 * ``PatchifyConv2d``, kernel == stride, no padding, one group (ConvNeXt's 4x4/s4 stem and 2x2/s2
   downsampling): the windows do not overlap, so cutting the image into patches is a reshape and the conv
   is a single matmul (Section 2.2 of the paper, "patchify stem").
@@ -40,58 +41,83 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def _sliding_windows(xp, x_pad, kh, kw, sh, sw):
-    """A view (N, C, Ho, Wo, KH, KW) of every window, without copying."""
+def _sliding_windows(xp, x_pad, kh, kw, sh, sw, channels_last=False):
+    """A view of every window, without copying: (N, C, Ho, Wo, KH, KW) of an NCHW ``x_pad``, or
+    (N, Ho, Wo, C, KH, KW) of an NHWC one (``channels_last``)."""
+    axes = (1, 2) if channels_last else (2, 3)
     if xp is np:
-        windows = np.lib.stride_tricks.sliding_window_view(x_pad, (kh, kw), axis=(2, 3))
+        windows = np.lib.stride_tricks.sliding_window_view(x_pad, (kh, kw), axis=axes)
     else:  # CuPy
         from cupy.lib.stride_tricks import sliding_window_view
 
-        windows = sliding_window_view(x_pad, (kh, kw), axis=(2, 3))
-    return windows[:, :, ::sh, ::sw]
+        windows = sliding_window_view(x_pad, (kh, kw), axis=axes)
+    return windows[:, ::sh, ::sw] if channels_last else windows[:, :, ::sh, ::sw]
+
+
+def _im2col_channels_last(xp, x_nhwc, kh, kw, stride, padding, groups):
+    """The rows of im2col from an (N, H, W, C) array: (cols, Ho, Wo), ``cols[g, (n, i, j), (u, v, c)]`` =
+    x_pad[n, i*sh + u, j*sw + v, g*C/G + c]. Each row is KH x KW runs of contiguous channels, so the copy
+    streams through memory (cut from NCHW, every element is gathered on its own: several times slower)."""
+    (sh, sw), (ph, pw) = stride, padding
+    n, h, w, c = x_nhwc.shape
+    x_pad = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=x_nhwc.dtype)
+    x_pad[:, ph:ph + h, pw:pw + w, :] = x_nhwc
+    windows = _sliding_windows(xp, x_pad, kh, kw, sh, sw, channels_last=True)  # (N, Ho, Wo, C, KH, KW)
+    ho, wo = windows.shape[1], windows.shape[2]
+    cols = windows.reshape(n, ho, wo, groups, c // groups, kh, kw).transpose(3, 0, 1, 2, 5, 6, 4)
+    return cols.reshape(groups, n * ho * wo, kh * kw * (c // groups)), ho, wo
 
 
 class Conv2dIm2col(Function):
-    """Any 2-D convolution as im2col + one matmul per group (see the module docstring)."""
+    """Any 2-D convolution as im2col + one matmul per group (see the module docstring).
+
+    Backward, for the input: with stride 1 the gradient of a convolution is the convolution of the output's
+    gradient, padded by (K - 1 - padding), with the kernel flipped and its in/out channels swapped; so it is
+    im2col + matmul again. Otherwise (a stride, or padding wider than K - 1) the columns' gradient
+    dout @ W^T is added back where each column was read (col2im).
+    """
 
     def forward(self, x, weight, bias=None, stride=(1, 1), padding=(0, 0), groups=1):
         xp = get_array_module(x)
         n, c, h, w = x.shape
         o, cg, kh, kw = weight.shape
-        (sh, sw), (ph, pw) = stride, padding
-        x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
-        windows = _sliding_windows(xp, x_pad, kh, kw, sh, sw)
-        ho, wo = windows.shape[2], windows.shape[3]
-        # cols[g, (n, i, j), (c, u, v)]: the window at (n, i, j) of group g's channels, as a row.
-        cols = windows.reshape(n, groups, cg, ho, wo, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
-        cols = cols.reshape(groups, n * ho * wo, cg * kh * kw)
-        w_mat = weight.reshape(groups, o // groups, cg * kh * kw)
-        out = cols @ w_mat.transpose(0, 2, 1)  # (G, N*Ho*Wo, O/G)
+        cols, ho, wo = _im2col_channels_last(xp, x.transpose(0, 2, 3, 1), kh, kw, stride, padding, groups)
+        # w_mat[g, (u, v, c), o']: the filters of group g, in the columns' order.
+        w_mat = weight.reshape(groups, o // groups, cg, kh, kw).transpose(0, 3, 4, 2, 1).reshape(groups, kh * kw * cg, o // groups)
+        out = cols @ w_mat  # (G, N*Ho*Wo, O/G)
         out = out.reshape(groups, n, ho, wo, o // groups).transpose(1, 0, 4, 2, 3).reshape(n, o, ho, wo)
         if bias is not None:
-            out = out + bias.reshape(1, o, 1, 1)
-        self.save_for_backward(cols, w_mat)
-        self.geometry = (x.shape, x_pad.shape, weight.shape, stride, padding, groups, ho, wo)
+            out += bias.reshape(1, o, 1, 1)
+        self.save_for_backward(cols, weight, w_mat)
+        self.geometry = (x.shape, stride, padding, groups, ho, wo)
         return out
 
     def backward(self, grad):
         xp = get_array_module(grad)
-        cols, w_mat = self.saved
-        x_shape, pad_shape, w_shape, (sh, sw), (ph, pw), groups, ho, wo = self.geometry
+        cols, weight, w_mat = self.saved
+        x_shape, (sh, sw), (ph, pw), groups, ho, wo = self.geometry
         n, c, h, w = x_shape
-        o, cg, kh, kw = w_shape
+        o, cg, kh, kw = weight.shape
         g2 = grad.reshape(n, groups, o // groups, ho, wo).transpose(1, 0, 3, 4, 2).reshape(groups, n * ho * wo, -1)
         grad_x = grad_w = grad_b = None
         if self.needs_input_grad[0]:
-            grad_cols = (g2 @ w_mat).reshape(groups, n, ho, wo, cg, kh, kw)
-            grad_cols = grad_cols.transpose(1, 0, 4, 2, 3, 5, 6).reshape(n, c, ho, wo, kh, kw)
-            grad_pad = xp.zeros(pad_shape, dtype=grad.dtype)
-            for u in range(kh):  # col2im: every tap adds its column back where it was read
-                for v in range(kw):
-                    grad_pad[:, :, u:u + sh * ho:sh, v:v + sw * wo:sw] += grad_cols[..., u, v]
-            grad_x = grad_pad[:, :, ph:ph + h, pw:pw + w]
+            if (sh, sw) == (1, 1) and ph <= kh - 1 and pw <= kw - 1:  # a conv of dout with the flipped kernel
+                grad_cols, _, _ = _im2col_channels_last(xp, grad.transpose(0, 2, 3, 1), kh, kw, (1, 1),
+                                                        (kh - 1 - ph, kw - 1 - pw), groups)  # (G, N*H*W, (u, v, o'))
+                flipped = weight.reshape(groups, o // groups, cg, kh, kw)[:, :, :, ::-1, ::-1]
+                flipped = flipped.transpose(0, 3, 4, 1, 2).reshape(groups, kh * kw * (o // groups), cg)
+                grad_x = (grad_cols @ flipped).reshape(groups, n, h, w, cg).transpose(1, 0, 4, 2, 3).reshape(n, c, h, w)
+            else:  # col2im: every tap adds its column back where it was read
+                grad_cols = (g2 @ w_mat.transpose(0, 2, 1)).reshape(groups, n, ho, wo, kh, kw, cg)
+                grad_pad = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=grad.dtype)
+                for u in range(kh):
+                    for v in range(kw):
+                        tap = grad_cols[:, :, :, :, u, v, :].transpose(1, 2, 3, 0, 4).reshape(n, ho, wo, c)
+                        grad_pad[:, u:u + sh * ho:sh, v:v + sw * wo:sw, :] += tap
+                grad_x = xp.ascontiguousarray(grad_pad[:, ph:ph + h, pw:pw + w, :].transpose(0, 3, 1, 2))
         if self.needs_input_grad[1]:
-            grad_w = (g2.transpose(0, 2, 1) @ cols).reshape(w_shape)
+            grad_w = g2.transpose(0, 2, 1) @ cols  # (G, O/G, (u, v, c))
+            grad_w = grad_w.reshape(o, kh, kw, cg).transpose(0, 3, 1, 2).copy()
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             grad_b = grad.sum(axis=(0, 2, 3))
         return (grad_x, grad_w) if len(self.needs_input_grad) == 2 else (grad_x, grad_w, grad_b)
