@@ -1,13 +1,17 @@
-"""The PyTorch twin of our CIFAR-10 training: the same architecture, recipe, data pipeline and batches.
+"""The PyTorch twin of our training: the same architecture, recipe, data pipeline and batches.
 
     python bench/torch_twin_cifar.py --data ../shared/data --out runs/torch_twin   # train_cifar.py's recipe
     python bench/torch_twin_cifar.py --model convnext_cifar_pico --lr 2e-3 --epochs 10
+    python bench/torch_twin_cifar.py --dataset imagenette --model resnet18d --optimizer sgd ...  # the ResNet-D baseline
 
 It checks our engine at the scale of a whole training run: the same recipe must end within a point of
 ``train_cifar.py``'s accuracy. (It was meant for fast recipe searches too, but on the 2-core CPU machines
 PyTorch is slower per step than our engine for these small models: 202 against 265-280 images/s.) The batches come from our
 ``BatchLoader`` and augmentations with the same seed, the model from ``tests/torch_convnext.py`` with our
-initial weights, the optimizer is torch's AdamW with the same groups, schedule and clipping (no EMA).
+initial weights (a ResNet-D from ``tests/torch_resnet.py``), the optimizer is torch's AdamW or SGD with the
+same groups, schedule and clipping (no EMA). Under data parallelism our BatchNorm normalises each
+process's slice on its own (as DistributedDataParallel without SyncBatchNorm), where the twin's one
+process normalises the whole batch: the same recipe, but not the same gradient step.
 It runs in one process with PyTorch's threads: ``--processes`` (our data parallelism) is ignored, and since
 the gradient of a batch is the same either way, the recipe is the same. ``--tta`` is not done here either:
 compare the plain test accuracies.
@@ -31,7 +35,9 @@ from autograd import optim as our_optim  # noqa: E402
 from tinyconvnext.curves import append_metrics, plot_curves  # noqa: E402
 from tinyconvnext.train import (build_model, config_from_args, make_loaders, progressive_stride,  # noqa: E402
                                 train_image_size)
+from tinyconvnext.variants import RESNET_VARIANTS  # noqa: E402
 from torch_convnext import TorchConvNeXt  # noqa: E402
+from torch_resnet import TorchResNet  # noqa: E402
 
 
 def main(argv=None):
@@ -48,18 +54,27 @@ def main(argv=None):
 
     ag.manual_seed(config.seed)
     ours = build_model(config, num_classes, config.drop_path)  # for the architecture and the initial weights
-    model = TorchConvNeXt(num_classes=num_classes, depths=ours.depths, dims=ours.dims, patch_size=ours.patch_size,
-                          layer_scale=config.layer_scale)
+    if config.model in RESNET_VARIANTS:
+        if config.drop_path:
+            raise SystemExit(f"the twin of {config.model} has no stochastic depth: pass --drop-path 0")
+        model = TorchResNet(depths=ours.depths, widths=ours.widths, stem_width=ours.stem_width, num_classes=num_classes)
+        blocks = [b for i in range(len(ours.depths)) for b in getattr(model, f"layer{i + 1}")]
+    else:
+        model = TorchConvNeXt(num_classes=num_classes, depths=ours.depths, dims=ours.dims, patch_size=ours.patch_size,
+                              layer_scale=config.layer_scale)
+        blocks = [b for stage in model.stages for b in stage]
     model.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
-    rates = np.linspace(0, config.drop_path, sum(ours.depths)).tolist()
-    blocks = [b for stage in model.stages for b in stage]
+    rates = np.linspace(0, config.drop_path, len(blocks)).tolist()
     for block, rate in zip(blocks, rates):
         _add_drop_path(block, rate)
     named = list(model.named_parameters())
     decay = [p for n, p in named if p.ndim > 1 and not n.endswith("gamma")]
     no_decay = [p for n, p in named if p.ndim <= 1 or n.endswith("gamma")]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+    else:
+        optimizer = torch.optim.AdamW(groups, lr=config.lr)
     steps_per_epoch = len(train_loader)
     total, warmup = config.epochs * steps_per_epoch, int(round(config.warmup_epochs * steps_per_epoch))
     step, started = 0, time.perf_counter()

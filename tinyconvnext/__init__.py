@@ -6,6 +6,7 @@
 """
 
 from .model import Block, ConvNeXt  # noqa: F401
-from .variants import VARIANTS, available_models, create_model  # noqa: F401
+from .resnet import ResNet  # noqa: F401
+from .variants import RESNET_VARIANTS, VARIANTS, available_models, create_model  # noqa: F401
 
 __version__ = "0.1.0"

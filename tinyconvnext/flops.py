@@ -75,7 +75,7 @@ def traced_macs(model, image_size: int, in_chans: int = 3) -> int:
     model.eval()
     try:
         with ag.no_grad():
-            model(ag.zeros(1, in_chans, image_size, image_size, dtype=model.head.weight.dtype))
+            model(ag.zeros(1, in_chans, image_size, image_size, dtype=next(iter(model.parameters())).dtype))
     finally:
         for op in ops:
             del op.apply  # back to Function.apply

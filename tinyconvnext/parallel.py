@@ -15,7 +15,10 @@ How, as PyTorch's ``DistributedDataParallel`` does on one machine, with shared m
   - the main process sums the N buffers into the parameters' ``.grad`` and runs the optimizer, in place on
     the shared weights; the workers read the new weights at the next step.
 The workers only ever read the weights and the main process only writes them while the workers wait for
-their next command, so no locks are needed. Stochastic depth in worker r draws from a generator seeded by
+their next command, so no locks are needed. Buffers (BatchNorm's running statistics) follow rank 0, as
+DistributedDataParallel's ``broadcast_buffers``: each worker normalises with its own slice's statistics,
+rank 0's running averages are written to shared memory after each training step, and every worker, and
+the main model after every step, copies them from there. Stochastic depth in worker r draws from a generator seeded by
 (seed, step, r): a run is reproducible, and resumes exactly, for a given number of processes (a run with
 another number of processes is a different run, as it is in PyTorch).
 """
@@ -68,6 +71,20 @@ def _flat_views(params, flat: np.ndarray) -> list:
     return consecutive_views(flat, [p.shape for p in params])
 
 
+def _buffer_key(name: str) -> str:
+    return "buffer:" + name
+
+
+def _copy_buffers(arrays, named_buffers, into_model: bool) -> None:
+    """Shared memory -> the model's buffers (``into_model``), or the model's buffers -> shared memory."""
+    for name, buffer in named_buffers:
+        shared = arrays[_buffer_key(name)]
+        if into_model:
+            buffer.data = shared.copy()
+        else:
+            shared[...] = buffer.data
+
+
 def _worker_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
 
@@ -84,6 +101,7 @@ def _worker_main(rank, make_model, block_name, layout, connection, retain_memory
         for p, view in zip(params, _flat_views(params, block.arrays["weights"])):
             p.data = view  # the shared weights, not a copy
         grads = _flat_views(params, block.arrays["grads"][rank])
+        buffers = list(model.named_buffers())
         x_all, out_all = block.arrays["inputs"][rank], block.arrays["logits"][rank]
         labels_all, soft_all = block.arrays["labels"][rank], block.arrays["soft_targets"][rank]
         while True:
@@ -92,6 +110,7 @@ def _worker_main(rank, make_model, block_name, layout, connection, retain_memory
                 return
             try:
                 kind, n, shape, soft, label_smoothing, weight, seed = command
+                _copy_buffers(block.arrays, buffers, into_model=True)
                 x = ag.tensor(x_all[:n * int(np.prod(shape))].reshape(n, *shape))
                 target = ag.tensor(soft_all[:n] if soft else labels_all[:n])
                 if kind == "train":
@@ -107,6 +126,8 @@ def _worker_main(rank, make_model, block_name, layout, connection, retain_memory
                         else:
                             np.multiply(p.grad.data, view.dtype.type(weight), out=view)
                     answer = float(loss.item())
+                    if rank == 0:
+                        _copy_buffers(block.arrays, buffers, into_model=False)
                 else:  # "eval": summed loss, no graph
                     model.eval()
                     with ag.no_grad():
@@ -172,7 +193,10 @@ class DataParallel:
             "soft_targets": ((processes, self.slice_size, num_classes), dtype),
             "logits": ((processes, self.slice_size, num_classes), dtype),
         }
+        self.buffers = list(model.named_buffers())
+        layout.update({_buffer_key(name): (tuple(b.shape), str(b.dtype)) for name, b in self.buffers})
         self.block = _SharedBlock(layout)
+        _copy_buffers(self.block.arrays, self.buffers, into_model=False)
         for p, view in zip(params, _flat_views(params, self.block.arrays["weights"])):
             view[...] = p.data
             p.data = view  # from now on the optimizer updates the shared weights in place
@@ -244,6 +268,7 @@ class DataParallel:
         and returns (mean loss of the batch, logits as a NumPy array). ``y``: labels (N,) or soft targets
         (N, classes), for which ``label_smoothing`` is not applied (as the single-process loop)."""
         answers, logits, slices = self._run("train", x, y, label_smoothing, step)
+        _copy_buffers(self.block.arrays, self.buffers, into_model=True)  # rank 0's running statistics
         loss = sum(value * (b - a) / len(x) for value, (a, b) in zip(answers, slices))
         np.sum(self.block.arrays["grads"], axis=0, out=self.grad_sum)
         for p, view in zip(self.model.parameters(), self.grad_views):

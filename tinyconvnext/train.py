@@ -2,8 +2,10 @@
 
     python -m tinyconvnext.train --dataset cifar10 --model convnext_cifar_atto --epochs 30
     python -m tinyconvnext.train --dataset imagenette --model convnext_atto --image-size 128 --epochs 20
+    python -m tinyconvnext.train --dataset imagenette --model resnet18d --optimizer sgd --lr 0.1 --weight-decay 5e-4
 
-Recipe: AdamW (no decay on biases, norms and layer-scale gammas), linear warmup then cosine decay per step,
+Recipe: AdamW (no decay on biases, norms and layer-scale gammas), or SGD with Nesterov momentum for the
+ResNet-D baselines (``--optimizer sgd``), linear warmup then cosine decay per step,
 label smoothing, optional mixup/cutmix, RandAugment and random erasing, stochastic depth, gradient
 clipping, and an EMA of the weights evaluated beside them.
 Every epoch appends to ``metrics.jsonl``/``metrics.csv``, redraws ``curves.png`` and writes
@@ -46,7 +48,7 @@ from .interrupt import ctrl_c_deferred
 from .loader import BatchLoader
 from .model import STEM_TYPES
 from .parallel import DataParallel
-from .variants import available_models, create_model
+from .variants import RESNET_VARIANTS, available_models, create_model
 
 
 @dataclasses.dataclass
@@ -57,7 +59,10 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 4e-3
     min_lr: float = 1e-5
-    weight_decay: float = 0.05
+    weight_decay: float = 0.05  # AdamW: decoupled (lr * wd * p); SGD: an L2 term in the gradient, as PyTorch's
+    optimizer: str = "adamw"  # "adamw", or "sgd" (momentum, Nesterov by default) for the ResNet baselines
+    momentum: float = 0.9  # SGD only
+    nesterov: bool = True  # SGD only
     warmup_epochs: float = 1.0
     drop_path: float = 0.1
     label_smoothing: float = 0.1
@@ -106,6 +111,7 @@ class TrainConfig:
 
 
 PROGRESSIVE_MODES = ("resize", "crop")
+OPTIMIZERS = ("adamw", "sgd")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -156,10 +162,19 @@ def load_dataset(config) -> ImageDataset:
 
 
 def build_model(config, num_classes, drop_path_rate=0.0):
-    """The configured variant, with any depths/dims/patch-size/kernel-size/stem overrides."""
+    """The configured variant, with any depths/dims/patch-size/kernel-size/stem overrides (for a ResNet:
+    depths and dims, its widths)."""
     overrides = {}
     if config.depths:
         overrides["depths"] = tuple(int(v) for v in config.depths.split(","))
+    if config.model in RESNET_VARIANTS:
+        convnext_only = [flag for flag, value in (("--patch-size", config.patch_size), ("--kernel-size", config.kernel_size),
+                                                  ("--stem-type", config.stem_type != "patch")) if value]
+        if convnext_only:
+            raise ValueError(f"{config.model} is a ResNet: {', '.join(convnext_only)} set(s) a ConvNeXt option")
+        if config.dims:
+            overrides["widths"] = tuple(int(v) for v in config.dims.split(","))
+        return create_model(config.model, num_classes=num_classes, drop_path_rate=drop_path_rate, **overrides)
     if config.dims:
         overrides["dims"] = tuple(int(v) for v in config.dims.split(","))
     if config.patch_size:
@@ -170,6 +185,17 @@ def build_model(config, num_classes, drop_path_rate=0.0):
         overrides["stem_type"] = config.stem_type
     return create_model(config.model, num_classes=num_classes, drop_path_rate=drop_path_rate,
                         layer_scale_init_value=config.layer_scale, **overrides)
+
+
+def build_optimizer(config, model):
+    """AdamW (PyTorch's semantics) or SGD with momentum; either way no weight decay on biases, norm weights
+    and layer-scale gammas (``optim.weight_decay_groups``)."""
+    groups = optim.weight_decay_groups(model.named_parameters(), config.weight_decay)
+    if config.optimizer == "adamw":
+        return optim.AdamW(groups, lr=config.lr)
+    if config.optimizer == "sgd":
+        return optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+    raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.optimizer!r}")
 
 
 def _subset(images, labels, n, seed):
@@ -355,7 +381,7 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     ag.manual_seed(config.seed)
     model = build_model(config, num_classes, config.drop_path)
     model.to(device)
-    optimizer = optim.AdamW(optim.weight_decay_groups(model.named_parameters(), config.weight_decay), lr=config.lr)
+    optimizer = build_optimizer(config, model)
     ema = ModelEma(model, config.ema_decay) if config.ema_decay else None
     # The model that evaluates the EMA weights is built now, so that its initialisation never draws from
     # the random generator between a checkpoint and the batches after it.
@@ -516,6 +542,8 @@ def build_parser(defaults: TrainConfig, prog: str) -> argparse.ArgumentParser:
             add(flag, default=default, choices=STEM_TYPES)
         elif field.name == "progressive_mode":
             add(flag, default=default, choices=PROGRESSIVE_MODES)
+        elif field.name == "optimizer":
+            add(flag, default=default, choices=OPTIMIZERS)
         else:
             add(flag, type=type(default), default=default)
     add("--no-progress", action="store_true", help="no progress bars")

@@ -4,11 +4,15 @@ ImageNet variants take 224x224 images (patch-4 stem). tiny..xlarge are the paper
 atto..nano are timm's smaller siblings with the paper's block. The ``cifar`` variants are for 32x32
 images: a 2x2 patchify stem (a 16x16 feature map instead of 8x8), otherwise the same network;
 ``convnext_cifar_3stage`` also drops the last stage, which would see only 2x2 pixels.
+
+``RESNET_VARIANTS`` are the ResNet-D baselines (``tinyconvnext.resnet``), timm's ``resnet18d`` and
+``resnet34d``: what ConvNeXt is measured against, built by the same ``create_model``.
 """
 
 from __future__ import annotations
 
 from .model import ConvNeXt
+from .resnet import ResNet
 
 VARIANTS = {
     "convnext_atto": dict(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320)),
@@ -31,25 +35,48 @@ VARIANTS = {
 }
 
 
+RESNET_VARIANTS = {
+    "resnet18d": dict(depths=(2, 2, 2, 2), widths=(64, 128, 256, 512)),
+    "resnet34d": dict(depths=(3, 4, 6, 3), widths=(64, 128, 256, 512)),
+}
+RESNET_OPTIONS = ("depths", "widths", "stem_width", "in_chans")
+
+
 def available_models() -> list[str]:
-    return sorted(VARIANTS)
+    return sorted(VARIANTS) + sorted(RESNET_VARIANTS)
+
+
+def _create_resnet(name, num_classes, drop_path_rate, layer_scale_init_value, head_init_scale, overrides):
+    """A ResNet-D variant; the ConvNeXt-only arguments must keep their defaults (a clear error otherwise)."""
+    convnext_only = {"layer_scale_init_value": (layer_scale_init_value, 1e-6), "head_init_scale": (head_init_scale, 1.0)}
+    for option, (value, default) in convnext_only.items():
+        if value != default:
+            raise ValueError(f"{name} is a ResNet: {option}={value} is a ConvNeXt option (leave it at {default})")
+    unknown = sorted(set(overrides) - set(RESNET_OPTIONS))
+    if unknown:
+        raise ValueError(f"{name} is a ResNet: unknown option(s) {', '.join(unknown)}; it takes {', '.join(RESNET_OPTIONS)}")
+    return ResNet(num_classes=num_classes, drop_path_rate=drop_path_rate, **{**RESNET_VARIANTS[name], **overrides})
 
 
 def create_model(name: str, num_classes: int = 1000, drop_path_rate: float = 0.0,
                  layer_scale_init_value: float = 1e-6, head_init_scale: float = 1.0, weights=None, **overrides):
-    """Build a named ConvNeXt variant (``available_models()`` lists them).
+    """Build a named ConvNeXt variant, or a ResNet-D baseline (``available_models()`` lists them).
 
     Args:
-        name: e.g. "convnext_tiny" or "convnext_cifar_pico".
+        name: e.g. "convnext_tiny", "convnext_cifar_pico" or "resnet18d".
         num_classes, drop_path_rate, layer_scale_init_value, head_init_scale: as ``ConvNeXt``.
         weights: path to an official ``.pth`` checkpoint or our ``.npz``; loaded strictly.
-        overrides: any other ``ConvNeXt`` argument (depths, dims, patch_size, kernel_size, in_chans).
+        overrides: any other ``ConvNeXt`` argument (depths, dims, patch_size, kernel_size, in_chans), or for a
+            ResNet one of ``RESNET_OPTIONS``.
     """
-    if name not in VARIANTS:
+    if name in RESNET_VARIANTS:
+        model = _create_resnet(name, num_classes, drop_path_rate, layer_scale_init_value, head_init_scale, overrides)
+    elif name in VARIANTS:
+        config = {**VARIANTS[name], **overrides}
+        model = ConvNeXt(num_classes=num_classes, drop_path_rate=drop_path_rate,
+                         layer_scale_init_value=layer_scale_init_value, head_init_scale=head_init_scale, **config)
+    else:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(available_models())}")
-    config = {**VARIANTS[name], **overrides}
-    model = ConvNeXt(num_classes=num_classes, drop_path_rate=drop_path_rate,
-                     layer_scale_init_value=layer_scale_init_value, head_init_scale=head_init_scale, **config)
     model.variant = name
     if weights is not None:
         from .weights import load_weights

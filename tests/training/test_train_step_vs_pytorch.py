@@ -40,7 +40,7 @@ def _torch_twin(ours, config, num_classes):
 
 def _max_relative_difference(ours, theirs):
     mine = ours.state_dict()
-    return max(float(np.max(np.abs(mine[k] - v.detach().numpy())) / np.max(np.abs(mine[k])))
+    return max(float(np.max(np.abs(mine[k] - v.detach().numpy())) / max(float(np.max(np.abs(mine[k]))), 1e-300))
                for k, v in theirs.state_dict().items())
 
 
@@ -80,3 +80,41 @@ def test_training_steps_match_pytorch_in_float64():
     assert 0 < clipped < steps  # both branches of the clipping were exercised
     moved = max(float(np.max(np.abs(v - initial[k]))) for k, v in ours.state_dict().items())
     assert moved > 1e-3  # the steps changed the weights
+
+
+def test_resnet_sgd_steps_match_pytorch_in_float64():
+    """The ResNet-D baseline's recipe: SGD with Nesterov momentum and coupled (L2) weight decay on the conv
+    and linear weights only, BatchNorm in training mode with its running statistics, label smoothing."""
+    from tinyconvnext.train import TrainConfig, build_optimizer
+    from torch_resnet import TorchResNet
+
+    config = TrainConfig(model="resnet18d", depths="1,1,1,1", dims="8,16,24,32", optimizer="sgd", lr=0.2,
+                         weight_decay=5e-3, drop_path=0.0)
+    num_classes, steps, batch, side = 10, 6, 6, 32
+    ag.manual_seed(0)
+    ours = build_model(config, num_classes, 0.0).to(dtype=np.float64)
+    opt = build_optimizer(config, ours)
+    theirs = TorchResNet(depths=ours.depths, widths=ours.widths, stem_width=ours.stem_width, num_classes=num_classes).double()
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    named = list(theirs.named_parameters())
+    torch_opt = torch.optim.SGD([{"params": [p for _, p in named if p.ndim > 1], "weight_decay": config.weight_decay},
+                                 {"params": [p for _, p in named if p.ndim <= 1], "weight_decay": 0.0}],
+                                lr=config.lr, momentum=0.9, nesterov=True)
+    rng = np.random.default_rng(0)
+    for step in range(steps):
+        x = rng.standard_normal((batch, 3, side, side))
+        y = rng.integers(0, num_classes, batch)
+        loss, _ = forward_backward(ours, x, y, "cpu", config.label_smoothing)
+        opt.step()
+        torch_opt.zero_grad()
+        torch_loss = torch.nn.functional.cross_entropy(theirs(torch.from_numpy(x)), torch.from_numpy(y),
+                                                       label_smoothing=config.label_smoothing)
+        torch_loss.backward()
+        torch_opt.step()
+        assert loss == pytest.approx(torch_loss.item(), rel=1e-12, abs=0)
+        assert _max_relative_difference(ours, theirs) < 1e-9, f"weights or running statistics differ after step {step + 1}"
+    ours.eval()
+    theirs.eval()
+    x = rng.standard_normal((4, 3, side, side))
+    with ag.no_grad():
+        np.testing.assert_allclose(ours(x).data, theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-9, atol=1e-12)
