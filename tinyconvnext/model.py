@@ -140,13 +140,8 @@ class ConvNeXt(nn.Module):
         return self.stem_stride * 2 ** (len(self.dims) - 1)
 
     def _check_input(self, x):
-        if x.ndim != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(f"ConvNeXt expects a float batch of shape (N, {self.in_chans}, H, W), got shape {x.shape}")
-        if min(x.shape[2:]) < self.min_input_size:
-            raise ValueError(f"ConvNeXt with a stem of stride {self.stem_stride} and {len(self.dims)} stages needs images of "
-                             f"at least {self.min_input_size}x{self.min_input_size}, got {x.shape[2]}x{x.shape[3]}")
-        if not np.issubdtype(x.dtype, np.floating):
-            raise ValueError(f"ConvNeXt expects floating-point images, got dtype {x.dtype} (normalise them first)")
+        check_image_batch(x, "ConvNeXt", self.in_chans, self.min_input_size,
+                          f"with a stem of stride {self.stem_stride} and {len(self.dims)} stages")
 
     def forward_features(self, x):
         """(N, C, H, W) images -> (N, dims[-1]) pooled, normalised features."""
@@ -161,6 +156,18 @@ class ConvNeXt(nn.Module):
 
     def forward(self, x):
         return self.head(self.forward_features(x))
+
+
+def check_image_batch(x, model: str, in_chans: int, min_size: int, structure: str) -> None:
+    """Clear errors for what a classifier cannot take: not (N, in_chans, H, W), smaller than ``min_size``
+    (``structure`` says why, e.g. "with 4 stages"), or integer pixels that were never normalised."""
+    if x.ndim != 4 or x.shape[1] != in_chans:
+        raise ValueError(f"{model} expects a float batch of shape (N, {in_chans}, H, W), got shape {x.shape}")
+    if min(x.shape[2:]) < min_size:
+        raise ValueError(f"{model} {structure} needs images of at least {min_size}x{min_size}, "
+                         f"got {x.shape[2]}x{x.shape[3]}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{model} expects floating-point images, got dtype {x.dtype} (normalise them first)")
 
 
 def _init_weights(module):

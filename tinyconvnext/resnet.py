@@ -26,6 +26,8 @@ import autograd as ag
 from autograd import nn
 from autograd.nn import functional as F
 
+from .model import check_image_batch
+
 
 class ShortcutAvgPool(nn.Module):
     """The ResNet-D shortcut's 2x2 stride-2 average pool over every pixel, odd sides included: PyTorch's
@@ -125,13 +127,7 @@ class ResNet(nn.Module):
         return 4 * 2 ** (len(self.depths) - 1)
 
     def _check_input(self, x):
-        if x.ndim != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(f"ResNet expects a float batch of shape (N, {self.in_chans}, H, W), got shape {x.shape}")
-        if min(x.shape[2:]) < self.min_input_size:
-            raise ValueError(f"ResNet with {len(self.depths)} stages needs images of at least "
-                             f"{self.min_input_size}x{self.min_input_size}, got {x.shape[2]}x{x.shape[3]}")
-        if not np.issubdtype(x.dtype, np.floating):
-            raise ValueError(f"ResNet expects floating-point images, got dtype {x.dtype} (normalise them first)")
+        check_image_batch(x, "ResNet", self.in_chans, self.min_input_size, f"with {len(self.depths)} stages")
 
     def forward_features(self, x):
         """(N, C, H, W) images -> (N, widths[-1]) pooled features."""
