@@ -108,8 +108,9 @@ def num_classes_of(state_dict, default: int = 1000) -> int:
 
 
 def _explain_head_mismatch(model, state_dict) -> str:
-    head = state_dict.get("head.weight")
-    if head is not None and tuple(head.shape[1:]) == model.head.weight.shape[1:] and head.shape[0] != model.num_classes:
+    name = "fc" if hasattr(model, "fc") else "head"  # the classifier: ResNet's fc, ConvNeXt's head
+    head = state_dict.get(f"{name}.weight")
+    if head is not None and tuple(head.shape[1:]) == getattr(model, name).weight.shape[1:] and head.shape[0] != model.num_classes:
         return (f"\n  the checkpoint's head has {head.shape[0]} classes but the model has {model.num_classes}: "
                 f"create the model with num_classes={head.shape[0]}")
     return ""

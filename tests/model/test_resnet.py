@@ -102,3 +102,15 @@ def test_multiply_adds_are_resnet18d_s():
     from tinyconvnext.flops import traced_macs
 
     assert round(traced_macs(create_model("resnet18d"), 224) / 1e9, 2) == 2.05
+
+
+def test_a_timm_format_checkpoint_loads_and_a_wrong_head_is_explained(tmp_path):
+    """timm's resnet18d state dict, saved by PyTorch, loads by name; a head of other classes is named."""
+    reference = TorchResNet(num_classes=5, **{k: v for k, v in SMALL.items() if k != "num_classes"})
+    path = tmp_path / "resnet18d_small.pth"
+    torch.save(reference.state_dict(), path)
+    model = create_model("resnet18d", num_classes=5, widths=SMALL["widths"], stem_width=8, weights=path)
+    np.testing.assert_array_equal(model.state_dict()["layer4.1.conv2.weight"],
+                                  reference.state_dict()["layer4.1.conv2.weight"].numpy())
+    with pytest.raises(ValueError, match="head has 5 classes but the model has 7"):
+        create_model("resnet18d", num_classes=7, widths=SMALL["widths"], stem_width=8, weights=path)
