@@ -49,6 +49,7 @@ from .loader import BatchLoader
 from .model import STEM_TYPES
 from .parallel import DataParallel
 from .variants import RESNET_VARIANTS, available_models, create_model
+from .weights import num_classes_of
 
 
 @dataclasses.dataclass
@@ -516,7 +517,7 @@ def load_trained_model(path, ema: bool = False):
     if ema and "ema" not in state:
         raise ValueError(f"{path} holds no EMA weights (the run was trained without --ema-decay)")
     weights = state["ema"] if ema else state["model"]
-    model = build_model(config, num_classes=weights["head.weight"].shape[0])
+    model = build_model(config, num_classes=num_classes_of(weights))
     model.load_state_dict(weights)
     return model.eval(), config
 

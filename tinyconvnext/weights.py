@@ -102,8 +102,9 @@ def read_weights(path) -> "OrderedDict[str, np.ndarray]":
 
 
 def num_classes_of(state_dict, default: int = 1000) -> int:
-    """The number of classes of a checkpoint's head (``head.weight`` is (num_classes, width))."""
-    head = state_dict.get("head.weight")
+    """The number of classes of a checkpoint's classifier (ConvNeXt's ``head.weight`` or ResNet's
+    ``fc.weight``, of shape (num_classes, width))."""
+    head = state_dict.get("head.weight", state_dict.get("fc.weight"))
     return int(head.shape[0]) if head is not None else default
 
 

@@ -81,9 +81,13 @@ def test_resnet_with_sgd_resumes_exactly(tmp_path, processes):
     assert buffers and all(np.any(buffer != 0) for buffer in buffers)
 
 
-def test_resnet_with_sgd_learns(tmp_path):
+def test_resnet_with_sgd_learns_and_its_run_loads_back(tmp_path):
+    from tinyconvnext.train import load_trained_model
+
     record = train(resnet_config(tmp_path, epochs=4, ema_decay=0.0), synthetic_cifar(640, 200))
     assert record["test_acc"] > 0.4  # chance is 0.1; the ConvNeXt runs of test_train_loop ask the same
+    model, config = load_trained_model(tmp_path / "run")  # as python -m tinyconvnext.evaluate does
+    assert (config.model, model.num_classes, model.widths) == ("resnet18d", 10, (8, 16, 24, 32))
 
 
 def test_optimizer_option_builds_what_it_names():
