@@ -60,8 +60,11 @@ def _im2col_channels_last(xp, x_nhwc, kh, kw, stride, padding, groups):
     streams through memory (cut from NCHW, every element is gathered on its own: several times slower)."""
     (sh, sw), (ph, pw) = stride, padding
     n, h, w, c = x_nhwc.shape
-    x_pad = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=x_nhwc.dtype)
-    x_pad[:, ph:ph + h, pw:pw + w, :] = x_nhwc
+    if ph or pw:
+        x_pad = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=x_nhwc.dtype)
+        x_pad[:, ph:ph + h, pw:pw + w, :] = x_nhwc
+    else:  # no padding: the windows are cut from the (possibly transposed) view, copied once below
+        x_pad = x_nhwc
     windows = _sliding_windows(xp, x_pad, kh, kw, sh, sw, channels_last=True)  # (N, Ho, Wo, C, KH, KW)
     ho, wo = windows.shape[1], windows.shape[2]
     cols = windows.reshape(n, ho, wo, groups, c // groups, kh, kw).transpose(3, 0, 1, 2, 5, 6, 4)
