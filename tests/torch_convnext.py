@@ -19,18 +19,22 @@ class ChannelsFirstLayerNorm(tnn.Module):
 
 
 class TorchBlock(tnn.Module):
-    def __init__(self, dim, layer_scale=1e-6, kernel_size=7):
+    def __init__(self, dim, layer_scale=1e-6, kernel_size=7, norm_layer="layer"):
         super().__init__()
         self.dwconv = tnn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
-        self.norm = tnn.LayerNorm(dim, eps=1e-6)
+        self.norm = tnn.LayerNorm(dim, eps=1e-6) if norm_layer == "layer" else tnn.BatchNorm2d(dim)
         self.pwconv1 = tnn.Linear(dim, 4 * dim)
         self.act = tnn.GELU()
         self.pwconv2 = tnn.Linear(4 * dim, dim)
         self.gamma = tnn.Parameter(layer_scale * torch.ones(dim)) if layer_scale > 0 else None
 
     def forward(self, x):
-        y = self.dwconv(x).permute(0, 2, 3, 1)
-        y = self.pwconv2(self.act(self.pwconv1(self.norm(y))))
+        y = self.dwconv(x)
+        if isinstance(self.norm, tnn.BatchNorm2d):  # BatchNorm on NCHW, LayerNorm over the channels-last axis
+            y = self.norm(y).permute(0, 2, 3, 1)
+        else:
+            y = self.norm(y.permute(0, 2, 3, 1))
+        y = self.pwconv2(self.act(self.pwconv1(y)))
         if self.gamma is not None:
             y = self.gamma * y
         return x + y.permute(0, 3, 1, 2)
@@ -52,16 +56,16 @@ class TorchOverlapStem(tnn.Module):
 
 class TorchConvNeXt(tnn.Module):
     def __init__(self, in_chans=3, num_classes=1000, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768),
-                 layer_scale=1e-6, patch_size=4, kernel_size=7, stem_type="patch"):
+                 layer_scale=1e-6, patch_size=4, kernel_size=7, stem_type="patch", norm_layer="layer"):
         super().__init__()
+        norm = ChannelsFirstLayerNorm if norm_layer == "layer" else tnn.BatchNorm2d
         first = (tnn.Conv2d(in_chans, dims[0], patch_size, stride=patch_size) if stem_type == "patch"
                  else TorchOverlapStem(in_chans, dims[0], stem_type))
-        self.downsample_layers = tnn.ModuleList([tnn.Sequential(first, ChannelsFirstLayerNorm(dims[0]))])
+        self.downsample_layers = tnn.ModuleList([tnn.Sequential(first, norm(dims[0]))])
         for i in range(len(dims) - 1):
-            self.downsample_layers.append(tnn.Sequential(
-                ChannelsFirstLayerNorm(dims[i]), tnn.Conv2d(dims[i], dims[i + 1], 2, stride=2)))
+            self.downsample_layers.append(tnn.Sequential(norm(dims[i]), tnn.Conv2d(dims[i], dims[i + 1], 2, stride=2)))
         self.stages = tnn.ModuleList(
-            tnn.Sequential(*[TorchBlock(dim, layer_scale, kernel_size) for _ in range(depth)])
+            tnn.Sequential(*[TorchBlock(dim, layer_scale, kernel_size, norm_layer) for _ in range(depth)])
             for depth, dim in zip(depths, dims))
         self.norm = tnn.LayerNorm(dims[-1], eps=1e-6)
         self.head = tnn.Linear(dims[-1], num_classes)

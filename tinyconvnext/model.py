@@ -10,6 +10,11 @@
     downsampling LayerNorm -> 2x2 conv, stride 2, between stages (Section 2.6)
     head         global average -> LayerNorm -> Linear
 
+``norm_layer="batch"`` walks the roadmap's "BN -> LN" step back (Section 2.6): BatchNorm in the blocks, the
+stem and the downsampling layers (the head keeps its LayerNorm over the pooled features). The paper found
+LN slightly better (81.5% against 81.4% after 300 ImageNet epochs). On Imagenette, BN alone did not make
+the first epochs of a small ConvNeXt learn faster (docs/results.md, the screens after the ResNet baseline).
+
 Parameter names and shapes are the official checkpoint's (``downsample_layers.0.0.weight``,
 ``stages.0.0.dwconv.weight``, ``stages.0.0.gamma``, ``norm.weight``, ``head.weight`` ...), so an official
 state dict loads one to one.
@@ -37,10 +42,10 @@ class Block(nn.Module):
     where the official code chains modules: ``F.linear_gelu`` for ``act(pwconv1(x))`` and
     ``F.residual_add`` for ``shortcut + drop_path(gamma * x)``; the same math in fewer passes over memory."""
 
-    def __init__(self, dim, drop_path=0.0, layer_scale_init_value=1e-6, kernel_size=7):
+    def __init__(self, dim, drop_path=0.0, layer_scale_init_value=1e-6, kernel_size=7, norm_layer="layer"):
         super().__init__()
         self.dwconv = nn.DepthwiseConv2dChannelsLast(dim, kernel_size, padding=kernel_size // 2)
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.norm = channels_last_norm(norm_layer, dim)
         self.pwconv1 = nn.Linear(dim, 4 * dim)
         self.act = nn.GELU()
         self.pwconv2 = nn.Linear(4 * dim, dim)
@@ -55,6 +60,19 @@ class Block(nn.Module):
         x = self.pwconv2(x)
         # shortcut + self.drop_path(self.gamma * x), fused into one pass each way (autograd/kernels/cpu/residual.py)
         return F.residual_add(shortcut, x, self.gamma, getattr(self.drop_path, "p", 0.0), self.training)
+
+
+NORM_LAYERS = ("layer", "batch")
+
+
+def channels_last_norm(norm_layer: str, dim: int) -> nn.Module:
+    """The norm over the channels of (N, H, W, C) activations: the paper's LayerNorm (eps 1e-6, as the
+    official code), or BatchNorm with PyTorch's defaults (per channel over N, H and W)."""
+    if norm_layer == "layer":
+        return nn.LayerNorm(dim, eps=1e-6)
+    if norm_layer == "batch":
+        return nn.BatchNorm2d(dim, data_format="channels_last")
+    raise ValueError(f"ConvNeXt: norm_layer must be one of {NORM_LAYERS}, got {norm_layer!r}")
 
 
 STEM_TYPES = ("patch", "overlap", "overlap_tiered", "overlap_act")
@@ -101,32 +119,36 @@ class ConvNeXt(nn.Module):
         kernel_size: the depthwise kernel of every block (7 in the paper).
         stem_type: "patch" (the paper's patchify stem, of patch_size) or one of timm's overlapping stems,
             "overlap", "overlap_tiered" or "overlap_act" (``OverlapStem``: stride 4, patch_size unused).
+        norm_layer: "layer" (the paper) or "batch" (BatchNorm in the blocks, stem and downsampling layers).
     """
 
     def __init__(self, in_chans=3, num_classes=1000, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768),
                  drop_path_rate=0.0, layer_scale_init_value=1e-6, head_init_scale=1.0, patch_size=4, kernel_size=7,
-                 stem_type="patch"):
+                 stem_type="patch", norm_layer="layer"):
         super().__init__()
         if len(depths) != len(dims):
             raise ValueError(f"ConvNeXt: depths {tuple(depths)} and dims {tuple(dims)} must have the same length")
         if stem_type not in STEM_TYPES:
             raise ValueError(f"ConvNeXt: stem_type must be one of {STEM_TYPES}, got {stem_type!r}")
+        if norm_layer not in NORM_LAYERS:
+            raise ValueError(f"ConvNeXt: norm_layer must be one of {NORM_LAYERS}, got {norm_layer!r}")
+        self.norm_layer = norm_layer
         self.in_chans, self.num_classes, self.patch_size, self.stem_type = in_chans, num_classes, patch_size, stem_type
         self.depths, self.dims = tuple(depths), tuple(dims)
         self.stem_stride = patch_size if stem_type == "patch" else 4
         first = (nn.PatchifyConv2dChannelsLast(in_chans, dims[0], patch_size) if stem_type == "patch"
                  else OverlapStem(in_chans, dims[0], stem_type))
-        stem = nn.Sequential(first, nn.LayerNorm(dims[0], eps=1e-6))
+        stem = nn.Sequential(first, channels_last_norm(norm_layer, dims[0]))
         self.downsample_layers = nn.ModuleList([stem])
         for i in range(len(dims) - 1):
             self.downsample_layers.append(nn.Sequential(
-                nn.LayerNorm(dims[i], eps=1e-6), nn.PatchifyConv2dChannelsLast(dims[i], dims[i + 1], 2)))
+                channels_last_norm(norm_layer, dims[i]), nn.PatchifyConv2dChannelsLast(dims[i], dims[i + 1], 2)))
         rates = np.linspace(0, drop_path_rate, sum(depths)).tolist()
         self.stages = nn.ModuleList()
         start = 0
         for depth, dim in zip(depths, dims):
             self.stages.append(nn.Sequential(*[
-                Block(dim, rates[start + j], layer_scale_init_value, kernel_size) for j in range(depth)]))
+                Block(dim, rates[start + j], layer_scale_init_value, kernel_size, norm_layer) for j in range(depth)]))
             start += depth
         self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
         self.head = nn.Linear(dims[-1], num_classes)

@@ -46,7 +46,7 @@ from .evaluate import evaluate
 from .images import IMAGENET_MEAN, IMAGENET_STD
 from .interrupt import ctrl_c_deferred
 from .loader import BatchLoader
-from .model import STEM_TYPES
+from .model import NORM_LAYERS, STEM_TYPES
 from .parallel import DataParallel
 from .variants import RESNET_VARIANTS, available_models, create_model
 from .weights import num_classes_of
@@ -81,6 +81,7 @@ class TrainConfig:
     patch_size: int = 0  # override the stem's patch size (0 keeps it)
     kernel_size: int = 0  # override the blocks' depthwise kernel (7 in the paper; 0 keeps it)
     stem_type: str = "patch"  # "patch" (the paper's) or timm's "overlap", "overlap_tiered", "overlap_act" (model.py)
+    norm_layer: str = "layer"  # "layer" (the paper's LayerNorm) or "batch" (BatchNorm: the roadmap's BN -> LN step undone)
     image_size: int = 32
     # Evaluation at another size than training (FixRes, Touvron et al. 2019: random-resized crops make objects
     # look larger in training than in a centred test crop): 0 = image_size. eval_crop_pct: the centre crop's
@@ -170,7 +171,8 @@ def build_model(config, num_classes, drop_path_rate=0.0):
         overrides["depths"] = tuple(int(v) for v in config.depths.split(","))
     if config.model in RESNET_VARIANTS:
         convnext_only = [flag for flag, value in (("--patch-size", config.patch_size), ("--kernel-size", config.kernel_size),
-                                                  ("--stem-type", config.stem_type != "patch")) if value]
+                                                  ("--stem-type", config.stem_type != "patch"),
+                                                  ("--norm-layer", config.norm_layer != "layer")) if value]
         if convnext_only:
             raise ValueError(f"{config.model} is a ResNet: {', '.join(convnext_only)} set(s) a ConvNeXt option")
         if config.dims:
@@ -184,6 +186,8 @@ def build_model(config, num_classes, drop_path_rate=0.0):
         overrides["kernel_size"] = config.kernel_size
     if config.stem_type != "patch":
         overrides["stem_type"] = config.stem_type
+    if config.norm_layer != "layer":
+        overrides["norm_layer"] = config.norm_layer
     return create_model(config.model, num_classes=num_classes, drop_path_rate=drop_path_rate,
                         layer_scale_init_value=config.layer_scale, **overrides)
 
@@ -541,6 +545,8 @@ def build_parser(defaults: TrainConfig, prog: str) -> argparse.ArgumentParser:
             add(flag, action=argparse.BooleanOptionalAction, default=default)
         elif field.name == "stem_type":
             add(flag, default=default, choices=STEM_TYPES)
+        elif field.name == "norm_layer":
+            add(flag, default=default, choices=NORM_LAYERS)
         elif field.name == "progressive_mode":
             add(flag, default=default, choices=PROGRESSIVE_MODES)
         elif field.name == "optimizer":

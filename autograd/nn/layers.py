@@ -88,11 +88,14 @@ class LayerNorm(Module):
 
 
 class BatchNorm2d(Module):
-    """BatchNorm over (N, C, H, W) with running statistics (buffers) and PyTorch's state-dict keys."""
+    """BatchNorm over (N, C, H, W) with running statistics (buffers) and PyTorch's state-dict keys; with
+    ``data_format="channels_last"`` over (N, H, W, C), as ``LayerNorm``'s option (the same numbers)."""
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, data_format="channels_first"):
         super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(f"BatchNorm2d: data_format must be 'channels_last' or 'channels_first', got {data_format!r}")
+        self.num_features, self.eps, self.momentum, self.data_format = num_features, eps, momentum, data_format
         self.weight = Parameter(creation.ones(num_features))
         self.bias = Parameter(creation.zeros(num_features))
         self.register_buffer("running_mean", creation.zeros(num_features))
@@ -103,10 +106,12 @@ class BatchNorm2d(Module):
         if self.training:
             self.num_batches_tracked.data = self.num_batches_tracked.data + 1
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=self.training, momentum=self.momentum, eps=self.eps)
+                            training=self.training, momentum=self.momentum, eps=self.eps,
+                            channels_last=self.data_format == "channels_last")
 
     def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+        layout = ", data_format=channels_last" if self.data_format == "channels_last" else ""
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}{layout}"
 
 
 class GELU(Module):

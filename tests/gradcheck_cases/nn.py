@@ -172,7 +172,8 @@ def batch_norm_case(draw, device):
     rng = rng_from(draw)
     shape = draw(st.sampled_from([(4, 3), (3, 2, 5), (2, 3, 2, 3)]))
     training = draw(st.booleans())
-    c = shape[1]
+    channels_last = draw(st.booleans())  # (N, ..., C), as ConvNeXt(norm_layer="batch")
+    c = shape[-1] if channels_last else shape[1]
     running_mean = ag.tensor(values(rng, (c,)), dtype=ag.float64, device=device)
     running_var = ag.tensor(values(rng, (c,), 0.5, 2), dtype=ag.float64, device=device)
     weight = constant(rng.standard_normal(shape), device)
@@ -180,7 +181,7 @@ def batch_norm_case(draw, device):
 
     def fn(x, *wb):
         stats = (None, None) if training else (running_mean, running_var)
-        return F.batch_norm(x, *stats, *wb, training=training) * weight
+        return F.batch_norm(x, *stats, *wb, training=training, channels_last=channels_last) * weight
 
     return fn, [leaf(values(rng, shape), device)] + affine
 

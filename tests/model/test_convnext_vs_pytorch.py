@@ -85,3 +85,46 @@ def test_overlapping_stems_match_pytorch_forward_and_backward(stem_type):
     for name, p in reference.named_parameters():
         g_ours, g_theirs = ours_params[name].grad.numpy(), p.grad.numpy()
         assert np.abs(g_ours - g_theirs).max() <= 1e-3 * np.abs(g_theirs).max(), f"{name}: gradients differ"
+
+
+def test_batchnorm_convnext_matches_pytorch_in_training_and_evaluation():
+    # norm_layer="batch" (the roadmap's BN -> LN step undone): a training step's loss, every gradient and the
+    # running statistics, then evaluation with those statistics, against BatchNorm2d on NCHW in PyTorch.
+    arch = dict(depths=(1, 2, 1), dims=(16, 32, 48), kernel_size=7, stem_type="overlap_act")
+    torch.manual_seed(0)
+    reference = randomize_(TorchConvNeXt(num_classes=10, norm_layer="batch", **arch), seed=3)
+    ours = tinyconvnext.ConvNeXt(num_classes=10, norm_layer="batch", **arch)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in reference.state_dict().items()})
+    assert "stages.1.0.norm.running_var" in dict(ours.named_buffers())
+    images = np.random.default_rng(1).standard_normal((4, 3, 36, 36)).astype(np.float32)
+    labels = np.array([1, 4, 9, 0])
+    ours.train(), reference.train()
+    loss = F.cross_entropy(ours(images), labels)
+    ours.zero_grad()
+    loss.backward()
+    torch_loss = torch.nn.functional.cross_entropy(reference(torch.from_numpy(images)), torch.from_numpy(labels))
+    reference.zero_grad()
+    torch_loss.backward()
+    assert abs(loss.item() - torch_loss.item()) <= 1e-5
+    ours_params = dict(ours.named_parameters())
+    scale = max(p.grad.abs().max().item() for p in reference.parameters())
+    for name, p in reference.named_parameters():
+        g_ours, g_theirs = ours_params[name].grad.numpy(), p.grad.numpy()
+        # biases whose per-channel shift a later BatchNorm's batch mean subtracts (the dwconv's, stage 1's)
+        # have zero gradient up to rounding: hence the absolute term, on the scale of the largest gradient
+        assert np.abs(g_ours - g_theirs).max() <= 1e-3 * np.abs(g_theirs).max() + 1e-5 * scale, f"{name}: gradients differ"
+    ours_buffers = dict(ours.named_buffers())
+    for name, b in reference.named_buffers():
+        np.testing.assert_allclose(ours_buffers[name].numpy(), b.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+    ours.eval(), reference.eval()
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(images)).numpy()
+    np.testing.assert_allclose(ours(images).numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_unknown_norm_layer_is_a_clear_error():
+    with pytest.raises(ValueError, match="norm_layer must be one of"):
+        tinyconvnext.ConvNeXt(depths=(1,), dims=(8,), norm_layer="group")
+    from autograd import nn
+    with pytest.raises(ValueError, match="data_format must be 'channels_last' or 'channels_first', got 'nhwc'"):
+        nn.BatchNorm2d(8, data_format="nhwc")

@@ -162,6 +162,18 @@ def test_batch_norm_and_running_statistics(training, device):
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_channels_last_is_batch_norm_of_the_nchw_tensor(training, device):
+    x, w, b = _f32(6, 5, 5, 4, low=-2, high=3), _f32(4), _f32(4)  # (N, H, W, C)
+    ours_stats = [ag.tensor(_f32(4), device=device), ag.tensor(_f32(4, low=0.5, high=1.5), device=device)]
+    torch_stats = [torch.tensor(s.numpy().copy()) for s in ours_stats]
+    _run_both(lambda *t: F.batch_norm(t[0], *ours_stats, t[1], t[2], training=training, momentum=0.2, channels_last=True),
+              lambda *t: TF.batch_norm(t[0].permute(0, 3, 1, 2), *torch_stats, t[1], t[2], training=training,
+                                       momentum=0.2).permute(0, 2, 3, 1), [x, w, b], device=device)
+    for ours, theirs in zip(ours_stats, torch_stats):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_dropout_keeps_expectation_and_masks_gradients(device):
     x = ag.ones(2000, 50, device=device, requires_grad=True)
     y = F.dropout(x, 0.3, training=True, generator=ag.Generator(0))

@@ -109,5 +109,7 @@ def test_optimizer_option_builds_what_it_names():
 def test_convnext_options_on_a_resnet_are_clear_errors():
     with pytest.raises(ValueError, match="resnet18d is a ResNet: --patch-size, --stem-type"):
         build_model(TrainConfig(model="resnet18d", patch_size=2, stem_type="overlap"), 10)
+    with pytest.raises(ValueError, match="resnet18d is a ResNet: --norm-layer set"):
+        build_model(TrainConfig(model="resnet18d", norm_layer="batch"), 10)
     model = build_model(TrainConfig(model="resnet18d", depths="1,1,1,1", dims="8,16,24,32", drop_path=0.1), 10)
     assert model.widths == (8, 16, 24, 32) and model.depths == (1, 1, 1, 1)

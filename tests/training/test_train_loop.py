@@ -242,6 +242,20 @@ def test_stem_and_kernel_options_build_what_they_name_and_unknown_stems_are_refu
     assert "invalid choice: 'conv'" in capsys.readouterr().err
 
 
+def test_norm_layer_option_builds_a_batchnorm_convnext(capsys):
+    from autograd import nn
+    from tinyconvnext.train import build_model, config_from_args
+
+    config = config_from_args(TrainConfig(), ["--norm-layer", "batch", "--depths", "1,1", "--dims", "8,16"], "prog")
+    model = build_model(config, num_classes=10)
+    assert model.norm_layer == "batch" and isinstance(model.stages[1][0].norm, nn.BatchNorm2d)
+    assert isinstance(model.downsample_layers[1][0], nn.BatchNorm2d) and isinstance(model.norm, nn.LayerNorm)
+    assert isinstance(build_model(TrainConfig(), num_classes=10).stages[0][0].norm, nn.LayerNorm)
+    with pytest.raises(SystemExit):
+        config_from_args(TrainConfig(), ["--norm-layer", "group"], "prog")
+    assert "invalid choice: 'group'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("every, evaluated", [(0, [3]), (2, [2, 3]), (1, [1, 2, 3])])
 def test_ema_is_evaluated_every_n_epochs_and_after_the_last(tmp_path, every, evaluated):
     data = synthetic_cifar()

@@ -22,7 +22,8 @@ over the batch instead:
     running variance takes the unbiased batch variance, as PyTorch). Evaluation uses the running statistics.
     Backward in training (m values per channel):
         dx = rstd / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat)),   dxhat = dy * weight.
-    ConvNeXt replaces it with LayerNorm (Section 2.6).
+    ConvNeXt replaces it with LayerNorm (Section 2.6); ``ConvNeXt(norm_layer="batch")`` puts it back, on
+    channels-last activations (``channels_last=True``).
 """
 
 from __future__ import annotations
@@ -117,12 +118,16 @@ class BatchNorm(Function):
     """See the module docstring; ``running_mean``/``running_var`` arrays are updated in place."""
 
     def forward(self, x, weight=None, bias=None, running_mean=None, running_var=None,
-                training=True, momentum=0.1, eps=1e-5):
+                training=True, momentum=0.1, eps=1e-5, channels_last=False):
         xp = get_array_module(x)
-        axes = (0,) + tuple(range(2, x.ndim))
-        shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        if channels_last:  # (N, H, W, C): the channels are the last axis
+            axes = tuple(range(x.ndim - 1))
+            shape = (1,) * (x.ndim - 1) + (x.shape[-1],)
+        else:  # (N, C, H, W)
+            axes = (0,) + tuple(range(2, x.ndim))
+            shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
         if training:
-            count = x.size // x.shape[1]
+            count = x.size // shape[-1 if channels_last else 1]
             mean = x.mean(axis=axes)
             var = x.var(axis=axes)
             if running_mean is not None:
@@ -146,7 +151,7 @@ class BatchNorm(Function):
         axes, shape = self.axes, self.shape
         dxhat = grad if weight is None else grad * weight.reshape(shape)
         if self.training:
-            count = xhat.size // xhat.shape[1]
+            count = xhat.size // rstd.size
             sum_dxhat = dxhat.sum(axis=axes).reshape(shape)
             sum_dxhat_xhat = (dxhat * xhat).sum(axis=axes).reshape(shape)
             grad_x = rstd.reshape(shape) / count * (count * dxhat - sum_dxhat - xhat * sum_dxhat_xhat)
@@ -157,12 +162,17 @@ class BatchNorm(Function):
         return grad_x, (grad * xhat).sum(axis=axes), grad.sum(axis=axes)
 
 
-def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
-    """As ``torch.nn.functional.batch_norm``: running statistics are Tensors (or None in training)."""
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5,
+               channels_last=False):
+    """As ``torch.nn.functional.batch_norm``: running statistics are Tensors (or None in training).
+
+    ``channels_last=True`` takes (N, ..., C) input, as ConvNeXt's channels-last activations: the same
+    numbers as ``batch_norm`` of the NCHW permutation, without permuting."""
     x = as_tensor(x)
     if x.ndim < 2:
-        raise ValueError(f"batch_norm expects input of shape (N, C, ...), got shape {x.shape}")
-    channels = x.shape[1]
+        layout = "(N, ..., C)" if channels_last else "(N, C, ...)"
+        raise ValueError(f"batch_norm expects input of shape {layout}, got shape {x.shape}")
+    channels = x.shape[-1] if channels_last else x.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
         if t is not None and tuple(t.shape) != (channels,):
             raise ValueError(f"batch_norm: {name} must have shape ({channels},) for input {x.shape}, got {tuple(t.shape)}")
@@ -175,4 +185,4 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     stats = {"running_mean": None if running_mean is None else running_mean.data,
              "running_var": None if running_var is None else running_var.data}
     tensors = (x,) if weight is None else (x, as_tensor(weight), as_tensor(bias))
-    return BatchNorm.apply(*tensors, training=training, momentum=momentum, eps=eps, **stats)
+    return BatchNorm.apply(*tensors, training=training, momentum=momentum, eps=eps, channels_last=channels_last, **stats)
