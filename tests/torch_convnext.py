@@ -54,14 +54,35 @@ class TorchOverlapStem(tnn.Module):
         return self.conv2(self.act(self.conv1(x)))
 
 
+class TorchDeepStem(tnn.Module):
+    """ResNet-D's deep stem: three 3x3 convs (3 -> 32 stride 2, 32 -> 32, 32 -> dim), norm and ReLU after each,
+    then a 3x3 max pool of stride 2."""
+
+    def __init__(self, in_chans, dim, norm, width=32):
+        super().__init__()
+        self.conv1, self.norm1 = tnn.Conv2d(in_chans, width, 3, stride=2, padding=1, bias=False), norm(width)
+        self.conv2, self.norm2 = tnn.Conv2d(width, width, 3, padding=1, bias=False), norm(width)
+        self.conv3, self.norm3 = tnn.Conv2d(width, dim, 3, padding=1, bias=False), norm(dim)
+
+    def forward(self, x):
+        x = torch.relu(self.norm1(self.conv1(x)))
+        x = torch.relu(self.norm2(self.conv2(x)))
+        x = torch.relu(self.norm3(self.conv3(x)))
+        return tnn.functional.max_pool2d(x, 3, stride=2, padding=1)
+
+
 class TorchConvNeXt(tnn.Module):
     def __init__(self, in_chans=3, num_classes=1000, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768),
                  layer_scale=1e-6, patch_size=4, kernel_size=7, stem_type="patch", norm_layer="layer"):
         super().__init__()
         norm = ChannelsFirstLayerNorm if norm_layer == "layer" else tnn.BatchNorm2d
-        first = (tnn.Conv2d(in_chans, dims[0], patch_size, stride=patch_size) if stem_type == "patch"
-                 else TorchOverlapStem(in_chans, dims[0], stem_type))
-        self.downsample_layers = tnn.ModuleList([tnn.Sequential(first, norm(dims[0]))])
+        if stem_type == "deep":
+            stem = tnn.Sequential(TorchDeepStem(in_chans, dims[0], norm))
+        else:
+            first = (tnn.Conv2d(in_chans, dims[0], patch_size, stride=patch_size) if stem_type == "patch"
+                     else TorchOverlapStem(in_chans, dims[0], stem_type))
+            stem = tnn.Sequential(first, norm(dims[0]))
+        self.downsample_layers = tnn.ModuleList([stem])
         for i in range(len(dims) - 1):
             self.downsample_layers.append(tnn.Sequential(norm(dims[i]), tnn.Conv2d(dims[i], dims[i + 1], 2, stride=2)))
         self.stages = tnn.ModuleList(

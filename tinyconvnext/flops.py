@@ -3,7 +3,8 @@
 Per image of side s, a block of width d at side r costs r^2 (K^2 d + 8 d^2) multiply-adds: the depthwise
 K x K conv (K^2 per channel and pixel) plus the two pointwise Linears (d x 4d and 4d x d). Patchify convs
 with patch p from c to d channels cost (r/p)^2 p^2 c d; an overlapping stem's two 3x3 stride-2 convs cost
-(s/2)^2 9 c m + (s/4)^2 9 m d (m: its middle width). Norms, GELU and additions are not counted, as fvcore.
+(s/2)^2 9 c m + (s/4)^2 9 m d (m: its middle width); ResNet-D's deep stem (s/2)^2 9 (c m + m m + m d), all
+three convs at half the side. Norms, activations, pooling and additions are not counted, as fvcore.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ def stage_costs(model, image_size: int) -> list[dict]:
         if i == 0:
             if model.stem_type == "patch":
                 macs = side * side * c_in * model.patch_size ** 2 * dim
+            elif model.stem_type == "deep":  # DeepStem: three 3x3 convs at half the side, then a stride-2 max pool
+                width = down[0].conv1.out_channels
+                half = -(-image_size // 2)
+                side = -(-half // 2)
+                macs = 9 * half * half * (c_in * width + width * width + width * dim)
             else:  # OverlapStem: 3x3 convs with padding 1, each halving the side (rounding up)
                 mid = down[0].conv1.out_channels
                 half = -(-image_size // 2)

@@ -1,7 +1,7 @@
 """ConvNeXt (Liu et al., 2022, "A ConvNet for the 2020s"), as the official ``models/convnext.py`` defines it.
 
     stem         4x4 conv, stride 4 ("patchify", Section 2.2)  -> LayerNorm
-                 (or, as an option, timm's overlapping stems: two 3x3 stride-2 convs -> LayerNorm)
+                 (or, as options, timm's overlapping stems: two 3x3 stride-2 convs -> LayerNorm; or ResNet-D's deep stem)
     4 stages     depths (3, 3, 9, 3) for ConvNeXt-T, widths (96, 192, 384, 768) (Section 2.2, 2.4)
                  each block (Section 2.3-2.6, Figure 4):
                    x + drop_path(gamma * pwconv2(GELU(pwconv1(LayerNorm(dwconv7x7(x))))))
@@ -27,6 +27,8 @@ and output are PyTorch's: an (N, 3, H, W) batch in, (N, num_classes) logits out.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -75,7 +77,7 @@ def channels_last_norm(norm_layer: str, dim: int) -> nn.Module:
     raise ValueError(f"ConvNeXt: norm_layer must be one of {NORM_LAYERS}, got {norm_layer!r}")
 
 
-STEM_TYPES = ("patch", "overlap", "overlap_tiered", "overlap_act")
+STEM_TYPES = ("patch", "overlap", "overlap_tiered", "overlap_act", "deep")
 
 
 class OverlapStem(nn.Module):
@@ -92,8 +94,8 @@ class OverlapStem(nn.Module):
 
     def __init__(self, in_chans, dim, stem_type="overlap"):
         super().__init__()
-        if stem_type not in STEM_TYPES[1:]:
-            raise ValueError(f"OverlapStem: stem_type must be one of {STEM_TYPES[1:]}, got {stem_type!r}")
+        if stem_type not in STEM_TYPES[1:4]:
+            raise ValueError(f"OverlapStem: stem_type must be one of {STEM_TYPES[1:4]}, got {stem_type!r}")
         mid = dim // 2 if stem_type == "overlap_tiered" else dim
         self.conv1 = nn.Conv2d(in_chans, mid, 3, stride=2, padding=1)
         self.act = nn.GELU() if stem_type == "overlap_act" else nn.Identity()
@@ -103,6 +105,40 @@ class OverlapStem(nn.Module):
         x = x.permute(0, 3, 1, 2)  # NHWC -> NCHW for the convs (3 channels: cheap)
         x = self.conv2(self.act(self.conv1(x)))
         return x.permute(0, 2, 3, 1)  # back to channels-last
+
+
+class DeepStem(nn.Module):
+    """ResNet-D's deep stem (He et al., 2019, "Bag of Tricks", Section 4.1; timm's ``stem_type="deep"``), the
+    stem of ``resnet18d``: three 3x3 convs, 3 -> 32 (stride 2), 32 -> 32, 32 -> dim, each followed by a norm
+    and ReLU, then a 3x3 max pool of stride 2. Stride 4 as the patchify stem, but the convs are dense and
+    overlap, and run at half resolution first. The norms are ``norm_layer``'s, over NCHW channels; the convs
+    have no bias (a norm follows each) and He-normal weights (fan out, ReLU), as in the ResNet.
+    Input and output are channels-last, (N, H, W, C), as the rest of the model."""
+
+    def __init__(self, in_chans, dim, norm_layer="batch", width=32):
+        super().__init__()
+
+        def norm(channels):
+            if norm_layer == "batch":
+                return nn.BatchNorm2d(channels)
+            return nn.LayerNorm(channels, eps=1e-6, data_format="channels_first")
+
+        self.conv1, self.norm1 = nn.Conv2d(in_chans, width, 3, stride=2, padding=1, bias=False), norm(width)
+        self.conv2, self.norm2 = nn.Conv2d(width, width, 3, padding=1, bias=False), norm(width)
+        self.conv3, self.norm3 = nn.Conv2d(width, dim, 3, padding=1, bias=False), norm(dim)
+        self.act = nn.ReLU()
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+
+    def reset_parameters(self):
+        for conv in (self.conv1, self.conv2, self.conv3):
+            nn.init.normal_(conv.weight, std=math.sqrt(2.0 / (conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1])))
+
+    def forward(self, x):
+        x = x.permute(0, 3, 1, 2)  # NHWC -> NCHW for the dense convs
+        x = self.act(self.norm1(self.conv1(x)))
+        x = self.act(self.norm2(self.conv2(x)))
+        x = self.act(self.norm3(self.conv3(x)))
+        return self.pool(x).permute(0, 2, 3, 1)  # back to channels-last
 
 
 class ConvNeXt(nn.Module):
@@ -118,7 +154,8 @@ class ConvNeXt(nn.Module):
         patch_size: the stem's kernel and stride (4 in the paper; 1 or 2 suit 32x32 images).
         kernel_size: the depthwise kernel of every block (7 in the paper).
         stem_type: "patch" (the paper's patchify stem, of patch_size) or one of timm's overlapping stems,
-            "overlap", "overlap_tiered" or "overlap_act" (``OverlapStem``: stride 4, patch_size unused).
+            "overlap", "overlap_tiered" or "overlap_act" (``OverlapStem``: stride 4, patch_size unused), or
+            ResNet-D's "deep" stem (``DeepStem``: stride 4, ending in its own norm, ReLU and max pool).
         norm_layer: "layer" (the paper) or "batch" (BatchNorm in the blocks, stem and downsampling layers).
     """
 
@@ -136,9 +173,12 @@ class ConvNeXt(nn.Module):
         self.in_chans, self.num_classes, self.patch_size, self.stem_type = in_chans, num_classes, patch_size, stem_type
         self.depths, self.dims = tuple(depths), tuple(dims)
         self.stem_stride = patch_size if stem_type == "patch" else 4
-        first = (nn.PatchifyConv2dChannelsLast(in_chans, dims[0], patch_size) if stem_type == "patch"
-                 else OverlapStem(in_chans, dims[0], stem_type))
-        stem = nn.Sequential(first, channels_last_norm(norm_layer, dims[0]))
+        if stem_type == "deep":
+            stem = nn.Sequential(DeepStem(in_chans, dims[0], norm_layer))  # normalised inside, before its ReLUs
+        else:
+            first = (nn.PatchifyConv2dChannelsLast(in_chans, dims[0], patch_size) if stem_type == "patch"
+                     else OverlapStem(in_chans, dims[0], stem_type))
+            stem = nn.Sequential(first, channels_last_norm(norm_layer, dims[0]))
         self.downsample_layers = nn.ModuleList([stem])
         for i in range(len(dims) - 1):
             self.downsample_layers.append(nn.Sequential(
@@ -153,6 +193,8 @@ class ConvNeXt(nn.Module):
         self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
         self.head = nn.Linear(dims[-1], num_classes)
         self.apply(_init_weights)
+        if stem_type == "deep":
+            self.downsample_layers[0][0].reset_parameters()  # the ResNet's init for its stem
         self.head.weight.data *= head_init_scale
         self.head.bias.data *= head_init_scale
 

@@ -62,7 +62,7 @@ def test_every_parameter_gradient_matches_pytorch(official_pair):
         assert np.abs(g_ours - g_theirs).max() <= 1e-3 * scale, f"{name}: gradients differ"
 
 
-@pytest.mark.parametrize("stem_type", ["overlap", "overlap_tiered", "overlap_act"])
+@pytest.mark.parametrize("stem_type", ["overlap", "overlap_tiered", "overlap_act", "deep"])
 def test_overlapping_stems_match_pytorch_forward_and_backward(stem_type):
     # timm's "_ols" stems (two 3x3 stride-2 convs): a small 3-stage network on 36x36 images, so the
     # padded convs round the sides up (36 -> 18 -> 9) and the later downsamplings floor them (9 -> 4 -> 2).
@@ -87,10 +87,12 @@ def test_overlapping_stems_match_pytorch_forward_and_backward(stem_type):
         assert np.abs(g_ours - g_theirs).max() <= 1e-3 * np.abs(g_theirs).max(), f"{name}: gradients differ"
 
 
-def test_batchnorm_convnext_matches_pytorch_in_training_and_evaluation():
+@pytest.mark.parametrize("stem_type", ["overlap_act", "deep"])
+def test_batchnorm_convnext_matches_pytorch_in_training_and_evaluation(stem_type):
     # norm_layer="batch" (the roadmap's BN -> LN step undone): a training step's loss, every gradient and the
     # running statistics, then evaluation with those statistics, against BatchNorm2d on NCHW in PyTorch.
-    arch = dict(depths=(1, 2, 1), dims=(16, 32, 48), kernel_size=7, stem_type="overlap_act")
+    # With ResNet-D's deep stem too (its convs at half the side, then a max pool).
+    arch = dict(depths=(1, 2, 1), dims=(16, 32, 48), kernel_size=7, stem_type=stem_type)
     torch.manual_seed(0)
     reference = randomize_(TorchConvNeXt(num_classes=10, norm_layer="batch", **arch), seed=3)
     ours = tinyconvnext.ConvNeXt(num_classes=10, norm_layer="batch", **arch)

@@ -95,6 +95,25 @@ def test_overlapping_stem_shapes_flops_and_names(stem_type, mid):
         assert count_flops(model, size) == traced_macs(model, size)
 
 
+@pytest.mark.parametrize("norm_layer", ["batch", "layer"])
+def test_deep_stem_shapes_flops_names_and_init(norm_layer):
+    # ResNet-D's stem: 3 -> 32 (stride 2) -> 32 -> dims[0], a norm and ReLU after each conv, a stride-2 max pool
+    model = tinyconvnext.ConvNeXt(num_classes=10, depths=(1, 1, 1), dims=(24, 48, 96), stem_type="deep",
+                                  norm_layer=norm_layer)
+    stem = model.downsample_layers[0][0]
+    assert len(model.downsample_layers[0]) == 1  # no second norm after the stem's own
+    assert [name for name, _ in model.named_parameters()][:3] == [
+        "downsample_layers.0.0.conv1.weight", "downsample_layers.0.0.norm1.weight", "downsample_layers.0.0.norm1.bias"]
+    assert [c.weight.shape for c in (stem.conv1, stem.conv2, stem.conv3)] == [(32, 3, 3, 3), (32, 32, 3, 3), (24, 32, 3, 3)]
+    assert stem.conv1.bias is None
+    assert model.min_input_size == 16
+    assert model(np.zeros((2, 3, 64, 64), np.float32)).shape == (2, 10)
+    for size in (64, 40, 37):
+        assert count_flops(model, size) == traced_macs(model, size)
+    # He normal (fan out) as the ResNet, not ConvNeXt's trunc normal 0.02
+    assert np.std(stem.conv2.weight.numpy()) == pytest.approx(np.sqrt(2 / (32 * 9)), rel=0.1)
+
+
 def test_unknown_stem_type_names_the_known_ones():
     with pytest.raises(ValueError, match=r"stem_type must be one of .*'overlap_tiered'.*got 'conv'"):
         tinyconvnext.ConvNeXt(stem_type="conv")
