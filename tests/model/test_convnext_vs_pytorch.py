@@ -62,6 +62,18 @@ def test_every_parameter_gradient_matches_pytorch(official_pair):
         assert np.abs(g_ours - g_theirs).max() <= 1e-3 * scale, f"{name}: gradients differ"
 
 
+def _backward_both(ours, reference, images, labels):
+    """Cross-entropy forward and backward through both models; the losses match. Our named parameters."""
+    loss = F.cross_entropy(ours(images), labels)
+    ours.zero_grad()
+    loss.backward()
+    torch_loss = torch.nn.functional.cross_entropy(reference(torch.from_numpy(images)), torch.from_numpy(labels))
+    reference.zero_grad()
+    torch_loss.backward()
+    assert abs(loss.item() - torch_loss.item()) <= 1e-5
+    return dict(ours.named_parameters())
+
+
 @pytest.mark.parametrize("stem_type", ["overlap", "overlap_tiered", "overlap_act", "deep"])
 def test_overlapping_stems_match_pytorch_forward_and_backward(stem_type):
     # timm's "_ols" stems (two 3x3 stride-2 convs): a small 3-stage network on 36x36 images, so the
@@ -73,14 +85,7 @@ def test_overlapping_stems_match_pytorch_forward_and_backward(stem_type):
     ours.load_state_dict({k: v.detach().numpy() for k, v in reference.state_dict().items()})
     images = np.random.default_rng(1).standard_normal((3, 3, 36, 36)).astype(np.float32)
     labels = np.array([1, 4, 9])
-    loss = F.cross_entropy(ours(images), labels)
-    ours.zero_grad()
-    loss.backward()
-    torch_loss = torch.nn.functional.cross_entropy(reference(torch.from_numpy(images)), torch.from_numpy(labels))
-    reference.zero_grad()
-    torch_loss.backward()
-    assert abs(loss.item() - torch_loss.item()) <= 1e-5
-    ours_params = dict(ours.named_parameters())
+    ours_params = _backward_both(ours, reference, images, labels)
     assert ours_params.keys() == dict(reference.named_parameters()).keys()
     for name, p in reference.named_parameters():
         g_ours, g_theirs = ours_params[name].grad.numpy(), p.grad.numpy()
@@ -101,14 +106,7 @@ def test_batchnorm_convnext_matches_pytorch_in_training_and_evaluation(stem_type
     images = np.random.default_rng(1).standard_normal((4, 3, 36, 36)).astype(np.float32)
     labels = np.array([1, 4, 9, 0])
     ours.train(), reference.train()
-    loss = F.cross_entropy(ours(images), labels)
-    ours.zero_grad()
-    loss.backward()
-    torch_loss = torch.nn.functional.cross_entropy(reference(torch.from_numpy(images)), torch.from_numpy(labels))
-    reference.zero_grad()
-    torch_loss.backward()
-    assert abs(loss.item() - torch_loss.item()) <= 1e-5
-    ours_params = dict(ours.named_parameters())
+    ours_params = _backward_both(ours, reference, images, labels)
     scale = max(p.grad.abs().max().item() for p in reference.parameters())
     for name, p in reference.named_parameters():
         g_ours, g_theirs = ours_params[name].grad.numpy(), p.grad.numpy()

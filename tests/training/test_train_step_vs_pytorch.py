@@ -44,6 +44,18 @@ def _max_relative_difference(ours, theirs, skip=()):
                for k, v in theirs.state_dict().items() if k not in skip)
 
 
+def _step_both(ours, opt, theirs, torch_opt, x, y, label_smoothing):
+    """One training step of each model on the same batch; the losses agree to rounding."""
+    loss, _ = forward_backward(ours, x, y, "cpu", label_smoothing)
+    opt.step()
+    torch_opt.zero_grad()
+    torch_loss = torch.nn.functional.cross_entropy(theirs(torch.from_numpy(x)), torch.from_numpy(y),
+                                                   label_smoothing=label_smoothing)
+    torch_loss.backward()
+    torch_opt.step()
+    assert loss == pytest.approx(torch_loss.item(), rel=1e-12, abs=0)
+
+
 def test_training_steps_match_pytorch_in_float64():
     config = dataclasses.replace(train_cifar.CIFAR_DEFAULTS, drop_path=0.0, grad_clip=11.0, lr=4e-3)
     num_classes, steps, batch, side = 10, 8, 6, 16
@@ -104,14 +116,7 @@ def test_resnet_sgd_steps_match_pytorch_in_float64():
     for step in range(steps):
         x = rng.standard_normal((batch, 3, side, side))
         y = rng.integers(0, num_classes, batch)
-        loss, _ = forward_backward(ours, x, y, "cpu", config.label_smoothing)
-        opt.step()
-        torch_opt.zero_grad()
-        torch_loss = torch.nn.functional.cross_entropy(theirs(torch.from_numpy(x)), torch.from_numpy(y),
-                                                       label_smoothing=config.label_smoothing)
-        torch_loss.backward()
-        torch_opt.step()
-        assert loss == pytest.approx(torch_loss.item(), rel=1e-12, abs=0)
+        _step_both(ours, opt, theirs, torch_opt, x, y, config.label_smoothing)
         assert _max_relative_difference(ours, theirs) < 1e-9, f"weights or running statistics differ after step {step + 1}"
     ours.eval()
     theirs.eval()
@@ -135,14 +140,7 @@ def test_batchnorm_convnext_adamw_steps_match_pytorch_in_float64():
     for step in range(steps):
         x = rng.standard_normal((batch, 3, side, side))
         y = rng.integers(0, num_classes, batch)
-        loss, _ = forward_backward(ours, x, y, "cpu", config.label_smoothing)
-        opt.step()
-        torch_opt.zero_grad()
-        torch_loss = torch.nn.functional.cross_entropy(theirs(torch.from_numpy(x)), torch.from_numpy(y),
-                                                       label_smoothing=config.label_smoothing)
-        torch_loss.backward()
-        torch_opt.step()
-        assert loss == pytest.approx(torch_loss.item(), rel=1e-12, abs=0)
+        _step_both(ours, opt, theirs, torch_opt, x, y, config.label_smoothing)
         # A bias whose per-channel shift a later BatchNorm subtracts again (the stem conv's, each dwconv's, and
         # stage 1's last pwconv2 here) has a zero gradient up to rounding, ~1e-17. AdamW turns that noise into
         # steps of ~lr * 1e-17 / eps, so those biases stay near 0 on both sides, too small to compare
