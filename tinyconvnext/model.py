@@ -1,7 +1,8 @@
 """ConvNeXt (Liu et al., 2022, "A ConvNet for the 2020s"), as the official ``models/convnext.py`` defines it.
 
     stem         4x4 conv, stride 4 ("patchify", Section 2.2)  -> LayerNorm
-                 (or, as options, timm's overlapping stems: two 3x3 stride-2 convs -> LayerNorm; or ResNet-D's deep stem)
+                 (or, as options, timm's overlapping stems: two 3x3 stride-2 convs -> LayerNorm;
+                 or ResNet-D's deep stem: three 3x3 convs with norm and ReLU -> max pool)
     4 stages     depths (3, 3, 9, 3) for ConvNeXt-T, widths (96, 192, 384, 768) (Section 2.2, 2.4)
                  each block (Section 2.3-2.6, Figure 4):
                    x + drop_path(gamma * pwconv2(GELU(pwconv1(LayerNorm(dwconv7x7(x))))))
@@ -131,7 +132,8 @@ class DeepStem(nn.Module):
 
     def reset_parameters(self):
         for conv in (self.conv1, self.conv2, self.conv3):
-            nn.init.normal_(conv.weight, std=math.sqrt(2.0 / (conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1])))
+            fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+            nn.init.normal_(conv.weight, std=math.sqrt(2.0 / fan_out))
 
     def forward(self, x):
         x = x.permute(0, 3, 1, 2)  # NHWC -> NCHW for the dense convs

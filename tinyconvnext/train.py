@@ -80,8 +80,9 @@ class TrainConfig:
     dims: str = ""  # e.g. "64,128,256,512": override the variant's widths
     patch_size: int = 0  # override the stem's patch size (0 keeps it)
     kernel_size: int = 0  # override the blocks' depthwise kernel (7 in the paper; 0 keeps it)
-    stem_type: str = "patch"  # "patch" (the paper's) or timm's "overlap", "overlap_tiered", "overlap_act" (model.py)
-    norm_layer: str = "layer"  # "layer" (the paper's LayerNorm) or "batch" (BatchNorm: the roadmap's BN -> LN step undone)
+    # the stem: "patch" (the paper's), timm's "overlap", "overlap_tiered", "overlap_act", or ResNet-D's "deep"
+    stem_type: str = "patch"
+    norm_layer: str = "layer"  # "layer" (the paper's LayerNorm) or "batch" (BatchNorm: the roadmap's "BN -> LN" undone)
     image_size: int = 32
     # Evaluation at another size than training (FixRes, Touvron et al. 2019: random-resized crops make objects
     # look larger in training than in a centred test crop): 0 = image_size. eval_crop_pct: the centre crop's
