@@ -21,16 +21,14 @@ def stage_costs(model, image_size: int) -> list[dict]:
         if i == 0:
             if model.stem_type == "patch":
                 macs = side * side * c_in * model.patch_size ** 2 * dim
-            elif model.stem_type == "deep":  # DeepStem: three 3x3 convs at half the side, then a stride-2 max pool
-                width = down[0].conv1.out_channels
-                half = -(-image_size // 2)
-                side = -(-half // 2)
-                macs = 9 * half * half * (c_in * width + width * width + width * dim)
-            else:  # OverlapStem: 3x3 convs with padding 1, each halving the side (rounding up)
+            else:  # two stride-2 steps with padding, each halving the side (rounding up)
                 mid = down[0].conv1.out_channels
                 half = -(-image_size // 2)
                 side = -(-half // 2)
-                macs = 9 * (half * half * c_in * mid + side * side * mid * dim)
+                if model.stem_type == "deep":  # DeepStem: three 3x3 convs at half the side, then the max pool
+                    macs = 9 * half * half * (c_in * mid + mid * mid + mid * dim)
+                else:  # OverlapStem: one 3x3 conv at half the side, one at a quarter
+                    macs = 9 * (half * half * c_in * mid + side * side * mid * dim)
             rows.append(dict(part="stem", side=side, macs=macs, params=down.num_parameters()))
         else:
             side //= 2

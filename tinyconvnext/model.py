@@ -29,8 +29,6 @@ and output are PyTorch's: an (N, 3, H, W) batch in, (N, num_classes) logits out.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 import autograd as ag
@@ -48,7 +46,7 @@ class Block(nn.Module):
     def __init__(self, dim, drop_path=0.0, layer_scale_init_value=1e-6, kernel_size=7, norm_layer="layer"):
         super().__init__()
         self.dwconv = nn.DepthwiseConv2dChannelsLast(dim, kernel_size, padding=kernel_size // 2)
-        self.norm = channels_last_norm(norm_layer, dim)
+        self.norm = make_norm(norm_layer, dim)
         self.pwconv1 = nn.Linear(dim, 4 * dim)
         self.act = nn.GELU()
         self.pwconv2 = nn.Linear(4 * dim, dim)
@@ -68,17 +66,19 @@ class Block(nn.Module):
 NORM_LAYERS = ("layer", "batch")
 
 
-def channels_last_norm(norm_layer: str, dim: int) -> nn.Module:
-    """The norm over the channels of (N, H, W, C) activations: the paper's LayerNorm (eps 1e-6, as the
-    official code), or BatchNorm with PyTorch's defaults (per channel over N, H and W)."""
+def make_norm(norm_layer: str, dim: int, data_format: str = "channels_last") -> nn.Module:
+    """The norm over the channels of (N, H, W, C) activations (or of (N, C, H, W) ones, for the stems' NCHW
+    convs): the paper's LayerNorm (eps 1e-6, as the official code), or BatchNorm with PyTorch's defaults
+    (per channel over N, H and W)."""
     if norm_layer == "layer":
-        return nn.LayerNorm(dim, eps=1e-6)
+        return nn.LayerNorm(dim, eps=1e-6, data_format=data_format)
     if norm_layer == "batch":
-        return nn.BatchNorm2d(dim, data_format="channels_last")
+        return nn.BatchNorm2d(dim, data_format=data_format)
     raise ValueError(f"ConvNeXt: norm_layer must be one of {NORM_LAYERS}, got {norm_layer!r}")
 
 
-STEM_TYPES = ("patch", "overlap", "overlap_tiered", "overlap_act", "deep")
+OVERLAP_STEM_TYPES = ("overlap", "overlap_tiered", "overlap_act")
+STEM_TYPES = ("patch", *OVERLAP_STEM_TYPES, "deep")
 
 
 class OverlapStem(nn.Module):
@@ -95,8 +95,8 @@ class OverlapStem(nn.Module):
 
     def __init__(self, in_chans, dim, stem_type="overlap"):
         super().__init__()
-        if stem_type not in STEM_TYPES[1:4]:
-            raise ValueError(f"OverlapStem: stem_type must be one of {STEM_TYPES[1:4]}, got {stem_type!r}")
+        if stem_type not in OVERLAP_STEM_TYPES:
+            raise ValueError(f"OverlapStem: stem_type must be one of {OVERLAP_STEM_TYPES}, got {stem_type!r}")
         mid = dim // 2 if stem_type == "overlap_tiered" else dim
         self.conv1 = nn.Conv2d(in_chans, mid, 3, stride=2, padding=1)
         self.act = nn.GELU() if stem_type == "overlap_act" else nn.Identity()
@@ -120,9 +120,7 @@ class DeepStem(nn.Module):
         super().__init__()
 
         def norm(channels):
-            if norm_layer == "batch":
-                return nn.BatchNorm2d(channels)
-            return nn.LayerNorm(channels, eps=1e-6, data_format="channels_first")
+            return make_norm(norm_layer, channels, data_format="channels_first")
 
         self.conv1, self.norm1 = nn.Conv2d(in_chans, width, 3, stride=2, padding=1, bias=False), norm(width)
         self.conv2, self.norm2 = nn.Conv2d(width, width, 3, padding=1, bias=False), norm(width)
@@ -132,8 +130,7 @@ class DeepStem(nn.Module):
 
     def reset_parameters(self):
         for conv in (self.conv1, self.conv2, self.conv3):
-            fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
-            nn.init.normal_(conv.weight, std=math.sqrt(2.0 / fan_out))
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out")
 
     def forward(self, x):
         x = x.permute(0, 3, 1, 2)  # NHWC -> NCHW for the dense convs
@@ -180,11 +177,11 @@ class ConvNeXt(nn.Module):
         else:
             first = (nn.PatchifyConv2dChannelsLast(in_chans, dims[0], patch_size) if stem_type == "patch"
                      else OverlapStem(in_chans, dims[0], stem_type))
-            stem = nn.Sequential(first, channels_last_norm(norm_layer, dims[0]))
+            stem = nn.Sequential(first, make_norm(norm_layer, dims[0]))
         self.downsample_layers = nn.ModuleList([stem])
         for i in range(len(dims) - 1):
             self.downsample_layers.append(nn.Sequential(
-                channels_last_norm(norm_layer, dims[i]), nn.PatchifyConv2dChannelsLast(dims[i], dims[i + 1], 2)))
+                make_norm(norm_layer, dims[i]), nn.PatchifyConv2dChannelsLast(dims[i], dims[i + 1], 2)))
         rates = np.linspace(0, drop_path_rate, sum(depths)).tolist()
         self.stages = nn.ModuleList()
         start = 0

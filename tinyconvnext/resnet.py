@@ -18,8 +18,6 @@ both. Activations are NCHW throughout; BatchNorm normalises each channel over (N
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 import autograd as ag
@@ -115,8 +113,7 @@ class ResNet(nn.Module):
         and PyTorch's default Linear init for the classifier (timm's ResNet init)."""
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                fan_out = module.out_channels * module.kernel_size[0] * module.kernel_size[1] // module.groups
-                nn.init.normal_(module.weight, std=math.sqrt(2.0 / fan_out))
+                nn.init.kaiming_normal_(module.weight, mode="fan_out")
         for stage in self.stages:
             for block in stage:
                 nn.init.zeros_(block.bn2.weight)

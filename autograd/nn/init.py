@@ -4,6 +4,8 @@
   initialises every conv and linear weight with std 0.02).
 * ``kaiming_uniform_``: PyTorch's default for Conv2d/Linear weights, U(-bound, bound) with
   bound = gain * sqrt(3 / fan_in), gain = sqrt(2 / (1 + a^2)); with a = sqrt(5) that is 1 / sqrt(fan_in).
+* ``kaiming_normal_``: He et al. (2015) for ReLU networks, normal(0, sqrt(2 / fan)); ``mode="fan_out"``
+  (outputs fed by one input: out_channels KH KW, as PyTorch counts it) is the ResNet init.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ def fan_in(tensor) -> int:
     """Inputs feeding one output: in_features for Linear, (C/groups) KH KW for Conv2d."""
     shape = tensor.shape
     return int(np.prod(shape[1:])) if len(shape) > 1 else int(shape[0])
+
+
+def fan_out(tensor) -> int:
+    """Outputs one input feeds, as PyTorch counts them: out_features for Linear, C_out KH KW for Conv2d."""
+    shape = tensor.shape
+    return int(shape[0] * np.prod(shape[2:])) if len(shape) > 1 else int(shape[0])
 
 
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
@@ -56,6 +64,14 @@ def kaiming_uniform_(tensor, a=math.sqrt(5), generator=None):
     gain = math.sqrt(2.0 / (1 + a * a))
     bound = gain * math.sqrt(3.0 / fan_in(tensor))
     return uniform_(tensor, -bound, bound, generator)
+
+
+def kaiming_normal_(tensor, mode="fan_in", generator=None):
+    """normal(0, sqrt(2 / fan)) for a ReLU network, as ``torch.nn.init.kaiming_normal_(nonlinearity="relu")``."""
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"kaiming_normal_: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    fan = fan_in(tensor) if mode == "fan_in" else fan_out(tensor)
+    return normal_(tensor, 0.0, math.sqrt(2.0 / fan), generator)
 
 
 def constant_(tensor, value):

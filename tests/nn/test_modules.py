@@ -101,6 +101,17 @@ def test_default_init_scale_matches_pytorch():
     assert np.abs(w).max() <= bound and w.std() == pytest.approx(bound / np.sqrt(3), rel=0.05)
 
 
+@pytest.mark.parametrize("mode, fan", [("fan_in", 16 * 9), ("fan_out", 32 * 9)])
+def test_kaiming_normal_has_pytorchs_std_for_relu(mode, fan):
+    w = nn.Conv2d(16, 32, 3).weight
+    nn.init.kaiming_normal_(w, mode=mode, generator=ag.Generator(0))
+    assert w.numpy().mean() == pytest.approx(0.0, abs=0.01)
+    assert w.numpy().std() == pytest.approx(np.sqrt(2 / fan), rel=0.05)
+    assert nn.init.fan_out(w) == 32 * 9 and nn.init.fan_out(nn.Linear(5, 7).weight) == 7
+    with pytest.raises(ValueError, match="mode must be 'fan_in' or 'fan_out', got 'fan_avg'"):
+        nn.init.kaiming_normal_(w, mode="fan_avg")
+
+
 def test_reference_kernels_can_be_forced_from_the_environment():
     code = ("import autograd as ag; from autograd.nn import functional as F; "
             "print(F.gelu(ag.ones(3, requires_grad=True)).grad_fn.kernels.path)")

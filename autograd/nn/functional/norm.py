@@ -120,14 +120,11 @@ class BatchNorm(Function):
     def forward(self, x, weight=None, bias=None, running_mean=None, running_var=None,
                 training=True, momentum=0.1, eps=1e-5, channels_last=False):
         xp = get_array_module(x)
-        if channels_last:  # (N, H, W, C): the channels are the last axis
-            axes = tuple(range(x.ndim - 1))
-            shape = (1,) * (x.ndim - 1) + (x.shape[-1],)
-        else:  # (N, C, H, W)
-            axes = (0,) + tuple(range(2, x.ndim))
-            shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        channel_axis = x.ndim - 1 if channels_last else 1  # (N, H, W, C) or (N, C, H, W)
+        axes = tuple(a for a in range(x.ndim) if a != channel_axis)
+        shape = tuple(x.shape[a] if a == channel_axis else 1 for a in range(x.ndim))
         if training:
-            count = x.size // shape[-1 if channels_last else 1]
+            count = x.size // x.shape[channel_axis]
             mean = x.mean(axis=axes)
             var = x.var(axis=axes)
             if running_mean is not None:
