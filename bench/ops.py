@@ -5,7 +5,9 @@
     python bench/ops.py --only depthwise,gelu
     python bench/ops.py --device cuda   # CuPy against PyTorch CUDA on one GPU (batch 64 for ConvNeXt-T)
 
-``conv3x3`` is the ResNet baseline's dense 3x3 conv (c -> c channels), the general im2col path.
+``conv3x3`` is the ResNet baseline's dense 3x3 conv (c -> c channels), the general im2col path;
+``batch_norm_cl`` is ``--norm-layer batch``'s BatchNorm on channels-last activations (PyTorch's on the
+permuted view of the same tensor).
 Shapes: a CIFAR-sized ConvNeXt at batch 128 (stage 1: 64 channels at 16x16) and ConvNeXt-T stages 1
 (96 channels at 56x56) and 4 (768 at 7x7) at batch 8 and 224x224. Absolute times drift on shared machines;
 the ratio, measured back to back, is the number to read. Times are medians of interleaved repeats.
@@ -90,9 +92,14 @@ def make_cases(cfg, device="cpu"):
         arrays = [rng.standard_normal((n, c, h, h)), rng.standard_normal((c, c, 3, 3)) * 0.05, rng.standard_normal(c)]
         return arrays, (lambda x, w, b: F.conv2d(x, w, b, padding=1)), (lambda x, w, b: TF.conv2d(x, w, b, padding=1))
 
+    def batch_norm_cl(rng):  # ConvNeXt(norm_layer="batch")'s norm: training-mode BatchNorm on NHWC activations
+        arrays = [rng.standard_normal((n, h, h, c)), rng.standard_normal(c), rng.standard_normal(c)]
+        return arrays, (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True, channels_last=True)), \
+            (lambda x, w, b: TF.batch_norm(x.permute(0, 3, 1, 2), None, None, w, b, training=True).permute(0, 2, 3, 1))
+
     return [("depthwise7x7", depthwise), ("layer_norm", layer_norm), ("layer_norm_cf", layer_norm_cf),
             ("linear", linear), ("gelu", gelu), ("cross_entropy", cross_entropy), ("patchify2x2", patchify),
-            ("conv3x3", conv3x3)]
+            ("conv3x3", conv3x3), ("batch_norm_cl", batch_norm_cl)]
 
 
 def bench_case(arrays, ours, theirs, repeats, device="cpu"):
