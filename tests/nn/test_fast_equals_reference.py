@@ -46,6 +46,11 @@ CASES = {
     "residual_add": (lambda x, s, g: F.residual_add(s, x, g, 0.3, training=True, generator=ag.Generator(4)),
                      [(9, 5, 4, 24), (9, 5, 4, 24), (24,)]),
     "residual_add-eval": (lambda x, s, g: F.residual_add(s, x, g), [(3, 5, 4, 24), (3, 5, 4, 24), (24,)]),
+    "batch_norm": (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), [(4, 6, 5, 7), (6,), (6,)]),
+    "batch_norm-channels-last": (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True, channels_last=True),
+                                 [(3, 5, 4, 24), (24,), (24,)]),
+    "batch_norm-eval": (lambda x, w, b: F.batch_norm(x, ag.tensor(np.linspace(-1, 1, 6)), ag.tensor(np.linspace(0.5, 2, 6)),
+                                                     w, b), [(4, 6, 5, 7), (6,), (6,)]),
 }
 
 

@@ -23,7 +23,8 @@ over the batch instead:
     Backward in training (m values per channel):
         dx = rstd / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat)),   dxhat = dy * weight.
     ConvNeXt replaces it with LayerNorm (Section 2.6); ``ConvNeXt(norm_layer="batch")`` puts it back, on
-    channels-last activations (``channels_last=True``).
+    channels-last activations (``channels_last=True``). Kernels: ``autograd.kernels.cpu.batch_norm`` (Numba,
+    and the plain reference) and ``autograd.kernels.cuda.batch_norm``, in both layouts without transposing.
 """
 
 from __future__ import annotations
@@ -120,13 +121,10 @@ class BatchNorm(Function):
     def forward(self, x, weight=None, bias=None, running_mean=None, running_var=None,
                 training=True, momentum=0.1, eps=1e-5, channels_last=False):
         xp = get_array_module(x)
-        channel_axis = x.ndim - 1 if channels_last else 1  # (N, H, W, C) or (N, C, H, W)
-        axes = tuple(a for a in range(x.ndim) if a != channel_axis)
-        shape = tuple(x.shape[a] if a == channel_axis else 1 for a in range(x.ndim))
+        self.kernels = dispatch.kernels("batch_norm", x)
         if training:
-            count = x.size // x.shape[channel_axis]
-            mean = x.mean(axis=axes)
-            var = x.var(axis=axes)
+            mean, var = self.kernels.batch_norm_statistics(x, channels_last)
+            count = x.size // var.size
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean
@@ -135,28 +133,20 @@ class BatchNorm(Function):
                 running_var += momentum * var * (count / max(count - 1, 1))
         else:
             mean, var = running_mean, running_var
-        rstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype)
-        xhat = (x - mean.reshape(shape)) * rstd.reshape(shape)
-        self.save_for_backward(xhat, rstd, weight)
-        self.training, self.axes, self.shape = training, axes, shape
-        if weight is None:
-            return xhat
-        return xhat * weight.reshape(shape) + bias.reshape(shape)
+        rstd = (1.0 / xp.sqrt(var.astype(xp.float64) + eps)).astype(x.dtype)
+        self.save_for_backward(x, weight, mean, rstd)
+        self.options = (training, channels_last)
+        return self.kernels.batch_norm_normalize(x, mean, rstd, weight, bias, channels_last)
 
     def backward(self, grad):
-        xhat, rstd, weight = self.saved
-        axes, shape = self.axes, self.shape
-        dxhat = grad if weight is None else grad * weight.reshape(shape)
-        if self.training:
-            count = xhat.size // rstd.size
-            sum_dxhat = dxhat.sum(axis=axes).reshape(shape)
-            sum_dxhat_xhat = (dxhat * xhat).sum(axis=axes).reshape(shape)
-            grad_x = rstd.reshape(shape) / count * (count * dxhat - sum_dxhat - xhat * sum_dxhat_xhat)
-        else:
-            grad_x = dxhat * rstd.reshape(shape)
+        x, weight, mean, rstd = self.saved
+        training, channels_last = self.options
+        needs_affine = weight is not None and any(self.needs_input_grad[1:])
+        grad_x, grad_w, grad_b = self.kernels.batch_norm_backward(grad, x, weight, mean, rstd, training,
+                                                                  channels_last, needs_affine)
         if weight is None:
             return grad_x
-        return grad_x, (grad * xhat).sum(axis=axes), grad.sum(axis=axes)
+        return grad_x, grad_w, grad_b
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5,

@@ -1,0 +1,192 @@
+"""Batch norm kernels: fast (Numba) == plain NumPy reference == PyTorch, forward and backward, in both
+layouts, in training (batch statistics) and evaluation (fixed statistics)."""
+
+import numba
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from autograd.backend import device_of, get_array_module, to_device, to_numpy
+from autograd.kernels.cpu import batch_norm
+
+EPS = 1e-5
+
+
+def assert_close(actual, expected, tol):
+    """Elementwise |actual - expected| <= tol * (|expected| + max|expected|, at least 1)."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale)
+
+
+def random_inputs(rng, shape, channels_last, dtype, affine=True):
+    channels = shape[-1] if channels_last else shape[1]
+    x = (rng.standard_normal(shape) * 2.0 + 0.5).astype(dtype)
+    grad_y = rng.standard_normal(shape).astype(dtype)
+    weight = rng.standard_normal(channels).astype(dtype) if affine else None
+    bias = rng.standard_normal(channels).astype(dtype) if affine else None
+    return x, grad_y, weight, bias
+
+
+def rstd_of(var):
+    xp = get_array_module(var)
+    return (1.0 / xp.sqrt(var.astype(xp.float64) + EPS)).astype(var.dtype)
+
+
+def strided(a):
+    """The same values in a view with gaps (every other element of a twice-as-wide array)."""
+    wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+    wide[..., ::2] = a
+    return wide[..., ::2]
+
+
+def fixed_statistics(rng, channels, dtype):
+    """Running statistics for evaluation mode."""
+    return rng.standard_normal(channels).astype(dtype), rng.uniform(0.2, 3.0, channels).astype(dtype)
+
+
+def run(module_kernels, x, grad_y, weight, bias, training, channels_last, stats=None, suffix=""):
+    """(y, mean, rstd, grad_x, grad_w, grad_b) from the kernels named with ``suffix`` ("" or "_reference")."""
+    statistics = getattr(module_kernels, "batch_norm_statistics" + suffix)
+    normalize = getattr(module_kernels, "batch_norm_normalize" + suffix)
+    backward = getattr(module_kernels, "batch_norm_backward" + suffix)
+    mean, var = statistics(x, channels_last) if training else stats
+    rstd = rstd_of(var)
+    y = normalize(x, mean, rstd, weight, bias, channels_last)
+    return (y, mean, rstd) + backward(grad_y, x, weight, mean, rstd, training, channels_last)
+
+
+def check_fast_against_reference(x, grad_y, weight, bias, training, channels_last, tol, stats=None):
+    fast = run(batch_norm, x, grad_y, weight, bias, training, channels_last, stats)
+    reference = run(batch_norm, x, grad_y, weight, bias, training, channels_last, stats, "_reference")
+    for a, b in zip(fast, reference):
+        assert_close(a, b, tol)
+
+
+shapes = st.tuples(st.integers(1, 6), st.integers(1, 9), st.integers(1, 7), st.integers(1, 7))
+
+
+@settings(deadline=None, max_examples=60)
+@given(shape=shapes, channels_last=st.booleans(), training=st.booleans(), affine=st.booleans(),
+       seed=st.integers(0, 2**31))
+def test_fast_matches_reference_float64(shape, channels_last, training, affine, seed):
+    rng = np.random.default_rng(seed)
+    if training and np.prod(shape) // (shape[-1] if channels_last else shape[1]) < 2:
+        shape = (2,) + shape[1:]  # training needs two values per channel
+    x, grad_y, weight, bias = random_inputs(rng, shape, channels_last, np.float64, affine)
+    stats = fixed_statistics(rng, shape[-1] if channels_last else shape[1], np.float64)
+    check_fast_against_reference(x, grad_y, weight, bias, training, channels_last, 1e-10, stats)
+
+
+@settings(deadline=None, max_examples=60)
+@given(shape=shapes, channels_last=st.booleans(), training=st.booleans(), seed=st.integers(0, 2**31))
+def test_fast_matches_reference_float32(shape, channels_last, training, seed):
+    rng = np.random.default_rng(seed)
+    shape = (max(2, shape[0]),) + shape[1:]
+    x, grad_y, weight, bias = random_inputs(rng, shape, channels_last, np.float32)
+    stats = fixed_statistics(rng, shape[-1] if channels_last else shape[1], np.float32)
+    check_fast_against_reference(x, grad_y, weight, bias, training, channels_last, 2e-5, stats)
+
+
+def torch_batch_norm(x, grad_y, weight, bias, training, channels_last, stats=None):
+    """y, grad_x, grad_weight, grad_bias from torch (channels last: on the NCHW permutation)."""
+    xt = torch.from_numpy(np.ascontiguousarray(x)).requires_grad_()
+    wt = torch.from_numpy(weight).requires_grad_()
+    bt = torch.from_numpy(bias).requires_grad_()
+    running = (None, None) if training else tuple(torch.from_numpy(s.copy()) for s in stats)
+    x_nchw = xt.movedim(-1, 1) if channels_last else xt
+    yt = torch.nn.functional.batch_norm(x_nchw, *running, wt, bt, training=training, eps=EPS)
+    yt = yt.movedim(1, -1) if channels_last else yt
+    yt.backward(torch.from_numpy(np.ascontiguousarray(grad_y)))
+    return yt.detach().numpy(), xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "evaluation"])
+@pytest.mark.parametrize("channels_last", [True, False], ids=["channels_last", "channels_first"])
+@pytest.mark.parametrize("shape", [(2, 1, 1, 3), (8, 7, 9, 64), (32, 16, 16, 32), (4, 3, 3, 512)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matches_torch(shape, channels_last, training, dtype):
+    rng = np.random.default_rng(0)
+    if not channels_last:
+        shape = (shape[0], shape[3], shape[1], shape[2])
+    x, grad_y, weight, bias = random_inputs(rng, shape, channels_last, dtype)
+    stats = fixed_statistics(rng, weight.size, dtype)
+    ours = run(batch_norm, x, grad_y, weight, bias, training, channels_last, stats)
+    y, _, _, grad_x, grad_w, grad_b = ours
+    tol = 1e-5 if dtype == np.float32 else 1e-10
+    for a, b in zip((y, grad_x, grad_w, grad_b), torch_batch_norm(x, grad_y, weight, bias, training, channels_last, stats)):
+        assert_close(a, b, tol)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_non_contiguous_inputs_give_the_contiguous_results(channels_last):
+    rng = np.random.default_rng(2)
+    x, grad_y, weight, bias = random_inputs(rng, (6, 5, 4, 8), channels_last, np.float32)
+    x_view = np.ascontiguousarray(x.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1)  # same values, other strides
+    grad_view = strided(grad_y)
+    assert not x_view.flags.c_contiguous and not grad_view.flags.c_contiguous
+    for a, b in zip(run(batch_norm, x_view, grad_view, weight, bias, True, channels_last),
+                    run(batch_norm, x, grad_y, weight, bias, True, channels_last)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_without_weight_grad_and_without_affine(channels_last):
+    rng = np.random.default_rng(3)
+    x, grad_y, weight, bias = random_inputs(rng, (5, 6, 7, 9), channels_last, np.float32)
+    mean, var = batch_norm.batch_norm_statistics(x, channels_last)
+    rstd = rstd_of(var)
+    grad_x, grad_w, grad_b = batch_norm.batch_norm_backward(grad_y, x, weight, mean, rstd, True, channels_last, False)
+    assert grad_w is None and grad_b is None
+    np.testing.assert_array_equal(grad_x, batch_norm.batch_norm_backward(grad_y, x, weight, mean, rstd, True,
+                                                                         channels_last)[0])
+    plain = batch_norm.batch_norm_normalize(x, mean, rstd, None, None, channels_last)
+    axes = (0, 1, 2) if channels_last else (0, 2, 3)
+    np.testing.assert_allclose(plain.mean(axis=axes), 0.0, atol=1e-5)
+    np.testing.assert_allclose(plain.var(axis=axes), 1.0, atol=1e-3)  # var / (var + eps)
+
+
+def test_a_constant_channel_is_finite():
+    x = np.full((4, 3, 3, 16), 3.0, np.float32)
+    mean, var = batch_norm.batch_norm_statistics(x, channels_last=True)
+    np.testing.assert_array_equal(mean, 3.0)
+    np.testing.assert_array_equal(var, 0.0)
+    y = batch_norm.batch_norm_normalize(x, mean, rstd_of(var), None, None, channels_last=True)
+    np.testing.assert_array_equal(y, 0.0)
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    rng = np.random.default_rng(4)
+    cases = [random_inputs(rng, (16, 8, 8, 64), True, np.float32) + (True,),
+             random_inputs(rng, (8, 32, 9, 9), False, np.float32) + (False,)]
+    threads_before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in sorted({1, threads_before}):
+            numba.set_num_threads(threads)
+            results.append([run(batch_norm, x, g, w, b, True, cl) for x, g, w, b, cl in cases])
+    finally:
+        numba.set_num_threads(threads_before)
+    results.append([run(batch_norm, x, g, w, b, True, cl) for x, g, w, b, cl in cases])
+    for other in results[1:]:
+        for case_a, case_b in zip(results[0], other):
+            for a, b in zip(case_a, case_b):
+                np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("training", [True, False])
+def test_reference_runs_on_device(device, channels_last, training):
+    """The references compute with the array module of their inputs: on ``device`` they return arrays
+    there, equal to the NumPy results up to rounding."""
+    rng = np.random.default_rng(10)
+    inputs = random_inputs(rng, (3, 5, 4, 6), channels_last, np.float64)
+    stats = fixed_statistics(rng, 6 if channels_last else 5, np.float64)
+    on_device = [None if a is None else to_device(a, device) for a in inputs]
+    results = run(batch_norm, *on_device, training, channels_last,
+                  tuple(to_device(s, device) for s in stats), "_reference")
+    assert all(device_of(r) == device for r in results)
+    for a, b in zip(results, run(batch_norm, *inputs, training, channels_last, stats, "_reference")):
+        assert_close(to_numpy(a), b, 1e-12)
