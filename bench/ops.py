@@ -7,7 +7,8 @@
 
 ``conv3x3`` is the ResNet baseline's dense 3x3 conv (c -> c channels), the general im2col path;
 ``batch_norm_cl`` is ``--norm-layer batch``'s BatchNorm on channels-last activations (PyTorch's on the
-permuted view of the same tensor); ``batch_norm`` the same on NCHW activations (the deep stem, ResNets).
+permuted view of the same tensor); ``batch_norm`` the same on NCHW activations (the deep stem, ResNets);
+``max_pool3x3`` their 3x3/s2 max pool.
 Shapes: a CIFAR-sized ConvNeXt at batch 128 (stage 1: 64 channels at 16x16) and ConvNeXt-T stages 1
 (96 channels at 56x56) and 4 (768 at 7x7) at batch 8 and 224x224. Absolute times drift on shared machines;
 the ratio, measured back to back, is the number to read. Times are medians of interleaved repeats.
@@ -102,9 +103,14 @@ def make_cases(cfg, device="cpu"):
         return arrays, (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True)), \
             (lambda x, w, b: TF.batch_norm(x, None, None, w, b, training=True))
 
+    def max_pool(rng):  # the deep stem's and ResNets' 3x3/s2 max pool
+        arrays = [rng.standard_normal((n, c, h, h))]
+        return arrays, (lambda x: F.max_pool2d(x, 3, 2, 1)), (lambda x: TF.max_pool2d(x, 3, 2, 1))
+
     return [("depthwise7x7", depthwise), ("layer_norm", layer_norm), ("layer_norm_cf", layer_norm_cf),
             ("linear", linear), ("gelu", gelu), ("cross_entropy", cross_entropy), ("patchify2x2", patchify),
-            ("conv3x3", conv3x3), ("batch_norm_cl", batch_norm_cl), ("batch_norm", batch_norm)]
+            ("conv3x3", conv3x3), ("batch_norm_cl", batch_norm_cl), ("batch_norm", batch_norm),
+            ("max_pool3x3", max_pool)]
 
 
 def bench_case(arrays, ours, theirs, repeats, device="cpu"):

@@ -25,6 +25,7 @@ from autograd.kernels.cpu import cross_entropy as cpu_ce
 from autograd.kernels.cpu import depthwise_conv2d as cpu_dw
 from autograd.kernels.cpu import gelu as cpu_gelu
 from autograd.kernels.cpu import layer_norm as cpu_ln
+from autograd.kernels.cpu import max_pool2d as cpu_mp
 from autograd.kernels.cuda import adamw as cuda_adamw
 from autograd.kernels.cuda import batch_norm as cuda_bn
 from autograd.kernels.cuda import cross_entropy as cuda_ce
@@ -32,11 +33,12 @@ from autograd.kernels.cuda import depthwise_conv2d as cuda_dw
 from autograd.kernels.cuda import emulator
 from autograd.kernels.cuda import gelu as cuda_gelu
 from autograd.kernels.cuda import layer_norm as cuda_ln
+from autograd.kernels.cuda import max_pool2d as cuda_mp
 from autograd.kernels.cuda.source import CudaSource, parse_params
 from autograd.nn import functional as F
 from autograd.optim.adamw import adamw_update_reference
 
-FAMILIES = [cuda_gelu, cuda_adamw, cuda_ln, cuda_bn, cuda_dw, cuda_ce]
+FAMILIES = [cuda_gelu, cuda_adamw, cuda_ln, cuda_bn, cuda_mp, cuda_dw, cuda_ce]
 DTYPES = [np.float32, np.float64]
 TOLERANCE = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
 
@@ -205,6 +207,24 @@ def test_batch_norm(on, training, dtype, shape, channels_last, affine, seed):
             assert_close(actual, expected_grad, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel, stride, padding", [((3, 3), (2, 2), (1, 1)), ((2, 2), (2, 2), (0, 0)),
+                                                     ((3, 2), (1, 2), (1, 0)), ((4, 4), (3, 1), (2, 1))])
+@settings(max_examples=4)
+@given(shape=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(4, 9), st.integers(4, 9)),
+       ties=st.booleans(), seed=st.integers(0, 2**16))
+def test_max_pool2d(on, dtype, kernel, stride, padding, shape, ties, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.integers(-2, 3, shape) if ties else rng.standard_normal(shape)).astype(dtype)  # ties: shared maxima
+    y, winner = cuda_mp.max_pool2d_forward(on(x), kernel, stride, padding)
+    y_ref, winner_ref = cpu_mp.max_pool2d_forward_reference(x, kernel, stride, padding)
+    assert_close(y, y_ref, dtype)
+    np.testing.assert_array_equal(to_numpy(winner), winner_ref)
+    dy = rng.standard_normal(y_ref.shape).astype(dtype)
+    assert_close(cuda_mp.max_pool2d_backward(on(dy), winner, x.shape, kernel, stride, padding),
+                 cpu_mp.max_pool2d_backward_reference(dy, winner_ref, x.shape, kernel, stride, padding), dtype)
+
+
 GEOMETRIES = [(7, 1, 3), (3, 1, 1), (3, 2, 1), (2, 2, 0), (4, 4, 0), (5, (2, 1), (0, 2)), (1, 1, 0)]
 
 
@@ -311,6 +331,7 @@ def test_gradcheck_of_the_ops_on_the_cuda_path():
         assert ag.gradcheck(lambda z: F.cross_entropy(z, labels, label_smoothing=0.1), [leaf(4, 3)])
         assert ag.gradcheck(lambda x, w, b: F.layer_norm(x, (4,), w, b), [leaf(3, 4), leaf(4), leaf(4)])
         assert ag.gradcheck(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), [x, leaf(3), b])
+        assert ag.gradcheck(lambda x: F.max_pool2d(x, 3, 2, 1), [x])
         assert ag.gradcheck(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True, channels_last=True),
                             [leaf(2, 3, 4), leaf(4), leaf(4)])
 

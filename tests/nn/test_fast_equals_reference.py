@@ -49,6 +49,7 @@ CASES = {
     "batch_norm": (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), [(4, 6, 5, 7), (6,), (6,)]),
     "batch_norm-channels-last": (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True, channels_last=True),
                                  [(3, 5, 4, 24), (24,), (24,)]),
+    "max_pool2d": (lambda x: F.max_pool2d(x, 3, 2, 1), [(2, 5, 9, 8)]),
     "batch_norm-eval": (lambda x, w, b: F.batch_norm(x, ag.tensor(np.linspace(-1, 1, 6)), ag.tensor(np.linspace(0.5, 2, 6)),
                                                      w, b), [(4, 6, 5, 7), (6,), (6,)]),
 }

@@ -1,7 +1,8 @@
 """Pooling over the spatial axes of an NCHW batch: average, maximum, and adaptive average.
 
 ``avg_pool2d`` and ``max_pool2d`` slide a KH x KW window with a stride; padding adds zeros (counted in
-the average, as PyTorch's default ``count_include_pad=True``) or -inf (never the maximum).
+the average, as PyTorch's default ``count_include_pad=True``) or -inf (never the maximum; max pooling runs
+as a kernel, ``autograd.kernels.cpu.max_pool2d``).
 Backward sends each window's gradient back to its taps: 1/(KH KW) to every tap for the average, all of it
 to the tap that held the maximum for max pooling. ``adaptive_avg_pool2d`` picks the windows so that the
 output has a given size (bin i spans rows floor(i H / Ho) to ceil((i+1) H / Ho)).
@@ -11,10 +12,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ...backend import get_array_module
 from ...function import Function
+from ...kernels import dispatch
 from ...tensor import as_tensor
 from .conv import _pair, _sliding_windows, conv_output_size
 
@@ -48,26 +48,20 @@ class AvgPool2d(Function):
 
 
 class MaxPool2d(Function):
-    """y = max of each KH x KW window (-inf padding); the gradient goes to the first maximal tap."""
+    """y = max of each KH x KW window (padding never wins); the gradient goes to the first maximal tap.
+    Kernels: ``autograd.kernels.cpu.max_pool2d`` (Numba, and the plain reference) and ``cuda.max_pool2d``."""
 
     def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):
-        xp = get_array_module(x)
-        (kh, kw), (ph, pw) = kernel, padding
-        x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf) if ph or pw else x
-        windows = _sliding_windows(xp, x_pad, kh, kw, *stride)
-        flat = windows.reshape(windows.shape[:4] + (kh * kw,))
-        winner = flat.argmax(axis=-1)
+        self.kernels = dispatch.kernels("max_pool2d", x)
+        y, winner = self.kernels.max_pool2d_forward(x, kernel, stride, padding)
         self.save_for_backward(winner)
-        self.geometry = (x.shape, x_pad.shape, kernel, stride, padding, windows.shape[2], windows.shape[3])
-        return xp.take_along_axis(flat, winner[..., None], axis=-1)[..., 0]
+        self.geometry = (x.shape, kernel, stride, padding)
+        return y
 
     def backward(self, grad):
-        xp = get_array_module(grad)
         (winner,) = self.saved
-        x_shape, pad_shape, (kh, kw), (sh, sw), (ph, pw), ho, wo = self.geometry
-        taps = (winner[..., None] == xp.arange(kh * kw)) * grad[..., None]
-        grad_pad = _scatter_taps(xp, taps.reshape(grad.shape + (kh, kw)), pad_shape, kh, kw, sh, sw, ho, wo)
-        return grad_pad[:, :, ph:ph + x_shape[2], pw:pw + x_shape[3]]
+        x_shape, kernel, stride, padding = self.geometry
+        return self.kernels.max_pool2d_backward(grad, winner, x_shape, kernel, stride, padding)
 
 
 class AdaptiveAvgPool2d(Function):
