@@ -9,6 +9,8 @@
 * train: forward, cross-entropy, backward and an AdamW step of a CIFAR ConvNeXt at batch 128 (what
   train_cifar.py trains).
 * tiny-train: the same step for ConvNeXt-T at 224x224, batch 8 (32 on the GPU); on the GPU by default.
+* imagenette-train: the same step for the Imagenette ConvNeXt (``--stem-type deep --norm-layer batch``,
+  ConvNeXt-pico's shape) at 128x128, batch 32 (one process's share of the batch of 64 in docs/results.md).
 Times are medians of interleaved repeats (ours, then PyTorch, alternately), and, in the "alone" columns,
 medians measured in a child process per framework (each thread pool spin-waits after its own parallel
 work, so in one process the two slow each other down). Peak memory is measured in a
@@ -45,7 +47,9 @@ from devices import (WARMUP, add_device_argument, add_malloc_argument, apply_mal
 from torch_convnext import TorchConvNeXt  # noqa: E402
 
 
-TASKS = ("inference", "train", "tiny-train")
+TASKS = ("inference", "train", "tiny-train", "imagenette-train")
+# The Imagenette ConvNeXt of docs/results.md: ConvNeXt-pico's shape with resnet18d's deep stem and BatchNorm.
+IMAGENETTE_MODEL = dict(depths=(2, 2, 6, 2), dims=(64, 128, 256, 512), stem_type="deep", norm_layer="batch")
 DEFAULT_TASKS = {"cpu": "inference,train", "cuda": "inference,train,tiny-train"}
 
 
@@ -67,6 +71,9 @@ def task_spec(task, args):
     if task == "train":
         n = args.batch_size
         return f"{args.cifar_model} train step, batch {n}", args.cifar_model, 10, (n, 3, 32, 32), True
+    if task == "imagenette-train":
+        n = args.imagenette_batch_size
+        return f"BN deep-stem ConvNeXt train, batch {n}, 128px", "convnext_atto", 10, (n, 3, 128, 128), True
     raise ValueError(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
 
 
@@ -74,10 +81,10 @@ def build(task, args):
     """(our step, torch step) closures for a task, on twin models with identical weights, on ``args.device``."""
     _, name, num_classes, shape, training = task_spec(task, args)
     device = args.device
-    config = tinyconvnext.VARIANTS[name]
-    ours = tinyconvnext.create_model(name, num_classes=num_classes)
-    theirs = TorchConvNeXt(num_classes=num_classes, depths=config["depths"], dims=config["dims"],
-                           patch_size=config.get("patch_size", 4))
+    options = dict(IMAGENETTE_MODEL, layer_scale_init_value=0.1) if task == "imagenette-train" else {}
+    ours = tinyconvnext.create_model(name, num_classes=num_classes, **options)
+    theirs = TorchConvNeXt(num_classes=num_classes, depths=ours.depths, dims=ours.dims, patch_size=ours.patch_size,
+                           layer_scale=0.1 if options else 1e-6, stem_type=ours.stem_type, norm_layer=ours.norm_layer)
     theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
     ours.to(device), theirs.to(device)
     rng = np.random.default_rng(0)
@@ -145,7 +152,8 @@ def child(mode, task, framework, args, repeats=0, env=None):
     """Run a worker of this file in a fresh process (on the CPU) and return its JSON answer."""
     out = subprocess.run([sys.executable, __file__, mode, task, framework, "--cifar-model", args.cifar_model,
                           "--batch-size", str(args.batch_size), "--inference-batch-size", str(args.inference_batch_size),
-                          "--tiny-batch-size", str(args.tiny_batch_size), "--repeats", str(repeats),
+                          "--tiny-batch-size", str(args.tiny_batch_size),
+                          "--imagenette-batch-size", str(args.imagenette_batch_size), "--repeats", str(repeats),
                           "--malloc", args.malloc],
                          capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -196,6 +204,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=128, help="batch of the CIFAR training step")
     parser.add_argument("--inference-batch-size", type=int, default=None,
                         help="batch of ConvNeXt-T inference (default 8 on the CPU, 64 on the GPU)")
+    parser.add_argument("--imagenette-batch-size", type=int, default=32, help="batch of the imagenette-train step")
     parser.add_argument("--tiny-batch-size", type=int, default=None,
                         help="batch of the ConvNeXt-T training step (default 8 on the CPU, 32 on the GPU)")
     parser.add_argument("--tasks", default=None, help=f"comma-separated, of {', '.join(TASKS)} "

@@ -37,3 +37,9 @@ def test_optimizer_benchmark_times_both_of_our_paths():
     out = _run(REPO / "bench" / "optimizer.py", "--model", "convnext_cifar_atto", "--threads", "1")
     assert re.search(r"parameters laid flat\)\s+[\d.]+ ms", out), out
     assert re.search(r"foreach=True\s+[\d.]+ ms\s+ours / PyTorch [\d.]+ per parameter, [\d.]+ flat", out), out
+
+
+def test_model_benchmark_runs_the_imagenette_convnext_against_its_pytorch_twin():
+    """The twins are built with identical weights (BatchNorm buffers too), or load_state_dict raises."""
+    out = _run(REPO / "bench" / "model.py", "--quick", "--tasks", "imagenette-train", "--imagenette-batch-size", "2")
+    assert re.search(r"BN deep-stem ConvNeXt train, batch 2, 128px\s+\d+ms\s+\d+ms\s+[\d.]+", out), out
