@@ -552,6 +552,8 @@ def build_parser(defaults: TrainConfig, prog: str) -> argparse.ArgumentParser:
             add(flag, default=default, choices=PROGRESSIVE_MODES)
         elif field.name == "optimizer":
             add(flag, default=default, choices=OPTIMIZERS)
+        elif field.name == "layer_scale":  # None when not given: a ResNet refuses it only when it is given
+            add(flag, type=float, default=None, help=f"ConvNeXt's layer-scale init (default {default})")
         else:
             add(flag, type=type(default), default=default)
     add("--no-progress", action="store_true", help="no progress bars")
@@ -559,7 +561,12 @@ def build_parser(defaults: TrainConfig, prog: str) -> argparse.ArgumentParser:
 
 
 def config_from_args(defaults: TrainConfig, argv, prog) -> TrainConfig:
-    args = build_parser(defaults, prog).parse_args(argv)
+    parser = build_parser(defaults, prog)
+    args = parser.parse_args(argv)
+    if args.layer_scale is not None and args.model in RESNET_VARIANTS:
+        parser.error(f"--layer-scale sets the init of ConvNeXt's layer-scale gammas; {args.model} is a ResNet and has none")
+    if args.layer_scale is None:
+        args.layer_scale = defaults.layer_scale
     values = {k: v for k, v in vars(args).items() if k != "no_progress"}
     values["progress"] = not args.no_progress
     return TrainConfig(**values)

@@ -106,6 +106,18 @@ def test_optimizer_option_builds_what_it_names():
     assert (config.model, config.optimizer, config.nesterov) == ("resnet18d", "sgd", False)
 
 
+def test_layer_scale_is_refused_for_a_resnet_only_when_given(capsys):
+    import train_cifar
+
+    with pytest.raises(SystemExit):
+        config_from_args(TrainConfig(), ["--model", "resnet18d", "--layer-scale", "0.1"], "train")
+    assert "--layer-scale sets the init of ConvNeXt's layer-scale gammas; resnet18d is a ResNet" in capsys.readouterr().err
+    # train_cifar.py's default (0.1) is for its ConvNeXt, and does not stop a ResNet run
+    assert config_from_args(train_cifar.CIFAR_DEFAULTS, ["--model", "resnet18d"], "train").model == "resnet18d"
+    assert config_from_args(train_cifar.CIFAR_DEFAULTS, [], "train").layer_scale == train_cifar.CIFAR_DEFAULTS.layer_scale
+    assert config_from_args(TrainConfig(), ["--layer-scale", "0.5"], "train").layer_scale == 0.5
+
+
 def test_convnext_options_on_a_resnet_are_clear_errors():
     with pytest.raises(ValueError, match="resnet18d is a ResNet: --patch-size, --stem-type"):
         build_model(TrainConfig(model="resnet18d", patch_size=2, stem_type="overlap"), 10)
