@@ -62,7 +62,8 @@ def main(argv=None):
     else:
         model = TorchConvNeXt(num_classes=num_classes, depths=ours.depths, dims=ours.dims, patch_size=ours.patch_size,
                               layer_scale=config.layer_scale, kernel_size=ours.stages[0][0].dwconv.kernel_size[0],
-                              stem_type=ours.stem_type, norm_layer=ours.norm_layer)
+                              stem_type=ours.stem_type, norm_layer=ours.norm_layer,
+                              stem_norm_layer=ours.stem_norm_layer)
         blocks = [b for stage in model.stages for b in stage]
     model.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
     rates = np.linspace(0, config.drop_path, len(blocks)).tolist()

@@ -73,15 +73,17 @@ class TorchDeepStem(tnn.Module):
 
 class TorchConvNeXt(tnn.Module):
     def __init__(self, in_chans=3, num_classes=1000, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768),
-                 layer_scale=1e-6, patch_size=4, kernel_size=7, stem_type="patch", norm_layer="layer"):
+                 layer_scale=1e-6, patch_size=4, kernel_size=7, stem_type="patch", norm_layer="layer",
+                 stem_norm_layer=None):
         super().__init__()
-        norm = ChannelsFirstLayerNorm if norm_layer == "layer" else tnn.BatchNorm2d
+        norms = {"layer": ChannelsFirstLayerNorm, "batch": tnn.BatchNorm2d}
+        norm, stem_norm = norms[norm_layer], norms[stem_norm_layer or norm_layer]
         if stem_type == "deep":
-            stem = tnn.Sequential(TorchDeepStem(in_chans, dims[0], norm))
+            stem = tnn.Sequential(TorchDeepStem(in_chans, dims[0], stem_norm))
         else:
             first = (tnn.Conv2d(in_chans, dims[0], patch_size, stride=patch_size) if stem_type == "patch"
                      else TorchOverlapStem(in_chans, dims[0], stem_type))
-            stem = tnn.Sequential(first, norm(dims[0]))
+            stem = tnn.Sequential(first, stem_norm(dims[0]))
         self.downsample_layers = tnn.ModuleList([stem])
         for i in range(len(dims) - 1):
             self.downsample_layers.append(tnn.Sequential(norm(dims[i]), tnn.Conv2d(dims[i], dims[i + 1], 2, stride=2)))

@@ -156,28 +156,31 @@ class ConvNeXt(nn.Module):
             "overlap", "overlap_tiered" or "overlap_act" (``OverlapStem``: stride 4, patch_size unused), or
             ResNet-D's "deep" stem (``DeepStem``: stride 4, ending in its own norm, ReLU and max pool).
         norm_layer: "layer" (the paper) or "batch" (BatchNorm in the blocks, stem and downsampling layers).
+        stem_norm_layer: the stem's norm(s), when they should differ from ``norm_layer`` (None: the same),
+            e.g. a BatchNorm deep stem in front of LayerNorm blocks.
     """
 
     def __init__(self, in_chans=3, num_classes=1000, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768),
                  drop_path_rate=0.0, layer_scale_init_value=1e-6, head_init_scale=1.0, patch_size=4, kernel_size=7,
-                 stem_type="patch", norm_layer="layer"):
+                 stem_type="patch", norm_layer="layer", stem_norm_layer=None):
         super().__init__()
         if len(depths) != len(dims):
             raise ValueError(f"ConvNeXt: depths {tuple(depths)} and dims {tuple(dims)} must have the same length")
         if stem_type not in STEM_TYPES:
             raise ValueError(f"ConvNeXt: stem_type must be one of {STEM_TYPES}, got {stem_type!r}")
-        if norm_layer not in NORM_LAYERS:
-            raise ValueError(f"ConvNeXt: norm_layer must be one of {NORM_LAYERS}, got {norm_layer!r}")
-        self.norm_layer = norm_layer
+        for name, value in (("norm_layer", norm_layer), ("stem_norm_layer", stem_norm_layer or norm_layer)):
+            if value not in NORM_LAYERS:
+                raise ValueError(f"ConvNeXt: {name} must be one of {NORM_LAYERS}, got {value!r}")
+        self.norm_layer, self.stem_norm_layer = norm_layer, stem_norm_layer or norm_layer
         self.in_chans, self.num_classes, self.patch_size, self.stem_type = in_chans, num_classes, patch_size, stem_type
         self.depths, self.dims = tuple(depths), tuple(dims)
         self.stem_stride = patch_size if stem_type == "patch" else 4
         if stem_type == "deep":
-            stem = nn.Sequential(DeepStem(in_chans, dims[0], norm_layer))  # normalised inside, before its ReLUs
+            stem = nn.Sequential(DeepStem(in_chans, dims[0], self.stem_norm_layer))  # normalised inside, before its ReLUs
         else:
             first = (nn.PatchifyConv2dChannelsLast(in_chans, dims[0], patch_size) if stem_type == "patch"
                      else OverlapStem(in_chans, dims[0], stem_type))
-            stem = nn.Sequential(first, make_norm(norm_layer, dims[0]))
+            stem = nn.Sequential(first, make_norm(self.stem_norm_layer, dims[0]))
         self.downsample_layers = nn.ModuleList([stem])
         for i in range(len(dims) - 1):
             self.downsample_layers.append(nn.Sequential(

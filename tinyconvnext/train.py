@@ -83,6 +83,7 @@ class TrainConfig:
     # the stem: "patch" (the paper's), timm's "overlap", "overlap_tiered", "overlap_act", or ResNet-D's "deep"
     stem_type: str = "patch"
     norm_layer: str = "layer"  # "layer" (the paper's LayerNorm) or "batch" (BatchNorm: the roadmap's "BN -> LN" undone)
+    stem_norm_layer: str | None = None  # the stem's norm when it differs from norm_layer (None: the same)
     image_size: int = 32
     # Evaluation at another size than training (FixRes, Touvron et al. 2019: random-resized crops make objects
     # look larger in training than in a centred test crop): 0 = image_size. eval_crop_pct: the centre crop's
@@ -173,7 +174,8 @@ def build_model(config, num_classes, drop_path_rate=0.0):
     if config.model in RESNET_VARIANTS:
         convnext_only = [flag for flag, value in (("--patch-size", config.patch_size), ("--kernel-size", config.kernel_size),
                                                   ("--stem-type", config.stem_type != "patch"),
-                                                  ("--norm-layer", config.norm_layer != "layer")) if value]
+                                                  ("--norm-layer", config.norm_layer != "layer"),
+                                                  ("--stem-norm-layer", config.stem_norm_layer)) if value]
         if convnext_only:
             raise ValueError(f"{config.model} is a ResNet: {', '.join(convnext_only)} set(s) a ConvNeXt option")
         if config.dims:
@@ -189,6 +191,8 @@ def build_model(config, num_classes, drop_path_rate=0.0):
         overrides["stem_type"] = config.stem_type
     if config.norm_layer != "layer":
         overrides["norm_layer"] = config.norm_layer
+    if config.stem_norm_layer:
+        overrides["stem_norm_layer"] = config.stem_norm_layer
     return create_model(config.model, num_classes=num_classes, drop_path_rate=drop_path_rate,
                         layer_scale_init_value=config.layer_scale, **overrides)
 
@@ -548,6 +552,8 @@ def build_parser(defaults: TrainConfig, prog: str) -> argparse.ArgumentParser:
             add(flag, default=default, choices=STEM_TYPES)
         elif field.name == "norm_layer":
             add(flag, default=default, choices=NORM_LAYERS)
+        elif field.name == "stem_norm_layer":
+            add(flag, default=default, choices=NORM_LAYERS, help="the stem's norm (default: --norm-layer's)")
         elif field.name == "progressive_mode":
             add(flag, default=default, choices=PROGRESSIVE_MODES)
         elif field.name == "optimizer":

@@ -92,17 +92,21 @@ def test_overlapping_stems_match_pytorch_forward_and_backward(stem_type):
         assert np.abs(g_ours - g_theirs).max() <= 1e-3 * np.abs(g_theirs).max(), f"{name}: gradients differ"
 
 
-@pytest.mark.parametrize("stem_type", ["overlap_act", "deep"])
-def test_batchnorm_convnext_matches_pytorch_in_training_and_evaluation(stem_type):
+@pytest.mark.parametrize("stem_type, norm_layer", [("overlap_act", "batch"), ("deep", "batch"), ("deep", "layer")])
+def test_batchnorm_convnext_matches_pytorch_in_training_and_evaluation(stem_type, norm_layer):
     # norm_layer="batch" (the roadmap's BN -> LN step undone): a training step's loss, every gradient and the
     # running statistics, then evaluation with those statistics, against BatchNorm2d on NCHW in PyTorch.
-    # With ResNet-D's deep stem too (its convs at half the side, then a max pool).
-    arch = dict(depths=(1, 2, 1), dims=(16, 32, 48), kernel_size=7, stem_type=stem_type)
+    # With ResNet-D's deep stem too (its convs at half the side, then a max pool); and that stem with
+    # BatchNorm in front of LayerNorm blocks (stem_norm_layer="batch").
+    arch = dict(depths=(1, 2, 1), dims=(16, 32, 48), kernel_size=7, stem_type=stem_type, norm_layer=norm_layer,
+                stem_norm_layer="batch")
     torch.manual_seed(0)
-    reference = randomize_(TorchConvNeXt(num_classes=10, norm_layer="batch", **arch), seed=3)
-    ours = tinyconvnext.ConvNeXt(num_classes=10, norm_layer="batch", **arch)
+    reference = randomize_(TorchConvNeXt(num_classes=10, **arch), seed=3)
+    ours = tinyconvnext.ConvNeXt(num_classes=10, **arch)
     ours.load_state_dict({k: v.detach().numpy() for k, v in reference.state_dict().items()})
-    assert "stages.1.0.norm.running_var" in dict(ours.named_buffers())
+    stem_norm = "downsample_layers.0.0.norm3" if stem_type == "deep" else "downsample_layers.0.1"
+    assert stem_norm + ".running_var" in dict(ours.named_buffers())
+    assert ("stages.1.0.norm.running_var" in dict(ours.named_buffers())) == (norm_layer == "batch")
     images = np.random.default_rng(1).standard_normal((4, 3, 36, 36)).astype(np.float32)
     labels = np.array([1, 4, 9, 0])
     ours.train(), reference.train()
@@ -125,6 +129,8 @@ def test_batchnorm_convnext_matches_pytorch_in_training_and_evaluation(stem_type
 def test_unknown_norm_layer_is_a_clear_error():
     with pytest.raises(ValueError, match="norm_layer must be one of"):
         tinyconvnext.ConvNeXt(depths=(1,), dims=(8,), norm_layer="group")
+    with pytest.raises(ValueError, match="stem_norm_layer must be one of .*, got 'group'"):
+        tinyconvnext.ConvNeXt(depths=(1,), dims=(8,), stem_norm_layer="group")
     from autograd import nn
     with pytest.raises(ValueError, match="data_format must be 'channels_last' or 'channels_first', got 'nhwc'"):
         nn.BatchNorm2d(8, data_format="nhwc")

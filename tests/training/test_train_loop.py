@@ -256,6 +256,22 @@ def test_norm_layer_option_builds_a_batchnorm_convnext(capsys):
     assert "invalid choice: 'group'" in capsys.readouterr().err
 
 
+def test_stem_norm_layer_option_puts_batchnorm_in_the_deep_stem_only():
+    from autograd import nn
+    from tinyconvnext.train import build_model, config_from_args
+
+    config = config_from_args(TrainConfig(), ["--stem-type", "deep", "--stem-norm-layer", "batch", "--depths", "1,1",
+                                              "--dims", "8,16"], "prog")
+    model = build_model(config, num_classes=10)
+    stem = model.downsample_layers[0][0]
+    assert (model.norm_layer, model.stem_norm_layer) == ("layer", "batch")
+    assert all(isinstance(n, nn.BatchNorm2d) for n in (stem.norm1, stem.norm2, stem.norm3))
+    assert isinstance(model.downsample_layers[1][0], nn.LayerNorm) and isinstance(model.stages[1][0].norm, nn.LayerNorm)
+    assert build_model(TrainConfig(stem_type="deep", norm_layer="batch"), 10).stem_norm_layer == "batch"
+    with pytest.raises(ValueError, match="resnet18d is a ResNet: --stem-norm-layer set"):
+        build_model(TrainConfig(model="resnet18d", stem_norm_layer="batch"), 10)
+
+
 @pytest.mark.parametrize("every, evaluated", [(0, [3]), (2, [2, 3]), (1, [1, 2, 3])])
 def test_ema_is_evaluated_every_n_epochs_and_after_the_last(tmp_path, every, evaluated):
     data = synthetic_cifar()
