@@ -27,6 +27,10 @@ class ModelEma:
             average = self.state[name]
             average *= d
             average += p.data * (1 - d)
+        self.copy_buffers(model)
+
+    def copy_buffers(self, model) -> None:
+        """Take ``model``'s buffers (BatchNorm's running statistics) as they are."""
         for name, b in model.named_buffers():
             self.state[name] = b.data.copy()
 

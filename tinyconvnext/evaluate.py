@@ -5,6 +5,7 @@
     python -m tinyconvnext.evaluate runs/imagenette --image-size 160 --crop-pct 1.0  # test at another size
     python -m tinyconvnext.evaluate runs/cifar10 --tta --save at32.npz   # also keep each image's logits
                                                                          # (to compare: tinyconvnext.paired)
+    python -m tinyconvnext.evaluate runs/imagenette --precise-bn-batches 100  # BatchNorm statistics recomputed
 
 Test-time augmentation scores the mean of the logits over several views of each image: the image itself,
 its mirror image (``flip``), and with ``shift=s`` each of those moved ``s`` pixels diagonally, down-right
@@ -15,6 +16,10 @@ The loss of a TTA evaluation is the cross-entropy of the averaged logits.
 Testing at a larger size than training often scores higher when training used random-resized crops, which
 show objects larger than a centred crop of the whole image does (FixRes: Touvron et al., 2019, "Fixing the
 train-test resolution discrepancy"); ``--image-size`` and ``--crop-pct`` measure it on a trained run.
+
+``--precise-bn-batches N`` first recomputes the BatchNorm statistics of the final weights over N training
+batches (``autograd.nn.precise_bn``; training's option of the same name does it at the end of a run), in
+memory only: the checkpoint is not changed.
 """
 
 from __future__ import annotations
@@ -87,15 +92,18 @@ def _eval_logits(model, x, y, device, parallel):
 
 
 def evaluate_run(run, data=None, ema: bool = False, flip: bool = False, shift: int = 0, image_size: int = 0,
-                 crop_pct: float = 0.0, batch_size: int = 256, dataset=None, save=None) -> dict:
+                 crop_pct: float = 0.0, batch_size: int = 256, dataset=None, save=None,
+                 precise_bn_batches: int = 0) -> dict:
     """Evaluate a training run's weights on its data set's whole test set: a record with ``test_loss`` and
     ``test_acc``, and with ``flip`` or ``shift`` also ``test_loss_tta`` and ``test_acc_tta``.
     ``run``: the run folder (``--out``) or its checkpoint; ``data`` overrides the run's ``--data``;
     ``image_size`` and ``crop_pct`` the run's test image side and centre crop (0: the run's own);
     ``dataset`` (a ``tinyconvnext.train.ImageDataset``) replaces loading one. ``save``: a ``.npz`` path that
     receives ``labels``, ``logits`` and, with TTA, ``logits_tta`` (one row per test image, in the test set's
-    order), written atomically; ``tinyconvnext.paired`` compares two such files image by image."""
-    from .train import device_for, eval_size, load_trained_model, make_loaders  # here: train.py imports this module
+    order), written atomically; ``tinyconvnext.paired`` compares two such files image by image.
+    ``precise_bn_batches``: first recompute the BatchNorm statistics over that many training batches."""
+    from .train import (device_for, eval_size, load_trained_model, make_loaders, precise_batchnorm,  # here: train.py
+                        progressive_stride, train_image_size)  # imports this module
 
     model, config = load_trained_model(run, ema=ema)
     config = dataclasses.replace(config, data=data or config.data, eval_batch_size=batch_size, eval_subset=0,
@@ -103,9 +111,17 @@ def evaluate_run(run, data=None, ema: bool = False, flip: bool = False, shift: i
                                  eval_crop_pct=crop_pct or config.eval_crop_pct)
     device = device_for(config.backend)
     model.to(device)
-    _, test_loader, _ = make_loaders(config, dataset)
+    train_loader, test_loader, _ = make_loaders(config, dataset)
     record = {"run": str(run), "weights": "ema" if ema else "model", "images": test_loader.num_items,
               "image_size": config.eval_image_size, "crop_pct": config.eval_crop_pct}
+    if precise_bn_batches:
+        if precise_bn_batches < 0:
+            raise ValueError(f"--precise-bn-batches must be at least 1, got {precise_bn_batches}")
+        side = train_image_size(config, config.epochs - 1, progressive_stride(config))  # the last epoch's
+        config = dataclasses.replace(config, precise_bn_batches=precise_bn_batches)
+        if precise_batchnorm(config, model, train_loader, side, device) == 0:
+            raise ValueError(f"--precise-bn-batches recomputes BatchNorm statistics, but {run} has no BatchNorm layer")
+        record["precise_bn_batches"] = precise_bn_batches
     plain, augmented = ([], []) if save else (None, None)  # each batch's logits, kept only to be saved
     record["test_loss"], record["test_acc"] = evaluate(model, test_loader, device, outputs=plain)
     if flip or shift:
@@ -136,9 +152,12 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--save", metavar="FILE.npz",
                         help="also write each test image's label and logits (compare two with tinyconvnext.paired)")
+    parser.add_argument("--precise-bn-batches", type=int, default=0, metavar="N",
+                        help="first recompute the BatchNorm statistics over N training batches (not saved)")
     args = parser.parse_args(argv)
     print(json.dumps(evaluate_run(args.run, args.data, args.ema, args.tta, args.tta_shift, args.image_size,
-                                  args.crop_pct, args.batch_size, save=args.save)))
+                                  args.crop_pct, args.batch_size, save=args.save,
+                                  precise_bn_batches=args.precise_bn_batches)))
     return 0
 
 

@@ -275,6 +275,11 @@ class DataParallel:
             p.grad = ag.Tensor(view)
         return loss, logits
 
+    def share_buffers(self):
+        """Send the main model's buffers to the workers (after changing them outside a training step, as
+        ``autograd.nn.recompute_batchnorm_statistics`` does); they read them before every command."""
+        _copy_buffers(self.block.arrays, self.buffers, into_model=False)
+
     def eval_step(self, x, y):
         """(summed cross-entropy, logits) of a batch in eval mode, without a graph."""
         answers, logits, _ = self._run("eval", x, y)

@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import functools
 import importlib.util
+import itertools
 import json
 import math
 import os
@@ -31,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 import autograd as ag
-from autograd import optim
+from autograd import nn, optim
 from autograd import random as ag_random
 from autograd.backend import cupy_available
 from autograd.memory import retain_freed_memory
@@ -74,6 +75,10 @@ class TrainConfig:
     random_erasing: float = 0.0
     ema_decay: float = 0.0  # 0 = no EMA
     ema_eval_every: int = 1  # evaluate the EMA weights every N epochs and after the last; 0 = after the last only
+    # After the last epoch, recompute BatchNorm's statistics with the final weights over this many training
+    # batches, at most one epoch's ("precise BN", Wu & Johnson 2021; autograd.nn.precise_bn); 0 = keep the
+    # running averages.
+    precise_bn_batches: int = 0
     grad_clip: float = 0.0  # 0 = no clipping
     layer_scale: float = 1e-6
     depths: str = ""  # e.g. "2,2,6,2": override the variant's depths ("" keeps them)
@@ -364,6 +369,21 @@ def _evaluates_ema(config, epoch: int) -> bool:
     return epoch == config.epochs or (every > 0 and epoch % every == 0)
 
 
+def precise_batchnorm(config, model, train_loader, side: int, device: str) -> int:
+    """Recompute ``model``'s BatchNorm statistics with its final weights (``autograd.nn.precise_bn``) over
+    ``--precise-bn-batches`` training batches (augmented as in training, at the last epoch's ``side``, drawn
+    as one more epoch), each split into the slices that the data-parallel workers normalise separately in
+    training. Returns the number of slices used."""
+    bounds = np.linspace(0, config.batch_size, config.processes + 1).round().astype(int)
+
+    def slices():
+        for x, _ in itertools.islice(train_loader.epoch(config.epochs, side=side), config.precise_bn_batches):
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                yield x[a:b]
+
+    return nn.recompute_batchnorm_statistics(model, slices(), device)
+
+
 def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     """Run (or resume) a training run; returns the last epoch's record. ``dataset`` overrides loading."""
     config = dataclasses.replace(config, processes=resolve_processes(config))  # recorded as resolved
@@ -372,6 +392,8 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
                          f"--backend numpy, not {config.backend}")
     if config.ema_eval_every < 0:
         raise ValueError(f"--ema-eval-every must be at least 0 (0: after the last epoch only), got {config.ema_eval_every}")
+    if config.precise_bn_batches < 0:
+        raise ValueError(f"--precise-bn-batches must be at least 0 (0: off), got {config.precise_bn_batches}")
     if config.processes > config.batch_size:
         raise ValueError(f"--batch-size {config.batch_size} cannot be split over --processes {config.processes}")
     device = device_for(config.backend)
@@ -391,6 +413,9 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     ag.manual_seed(config.seed)
     model = build_model(config, num_classes, config.drop_path)
     model.to(device)
+    if config.precise_bn_batches and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
+        raise ValueError(f"--precise-bn-batches recomputes BatchNorm statistics, but {config.model} with "
+                         f"--norm-layer {config.norm_layer} has no BatchNorm layer")
     optimizer = build_optimizer(config, model)
     ema = ModelEma(model, config.ema_decay) if config.ema_decay else None
     # The model that evaluates the EMA weights is built now, so that its initialisation never draws from
@@ -481,8 +506,19 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
                       "elapsed_seconds": elapsed_before + time.perf_counter() - started}
             if config.progressive_size:
                 record["image_size"] = side
+            precise_bn = bool(config.precise_bn_batches) and epoch + 1 == config.epochs and not out_of_time
+            if precise_bn:  # the numbers with the running averages are kept beside the recomputed ones
+                record["test_loss_running_stats"], record["test_acc_running_stats"] = test_loss, test_acc
+                precise_batchnorm(config, model, train_loader, side, device)
+                if parallel is not None:
+                    parallel.share_buffers()  # the workers evaluate with the recomputed statistics
+                record["test_loss"], record["test_acc"] = evaluate(model, test_loader, device, parallel)
+                record["elapsed_seconds"] = elapsed_before + time.perf_counter() - started
             if ema is not None and _evaluates_ema(config, epoch + 1):
                 ema.copy_to(ema_model)
+                if precise_bn:  # the averaged weights get statistics of their own
+                    precise_batchnorm(config, ema_model, train_loader, side, device)
+                    ema.copy_buffers(ema_model)
                 record["test_acc_ema"] = evaluate(ema_model, test_loader, device)[1]
             if config.tta and epoch + 1 == config.epochs:
                 record["test_loss_tta"], record["test_acc_tta"] = evaluate(model, test_loader, device, parallel,

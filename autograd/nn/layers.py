@@ -89,7 +89,11 @@ class LayerNorm(Module):
 
 class BatchNorm2d(Module):
     """BatchNorm over (N, C, H, W) with running statistics (buffers) and PyTorch's state-dict keys; with
-    ``data_format="channels_last"`` over (N, H, W, C), as ``LayerNorm``'s option (the same numbers)."""
+    ``data_format="channels_last"`` over (N, H, W, C), as ``LayerNorm``'s option (the same numbers).
+
+    ``momentum=None`` makes the running statistics the plain average over all batches seen since
+    ``num_batches_tracked`` was 0 (PyTorch's cumulative moving average), as ``recompute_batchnorm_statistics``
+    uses."""
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, data_format="channels_first"):
         super().__init__()
@@ -103,10 +107,13 @@ class BatchNorm2d(Module):
         self.register_buffer("num_batches_tracked", creation.tensor(0))
 
     def forward(self, x):
+        momentum = self.momentum
         if self.training:
             self.num_batches_tracked.data = self.num_batches_tracked.data + 1
+            if momentum is None:  # the k-th batch gets weight 1/k: the mean over all k batches
+                momentum = 1.0 / float(self.num_batches_tracked.data)
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=self.training, momentum=self.momentum, eps=self.eps,
+                            training=self.training, momentum=0.0 if momentum is None else momentum, eps=self.eps,
                             channels_last=self.data_format == "channels_last")
 
     def extra_repr(self):

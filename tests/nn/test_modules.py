@@ -80,6 +80,17 @@ def test_batchnorm2d_matches_torch_over_steps():
     assert list(ours.state_dict()) == list(theirs.state_dict())
 
 
+def test_batchnorm2d_momentum_none_is_the_cumulative_average_as_torch():
+    ours, theirs = nn.BatchNorm2d(3, momentum=None), torch.nn.BatchNorm2d(3, momentum=None)
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32) * 3 - 1
+        np.testing.assert_allclose(ours(x).numpy(), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours.running_mean.numpy(), theirs.running_mean.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours.running_var.numpy(), theirs.running_var.numpy(), rtol=1e-5, atol=1e-6)
+    assert "momentum=None" in repr(ours)
+
+
 @pytest.mark.parametrize("make, make_torch", [
     (lambda: nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2), lambda: torch.nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)),
     (lambda: nn.Linear(5, 7), lambda: torch.nn.Linear(5, 7)),

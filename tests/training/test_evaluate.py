@@ -213,3 +213,30 @@ def test_paired_names_a_wrong_file_or_test_set(tmp_path, capsys):
         load_logits(f"{tmp_path / 'one.npz'}:logits_tta")
     with pytest.raises(SystemExit, match="hold different test sets"):
         main([str(tmp_path / "one.npz"), str(tmp_path / "other.npz")])
+
+
+def test_precise_bn_at_evaluation_gives_what_the_training_option_gives(tmp_path, monkeypatch, capsys, trained_run):
+    from tinyconvnext.checkpoint import load_checkpoint
+
+    data = synthetic_cifar()
+    options = dict(norm_layer="batch", epochs=2, progressive_size=16, progressive_epochs=1)  # the last epoch at 32
+    train(tiny_config(tmp_path / "plain", **options), data)
+    record = train(tiny_config(tmp_path / "precise", precise_bn_batches=3, **options), data)
+    run = tmp_path / "plain" / "run"
+    before = load_checkpoint(run / "checkpoint.npz")["model"]
+    result = evaluate_run(run, dataset=data, precise_bn_batches=3)
+    assert result["precise_bn_batches"] == 3
+    assert (result["test_loss"], result["test_acc"]) == pytest.approx((record["test_loss"], record["test_acc"]))
+    assert evaluate_run(run, dataset=data)["test_acc"] == pytest.approx(record["test_acc_running_stats"])
+    after = load_checkpoint(run / "checkpoint.npz")["model"]
+    assert all(np.array_equal(before[k], after[k]) for k in before)  # the checkpoint is not changed
+
+    import tinyconvnext.train
+
+    monkeypatch.setattr(tinyconvnext.train, "load_dataset", lambda config: data)
+    capsys.readouterr()  # the training runs' records
+    assert main([str(run), "--precise-bn-batches", "3"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_acc"] == pytest.approx(record["test_acc"])
+    layer_norm_run = trained_run[0].out
+    with pytest.raises(ValueError, match="has no BatchNorm layer"):
+        evaluate_run(layer_norm_run, dataset=data, precise_bn_batches=3)

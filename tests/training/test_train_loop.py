@@ -281,3 +281,45 @@ def test_ema_is_evaluated_every_n_epochs_and_after_the_last(tmp_path, every, eva
     assert (tmp_path / "run" / "curves.png").stat().st_size > 0
     with pytest.raises(ValueError, match="--ema-eval-every must be at least 0"):
         train(tiny_config(tmp_path / "bad", ema_eval_every=-1), data)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_precise_bn_recomputes_the_statistics_after_the_last_epoch_only(tmp_path, processes):
+    from tinyconvnext.train import build_model, evaluate, load_trained_model, make_loaders, precise_batchnorm
+
+    data = synthetic_cifar()
+    options = dict(norm_layer="batch", epochs=2, processes=processes, tta=True)
+    train(tiny_config(tmp_path / "a", **options), data)
+    config = tiny_config(tmp_path / "b", precise_bn_batches=3, **options)
+    record = train(config, data)
+    plain, precise = load_checkpoint(tmp_path / "a" / "run" / "checkpoint.npz"), load_checkpoint(tmp_path / "b" / "run" / "checkpoint.npz")
+    rows_a = [json.loads(line) for line in (tmp_path / "a" / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows_b = [json.loads(line) for line in (tmp_path / "b" / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows_a[0]["test_acc"] == rows_b[0]["test_acc"] and "test_acc_running_stats" not in rows_b[0]
+    assert record["test_acc_running_stats"] == rows_a[1]["test_acc"]  # the same training, then new statistics
+    train_loader, test_loader, _ = make_loaders(config, data)
+    for weights in ("model", "ema"):
+        for name, value in plain[weights].items():
+            if "running" not in name and "num_batches" not in name:
+                np.testing.assert_array_equal(precise[weights][name], value, err_msg=name)
+        # The saved statistics are those of 3 training batches (split as the workers split them) run
+        # through the final weights.
+        model = build_model(config, 10)
+        model.load_state_dict(plain[weights])
+        assert precise_batchnorm(config, model, train_loader, 32, "cpu") == 3 * processes
+        for name, value in model.state_dict().items():
+            np.testing.assert_allclose(precise[weights][name], value, rtol=1e-6, atol=1e-7, err_msg=name)
+        assert not np.allclose(precise[weights]["stages.0.0.norm.running_var"], plain[weights]["stages.0.0.norm.running_var"])
+    model, _ = load_trained_model(tmp_path / "b" / "run")
+    assert evaluate(model, test_loader, "cpu") == pytest.approx((record["test_loss"], record["test_acc"]))
+    assert evaluate(model, test_loader, "cpu", flip=True) == pytest.approx((record["test_loss_tta"], record["test_acc_tta"]))
+    ema_model, _ = load_trained_model(tmp_path / "b" / "run", ema=True)
+    assert evaluate(ema_model, test_loader, "cpu")[1] == pytest.approx(record["test_acc_ema"])
+
+
+def test_precise_bn_needs_batchnorm_and_a_count_of_at_least_zero(tmp_path):
+    data = synthetic_cifar()
+    with pytest.raises(ValueError, match="no BatchNorm layer"):
+        train(tiny_config(tmp_path / "a", precise_bn_batches=2), data)
+    with pytest.raises(ValueError, match="--precise-bn-batches must be at least 0"):
+        train(tiny_config(tmp_path / "b", norm_layer="batch", precise_bn_batches=-1), data)
