@@ -66,6 +66,13 @@ class _SharedBlock:
             self.memory.unlink()
 
 
+def batch_slices(batch_size: int, processes: int) -> list[tuple[int, int]]:
+    """The (start, stop) rows of a batch that each of ``processes`` workers takes, as even as they can be;
+    each worker's BatchNorm layers normalise its slice alone."""
+    bounds = np.linspace(0, batch_size, processes + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 def _flat_views(params, flat: np.ndarray) -> list:
     """One view into ``flat`` per parameter, shaped like it, in order: the layout of every flat buffer here."""
     return consecutive_views(flat, [p.shape for p in params])
@@ -220,10 +227,6 @@ class DataParallel:
             raise
 
     # -- the two steps ---------------------------------------------------------------------------
-    def _slices(self, batch_size):
-        bounds = np.linspace(0, batch_size, self.processes + 1).round().astype(int)
-        return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-
     def _run(self, kind, x, y, label_smoothing=0.0, step=0):
         x = np.asarray(x)
         y = np.asarray(y)
@@ -239,7 +242,7 @@ class DataParallel:
                              f"(the input_shape this DataParallel was built for), got {x.shape}")
         soft = y.ndim == 2
         arrays = self.block.arrays
-        slices = self._slices(batch)
+        slices = batch_slices(batch, self.processes)
         for rank, (a, b) in enumerate(slices):
             arrays["inputs"][rank, :(b - a) * x[0].size] = x[a:b].reshape(-1)
             if soft:

@@ -48,7 +48,7 @@ from .images import IMAGENET_MEAN, IMAGENET_STD
 from .interrupt import ctrl_c_deferred
 from .loader import BatchLoader
 from .model import NORM_LAYERS, STEM_TYPES
-from .parallel import DataParallel
+from .parallel import DataParallel, batch_slices
 from .variants import RESNET_VARIANTS, available_models, create_model
 from .weights import num_classes_of
 
@@ -374,11 +374,11 @@ def precise_batchnorm(config, model, train_loader, side: int, device: str) -> in
     ``--precise-bn-batches`` training batches (augmented as in training, at the last epoch's ``side``, drawn
     as one more epoch), each split into the slices that the data-parallel workers normalise separately in
     training. Returns the number of slices used."""
-    bounds = np.linspace(0, config.batch_size, config.processes + 1).round().astype(int)
+    bounds = batch_slices(config.batch_size, config.processes)
 
     def slices():
         for x, _ in itertools.islice(train_loader.epoch(config.epochs, side=side), config.precise_bn_batches):
-            for a, b in zip(bounds[:-1], bounds[1:]):
+            for a, b in bounds:
                 yield x[a:b]
 
     return nn.recompute_batchnorm_statistics(model, slices(), device)
