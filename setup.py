@@ -1,6 +1,6 @@
 """Install the two packages of tinyconvnext: ``autograd`` (the engine) and ``tinyconvnext`` (the model).
 
-    pip install -e ".[test]"     # with the test dependencies (pytest, hypothesis, torch for parity tests)
+pip install -e ".[test]"     # with the test dependencies (pytest, hypothesis, torch for parity tests)
 """
 
 from setuptools import find_packages, setup

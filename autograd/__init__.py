@@ -7,18 +7,65 @@ It knows nothing of ConvNeXt. Read it in this order: ``backend`` (arrays), ``ten
 
 import numpy as _np
 
-from .backend import cupy_available, get_array_module, get_default_device, set_default_device
-from .creation import (arange, empty, eye, from_numpy, full, full_like, linspace, ones, ones_like, rand,
-                       rand_like, randint, randn, randn_like, tensor, zeros, zeros_like)
 from . import memory, profiler  # noqa: F401
+from .backend import cupy_available, get_array_module, get_default_device, set_default_device
+from .creation import (
+    arange,
+    empty,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    tensor,
+    zeros,
+    zeros_like,
+)
 from .function import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, gradcheck
-from .ops.elementwise import (abs, add, clip, div, exp, log, maximum, minimum, mul, neg, pow, relu, sigmoid,
-                              sqrt, sub, tanh, where)
+from .ops.elementwise import (
+    abs,
+    add,
+    clip,
+    div,
+    exp,
+    log,
+    maximum,
+    minimum,
+    mul,
+    neg,
+    pow,
+    relu,
+    sigmoid,
+    sqrt,
+    sub,
+    tanh,
+    where,
+)
 from .ops.matmul import matmul
 from .ops.reduction import argmax, argmin, max, mean, min, sum, var
-from .ops.shape import (broadcast_to, cat, concat, concatenate, expand, flatten, pad, permute, reshape, squeeze,
-                        stack, transpose, unsqueeze)
+from .ops.shape import (
+    broadcast_to,
+    cat,
+    concat,
+    concatenate,
+    expand,
+    flatten,
+    pad,
+    permute,
+    reshape,
+    squeeze,
+    stack,
+    transpose,
+    unsqueeze,
+)
 from .ops.softmax import log_softmax, logsumexp, softmax
 from .random import Generator, manual_seed
 from .tensor import Tensor

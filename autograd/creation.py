@@ -62,7 +62,9 @@ def empty(*shape, dtype=None, device=None, requires_grad=False) -> Tensor:
 
 
 def full(shape, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _filled((shape,) if isinstance(shape, int) else (tuple(shape),), fill_value, dtype, device, requires_grad)
+    return _filled(
+        (shape,) if isinstance(shape, int) else (tuple(shape),), fill_value, dtype, device, requires_grad
+    )
 
 
 def _like(x: Tensor, dtype, device):
@@ -121,10 +123,20 @@ def randint(low, high, shape, dtype=np.int64, device=None, generator=None) -> Te
 
 
 def randn_like(x: Tensor, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
-    return randn(x.shape, dtype=dtype or x.dtype, device=device or x.device,
-                 requires_grad=requires_grad, generator=generator)
+    return randn(
+        x.shape,
+        dtype=dtype or x.dtype,
+        device=device or x.device,
+        requires_grad=requires_grad,
+        generator=generator,
+    )
 
 
 def rand_like(x: Tensor, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
-    return rand(x.shape, dtype=dtype or x.dtype, device=device or x.device,
-                requires_grad=requires_grad, generator=generator)
+    return rand(
+        x.shape,
+        dtype=dtype or x.dtype,
+        device=device or x.device,
+        requires_grad=requires_grad,
+        generator=generator,
+    )

@@ -82,7 +82,11 @@ class Function:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         # Concrete ops only: a private base (name starting with "_") that shares a body is not an op itself.
-        if not cls.__name__.startswith("_") and cls.forward is not Function.forward and cls.backward is not Function.backward:
+        if (
+            not cls.__name__.startswith("_")
+            and cls.forward is not Function.forward
+            and cls.backward is not Function.backward
+        ):
             Function.registry[f"{cls.__module__}.{cls.__qualname__}"] = cls
 
     def __init__(self):

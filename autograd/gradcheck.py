@@ -47,8 +47,16 @@ def _analytic_vjp(fn, inputs, weight):
     return [np.zeros(t.shape) if t.grad is None else to_numpy(t.grad.data).astype(np.float64) for t in inputs]
 
 
-def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-4,
-              full_jacobian_max: int = 4096, seed: int = 0, raise_exception: bool = True) -> bool:
+def gradcheck(
+    fn,
+    inputs,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+    full_jacobian_max: int = 4096,
+    seed: int = 0,
+    raise_exception: bool = True,
+) -> bool:
     """Check ``fn(*inputs)``'s backward against finite differences.
 
     Args:
@@ -69,7 +77,9 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
         raise ValueError("gradcheck: no input has requires_grad=True")
     for i in checked:
         if inputs[i].dtype != np.float64:
-            raise TypeError(f"gradcheck: input {i} has dtype {inputs[i].dtype}; finite differences need float64")
+            raise TypeError(
+                f"gradcheck: input {i} has dtype {inputs[i].dtype}; finite differences need float64"
+            )
     rng = np.random.default_rng(seed)
     out0 = _forward(fn, inputs)
     n_in = sum(inputs[i].size for i in checked)

@@ -24,7 +24,7 @@ def sum_to_shape(grad, shape):
         raise ValueError(f"cannot sum a gradient of shape {grad.shape} to the larger shape {shape}")
     if extra:
         grad = grad.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, (g, s) in enumerate(zip(grad.shape, shape)) if s == 1 and g != 1)
+    axes = tuple(i for i, (g, s) in enumerate(zip(grad.shape, shape, strict=False)) if s == 1 and g != 1)
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
     if grad.shape != shape:
@@ -74,10 +74,14 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
     else:
         grad = grad.data if isinstance(grad, Tensor) else grad
         if device_of(grad) != device_of(root.data):
-            raise ValueError(f"backward(grad=...): grad is on {device_of(grad)} but the output on "
-                             f"{device_of(root.data)}; move it with .to({device_of(root.data)!r}) first")
+            raise ValueError(
+                f"backward(grad=...): grad is on {device_of(grad)} but the output on "
+                f"{device_of(root.data)}; move it with .to({device_of(root.data)!r}) first"
+            )
         if tuple(grad.shape) != tuple(root.shape):
-            raise ValueError(f"backward(grad=...): grad has shape {tuple(grad.shape)}, expected {tuple(root.shape)}")
+            raise ValueError(
+                f"backward(grad=...): grad has shape {tuple(grad.shape)}, expected {tuple(root.shape)}"
+            )
         grad = grad.astype(root.dtype, copy=False)
 
     if root._ctx is not None and root._ctx.freed:
@@ -102,7 +106,7 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
             raise RuntimeError(
                 f"{type(ctx).__name__}.backward returned {len(input_grads)} gradients for {len(ctx.inputs)} inputs"
             )
-        for parent, parent_grad, needed in zip(ctx.inputs, input_grads, ctx.needs_input_grad):
+        for parent, parent_grad, needed in zip(ctx.inputs, input_grads, ctx.needs_input_grad, strict=False):
             if not needed or parent_grad is None:
                 continue
             parent_grad = sum_to_shape(parent_grad, parent.shape)

@@ -25,8 +25,8 @@ M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
 M_MMAP_MAX = -4
 
-_TOP_PAD_BYTES = 64 * 2 ** 20
-_NEVER_TRIM = 2 ** 31 - 1  # the largest int: the heap's free top is never given back
+_TOP_PAD_BYTES = 64 * 2**20
+_NEVER_TRIM = 2**31 - 1  # the largest int: the heap's free top is never given back
 
 _applied = False
 

@@ -31,8 +31,10 @@ class Profile:
 
     def rows(self) -> list[dict]:
         """One dict per (op, phase), the slowest first."""
-        rows = [dict(op=op, phase=phase, calls=self.calls[op, phase], seconds=self.seconds[op, phase])
-                for op, phase in self.seconds]
+        rows = [
+            dict(op=op, phase=phase, calls=self.calls[op, phase], seconds=self.seconds[op, phase])
+            for op, phase in self.seconds
+        ]
         return sorted(rows, key=lambda row: -row["seconds"])
 
     def by_op(self) -> dict[str, float]:
@@ -47,7 +49,9 @@ class Profile:
         lines = [f"{'op':<28s} {'phase':<9s} {'calls':>6s} {'ms':>9s} {'share':>6s}"]
         for row in self.rows()[:limit]:
             share = row["seconds"] / attributed if attributed else 0.0
-            lines.append(f"{row['op']:<28s} {row['phase']:<9s} {row['calls']:6d} {1e3 * row['seconds']:9.2f} {share:6.1%}")
+            lines.append(
+                f"{row['op']:<28s} {row['phase']:<9s} {row['calls']:6d} {1e3 * row['seconds']:9.2f} {share:6.1%}"
+            )
         lines.append(f"ops: {1e3 * attributed:.1f} ms of the block's {1e3 * self.total_seconds:.1f} ms")
         return "\n".join(lines)
 
@@ -84,8 +88,12 @@ def profile(synchronize: bool | None = None):
     result = Profile()
     patched = []
     # Wrap each method where it is defined (an op may inherit its forward from a shared base class), once.
-    owners = {base for cls in Function.registry.values() for base in cls.__mro__
-              if issubclass(base, Function) and base is not Function}
+    owners = {
+        base
+        for cls in Function.registry.values()
+        for base in cls.__mro__
+        if issubclass(base, Function) and base is not Function
+    }
     for cls in owners:
         for phase in ("forward", "backward"):
             if phase in cls.__dict__:

@@ -17,7 +17,7 @@ class Generator:
     def __init__(self, seed: int | None = None):
         self.manual_seed(seed)
 
-    def manual_seed(self, seed: int | None) -> "Generator":
+    def manual_seed(self, seed: int | None) -> Generator:
         self.rng = np.random.Generator(np.random.PCG64(seed))
         return self
 

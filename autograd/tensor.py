@@ -96,14 +96,14 @@ class Tensor:
         """
         graph.backward(self, grad, retain_graph=retain_graph)
 
-    def retain_grad(self) -> "Tensor":
+    def retain_grad(self) -> Tensor:
         """Also keep ``.grad`` for this non-leaf tensor during backward."""
         if not self.requires_grad:
             raise RuntimeError("retain_grad() on a tensor that does not require grad")
         self._retains_grad = True
         return self
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and not _is_floating(self.dtype):
             raise TypeError(f"only floating-point tensors can require gradients, got dtype {self.dtype}")
         if not self.is_leaf and not requires_grad:
@@ -114,7 +114,7 @@ class Tensor:
     def zero_grad(self) -> None:
         self.grad = None
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """The same array, cut from the graph: no creator, no grad."""
         return Tensor(self.data)
 
@@ -131,7 +131,7 @@ class Tensor:
     def tolist(self):
         return to_numpy(self.data).tolist()
 
-    def to(self, device=None, dtype=None) -> "Tensor":
+    def to(self, device=None, dtype=None) -> Tensor:
         """A copy on ``device`` and/or of ``dtype`` (differentiable), or ``self`` when nothing changes."""
         out = self
         if dtype is not None and np.dtype(dtype) != self.dtype:
@@ -140,19 +140,19 @@ class Tensor:
             out = ops.elementwise.to_device(out, device)
         return out
 
-    def cpu(self) -> "Tensor":
+    def cpu(self) -> Tensor:
         return self.to("cpu")
 
-    def cuda(self) -> "Tensor":
+    def cuda(self) -> Tensor:
         return self.to("cuda")
 
-    def float(self) -> "Tensor":
+    def float(self) -> Tensor:
         return self.to(dtype=np.float32)
 
-    def double(self) -> "Tensor":
+    def double(self) -> Tensor:
         return self.to(dtype=np.float64)
 
-    def astype(self, dtype) -> "Tensor":
+    def astype(self, dtype) -> Tensor:
         return self.to(dtype=dtype)
 
     # -- arithmetic ------------------------------------------------------------------------
@@ -349,7 +349,11 @@ def as_tensor(value, like: Tensor | None = None) -> Tensor:
     scalars or Python data."""
     if isinstance(value, Tensor):
         return value
-    if like is not None and isinstance(value, (bool, int, float, np.generic)) and not isinstance(value, np.ndarray):
+    if (
+        like is not None
+        and isinstance(value, (bool, int, float, np.generic))
+        and not isinstance(value, np.ndarray)
+    ):
         dtype = like.dtype if _is_floating(like.dtype) else None
         if dtype is None and isinstance(value, float):
             dtype = DEFAULT_FLOAT_DTYPE

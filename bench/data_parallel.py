@@ -28,13 +28,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
+from devices import add_malloc_argument, apply_malloc  # noqa: E402
+
 import autograd as ag  # noqa: E402
 from autograd import optim  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
 from tinyconvnext.parallel import DataParallel  # noqa: E402
 from tinyconvnext.variants import create_model  # noqa: E402
-
-from devices import add_malloc_argument, apply_malloc  # noqa: E402
 
 
 def best_seconds_per_step(step, steps, repeats):
@@ -80,8 +80,9 @@ def torch_step(model_name, x, y):
     model = TorchConvNeXt(num_classes=10, layer_scale=0.1, **VARIANTS[model_name])
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=1e-3)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}], lr=1e-3
+    )
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
 
     def step():
@@ -98,8 +99,11 @@ def blas_summary():
         from threadpoolctl import threadpool_info
     except ImportError:
         return "threadpoolctl not installed"
-    return "; ".join(f"{info['internal_api']} {info.get('version')} ({info.get('architecture')}, "
-                     f"{info['num_threads']} threads)" for info in threadpool_info())
+    return "; ".join(
+        f"{info['internal_api']} {info.get('version')} ({info.get('architecture')}, "
+        f"{info['num_threads']} threads)"
+        for info in threadpool_info()
+    )
 
 
 def main(argv=None):
@@ -115,16 +119,24 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.batch_size, 3, 32, 32)).astype(np.float32)
     y = rng.integers(0, 10, size=args.batch_size)
-    print(f"{args.model}, batch {args.batch_size}, malloc {args.malloc}; thread pools: {blas_summary()}", flush=True)
+    print(
+        f"{args.model}, batch {args.batch_size}, malloc {args.malloc}; thread pools: {blas_summary()}",
+        flush=True,
+    )
 
     step, threads = torch_step(args.model, x, y)
     torch_seconds = best_seconds_per_step(step, args.steps, args.repeats)
-    print(f"PyTorch, 1 process, {threads} threads: {args.batch_size / torch_seconds:7.0f} images/s", flush=True)
+    print(
+        f"PyTorch, 1 process, {threads} threads: {args.batch_size / torch_seconds:7.0f} images/s", flush=True
+    )
 
     step, _ = ours_steps(args.model, x, y, 1)
     one_seconds = best_seconds_per_step(step, args.steps, args.repeats)
-    print(f"ours, 1 process, default threads:  {args.batch_size / one_seconds:7.0f} images/s  "
-          f"(ours / PyTorch time {one_seconds / torch_seconds:.2f})", flush=True)
+    print(
+        f"ours, 1 process, default threads:  {args.batch_size / one_seconds:7.0f} images/s  "
+        f"(ours / PyTorch time {one_seconds / torch_seconds:.2f})",
+        flush=True,
+    )
 
     step, parallel = ours_steps(args.model, x, y, args.processes)
     try:
@@ -132,9 +144,11 @@ def main(argv=None):
     finally:
         if parallel is not None:
             parallel.close()
-    print(f"ours, {args.processes} processes x 1 thread:  {args.batch_size / dp_seconds:7.0f} images/s  "
-          f"(ours / PyTorch time {dp_seconds / torch_seconds:.2f}; {one_seconds / dp_seconds:.2f}x one process)",
-          flush=True)
+    print(
+        f"ours, {args.processes} processes x 1 thread:  {args.batch_size / dp_seconds:7.0f} images/s  "
+        f"(ours / PyTorch time {dp_seconds / torch_seconds:.2f}; {one_seconds / dp_seconds:.2f}x one process)",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ forward+backward (grad x, grad w, grad b), the same for torch (NHWC: channels_la
 ratio ours/torch (< 1 means we are faster). The machine is shared: run it when it is quiet, and trust
 ratios measured in one run more than absolute times.
 """
+
 import argparse
 import os
 import sys
@@ -75,8 +76,10 @@ def bench_shape(shape, layout, reps, torch):
 
         t_f = median_ms(tfwd, reps)
         t_fb = median_ms(tfb, reps)
-        line += (f" | torch fwd {t_f:8.3f} ms  fwd+bwd {t_fb:8.3f} ms"
-                 f" | ratio fwd {ours_f / t_f:5.2f}  fwd+bwd {ours_fb / t_fb:5.2f}")
+        line += (
+            f" | torch fwd {t_f:8.3f} ms  fwd+bwd {t_fb:8.3f} ms"
+            f" | ratio fwd {ours_f / t_f:5.2f}  fwd+bwd {ours_fb / t_fb:5.2f}"
+        )
     print(line, flush=True)
 
 
@@ -88,18 +91,25 @@ def main():
     args = ap.parse_args()
     try:
         import torch
+
         torch.set_num_threads(os.cpu_count() or 1)
     except ImportError:
         torch = None
     import numba
-    print(f"numba {numba.__version__}, threads {numba.get_num_threads()}, layer "
-          f"{numba.config.THREADING_LAYER}; torch {torch.__version__ if torch else 'absent'} "
-          f"threads {torch.get_num_threads() if torch else '-'}; cpus {os.cpu_count()}")
+
+    print(
+        f"numba {numba.__version__}, threads {numba.get_num_threads()}, layer "
+        f"{numba.config.THREADING_LAYER}; torch {torch.__version__ if torch else 'absent'} "
+        f"threads {torch.get_num_threads() if torch else '-'}; cpus {os.cpu_count()}"
+    )
     try:
         from threadpoolctl import threadpool_info
+
         for info in threadpool_info():
-            print(f"  threadpool: {info.get('internal_api')} {info.get('num_threads')} threads "
-                  f"({os.path.basename(info.get('filepath', ''))})")
+            print(
+                f"  threadpool: {info.get('internal_api')} {info.get('num_threads')} threads "
+                f"({os.path.basename(info.get('filepath', ''))})"
+            )
     except ImportError:
         pass
     shapes = SHAPES[:1] if args.shapes == "small" else SHAPES

@@ -33,15 +33,23 @@ WARMUP = {"cpu": 2, "cuda": 5}  # untimed calls of each step first: JIT and kern
 
 
 def add_device_argument(parser) -> None:
-    parser.add_argument("--device", choices=DEVICES, default="cpu",
-                        help="cpu (default): NumPy against PyTorch on the CPU; cuda: CuPy against PyTorch CUDA "
-                             "on the same GPU")
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="cpu",
+        help="cpu (default): NumPy against PyTorch on the CPU; cuda: CuPy against PyTorch CUDA "
+        "on the same GPU",
+    )
 
 
 def add_malloc_argument(parser) -> None:
-    parser.add_argument("--malloc", choices=("retain", "default"), default="retain",
-                        help="retain (default): keep freed memory for reuse, as training does (autograd/memory.py); "
-                             "default: glibc's own settings")
+    parser.add_argument(
+        "--malloc",
+        choices=("retain", "default"),
+        default="retain",
+        help="retain (default): keep freed memory for reuse, as training does (autograd/memory.py); "
+        "default: glibc's own settings",
+    )
 
 
 def apply_malloc(choice: str) -> None:
@@ -62,15 +70,19 @@ def require_device(device: str) -> None:
         if importlib.util.find_spec("cupy") is None:
             problems.append("CuPy is not installed (pip install cupy-cuda12x, for CUDA 12)")
         else:
-            problems.append("CuPy is installed but sees no GPU (no NVIDIA driver, or CUDA_VISIBLE_DEVICES hides it)")
+            problems.append(
+                "CuPy is installed but sees no GPU (no NVIDIA driver, or CUDA_VISIBLE_DEVICES hides it)"
+            )
     if not torch.cuda.is_available():
         if torch.version.cuda is None:
             problems.append(f"PyTorch {torch.__version__} is a CPU-only build: install a CUDA build of torch")
         else:
             problems.append(f"PyTorch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU")
     if problems:
-        raise SystemExit("error: --device cuda compares CuPy with PyTorch CUDA on one GPU, but:\n  "
-                         + "\n  ".join(problems))
+        raise SystemExit(
+            "error: --device cuda compares CuPy with PyTorch CUDA on one GPU, but:\n  "
+            + "\n  ".join(problems)
+        )
 
 
 def _no_sync():
@@ -130,8 +142,10 @@ def gpu_memory_mib() -> tuple[float, float]:
 # -- the machine -----------------------------------------------------------------------------------------
 def describe_environment(device: str = "cpu") -> str:
     """Python, NumPy, PyTorch, threads and BLAS; and with ``device='cuda'`` the GPU and its libraries."""
-    lines = [f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
-             f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}"]
+    lines = [
+        f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
+        f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}"
+    ]
     try:
         import numba
 
@@ -142,8 +156,10 @@ def describe_environment(device: str = "cpu") -> str:
         from threadpoolctl import threadpool_info
 
         for info in threadpool_info():
-            lines.append(f"BLAS: {info.get('internal_api')} {info.get('version')} kernel={info.get('architecture')} "
-                         f"threads={info.get('num_threads')} ({os.path.basename(info.get('filepath', ''))})")
+            lines.append(
+                f"BLAS: {info.get('internal_api')} {info.get('version')} kernel={info.get('architecture')} "
+                f"threads={info.get('num_threads')} ({os.path.basename(info.get('filepath', ''))})"
+            )
     except ImportError:
         lines.append("threadpoolctl not installed: BLAS kernel unknown")
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "AUTOGRAD_KERNELS"):
@@ -163,11 +179,13 @@ def describe_gpu() -> str:
     def version(v):  # CUDA writes 12.4 as 12040
         return f"{v // 1000}.{v % 1000 // 10}"
 
-    return "\n".join([
-        f"GPU: {props.name}, {props.total_memory / 2**30:.1f} GiB, compute capability {props.major}.{props.minor}",
-        f"CUDA driver {version(runtime.driverGetVersion())}, CuPy {cupy.__version__} "
-        f"(CUDA runtime {version(runtime.runtimeGetVersion())}), torch CUDA {torch.version.cuda}, "
-        f"cuDNN {torch.backends.cudnn.version()}",
-        f"torch TF32: matmul {torch.backends.cuda.matmul.allow_tf32}, cudnn {torch.backends.cudnn.allow_tf32}; "
-        f"cudnn.benchmark {torch.backends.cudnn.benchmark}; CUPY_TF32={os.environ.get('CUPY_TF32', '(unset)')}",
-    ])
+    return "\n".join(
+        [
+            f"GPU: {props.name}, {props.total_memory / 2**30:.1f} GiB, compute capability {props.major}.{props.minor}",
+            f"CUDA driver {version(runtime.driverGetVersion())}, CuPy {cupy.__version__} "
+            f"(CUDA runtime {version(runtime.runtimeGetVersion())}), torch CUDA {torch.version.cuda}, "
+            f"cuDNN {torch.backends.cudnn.version()}",
+            f"torch TF32: matmul {torch.backends.cuda.matmul.allow_tf32}, cudnn {torch.backends.cudnn.allow_tf32}; "
+            f"cudnn.benchmark {torch.backends.cudnn.benchmark}; CUPY_TF32={os.environ.get('CUPY_TF32', '(unset)')}",
+        ]
+    )

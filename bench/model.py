@@ -37,15 +37,25 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
+from devices import (
+    WARMUP,
+    add_device_argument,
+    add_malloc_argument,
+    apply_malloc,  # noqa: E402
+    describe_environment,
+    gpu_memory_mib,
+    interleaved_medians,
+    require_device,
+    reset_gpu_memory,
+    synchronizers,
+    timed,
+)
+from torch_convnext import TorchConvNeXt  # noqa: E402
+
 import autograd as ag  # noqa: E402
 import tinyconvnext  # noqa: E402
 from autograd import optim  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
-from devices import (WARMUP, add_device_argument, add_malloc_argument, apply_malloc,  # noqa: E402
-                     describe_environment, gpu_memory_mib, interleaved_medians, require_device, reset_gpu_memory,
-                     synchronizers, timed)
-from torch_convnext import TorchConvNeXt  # noqa: E402
-
 
 TASKS = ("inference", "train", "tiny-train", "imagenette-train")
 # The Imagenette ConvNeXt of docs/results.md: ConvNeXt-pico's shape with resnet18d's deep stem and BatchNorm.
@@ -83,8 +93,15 @@ def build(task, args):
     device = args.device
     options = dict(IMAGENETTE_MODEL, layer_scale_init_value=0.1) if task == "imagenette-train" else {}
     ours = tinyconvnext.create_model(name, num_classes=num_classes, **options)
-    theirs = TorchConvNeXt(num_classes=num_classes, depths=ours.depths, dims=ours.dims, patch_size=ours.patch_size,
-                           layer_scale=0.1 if options else 1e-6, stem_type=ours.stem_type, norm_layer=ours.norm_layer)
+    theirs = TorchConvNeXt(
+        num_classes=num_classes,
+        depths=ours.depths,
+        dims=ours.dims,
+        patch_size=ours.patch_size,
+        layer_scale=0.1 if options else 1e-6,
+        stem_type=ours.stem_type,
+        norm_layer=ours.norm_layer,
+    )
     theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
     ours.to(device), theirs.to(device)
     rng = np.random.default_rng(0)
@@ -150,12 +167,33 @@ def peak_memory_worker(task, framework, args):
 
 def child(mode, task, framework, args, repeats=0, env=None):
     """Run a worker of this file in a fresh process (on the CPU) and return its JSON answer."""
-    out = subprocess.run([sys.executable, __file__, mode, task, framework, "--cifar-model", args.cifar_model,
-                          "--batch-size", str(args.batch_size), "--inference-batch-size", str(args.inference_batch_size),
-                          "--tiny-batch-size", str(args.tiny_batch_size),
-                          "--imagenette-batch-size", str(args.imagenette_batch_size), "--repeats", str(repeats),
-                          "--malloc", args.malloc],
-                         capture_output=True, text=True, check=True, env=env)
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            mode,
+            task,
+            framework,
+            "--cifar-model",
+            args.cifar_model,
+            "--batch-size",
+            str(args.batch_size),
+            "--inference-batch-size",
+            str(args.inference_batch_size),
+            "--tiny-batch-size",
+            str(args.tiny_batch_size),
+            "--imagenette-batch-size",
+            str(args.imagenette_batch_size),
+            "--repeats",
+            str(repeats),
+            "--malloc",
+            args.malloc,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -168,8 +206,10 @@ def peak_memory(task, framework, args):
 
 def run_cpu(tasks, args, repeats):
     """Side by side, alone (a child process per framework) and peak resident memory, per task."""
-    print(f"\n{'task':40s} {'ours':>9s} {'torch':>9s} {'ratio':>6s}   {'alone: ours':>11s} {'torch':>7s} {'ratio':>6s}"
-          f"   {'ours MiB':>9s} {'torch MiB':>9s} {'ratio':>6s}")
+    print(
+        f"\n{'task':40s} {'ours':>9s} {'torch':>9s} {'ratio':>6s}   {'alone: ours':>11s} {'torch':>7s} {'ratio':>6s}"
+        f"   {'ours MiB':>9s} {'torch MiB':>9s} {'ratio':>6s}"
+    )
     for task in tasks:
         label = task_spec(task, args)[0]
         ours, theirs = interleaved_medians(*build(task, args), repeats, warmup=WARMUP["cpu"])
@@ -177,24 +217,37 @@ def run_cpu(tasks, args, repeats):
         alone_torch = child("--time-worker", task, "torch", args, repeats)["seconds"]
         mem_ours = peak_memory(task, "ours", args)
         mem_torch = peak_memory(task, "torch", args)
-        print(f"{label:40s} {ours * 1e3:7.0f}ms {theirs * 1e3:7.0f}ms {ours / theirs:6.2f}   "
-              f"{alone_ours * 1e3:9.0f}ms {alone_torch * 1e3:5.0f}ms {alone_ours / alone_torch:6.2f}   "
-              f"{mem_ours:9.0f} {mem_torch:9.0f} {mem_ours / max(mem_torch, 1e-9):6.2f}", flush=True)
+        print(
+            f"{label:40s} {ours * 1e3:7.0f}ms {theirs * 1e3:7.0f}ms {ours / theirs:6.2f}   "
+            f"{alone_ours * 1e3:9.0f}ms {alone_torch * 1e3:5.0f}ms {alone_ours / alone_torch:6.2f}   "
+            f"{mem_ours:9.0f} {mem_torch:9.0f} {mem_ours / max(mem_torch, 1e-9):6.2f}",
+            flush=True,
+        )
 
 
 def run_gpu(tasks, args, repeats):
     """Side by side on one GPU, each step timed between device synchronisations; and GPU memory per task."""
     sync_ours, sync_torch = synchronizers("cuda")
-    print(f"\n{'task':40s} {'ours':>10s} {'torch':>10s} {'ratio':>6s}   {'ours MiB':>9s} {'torch MiB':>9s} {'ratio':>6s}")
+    print(
+        f"\n{'task':40s} {'ours':>10s} {'torch':>10s} {'ratio':>6s}   {'ours MiB':>9s} {'torch MiB':>9s} {'ratio':>6s}"
+    )
     for task in tasks:
         label = task_spec(task, args)[0]
         reset_gpu_memory()
         our_step, torch_step = build(task, args)
-        ours, theirs = interleaved_medians(our_step, torch_step, repeats, sync_ours, sync_torch, warmup=WARMUP["cuda"])
+        ours, theirs = interleaved_medians(
+            our_step, torch_step, repeats, sync_ours, sync_torch, warmup=WARMUP["cuda"]
+        )
         mem_ours, mem_torch = gpu_memory_mib()
-        del our_step, torch_step  # the models and optimizer state go before the next task's memory is measured
-        print(f"{label:40s} {ours * 1e3:8.1f}ms {theirs * 1e3:8.1f}ms {ours / theirs:6.2f}   "
-              f"{mem_ours:9.0f} {mem_torch:9.0f} {mem_ours / max(mem_torch, 1e-9):6.2f}", flush=True)
+        del (
+            our_step,
+            torch_step,
+        )  # the models and optimizer state go before the next task's memory is measured
+        print(
+            f"{label:40s} {ours * 1e3:8.1f}ms {theirs * 1e3:8.1f}ms {ours / theirs:6.2f}   "
+            f"{mem_ours:9.0f} {mem_torch:9.0f} {mem_ours / max(mem_torch, 1e-9):6.2f}",
+            flush=True,
+        )
 
 
 def main(argv=None):
@@ -202,13 +255,27 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--cifar-model", default="convnext_cifar_atto")
     parser.add_argument("--batch-size", type=int, default=128, help="batch of the CIFAR training step")
-    parser.add_argument("--inference-batch-size", type=int, default=None,
-                        help="batch of ConvNeXt-T inference (default 8 on the CPU, 64 on the GPU)")
-    parser.add_argument("--imagenette-batch-size", type=int, default=32, help="batch of the imagenette-train step")
-    parser.add_argument("--tiny-batch-size", type=int, default=None,
-                        help="batch of the ConvNeXt-T training step (default 8 on the CPU, 32 on the GPU)")
-    parser.add_argument("--tasks", default=None, help=f"comma-separated, of {', '.join(TASKS)} "
-                        f"(default cpu: {DEFAULT_TASKS['cpu']}; cuda: {DEFAULT_TASKS['cuda']})")
+    parser.add_argument(
+        "--inference-batch-size",
+        type=int,
+        default=None,
+        help="batch of ConvNeXt-T inference (default 8 on the CPU, 64 on the GPU)",
+    )
+    parser.add_argument(
+        "--imagenette-batch-size", type=int, default=32, help="batch of the imagenette-train step"
+    )
+    parser.add_argument(
+        "--tiny-batch-size",
+        type=int,
+        default=None,
+        help="batch of the ConvNeXt-T training step (default 8 on the CPU, 32 on the GPU)",
+    )
+    parser.add_argument(
+        "--tasks",
+        default=None,
+        help=f"comma-separated, of {', '.join(TASKS)} "
+        f"(default cpu: {DEFAULT_TASKS['cpu']}; cuda: {DEFAULT_TASKS['cuda']})",
+    )
     add_device_argument(parser)
     add_malloc_argument(parser)
     parser.add_argument("--repeats", type=int, default=0, help=argparse.SUPPRESS)

@@ -31,7 +31,7 @@ EPS = 1e-6
 
 def best_time(fn, budget):
     """Best seconds per call over repeats of a batch of calls, spending about `budget` seconds."""
-    fn()                                   # warm up (compilation, caches)
+    fn()  # warm up (compilation, caches)
     start = time.perf_counter()
     fn()
     once = max(time.perf_counter() - start, 1e-7)
@@ -59,8 +59,11 @@ def compare(name, ours_fwd, ours_fb, torch_fwd, torch_fb, budget):
 def report(name, ours_fwd, torch_fwd, ours_fb, torch_fb):
     def fmt(seconds):
         return f"{seconds * 1e3:9.3f}" if seconds >= 1e-3 else f"{seconds * 1e6:7.1f}us"
-    print(f"{name:44s} fwd {fmt(ours_fwd)} vs {fmt(torch_fwd)}  x{ours_fwd / torch_fwd:5.2f}   "
-          f"fwd+bwd {fmt(ours_fb)} vs {fmt(torch_fb)}  x{ours_fb / torch_fb:5.2f}")
+
+    print(
+        f"{name:44s} fwd {fmt(ours_fwd)} vs {fmt(torch_fwd)}  x{ours_fwd / torch_fwd:5.2f}   "
+        f"fwd+bwd {fmt(ours_fb)} vs {fmt(torch_fb)}  x{ours_fb / torch_fb:5.2f}"
+    )
 
 
 def bench_layer_norm(rows, size, budget, rng):
@@ -170,23 +173,37 @@ def bench_cross_entropy(rows, classes, label_smoothing, budget, rng):
         zt.grad = None
         F.cross_entropy(zt, tt, label_smoothing=label_smoothing).backward()
 
-    compare(f"cross_entropy ({rows}, {classes}) smoothing={label_smoothing}", ours_fwd, ours_fb, torch_fwd,
-            torch_fb, budget)
+    compare(
+        f"cross_entropy ({rows}, {classes}) smoothing={label_smoothing}",
+        ours_fwd,
+        ours_fb,
+        torch_fwd,
+        torch_fb,
+        budget,
+    )
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="shorter timing budget per measurement")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="threads for both Numba and PyTorch (default: leave each at its default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="threads for both Numba and PyTorch (default: leave each at its default)",
+    )
     args = parser.parse_args()
     if args.threads:
         numba.set_num_threads(args.threads)
         torch.set_num_threads(args.threads)
     budget = 0.05 if args.quick else 0.15
     rng = np.random.default_rng(0)
-    print(f"threads: numba {numba.get_num_threads()}, torch {torch.get_num_threads()}; "
-          f"times: ours vs PyTorch (ms unless marked us), ratio x = ours / PyTorch")
+    print(
+        f"threads: numba {numba.get_num_threads()}, torch {torch.get_num_threads()}; "
+        f"times: ours vs PyTorch (ms unless marked us), ratio x = ours / PyTorch"
+    )
 
     bench_layer_norm(128 * 8 * 8, 256, budget, rng)
     bench_layer_norm(8 * 56 * 56, 96, budget, rng)

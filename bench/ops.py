@@ -28,10 +28,19 @@ import torch.nn.functional as TF
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from devices import (
+    WARMUP,
+    add_device_argument,
+    add_malloc_argument,
+    apply_malloc,  # noqa: E402
+    describe_environment,
+    interleaved_medians,
+    require_device,
+    synchronizers,
+)
+
 import autograd as ag  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
-from devices import (WARMUP, add_device_argument, add_malloc_argument, apply_malloc,  # noqa: E402
-                     describe_environment, interleaved_medians, require_device, synchronizers)
 
 CONFIGS = {
     "cifar-b128-s1": dict(n=128, c=64, h=16),
@@ -51,14 +60,24 @@ def make_cases(cfg, device="cpu"):
     tokens = n * h * h
 
     def depthwise(rng):
-        arrays = [rng.standard_normal((n, c, h, h)), rng.standard_normal((c, 1, 7, 7)) * 0.1, rng.standard_normal(c)]
-        return arrays, (lambda x, w, b: F.conv2d(x, w, b, padding=3, groups=c)), \
-            (lambda x, w, b: TF.conv2d(x, w, b, padding=3, groups=c))
+        arrays = [
+            rng.standard_normal((n, c, h, h)),
+            rng.standard_normal((c, 1, 7, 7)) * 0.1,
+            rng.standard_normal(c),
+        ]
+        return (
+            arrays,
+            (lambda x, w, b: F.conv2d(x, w, b, padding=3, groups=c)),
+            (lambda x, w, b: TF.conv2d(x, w, b, padding=3, groups=c)),
+        )
 
     def layer_norm(rng):
         arrays = [rng.standard_normal((tokens, c)), rng.standard_normal(c), rng.standard_normal(c)]
-        return arrays, (lambda x, w, b: F.layer_norm(x, (c,), w, b, 1e-6)), \
-            (lambda x, w, b: TF.layer_norm(x, (c,), w, b, 1e-6))
+        return (
+            arrays,
+            (lambda x, w, b: F.layer_norm(x, (c,), w, b, 1e-6)),
+            (lambda x, w, b: TF.layer_norm(x, (c,), w, b, 1e-6)),
+        )
 
     def layer_norm_cf(rng):
         arrays = [rng.standard_normal((n, c, h, h)), rng.standard_normal(c), rng.standard_normal(c)]
@@ -71,7 +90,11 @@ def make_cases(cfg, device="cpu"):
         return arrays, (lambda x, w, b: F.layer_norm_channels_first(x, w, b, 1e-6)), theirs
 
     def linear(rng):
-        arrays = [rng.standard_normal((tokens, c)), rng.standard_normal((4 * c, c)) * 0.05, rng.standard_normal(4 * c)]
+        arrays = [
+            rng.standard_normal((tokens, c)),
+            rng.standard_normal((4 * c, c)) * 0.05,
+            rng.standard_normal(4 * c),
+        ]
         return arrays, F.linear, TF.linear
 
     def gelu(rng):
@@ -81,36 +104,76 @@ def make_cases(cfg, device="cpu"):
         k = 10 if n == 128 else 1000
         labels = rng.integers(0, k, size=n)
         ours_labels, torch_labels = ag.tensor(labels, device=device), torch.from_numpy(labels).to(device)
-        return [rng.standard_normal((n, k))], (lambda z: F.cross_entropy(z, ours_labels, label_smoothing=0.1)), \
-            (lambda z: TF.cross_entropy(z, torch_labels, label_smoothing=0.1))
+        return (
+            [rng.standard_normal((n, k))],
+            (lambda z: F.cross_entropy(z, ours_labels, label_smoothing=0.1)),
+            (lambda z: TF.cross_entropy(z, torch_labels, label_smoothing=0.1)),
+        )
 
     def patchify(rng):
         k = 2
-        arrays = [rng.standard_normal((n, c, h, h)), rng.standard_normal((2 * c, c, k, k)) * 0.05, rng.standard_normal(2 * c)]
-        return arrays, (lambda x, w, b: F.conv2d(x, w, b, stride=k)), (lambda x, w, b: TF.conv2d(x, w, b, stride=k))
+        arrays = [
+            rng.standard_normal((n, c, h, h)),
+            rng.standard_normal((2 * c, c, k, k)) * 0.05,
+            rng.standard_normal(2 * c),
+        ]
+        return (
+            arrays,
+            (lambda x, w, b: F.conv2d(x, w, b, stride=k)),
+            (lambda x, w, b: TF.conv2d(x, w, b, stride=k)),
+        )
 
     def conv3x3(rng):  # the ResNet baseline's dense conv (the im2col path)
-        arrays = [rng.standard_normal((n, c, h, h)), rng.standard_normal((c, c, 3, 3)) * 0.05, rng.standard_normal(c)]
-        return arrays, (lambda x, w, b: F.conv2d(x, w, b, padding=1)), (lambda x, w, b: TF.conv2d(x, w, b, padding=1))
+        arrays = [
+            rng.standard_normal((n, c, h, h)),
+            rng.standard_normal((c, c, 3, 3)) * 0.05,
+            rng.standard_normal(c),
+        ]
+        return (
+            arrays,
+            (lambda x, w, b: F.conv2d(x, w, b, padding=1)),
+            (lambda x, w, b: TF.conv2d(x, w, b, padding=1)),
+        )
 
-    def batch_norm_cl(rng):  # ConvNeXt(norm_layer="batch")'s norm: training-mode BatchNorm on NHWC activations
+    def batch_norm_cl(
+        rng,
+    ):  # ConvNeXt(norm_layer="batch")'s norm: training-mode BatchNorm on NHWC activations
         arrays = [rng.standard_normal((n, h, h, c)), rng.standard_normal(c), rng.standard_normal(c)]
-        return arrays, (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True, channels_last=True)), \
-            (lambda x, w, b: TF.batch_norm(x.permute(0, 3, 1, 2), None, None, w, b, training=True).permute(0, 2, 3, 1))
+        return (
+            arrays,
+            (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True, channels_last=True)),
+            (
+                lambda x, w, b: TF.batch_norm(x.permute(0, 3, 1, 2), None, None, w, b, training=True).permute(
+                    0, 2, 3, 1
+                )
+            ),
+        )
 
     def batch_norm(rng):  # the deep stem's and ResNets' norm: training-mode BatchNorm on NCHW activations
         arrays = [rng.standard_normal((n, c, h, h)), rng.standard_normal(c), rng.standard_normal(c)]
-        return arrays, (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True)), \
-            (lambda x, w, b: TF.batch_norm(x, None, None, w, b, training=True))
+        return (
+            arrays,
+            (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True)),
+            (lambda x, w, b: TF.batch_norm(x, None, None, w, b, training=True)),
+        )
 
     def max_pool(rng):  # the deep stem's and ResNets' 3x3/s2 max pool
         arrays = [rng.standard_normal((n, c, h, h))]
         return arrays, (lambda x: F.max_pool2d(x, 3, 2, 1)), (lambda x: TF.max_pool2d(x, 3, 2, 1))
 
-    return [("depthwise7x7", depthwise), ("layer_norm", layer_norm), ("layer_norm_cf", layer_norm_cf),
-            ("linear", linear), ("gelu", gelu), ("cross_entropy", cross_entropy), ("patchify2x2", patchify),
-            ("conv3x3", conv3x3), ("batch_norm_cl", batch_norm_cl), ("batch_norm", batch_norm),
-            ("max_pool3x3", max_pool)]
+    return [
+        ("depthwise7x7", depthwise),
+        ("layer_norm", layer_norm),
+        ("layer_norm_cf", layer_norm_cf),
+        ("linear", linear),
+        ("gelu", gelu),
+        ("cross_entropy", cross_entropy),
+        ("patchify2x2", patchify),
+        ("conv3x3", conv3x3),
+        ("batch_norm_cl", batch_norm_cl),
+        ("batch_norm", batch_norm),
+        ("max_pool3x3", max_pool),
+    ]
 
 
 def bench_case(arrays, ours, theirs, repeats, device="cpu"):
@@ -141,16 +204,21 @@ def bench_case(arrays, ours, theirs, repeats, device="cpu"):
             t.grad = None
         theirs(*torch_in).backward(upstream_t)
 
-    return {label: interleaved_medians(a, b, repeats, sync_ours, sync_torch, warmup=WARMUP[device])
-            for label, a, b in (("fwd", ours_fwd, torch_fwd), ("fwd+bwd", ours_fwd_bwd, torch_fwd_bwd))}
+    return {
+        label: interleaved_medians(a, b, repeats, sync_ours, sync_torch, warmup=WARMUP[device])
+        for label, a, b in (("fwd", ours_fwd, torch_fwd), ("fwd+bwd", ours_fwd_bwd, torch_fwd_bwd))
+    }
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--only", default="", help="comma-separated op names")
-    parser.add_argument("--configs", default=None,
-                        help=f"comma-separated shape configs (cpu: {','.join(CONFIGS)}; cuda: {','.join(GPU_CONFIGS)})")
+    parser.add_argument(
+        "--configs",
+        default=None,
+        help=f"comma-separated shape configs (cpu: {','.join(CONFIGS)}; cuda: {','.join(GPU_CONFIGS)})",
+    )
     add_device_argument(parser)
     add_malloc_argument(parser)
     args = parser.parse_args(argv)
@@ -166,8 +234,10 @@ def main(argv=None):
     only = set(filter(None, args.only.split(",")))
     rng = np.random.default_rng(0)
     print(describe_environment(args.device) + f"; malloc {args.malloc}")
-    print(f"\n{'config':15s} {'op':15s} {'ours fwd':>10s} {'torch fwd':>10s} {'ratio':>6s}   "
-          f"{'ours f+b':>10s} {'torch f+b':>10s} {'ratio':>6s}")
+    print(
+        f"\n{'config':15s} {'op':15s} {'ours fwd':>10s} {'torch fwd':>10s} {'ratio':>6s}   "
+        f"{'ours f+b':>10s} {'torch f+b':>10s} {'ratio':>6s}"
+    )
     for config in names:
         for name, build in make_cases(configs[config], args.device):
             if only and name not in only:
@@ -175,8 +245,11 @@ def main(argv=None):
             arrays, ours, theirs = build(rng)
             r = bench_case(arrays, ours, theirs, repeats, args.device)
             (of, tf), (ob, tb) = r["fwd"], r["fwd+bwd"]
-            print(f"{config:15s} {name:15s} {of * 1e3:8.2f}ms {tf * 1e3:8.2f}ms {of / tf:6.2f}   "
-                  f"{ob * 1e3:8.2f}ms {tb * 1e3:8.2f}ms {ob / tb:6.2f}", flush=True)
+            print(
+                f"{config:15s} {name:15s} {of * 1e3:8.2f}ms {tf * 1e3:8.2f}ms {of / tf:6.2f}   "
+                f"{ob * 1e3:8.2f}ms {tb * 1e3:8.2f}ms {ob / tb:6.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

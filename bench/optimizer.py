@@ -19,25 +19,27 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from data_parallel import best_seconds_per_step, blas_summary  # noqa: E402  (bench/data_parallel.py)
+
 import autograd as ag  # noqa: E402
 from autograd import optim  # noqa: E402
 from autograd.optim.flat import consecutive_views  # noqa: E402
 from tinyconvnext.variants import create_model  # noqa: E402
-from data_parallel import best_seconds_per_step, blas_summary  # noqa: E402  (bench/data_parallel.py)
 
 
 def lay_flat(params, grads):
     """Move the parameters' data and gradients into two flat buffers, one view each, as DataParallel does."""
     total, shapes = sum(p.data.size for p in params), [p.shape for p in params]
     data, grad = np.empty(total, np.float32), np.empty(total, np.float32)
-    for p, g, view, grad_view in zip(params, grads, consecutive_views(data, shapes), consecutive_views(grad, shapes)):
+    for p, g, view, grad_view in zip(
+        params, grads, consecutive_views(data, shapes), consecutive_views(grad, shapes), strict=False
+    ):
         view[...], grad_view[...] = p.data, g
         p.data, p.grad = view, ag.Tensor(grad_view)
 
@@ -45,7 +47,9 @@ def lay_flat(params, grads):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="convnext_cifar_3stage")
-    parser.add_argument("--threads", type=int, default=0, help="threads for Numba and PyTorch (0: their default)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="threads for Numba and PyTorch (0: their default)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         import numba
@@ -56,22 +60,29 @@ def main(argv=None):
     named = list(model.named_parameters())
     rng = np.random.default_rng(0)
     grads = [rng.standard_normal(p.shape).astype(np.float32) for _, p in named]
-    for (_, p), g in zip(named, grads):
+    for (_, p), g in zip(named, grads, strict=False):
         p.grad = ag.tensor(g)
     ours = optim.AdamW(optim.weight_decay_groups(named, 0.05), lr=1e-3)
 
     def torch_optimizer(foreach):
         params = [torch.nn.Parameter(torch.from_numpy(p.data.copy())) for _, p in named]
-        for p, g in zip(params, grads):
+        for p, g in zip(params, grads, strict=False):
             p.grad = torch.from_numpy(g)
-        decay = [p for p, (n, _) in zip(params, named) if p.ndim > 1 and not n.endswith("gamma")]
-        rest = [p for p, (n, _) in zip(params, named) if p.ndim <= 1 or n.endswith("gamma")]
-        return torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}],
-                                 lr=1e-3, foreach=foreach)
+        decay = [
+            p for p, (n, _) in zip(params, named, strict=False) if p.ndim > 1 and not n.endswith("gamma")
+        ]
+        rest = [p for p, (n, _) in zip(params, named, strict=False) if p.ndim <= 1 or n.endswith("gamma")]
+        return torch.optim.AdamW(
+            [{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}],
+            lr=1e-3,
+            foreach=foreach,
+        )
 
     sizes = [p.data.size for _, p in named]
-    print(f"{args.model}: {len(sizes)} parameters, {sum(sizes):,} elements, {sum(s < 1000 for s in sizes)} of "
-          f"them under 1,000 elements; {blas_summary()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"{args.model}: {len(sizes)} parameters, {sum(sizes):,} elements, {sum(s < 1000 for s in sizes)} of "
+        f"them under 1,000 elements; {blas_summary()}; torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     ours_ms = 1000 * best_seconds_per_step(ours.step, steps=20, repeats=5)
     print(f"{'ours (fused Numba, per parameter)':42s} {ours_ms:7.2f} ms")
     flat_model = create_model(args.model, num_classes=10)
@@ -84,8 +95,10 @@ def main(argv=None):
     for foreach in (False, True):
         torch_ms = 1000 * best_seconds_per_step(torch_optimizer(foreach).step, steps=20, repeats=5)
         label = "PyTorch AdamW, foreach=True" if foreach else "PyTorch AdamW, foreach=False (CPU default)"
-        print(f"{label:42s} {torch_ms:7.2f} ms   ours / PyTorch {ours_ms / torch_ms:.2f} per parameter, "
-              f"{flat_ms / torch_ms:.2f} flat")
+        print(
+            f"{label:42s} {torch_ms:7.2f} ms   ours / PyTorch {ours_ms / torch_ms:.2f} per parameter, "
+            f"{flat_ms / torch_ms:.2f} flat"
+        )
 
 
 if __name__ == "__main__":

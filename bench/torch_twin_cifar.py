@@ -31,13 +31,19 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from autograd import optim as our_optim  # noqa: E402
-from tinyconvnext.curves import append_metrics, plot_curves  # noqa: E402
-from tinyconvnext.train import (build_model, config_from_args, make_loaders, progressive_stride,  # noqa: E402
-                                train_image_size)
-from tinyconvnext.variants import RESNET_VARIANTS  # noqa: E402
 from torch_convnext import TorchConvNeXt  # noqa: E402
 from torch_resnet import TorchResNet  # noqa: E402
+
+from autograd import optim as our_optim  # noqa: E402
+from tinyconvnext.curves import append_metrics, plot_curves  # noqa: E402
+from tinyconvnext.train import (
+    build_model,
+    config_from_args,
+    make_loaders,
+    progressive_stride,  # noqa: E402
+    train_image_size,
+)
+from tinyconvnext.variants import RESNET_VARIANTS  # noqa: E402
 
 
 def main(argv=None):
@@ -57,22 +63,34 @@ def main(argv=None):
     if config.model in RESNET_VARIANTS:
         if config.drop_path:
             raise SystemExit(f"the twin of {config.model} has no stochastic depth: pass --drop-path 0")
-        model = TorchResNet(depths=ours.depths, widths=ours.widths, stem_width=ours.stem_width, num_classes=num_classes)
+        model = TorchResNet(
+            depths=ours.depths, widths=ours.widths, stem_width=ours.stem_width, num_classes=num_classes
+        )
         blocks = [b for i in range(len(ours.depths)) for b in getattr(model, f"layer{i + 1}")]
     else:
-        model = TorchConvNeXt(num_classes=num_classes, depths=ours.depths, dims=ours.dims, patch_size=ours.patch_size,
-                              layer_scale=config.layer_scale, kernel_size=ours.stages[0][0].dwconv.kernel_size[0],
-                              stem_type=ours.stem_type, norm_layer=ours.norm_layer,
-                              stem_norm_layer=ours.stem_norm_layer)
+        model = TorchConvNeXt(
+            num_classes=num_classes,
+            depths=ours.depths,
+            dims=ours.dims,
+            patch_size=ours.patch_size,
+            layer_scale=config.layer_scale,
+            kernel_size=ours.stages[0][0].dwconv.kernel_size[0],
+            stem_type=ours.stem_type,
+            norm_layer=ours.norm_layer,
+            stem_norm_layer=ours.stem_norm_layer,
+        )
         blocks = [b for stage in model.stages for b in stage]
     model.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
     rates = np.linspace(0, config.drop_path, len(blocks)).tolist()
-    for block, rate in zip(blocks, rates):
+    for block, rate in zip(blocks, rates, strict=False):
         _add_drop_path(block, rate)
     named = list(model.named_parameters())
     decay = [p for n, p in named if p.ndim > 1 and not n.endswith("gamma")]
     no_decay = [p for n, p in named if p.ndim <= 1 or n.endswith("gamma")]
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
     else:
@@ -90,7 +108,9 @@ def main(argv=None):
                 group["lr"] = lr
             logits = model(torch.from_numpy(x))
             target = torch.from_numpy(y)
-            loss = torch.nn.functional.cross_entropy(logits, target, label_smoothing=0.0 if y.ndim == 2 else config.label_smoothing)
+            loss = torch.nn.functional.cross_entropy(
+                logits, target, label_smoothing=0.0 if y.ndim == 2 else config.label_smoothing
+            )
             optimizer.zero_grad()
             loss.backward()
             if config.grad_clip:
@@ -107,12 +127,23 @@ def main(argv=None):
         with torch.no_grad():
             for x, y in test_loader.epoch(0):
                 logits = model(torch.from_numpy(x))
-                test_loss += float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(y), reduction="sum"))
+                test_loss += float(
+                    torch.nn.functional.cross_entropy(logits, torch.from_numpy(y), reduction="sum")
+                )
                 test_correct += int((logits.argmax(1).numpy() == y).sum())
                 count += len(y)
-        record = {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-                  "test_loss": test_loss / count, "test_acc": test_correct / count, "epoch_seconds": epoch_seconds,
-                  "images_per_second": seen / epoch_seconds, "elapsed_seconds": time.perf_counter() - started}
+        record = {
+            "epoch": epoch + 1,
+            "step": step,
+            "lr": lr,
+            "train_loss": loss_sum / seen,
+            "train_acc": correct / seen,
+            "test_loss": test_loss / count,
+            "test_acc": test_correct / count,
+            "epoch_seconds": epoch_seconds,
+            "images_per_second": seen / epoch_seconds,
+            "elapsed_seconds": time.perf_counter() - started,
+        }
         if config.progressive_size:
             record["image_size"] = side
         append_metrics(out, record)

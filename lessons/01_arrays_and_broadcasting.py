@@ -24,8 +24,12 @@ import numpy as np  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Lesson 01: arrays and broadcasting in NumPy")
 parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (what CI runs)")
-parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "output" / "01",
-                    help="folder for the figures")
+parser.add_argument(
+    "--out",
+    type=Path,
+    default=Path(__file__).resolve().parent / "output" / "01",
+    help="folder for the figures",
+)
 args = parser.parse_args()
 args.out.mkdir(parents=True, exist_ok=True)
 
@@ -44,19 +48,25 @@ section("1. An array is one block of memory, plus a shape, strides and a dtype")
 
 a = np.arange(12, dtype=np.float32).reshape(3, 4)
 print(a)
-print(f"shape {a.shape}, dtype {a.dtype} ({a.itemsize} bytes each), strides {a.strides}, "
-      f"{a.nbytes} bytes in all")
+print(
+    f"shape {a.shape}, dtype {a.dtype} ({a.itemsize} bytes each), strides {a.strides}, "
+    f"{a.nbytes} bytes in all"
+)
 i, j = 2, 1
 offset = i * a.strides[0] + j * a.strides[1]
-print(f"a[{i}, {j}] = {a[i, j]} lives at byte {offset} = {i}*{a.strides[0]} + {j}*{a.strides[1]}, "
-      f"element {offset // a.itemsize} of the flat buffer {a.ravel()}")
+print(
+    f"a[{i}, {j}] = {a[i, j]} lives at byte {offset} = {i}*{a.strides[0]} + {j}*{a.strides[1]}, "
+    f"element {offset // a.itemsize} of the flat buffer {a.ravel()}"
+)
 
 # The last axis moves fastest ("C order", row-major): a row is contiguous, a column is not. Deep
 # learning code names its axes by this order: NCHW means batch, channel, height, width, with width
 # contiguous; channels-last NHWC puts the channels of one pixel next to each other.
 x = np.zeros((8, 96, 56, 56), dtype=np.float32)
-print(f"an NCHW activation {x.shape}: strides {x.strides} (one pixel step = 4 bytes, one channel step "
-      f"= 56*56*4 = {56 * 56 * 4} bytes)")
+print(
+    f"an NCHW activation {x.shape}: strides {x.strides} (one pixel step = 4 bytes, one channel step "
+    f"= 56*56*4 = {56 * 56 * 4} bytes)"
+)
 
 # --------------------------------------------------------------------------------------------------
 section("2. Views: new shape and strides over the same memory, no copy")
@@ -72,8 +82,10 @@ views = {
     "a.reshape(2, 2, 3)": a.reshape(2, 2, 3),
 }
 for name, v in views.items():
-    print(f"{name:20s} shape {str(v.shape):11s} strides {str(v.strides):12s} "
-          f"shares memory with a: {np.shares_memory(a, v)}, C-contiguous: {v.flags['C_CONTIGUOUS']}")
+    print(
+        f"{name:20s} shape {str(v.shape):11s} strides {str(v.strides):12s} "
+        f"shares memory with a: {np.shares_memory(a, v)}, C-contiguous: {v.flags['C_CONTIGUOUS']}"
+    )
 
 t = a.T
 t[0, 2] = 100.0  # t[0, 2] is a[2, 0]
@@ -107,8 +119,10 @@ section("4. Strides can do more: every window of a signal, without copying")
 signal = np.arange(6, dtype=np.float32)
 windows = np.lib.stride_tricks.sliding_window_view(signal, 3)
 print(f"signal {signal}, strides {signal.strides}")
-print(f"windows of 3, shape {windows.shape}, strides {windows.strides}, "
-      f"shares memory: {np.shares_memory(signal, windows)}")
+print(
+    f"windows of 3, shape {windows.shape}, strides {windows.strides}, "
+    f"shares memory: {np.shares_memory(signal, windows)}"
+)
 print(windows)
 print(f"a moving sum is then one reduction: windows.sum(axis=1) = {windows.sum(axis=1)}")
 
@@ -121,13 +135,15 @@ section("5. Broadcasting: operating on arrays of different shapes")
 #   3. an axis of size 1 is repeated to the other size, virtually: a stride of 0 re-reads one value.
 
 col = np.array([[0.0], [10.0], [20.0]], dtype=np.float32)  # (3, 1)
-row = np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32)      # (4,)  -> treated as (1, 4)
+row = np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32)  # (4,)  -> treated as (1, 4)
 total = col + row
 print(f"{col.shape} + {row.shape} -> {total.shape}")
 print(total)
 stretched = np.broadcast_to(row, (3, 4))
-print(f"np.broadcast_to(row, (3, 4)): strides {stretched.strides}  <- stride 0 on axis 0: "
-      f"the same 4 values, read three times; shares memory: {np.shares_memory(row, stretched)}")
+print(
+    f"np.broadcast_to(row, (3, 4)): strides {stretched.strides}  <- stride 0 on axis 0: "
+    f"the same 4 values, read three times; shares memory: {np.shares_memory(row, stretched)}"
+)
 
 # The one you will meet in every layer: a per-channel bias (C,) added to an NCHW batch. Reshaped to
 # (C, 1, 1), it lines up with axis 1 and is repeated over batch, height and width.
@@ -143,7 +159,7 @@ print(f"NHWC {(2, 4, 5, 3)} + bias {bias.shape} -> {(np.zeros((2, 4, 5, 3)) + bi
 
 # Broadcasting also builds tables: every pair from two lists, with no loop.
 p = np.array([0.0, 1.0, 2.0])[:, None]  # (3, 1)
-q = np.array([0.0, 3.0])[None, :]       # (1, 2)
+q = np.array([0.0, 3.0])[None, :]  # (1, 2)
 print(f"pairwise |p - q|, (3, 1) with (1, 2) -> (3, 2):\n{np.abs(p - q)}")
 
 # --------------------------------------------------------------------------------------------------
@@ -157,7 +173,9 @@ rng = np.random.default_rng(0)
 m = rng.normal(5.0, 2.0, size=(4, 3)).astype(np.float32)
 row_mean = m.mean(axis=1)
 row_mean_kept = m.mean(axis=1, keepdims=True)
-print(f"m.mean(axis=1).shape = {row_mean.shape},  m.mean(axis=1, keepdims=True).shape = {row_mean_kept.shape}")
+print(
+    f"m.mean(axis=1).shape = {row_mean.shape},  m.mean(axis=1, keepdims=True).shape = {row_mean_kept.shape}"
+)
 centred = m - row_mean_kept
 print(f"rows of (m - mean(keepdims)) now average to {np.abs(centred.mean(axis=1)).max():.1e} at most")
 try:
@@ -166,14 +184,18 @@ except ValueError as error:
     print(f"without keepdims: {error}")
 square = rng.normal(size=(3, 3))
 wrong = square - square.mean(axis=1)  # runs, and is wrong: subtracts row means from COLUMNS
-print(f"on a square matrix the same mistake runs silently: rows then average to "
-      f"{np.round(wrong.mean(axis=1), 3)} instead of 0")
+print(
+    f"on a square matrix the same mistake runs silently: rows then average to "
+    f"{np.round(wrong.mean(axis=1), 3)} instead of 0"
+)
 
 # Several axes at once: per-channel statistics of an NCHW batch (what BatchNorm computes) reduce
 # over the batch and both spatial axes, leaving one number per channel.
 images = rng.normal(size=(8, 3, 16, 16)).astype(np.float32) * np.array([1, 2, 3], np.float32).reshape(3, 1, 1)
-print(f"per-channel std over (N, H, W) of {images.shape}: {images.std(axis=(0, 2, 3)).round(2)}, "
-      f"kept shape {images.std(axis=(0, 2, 3), keepdims=True).shape}")
+print(
+    f"per-channel std over (N, H, W) of {images.shape}: {images.std(axis=(0, 2, 3)).round(2)}, "
+    f"kept shape {images.std(axis=(0, 2, 3), keepdims=True).shape}"
+)
 
 # Backward of a broadcast is a reduction: if a bias (3,) was repeated over 4 rows, each copy got its
 # own gradient and the bias's gradient is their sum over the repeated axis. Lesson 3 shows the engine
@@ -258,10 +280,16 @@ shown = [("a", a), ("a.T", a.T), ("a[:, ::2]", a[:, ::2])]
 fig, axes = plt.subplots(2, 3, figsize=(13, 5.2), gridspec_kw={"height_ratios": [3, 1]})
 for column, (name, view) in enumerate(shown):
     draw_grid(axes[0, column], view, f"{name}: shape {view.shape}, strides {view.strides}")
-    draw_buffer(axes[1, column], set(view.ravel().astype(int).tolist()),
-                f"the one buffer (12 x 4 bytes) that {name} reads")
-fig.suptitle("One buffer, three views. A cell's value is its position in memory; "
-             "only shape and strides change, nothing is copied", fontsize=11)
+    draw_buffer(
+        axes[1, column],
+        set(view.ravel().astype(int).tolist()),
+        f"the one buffer (12 x 4 bytes) that {name} reads",
+    )
+fig.suptitle(
+    "One buffer, three views. A cell's value is its position in memory; "
+    "only shape and strides change, nothing is copied",
+    fontsize=11,
+)
 fig.tight_layout()
 fig.savefig(args.out / "strides.png", dpi=120)
 plt.close(fig)
@@ -278,11 +306,25 @@ def draw_stretched(ax, array, real_mask, title):
     for r in range(rows):
         for c in range(cols):
             is_real = real_mask[r, c]
-            ax.add_patch(plt.Rectangle((c, rows - 1 - r), 1, 1, facecolor=real if is_real else ghost,
-                                       edgecolor="black" if is_real else "0.6",
-                                       linestyle="-" if is_real else "--"))
-            ax.text(c + 0.5, rows - 0.5 - r, f"{array[r, c]:g}", ha="center", va="center",
-                    fontsize=12, color="black" if is_real else "0.5")
+            ax.add_patch(
+                plt.Rectangle(
+                    (c, rows - 1 - r),
+                    1,
+                    1,
+                    facecolor=real if is_real else ghost,
+                    edgecolor="black" if is_real else "0.6",
+                    linestyle="-" if is_real else "--",
+                )
+            )
+            ax.text(
+                c + 0.5,
+                rows - 0.5 - r,
+                f"{array[r, c]:g}",
+                ha="center",
+                va="center",
+                fontsize=12,
+                color="black" if is_real else "0.5",
+            )
     ax.set_xlim(-0.1, 4.1)
     ax.set_ylim(-0.1, 3.1)
     ax.set_aspect("equal")
@@ -297,13 +339,21 @@ col_mask = np.zeros((3, 4), bool)
 col_mask[:, 0] = True
 row_mask = np.zeros((3, 4), bool)
 row_mask[0, :] = True
-draw_stretched(axes[0], np.broadcast_to(col, (3, 4)), col_mask,
-               "col, shape (3, 1)\nrepeated along axis 1 (stride 0)")
-draw_stretched(axes[2], np.broadcast_to(row, (3, 4)), row_mask,
-               "row, shape (4,) -> (1, 4)\nrepeated along axis 0 (stride 0)")
+draw_stretched(
+    axes[0], np.broadcast_to(col, (3, 4)), col_mask, "col, shape (3, 1)\nrepeated along axis 1 (stride 0)"
+)
+draw_stretched(
+    axes[2],
+    np.broadcast_to(row, (3, 4)),
+    row_mask,
+    "row, shape (4,) -> (1, 4)\nrepeated along axis 0 (stride 0)",
+)
 draw_stretched(axes[4], col + row, np.ones((3, 4), bool), "col + row, shape (3, 4)\n12 real values")
-fig.suptitle("Broadcasting: align shapes on the right  (3, 1) with (_, 4) -> (3, 4).  "
-             "Dashed grey cells are not stored: a zero stride re-reads the solid ones", fontsize=11)
+fig.suptitle(
+    "Broadcasting: align shapes on the right  (3, 1) with (_, 4) -> (3, 4).  "
+    "Dashed grey cells are not stored: a zero stride re-reads the solid ones",
+    fontsize=11,
+)
 fig.tight_layout(rect=(0, 0, 1, 0.93))
 fig.savefig(args.out / "broadcasting.png", dpi=120)
 plt.close(fig)

@@ -30,8 +30,12 @@ import autograd as ag  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Lesson 02: a scalar autograd, and why we need tensors")
 parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (what CI runs)")
-parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "output" / "02",
-                    help="folder for the figures")
+parser.add_argument(
+    "--out",
+    type=Path,
+    default=Path(__file__).resolve().parent / "output" / "02",
+    help="folder for the figures",
+)
 args = parser.parse_args()
 args.out.mkdir(parents=True, exist_ok=True)
 
@@ -62,6 +66,7 @@ class Value:
         def push():
             self.grad += out.grad
             other.grad += out.grad
+
         out.push = push
         return out
 
@@ -72,14 +77,16 @@ class Value:
         def push():
             self.grad += other.data * out.grad
             other.grad += self.data * out.grad
+
         out.push = push
         return out
 
     def __pow__(self, k):  # k is a plain number
-        out = Value(self.data ** k, (self,))
+        out = Value(self.data**k, (self,))
 
         def push():
             self.grad += k * self.data ** (k - 1) * out.grad
+
         out.push = push
         return out
 
@@ -89,6 +96,7 @@ class Value:
 
         def push():
             self.grad += (1.0 - t * t) * out.grad
+
         out.push = push
         return out
 
@@ -119,12 +127,14 @@ class Value:
         return self + (-other)
 
     def __truediv__(self, other):
-        return self * other ** -1.0
+        return self * other**-1.0
 
 
 lines = [line for line in inspect.getsource(Value).splitlines() if line.strip()]
-print(f"class Value: {len(lines)} non-blank lines. Its own operations: +, *, ** (by a number), tanh; "
-      f"-, / and negation are built from them")
+print(
+    f"class Value: {len(lines)} non-blank lines. Its own operations: +, *, ** (by a number), tanh; "
+    f"-, / and negation are built from them"
+)
 
 # --------------------------------------------------------------------------------------------------
 section("2. Does it give the right derivatives?")
@@ -136,7 +146,7 @@ a, b, c = Value(1.5), Value(-0.5), Value(0.25)
 f = (a * b + c).tanh() / a
 f.backward()
 t = math.tanh(1.5 * -0.5 + 0.25)
-by_hand = {"a": (1 - t * t) * -0.5 / 1.5 - t / 1.5 ** 2, "b": (1 - t * t), "c": (1 - t * t) / 1.5}
+by_hand = {"a": (1 - t * t) * -0.5 / 1.5 - t / 1.5**2, "b": (1 - t * t), "c": (1 - t * t) / 1.5}
 print(f"f = {f.data:.6f}")
 for name, v in (("a", a), ("b", b), ("c", c)):
     print(f"    df/d{name}: backward {v.grad:+.10f}   by hand {by_hand[name]:+.10f}")
@@ -191,21 +201,21 @@ print(f"{n_points} points, MLP 2 -> {hidden} -> 1: {len(parameters)} parameters,
 
 
 def mlp(x0, x1):
-    h = [(w[0] * x0 + w[1] * x1 + bias).tanh() for w, bias in zip(w1, b1)]
-    return (sum((wj * hj for wj, hj in zip(w2, h)), b2)).tanh()
+    h = [(w[0] * x0 + w[1] * x1 + bias).tanh() for w, bias in zip(w1, b1, strict=False)]
+    return (sum((wj * hj for wj, hj in zip(w2, h, strict=False)), b2)).tanh()
 
 
 losses, accuracies = [], []
 start = time.perf_counter()
 for step in range(steps):
     outputs = [mlp(p0, p1) for p0, p1 in points]
-    loss = sum((o - y) ** 2 for o, y in zip(outputs, labels)) / n_points
+    loss = sum((o - y) ** 2 for o, y in zip(outputs, labels, strict=False)) / n_points
     for p in parameters:
         p.grad = 0.0  # gradients accumulate (+=), so clear them before each backward
     loss.backward()
     for p in parameters:
         p.data -= learning_rate * p.grad
-    accuracy = np.mean([(o.data > 0) == (y > 0) for o, y in zip(outputs, labels)])
+    accuracy = np.mean([(o.data > 0) == (y > 0) for o, y in zip(outputs, labels, strict=False)])
     losses.append(loss.data)
     accuracies.append(accuracy)
     if step % (steps // 6) == 0 or step == steps - 1:
@@ -215,7 +225,7 @@ print(f"{steps} steps in {train_seconds:.2f} s ({train_seconds / steps * 1e3:.1f
 
 # How big was one step's graph? Count the Values behind one loss.
 outputs = [mlp(p0, p1) for p0, p1 in points]
-loss = sum((o - y) ** 2 for o, y in zip(outputs, labels)) / n_points
+loss = sum((o - y) ** 2 for o, y in zip(outputs, labels, strict=False)) / n_points
 seen, stack = set(), [loss]
 while stack:
     v = stack.pop()
@@ -257,7 +267,10 @@ for n in sizes:
 
     def scalar_step():
         w = [Value(v) for v in w0]
-        residuals = [sum((xij * wj for xij, wj in zip(row, w)), Value(0.0)) - yi for row, yi in zip(X, y)]
+        residuals = [
+            sum((xij * wj for xij, wj in zip(row, w, strict=False)), Value(0.0)) - yi
+            for row, yi in zip(X, y, strict=False)
+        ]
         loss = sum((r * r for r in residuals), Value(0.0)) / n
         loss.backward()
         return np.array([wj.grad for wj in w])
@@ -271,12 +284,16 @@ for n in sizes:
     worst_difference = max(worst_difference, float(np.abs(scalar_step() - tensor_step()).max()))
     scalar_times.append(best_time(scalar_step))
     tensor_times.append(best_time(tensor_step))
-    print(f"{n:5d} {n * n:14,d} {scalar_times[-1] * 1e3:12.3f} {tensor_times[-1] * 1e3:12.3f} "
-          f"{scalar_times[-1] / tensor_times[-1]:7.0f}x")
+    print(
+        f"{n:5d} {n * n:14,d} {scalar_times[-1] * 1e3:12.3f} {tensor_times[-1] * 1e3:12.3f} "
+        f"{scalar_times[-1] / tensor_times[-1]:7.0f}x"
+    )
 print(f"largest difference between the two engines' gradients: {worst_difference:.1e} (float64 rounding)")
 per_op = scalar_times[-1] / (2 * sizes[-1] ** 2)
-print(f"the scalar engine spends about {per_op * 1e6:.1f} us per multiply or add (forward + backward); "
-      f"the Tensor's time hardly grows until the arrays are large")
+print(
+    f"the scalar engine spends about {per_op * 1e6:.1f} us per multiply or add (forward + backward); "
+    f"the Tensor's time hardly grows until the arrays are large"
+)
 # At the larger sizes the scalar time grows faster than the work. Each Value and its closure form a
 # reference cycle (out.push refers to out), so Python's cycle collector runs again and again over a
 # growing heap of live Values: one more cost of one object per number.
@@ -298,8 +315,10 @@ def tensor_mlp_step():
 
 tensor_loss = tensor_mlp_step()
 print(f"the trained MLP's loss: Value {loss.data:.10f}, Tensor {tensor_loss.item():.10f}")
-print(f"one training step of that MLP: Value {train_seconds / steps * 1e3:.1f} ms, "
-      f"Tensor {best_time(tensor_mlp_step) * 1e3:.3f} ms")
+print(
+    f"one training step of that MLP: Value {train_seconds / steps * 1e3:.1f} ms, "
+    f"Tensor {best_time(tensor_mlp_step) * 1e3:.3f} ms"
+)
 
 # --------------------------------------------------------------------------------------------------
 section("5. Figures")
@@ -315,8 +334,9 @@ left.contourf(gx, gy, score, levels=np.linspace(-1, 1, 21), cmap="RdBu", alpha=0
 left.contour(gx, gy, score, levels=[0.0], colors="black", linewidths=1.5)
 for value, colour in ((-1.0, "#b2182b"), (1.0, "#2166ac")):
     chosen = labels == value
-    left.scatter(points[chosen, 0], points[chosen, 1], c=colour, edgecolors="white", s=40,
-                 label=f"label {value:+.0f}")
+    left.scatter(
+        points[chosen, 0], points[chosen, 1], c=colour, edgecolors="white", s=40, label=f"label {value:+.0f}"
+    )
 left.set_title(f"what the scalar MLP learned ({steps} steps), black line: score 0")
 left.legend(loc="lower right")
 left.set_xlabel("x0")

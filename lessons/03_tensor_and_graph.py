@@ -30,8 +30,12 @@ import autograd.graph  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Lesson 03: our Tensor and its graph")
 parser.add_argument("--quick", action="store_true", help="accepted for symmetry: this lesson is quick anyway")
-parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "output" / "03",
-                    help="folder for the figure")
+parser.add_argument(
+    "--out",
+    type=Path,
+    default=Path(__file__).resolve().parent / "output" / "03",
+    help="folder for the figure",
+)
 args = parser.parse_args()
 args.out.mkdir(parents=True, exist_ok=True)
 
@@ -48,24 +52,28 @@ section("1. Leaves: the tensors we want gradients for")
 # default, like PyTorch's, is float32.
 
 rng = np.random.default_rng(0)
-x = ag.tensor(rng.standard_normal((4, 3)))                      # data: no gradient wanted
+x = ag.tensor(rng.standard_normal((4, 3)))  # data: no gradient wanted
 W = ag.tensor(rng.standard_normal((3, 2)), requires_grad=True)  # parameters
 b = ag.tensor(np.array([0.1, -0.2]), requires_grad=True)
 for name, t in (("x", x), ("W", W), ("b", b)):
-    print(f"{name}: shape {t.shape}, dtype {t.dtype}, requires_grad {t.requires_grad}, "
-          f"is_leaf {t.is_leaf}, grad_fn {t.grad_fn}")
+    print(
+        f"{name}: shape {t.shape}, dtype {t.dtype}, requires_grad {t.requires_grad}, "
+        f"is_leaf {t.is_leaf}, grad_fn {t.grad_fn}"
+    )
 
 # --------------------------------------------------------------------------------------------------
 section("2. Recording: every op leaves its Function behind")
 # --------------------------------------------------------------------------------------------------
 # Written step by step so that every intermediate tensor has a name to print.
 xW = x @ W
-z = xW + b            # b (2,) is broadcast over the 4 rows
+z = xW + b  # b (2,) is broadcast over the 4 rows
 h = z.tanh()
-h2 = h ** 2
+h2 = h**2
 loss = h2.mean()
-names = {id(t): n for n, t in
-         (("x", x), ("W", W), ("b", b), ("xW", xW), ("z", z), ("h", h), ("h2", h2), ("loss", loss))}
+names = {
+    id(t): n
+    for n, t in (("x", x), ("W", W), ("b", b), ("xW", xW), ("z", z), ("h", h), ("h2", h2), ("loss", loss))
+}
 print(f"loss = {loss}")
 print(f"loss.grad_fn = {loss.grad_fn!r}, its inputs: {[names.get(id(t), '?') for t in loss.grad_fn.inputs]}")
 print(f"h2.grad_fn = {h2.grad_fn!r}, its inputs: h and the constant exponent {h2.grad_fn.inputs[1]}")
@@ -74,8 +82,11 @@ print(f"h2.grad_fn = {h2.grad_fn!r}, its inputs: h and the constant exponent {h2
 def print_graph(tensor, depth=0):
     """The graph below `tensor`, one line per tensor, indented by distance from the root."""
     name = names.get(id(tensor), "constant")
-    made_by = f"made by {type(tensor.grad_fn).__name__}" if tensor.grad_fn is not None else (
-        "leaf" if tensor.requires_grad else "no gradient")
+    made_by = (
+        f"made by {type(tensor.grad_fn).__name__}"
+        if tensor.grad_fn is not None
+        else ("leaf" if tensor.requires_grad else "no gradient")
+    )
     print(f"    {'    ' * depth}{name:8s} {str(tensor.shape):8s} {made_by}")
     if tensor.grad_fn is not None:
         for parent in tensor.grad_fn.inputs:
@@ -134,11 +145,15 @@ print(f"x.grad = {x.grad} (x did not ask for one)")
 #     dloss/dh = 2 h / 8,   dloss/dz = dloss/dh * (1 - h^2),
 #     dloss/dW = x^T @ dloss/dz,   dloss/db = dloss/dz summed over the 4 rows b was broadcast to.
 h_np = np.tanh(x.numpy() @ W.numpy() + b.numpy())
-dz = 2 * h_np / h_np.size * (1 - h_np ** 2)
-print(f"by hand: largest difference in W.grad {np.abs(x.numpy().T @ dz - W.grad.numpy()).max():.1e}, "
-      f"in b.grad {np.abs(dz.sum(axis=0) - b.grad.numpy()).max():.1e}")
-print("b's gradient arrived with shape (4, 2) and was summed back to (2,) by autograd.graph.sum_to_shape "
-      "(lesson 1, section 6)")
+dz = 2 * h_np / h_np.size * (1 - h_np**2)
+print(
+    f"by hand: largest difference in W.grad {np.abs(x.numpy().T @ dz - W.grad.numpy()).max():.1e}, "
+    f"in b.grad {np.abs(dz.sum(axis=0) - b.grad.numpy()).max():.1e}"
+)
+print(
+    "b's gradient arrived with shape (4, 2) and was summed back to (2,) by autograd.graph.sum_to_shape "
+    "(lesson 1, section 6)"
+)
 
 # --------------------------------------------------------------------------------------------------
 section("5. A tensor used twice: contributions add up")
@@ -151,11 +166,13 @@ hh = hv * hv
 summed = hh + hv
 out = summed.sum()
 names.update({id(v): "v", id(hv): "h", id(hh): "h*h", id(summed): "h*h + h", id(out): "out"})
-print("reverse topological order: " + "  ->  ".join(names[id(t)] for t in autograd.graph.topological_order(out)))
+print(
+    "reverse topological order: " + "  ->  ".join(names[id(t)] for t in autograd.graph.topological_order(out))
+)
 print("h comes after both of its uses (h*h and h*h + h), so its gradient is complete when its turn comes")
 out.backward()
 hv_np = np.tanh(v.numpy())
-print(f"v.grad {v.grad.numpy()}\nby hand {(2 * hv_np + 1) * (1 - hv_np ** 2)}")
+print(f"v.grad {v.grad.numpy()}\nby hand {(2 * hv_np + 1) * (1 - hv_np**2)}")
 
 # --------------------------------------------------------------------------------------------------
 section("6. Gradients accumulate; the graph is freed after backward")
@@ -215,7 +232,7 @@ print(f"d/du of detach(u*u) * u at u = 2: {u.grad.numpy()} (u^2 = 4; without det
 
 # Only leaves keep .grad by default; retain_grad() asks an intermediate tensor to keep its own.
 middle = (u * 3.0).retain_grad()
-(middle ** 2).sum().backward()
+(middle**2).sum().backward()
 print(f"middle = 3u = {middle.numpy()}, d(middle^2)/d middle kept by retain_grad: {middle.grad.numpy()}")
 
 # --------------------------------------------------------------------------------------------------
@@ -223,8 +240,10 @@ section("8. Figure")
 # --------------------------------------------------------------------------------------------------
 # Layout: the chain of ops and their outputs runs along y = 0; each leaf or constant sits just left
 # of the op that uses it, above or below the chain.
-position = {key: (layer * 1.6, 0.0) for key, (label, layer, kind) in nodes.items() if kind in ("op", "tensor")}
-for key, (label, layer, kind) in nodes.items():
+position = {
+    key: (layer * 1.6, 0.0) for key, (label, layer, kind) in nodes.items() if kind in ("op", "tensor")
+}
+for key, (label, _layer, kind) in nodes.items():
     if kind in ("leaf", "constant"):
         consumer = next(target for source, target in edges if source == key)
         column = (nodes[consumer][1] - 1) * 1.6
@@ -236,21 +255,41 @@ fig, ax = plt.subplots(figsize=(13, 3.8))
 colours = {"leaf": "#ffd166", "constant": "#e9ecef", "tensor": "#a8dadc", "op": "#f4a261"}
 for source, target in edges:
     (x0, y0), (x1, y1) = position[source], position[target]
-    ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
-                arrowprops=dict(arrowstyle="->", color="0.3", lw=1.2, shrinkA=22, shrinkB=22))
-for key, (label, layer, kind) in nodes.items():
+    ax.annotate(
+        "",
+        xy=(x1, y1),
+        xytext=(x0, y0),
+        arrowprops=dict(arrowstyle="->", color="0.3", lw=1.2, shrinkA=22, shrinkB=22),
+    )
+for key, (label, _layer, kind) in nodes.items():
     px, py = position[key]
     box = "round,pad=0.35" if kind != "op" else "circle,pad=0.25"
-    ax.text(px, py, label, ha="center", va="center", fontsize=9,
-            bbox=dict(boxstyle=box, facecolor=colours[kind], edgecolor="0.3"))
+    ax.text(
+        px,
+        py,
+        label,
+        ha="center",
+        va="center",
+        fontsize=9,
+        bbox=dict(boxstyle=box, facecolor=colours[kind], edgecolor="0.3"),
+    )
 handles = [plt.Rectangle((0, 0), 1, 1, facecolor=colours[k], edgecolor="0.3") for k in colours]
-ax.legend(handles, ["leaf (requires_grad)", "constant / no grad", "tensor made by an op", "op (Function)"],
-          loc="upper center", fontsize=8, ncol=4, bbox_to_anchor=(0.5, -0.02))
+ax.legend(
+    handles,
+    ["leaf (requires_grad)", "constant / no grad", "tensor made by an op", "op (Function)"],
+    loc="upper center",
+    fontsize=8,
+    ncol=4,
+    bbox_to_anchor=(0.5, -0.02),
+)
 ax.set_xlim(-0.8, max(p[0] for p in position.values()) + 0.8)
 ax.set_ylim(min(p[1] for p in position.values()) - 0.7, max(p[1] for p in position.values()) + 0.7)
 ax.axis("off")
-ax.set_title("The graph recorded for loss = mean(tanh(x @ W + b) ** 2). "
-             "Forward runs left to right; backward walks the arrows back, right to left", fontsize=10)
+ax.set_title(
+    "The graph recorded for loss = mean(tanh(x @ W + b) ** 2). "
+    "Forward runs left to right; backward walks the arrows back, right to left",
+    fontsize=10,
+)
 fig.tight_layout()
 fig.savefig(args.out / "graph.png", dpi=120)
 plt.close(fig)

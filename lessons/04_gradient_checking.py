@@ -32,8 +32,12 @@ from autograd import Function, GradcheckError, gradcheck  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Lesson 04: gradient checking")
 parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (what CI runs)")
-parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "output" / "04",
-                    help="folder for the figure")
+parser.add_argument(
+    "--out",
+    type=Path,
+    default=Path(__file__).resolve().parent / "output" / "04",
+    help="folder for the figure",
+)
 args = parser.parse_args()
 args.out.mkdir(parents=True, exist_ok=True)
 
@@ -85,8 +89,10 @@ print(f"{'dtype':8s} {'difference':10s} {'best eps':>10s} {'smallest error':>15s
 for (name, central), err in errors.items():
     best = int(np.argmin(err))
     at_1e6 = err[int(np.argmin(np.abs(np.log10(epsilons) + 6)))]
-    print(f"{name:8s} {'central' if central else 'one-sided':10s} {epsilons[best]:10.1e} {err[best]:15.1e} "
-          f"{at_1e6:18.1e}")
+    print(
+        f"{name:8s} {'central' if central else 'one-sided':10s} {epsilons[best]:10.1e} {err[best]:15.1e} "
+        f"{at_1e6:18.1e}"
+    )
 best32, best64 = errors[("float32", True)].min(), errors[("float64", True)].min()
 print(f"the best float32 estimate is {best32 / best64:,.0f} times worse than the best float64 one, and only")
 print("near one lucky eps; at eps = 1e-6, a sensible float64 step, float32 is wrong in the second digit.")
@@ -132,7 +138,9 @@ print(f"softmax Jacobian (5 x 5) from backward:\n{analytic.round(4)}")
 print(f"largest |backward - finite difference| over all 25 entries: {np.abs(analytic - numeric).max():.1e}")
 # Exactly this, with a tolerance and a message that names the worst entry, is autograd.gradcheck:
 print(f"autograd.gradcheck(softmax, [x]) -> {gradcheck(softmax_of, [x])}")
-print(f"cost: {n} backwards + {2 * n} forwards. For an op with n inputs and m outputs: m backwards, 2n forwards")
+print(
+    f"cost: {n} backwards + {2 * n} forwards. For an op with n inputs and m outputs: m backwards, 2n forwards"
+)
 
 # --------------------------------------------------------------------------------------------------
 section("3. The random-direction check: one number instead of a Jacobian")
@@ -162,8 +170,10 @@ with ag.no_grad():
     plus = (layer(ag.tensor(a.numpy() + eps * d_a), ag.tensor(W.numpy() + eps * d_W)).numpy() * w_out).sum()
     minus = (layer(ag.tensor(a.numpy() - eps * d_a), ag.tensor(W.numpy() - eps * d_W)).numpy() * w_out).sum()
 numeric = (plus - minus) / (2 * eps)
-print(f"tanh(a @ W), a {a.shape}, W {W.shape}: directional derivative analytic {analytic:.10f}, "
-      f"numeric {numeric:.10f}, relative difference {abs(analytic - numeric) / abs(numeric):.1e}")
+print(
+    f"tanh(a @ W), a {a.shape}, W {W.shape}: directional derivative analytic {analytic:.10f}, "
+    f"numeric {numeric:.10f}, relative difference {abs(analytic - numeric) / abs(numeric):.1e}"
+)
 
 n_in, n_out = a.size + W.size, rows * features
 start = time.perf_counter()
@@ -172,10 +182,14 @@ full_seconds = time.perf_counter() - start
 start = time.perf_counter()
 gradcheck(layer, [a, W], full_jacobian_max=0)  # force the random projection
 projection_seconds = time.perf_counter() - start
-print(f"gradcheck, full Jacobian ({n_out} backwards, {2 * n_in} forwards, {n_in * n_out:,} entries): "
-      f"{full_seconds * 1e3:8.1f} ms")
-print(f"gradcheck, random projection (1 backward, 2 forwards):                           "
-      f"{projection_seconds * 1e3:8.1f} ms")
+print(
+    f"gradcheck, full Jacobian ({n_out} backwards, {2 * n_in} forwards, {n_in * n_out:,} entries): "
+    f"{full_seconds * 1e3:8.1f} ms"
+)
+print(
+    f"gradcheck, random projection (1 backward, 2 forwards):                           "
+    f"{projection_seconds * 1e3:8.1f} ms"
+)
 print("(autograd.gradcheck picks the full Jacobian while inputs x outputs <= full_jacobian_max = 4096)")
 
 # --------------------------------------------------------------------------------------------------
@@ -239,7 +253,9 @@ def check(name, fn, shape, buggy=True, **options):
     kind = "full Jacobian" if size * size <= options.get("full_jacobian_max", 4096) else "random projection"
     try:
         gradcheck(fn, [x], **options)
-        print(f"    {name:22s} {str(shape):12s} {kind:18s} passed{'  <- the bug was MISSED' if buggy else ''}")
+        print(
+            f"    {name:22s} {str(shape):12s} {kind:18s} passed{'  <- the bug was MISSED' if buggy else ''}"
+        )
     except GradcheckError as error:
         print(f"    {name:22s} {str(shape):12s} {kind:18s} CAUGHT:\n        {error}")
 
@@ -263,17 +279,30 @@ check("SquareForgetsFirst", SquareForgetsFirst.apply, big)
 section("5. Figure")
 # --------------------------------------------------------------------------------------------------
 fig, ax = plt.subplots(figsize=(9, 5.6))
-styles = {("float32", True): ("tab:red", "-"), ("float32", False): ("tab:red", ":"),
-          ("float64", True): ("tab:blue", "-"), ("float64", False): ("tab:blue", ":")}
+styles = {
+    ("float32", True): ("tab:red", "-"),
+    ("float32", False): ("tab:red", ":"),
+    ("float64", True): ("tab:blue", "-"),
+    ("float64", False): ("tab:blue", ":"),
+}
 floor = 1e-17  # an exact 0 cannot be drawn on a log axis
 for (name, central), err in errors.items():
     colour, line = styles[(name, central)]
-    ax.loglog(epsilons, np.maximum(err, floor), line, color=colour, marker="o" if central else None,
-              markersize=3, label=f"{name}, {'central' if central else 'one-sided'} difference")
-for name, u, colour in (("float32", np.finfo(np.float32).eps / 2, "tab:red"),
-                        ("float64", np.finfo(np.float64).eps / 2, "tab:blue")):
+    ax.loglog(
+        epsilons,
+        np.maximum(err, floor),
+        line,
+        color=colour,
+        marker="o" if central else None,
+        markersize=3,
+        label=f"{name}, {'central' if central else 'one-sided'} difference",
+    )
+for name, u, colour in (
+    ("float32", np.finfo(np.float32).eps / 2, "tab:red"),
+    ("float64", np.finfo(np.float64).eps / 2, "tab:blue"),
+):
     ax.loglog(epsilons, u * abs(t) / epsilons, "--", color=colour, alpha=0.35, lw=1)
-ax.loglog(epsilons, epsilons ** 2 * abs(third_derivative) / 6, "--", color="0.4", alpha=0.6, lw=1)
+ax.loglog(epsilons, epsilons**2 * abs(third_derivative) / 6, "--", color="0.4", alpha=0.6, lw=1)
 ax.text(1e-6, 3e-16, "truncation\n" + r"$\epsilon^2 |f'''| / 6$", color="0.3", fontsize=9)
 ax.text(2e-12, 3e-3, "rounding, float32\n" + r"$u\,|f| / \epsilon$", color="tab:red", fontsize=9)
 ax.text(1e-12, 1e-9, "rounding, float64\n" + r"$u\,|f| / \epsilon$", color="tab:blue", fontsize=9)

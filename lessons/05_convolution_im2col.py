@@ -35,8 +35,12 @@ from autograd.nn import functional as F  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Lesson 05: convolution as im2col + matmul")
 parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (what CI runs)")
-parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "output" / "05",
-                    help="folder for the figures")
+parser.add_argument(
+    "--out",
+    type=Path,
+    default=Path(__file__).resolve().parent / "output" / "05",
+    help="folder for the figures",
+)
 args = parser.parse_args()
 args.out.mkdir(parents=True, exist_ok=True)
 rng = np.random.default_rng(0)
@@ -66,7 +70,7 @@ def conv2d_loops(x, weight, bias, stride=1, padding=0):
         for o in range(out_channels):
             for i in range(ho):
                 for j in range(wo):
-                    window = xpad[n, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
+                    window = xpad[n, :, i * stride : i * stride + kh, j * stride : j * stride + kw]
                     out[n, o, i, j] = bias[o] + np.sum(weight[o] * window)
     return out
 
@@ -85,20 +89,26 @@ section("2. im2col on the tiny image: every window becomes a row")
 rows = []
 for i in range(2):
     for j in range(2):
-        rows.append(image[0, 0, i:i + 3, j:j + 3].reshape(-1))
+        rows.append(image[0, 0, i : i + 3, j : j + 3].reshape(-1))
 columns = np.stack(rows)
 print(f"the column matrix, one row per output pixel (4 x 9):\n{columns}")
 # Then the conv is one matrix product with the filter flattened the same way:
-print(f"columns @ filter.reshape(9) = {columns @ kernel.reshape(9)} -> reshaped to 2x2:\n"
-      f"{(columns @ kernel.reshape(9)).reshape(2, 2)}   (the same as the loops)")
+print(
+    f"columns @ filter.reshape(9) = {columns @ kernel.reshape(9)} -> reshaped to 2x2:\n"
+    f"{(columns @ kernel.reshape(9)).reshape(2, 2)}   (the same as the loops)"
+)
 # The windows themselves are a strided VIEW (lesson 1, section 4); the copy happens when they are
 # flattened into rows, because a row of 9 cannot be described with strides over the image.
 windows = np.lib.stride_tricks.sliding_window_view(image, (3, 3), axis=(2, 3))
-print(f"sliding_window_view: shape {windows.shape}, strides {windows.strides}, shares memory with the image: "
-      f"{np.shares_memory(windows, image)}")
+print(
+    f"sliding_window_view: shape {windows.shape}, strides {windows.strides}, shares memory with the image: "
+    f"{np.shares_memory(windows, image)}"
+)
 flat = windows.reshape(4, 9)
-print(f"reshaped to (4, 9): shares memory: {np.shares_memory(flat, image)}; equal to the rows above: "
-      f"{np.array_equal(flat, columns)}. 16 pixels became {flat.size} numbers: pixel 5 is in every row.")
+print(
+    f"reshaped to (4, 9): shares memory: {np.shares_memory(flat, image)}; equal to the rows above: "
+    f"{np.array_equal(flat, columns)}. 16 pixels became {flat.size} numbers: pixel 5 is in every row."
+)
 
 # --------------------------------------------------------------------------------------------------
 section("3. The general case: batches, channels, stride and padding")
@@ -151,10 +161,16 @@ grad_cols = (g @ weight.reshape(4, -1)).reshape(2, ho, wo, 3, 3, 3)  # (n, i, j,
 grad_xpad = np.zeros((2, 3, 11, 11))
 for u in range(3):  # col2im: each of the 9 taps adds its copies back where they were read
     for v in range(3):
-        grad_xpad[:, :, u:u + 2 * ho:2, v:v + 2 * wo:2] += grad_cols[:, :, :, :, u, v].transpose(0, 3, 1, 2)
+        grad_xpad[:, :, u : u + 2 * ho : 2, v : v + 2 * wo : 2] += grad_cols[:, :, :, :, u, v].transpose(
+            0, 3, 1, 2
+        )
 grad_x = grad_xpad[:, :, 1:-1, 1:-1]
-print(f"dL/dweight by hand vs the engine's backward: largest difference {np.abs(grad_weight - wt.grad.numpy()).max():.1e}")
-print(f"dL/dx      by hand vs the engine's backward: largest difference {np.abs(grad_x - xt.grad.numpy()).max():.1e}")
+print(
+    f"dL/dweight by hand vs the engine's backward: largest difference {np.abs(grad_weight - wt.grad.numpy()).max():.1e}"
+)
+print(
+    f"dL/dx      by hand vs the engine's backward: largest difference {np.abs(grad_x - xt.grad.numpy()).max():.1e}"
+)
 
 # With stride 1 there is a shortcut the engine takes: dL/dx is itself a convolution, of the upstream
 # gradient padded by K - 1 - padding, with every filter flipped (u -> K-1-u, v -> K-1-v) and the roles
@@ -165,8 +181,10 @@ upstream = rng.standard_normal(out.shape)
 out.backward(ag.tensor(upstream))
 flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, O, 3, 3): out-channels become in-channels
 grad_x = conv2d_im2col(upstream, flipped, np.zeros(3), padding=3 - 1 - 1)
-print(f"dL/dx as a conv with the flipped kernel (stride 1) vs the engine: largest difference "
-      f"{np.abs(grad_x - xt.grad.numpy()).max():.1e}")
+print(
+    f"dL/dx as a conv with the flipped kernel (stride 1) vs the engine: largest difference "
+    f"{np.abs(grad_x - xt.grad.numpy()).max():.1e}"
+)
 
 # --------------------------------------------------------------------------------------------------
 section("5. Why bother: loops against one matmul, and what the copy costs")
@@ -186,14 +204,18 @@ for _ in range(5):  # best of 5: the matmul shares the machine's cores with what
 im2col_seconds = min(im2col_seconds)
 print(f"3x3 conv, x {shape} -> {channels} channels, float32:")
 print(f"    loops                {loop_seconds * 1e3:9.1f} ms")
-print(f"    im2col (best of 5)   {im2col_seconds * 1e3:9.1f} ms   ({loop_seconds / im2col_seconds:.0f}x faster, "
-      f"largest difference {np.abs(slow - fast).max():.1e})")
+print(
+    f"    im2col (best of 5)   {im2col_seconds * 1e3:9.1f} ms   ({loop_seconds / im2col_seconds:.0f}x faster, "
+    f"largest difference {np.abs(slow - fast).max():.1e})"
+)
 
 # The price is memory: a KxK stride-1 conv copies every pixel K*K times. For ConvNeXt's 7x7
 # depthwise conv on the first stage of ConvNeXt-T (96 channels, 56x56 pixels at 224x224 input):
 activation = 96 * 56 * 56 * 4
-print(f"one image's stage-1 activation: {activation / 2**20:.1f} MiB; as im2col columns for a 7x7 kernel: "
-      f"{49 * activation / 2**20:.0f} MiB; for a batch of 64: {64 * 49 * activation / 2**30:.1f} GiB")
+print(
+    f"one image's stage-1 activation: {activation / 2**20:.1f} MiB; as im2col columns for a 7x7 kernel: "
+    f"{49 * activation / 2**20:.0f} MiB; for a batch of 64: {64 * 49 * activation / 2**30:.1f} GiB"
+)
 print("and a depthwise conv would then use only 1/96 of that matrix product (each output channel reads one")
 print("input channel). Lesson 6 computes it without any copy.")
 
@@ -212,9 +234,11 @@ def patchify(x, p):
 
 
 print(f"patchify(image, 2):\n{patchify(image, 2)}")
-print(f"16 pixels, {patchify(image, 2).size} numbers: each pixel once. "
-      f"im2col with kernel 2 and stride 2 gives the same rows: "
-      f"{np.array_equal(patchify(image, 2), im2col(image, 2, 2, 2, 0)[0])}")
+print(
+    f"16 pixels, {patchify(image, 2).size} numbers: each pixel once. "
+    f"im2col with kernel 2 and stride 2 gives the same rows: "
+    f"{np.array_equal(patchify(image, 2), im2col(image, 2, 2, 2, 0)[0])}"
+)
 
 # ConvNeXt-T's stem: 3 -> 96 channels, 4x4 patches, then (in the model) a LayerNorm.
 size, batch = (32, 2) if args.quick else (224, 8)
@@ -225,9 +249,13 @@ ours = (patchify(x, 4) @ stem_weight.reshape(96, -1).T + stem_bias).reshape(batc
 ours = ours.transpose(0, 3, 1, 2)
 engine = F.conv2d(ag.tensor(x), ag.tensor(stem_weight), ag.tensor(stem_bias), stride=4).numpy()
 print(f"stem on x {x.shape}: patches {patchify(x, 4).shape} @ weights (48, 96) -> {ours.shape}")
-print(f"    patchify vs F.conv2d (its PatchifyConv2d path): largest difference {np.abs(ours - engine).max():.1e}")
-print(f"    patchify vs im2col: largest difference "
-      f"{np.abs(ours - conv2d_im2col(x, stem_weight, stem_bias, stride=4)).max():.1e}")
+print(
+    f"    patchify vs F.conv2d (its PatchifyConv2d path): largest difference {np.abs(ours - engine).max():.1e}"
+)
+print(
+    f"    patchify vs im2col: largest difference "
+    f"{np.abs(ours - conv2d_im2col(x, stem_weight, stem_bias, stride=4)).max():.1e}"
+)
 
 # --------------------------------------------------------------------------------------------------
 section("7. Figures")
@@ -239,7 +267,9 @@ def draw_matrix(ax, values, cell_colours, title):
     rows_, cols_ = values.shape
     for r in range(rows_):
         for c in range(cols_):
-            ax.add_patch(plt.Rectangle((c, rows_ - 1 - r), 1, 1, facecolor=cell_colours[r][c], edgecolor="black"))
+            ax.add_patch(
+                plt.Rectangle((c, rows_ - 1 - r), 1, 1, facecolor=cell_colours[r][c], edgecolor="black")
+            )
             ax.text(c + 0.5, rows_ - 0.5 - r, f"{values[r, c]:g}", ha="center", va="center", fontsize=10)
     ax.set_xlim(-0.1, cols_ + 0.1)
     ax.set_ylim(-0.1, rows_ + 0.1)
@@ -259,10 +289,15 @@ for k, (i, j) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
             colours[r][c] = palette[k]
     draw_matrix(ax, pixels, colours, f"window for output ({i}, {j})")
 ax = fig.add_subplot(grid[:, 3])
-draw_matrix(ax, columns, [[palette[r]] * 9 for r in range(4)],
-            "im2col: the 4 windows as rows (4 x 9)\n36 numbers from 16 pixels; out = columns @ filter (9,)")
-fig.suptitle("im2col: overlapping windows are copied into rows, so one matrix product computes the conv",
-             fontsize=11)
+draw_matrix(
+    ax,
+    columns,
+    [[palette[r]] * 9 for r in range(4)],
+    "im2col: the 4 windows as rows (4 x 9)\n36 numbers from 16 pixels; out = columns @ filter (9,)",
+)
+fig.suptitle(
+    "im2col: overlapping windows are copied into rows, so one matrix product computes the conv", fontsize=11
+)
 fig.tight_layout()
 fig.savefig(args.out / "im2col.png", dpi=120)
 plt.close(fig)
@@ -270,16 +305,31 @@ plt.close(fig)
 fig = plt.figure(figsize=(11, 4))
 grid = fig.add_gridspec(1, 3, width_ratios=[1.2, 0.5, 1.2])
 patch_colours = [[palette[(r // 2) * 2 + c // 2] for c in range(4)] for r in range(4)]
-draw_matrix(fig.add_subplot(grid[0]), pixels, patch_colours, "4x4 image cut into 2x2 patches (kernel = stride = 2)")
+draw_matrix(
+    fig.add_subplot(grid[0]), pixels, patch_colours, "4x4 image cut into 2x2 patches (kernel = stride = 2)"
+)
 arrow_ax = fig.add_subplot(grid[1])
 arrow_ax.axis("off")
-arrow_ax.annotate("", xy=(0.95, 0.5), xytext=(0.05, 0.5), xycoords="axes fraction",
-                  arrowprops=dict(arrowstyle="-|>", lw=2, color="0.3"))
-arrow_ax.text(0.5, 0.58, "reshape\n+ transpose", ha="center", va="bottom", fontsize=10, transform=arrow_ax.transAxes)
-draw_matrix(fig.add_subplot(grid[2]), patchify(image, 2), [[palette[r]] * 4 for r in range(4)],
-            "patchify: one patch per row (4 x 4)\n16 numbers from 16 pixels: a reshape, no duplication")
-fig.suptitle("Patchify (ConvNeXt's stem and downsampling layers): non-overlapping windows are just reordered pixels",
-             fontsize=11)
+arrow_ax.annotate(
+    "",
+    xy=(0.95, 0.5),
+    xytext=(0.05, 0.5),
+    xycoords="axes fraction",
+    arrowprops=dict(arrowstyle="-|>", lw=2, color="0.3"),
+)
+arrow_ax.text(
+    0.5, 0.58, "reshape\n+ transpose", ha="center", va="bottom", fontsize=10, transform=arrow_ax.transAxes
+)
+draw_matrix(
+    fig.add_subplot(grid[2]),
+    patchify(image, 2),
+    [[palette[r]] * 4 for r in range(4)],
+    "patchify: one patch per row (4 x 4)\n16 numbers from 16 pixels: a reshape, no duplication",
+)
+fig.suptitle(
+    "Patchify (ConvNeXt's stem and downsampling layers): non-overlapping windows are just reordered pixels",
+    fontsize=11,
+)
 fig.tight_layout()
 fig.savefig(args.out / "patchify.png", dpi=120)
 plt.close(fig)

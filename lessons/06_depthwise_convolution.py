@@ -29,14 +29,22 @@ import numpy as np  # noqa: E402
 
 import autograd as ag  # noqa: E402
 from autograd.kernels.cpu.depthwise_conv2d import (  # noqa: E402
-    depthwise_conv2d_nchw_backward_reference, depthwise_conv2d_nchw_forward_reference)
+    depthwise_conv2d_nchw_backward_reference,
+    depthwise_conv2d_nchw_forward_reference,
+)
 from autograd.kernels.dispatch import use_reference  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
 
-parser = argparse.ArgumentParser(description="Lesson 06: depthwise convolution, reference against fast kernel")
+parser = argparse.ArgumentParser(
+    description="Lesson 06: depthwise convolution, reference against fast kernel"
+)
 parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (what CI runs)")
-parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "output" / "06",
-                    help="folder for the figure")
+parser.add_argument(
+    "--out",
+    type=Path,
+    default=Path(__file__).resolve().parent / "output" / "06",
+    help="folder for the figure",
+)
 args = parser.parse_args()
 args.out.mkdir(parents=True, exist_ok=True)
 rng = np.random.default_rng(0)
@@ -54,9 +62,13 @@ section("1. What depthwise means, in parameters and arithmetic")
 channels, size, k = 96, 56, 7  # ConvNeXt-T, stage 1, at 224x224 input
 dense_weights, depthwise_weights = channels * channels * k * k, channels * k * k
 print(f"7x7 conv, {channels} -> {channels} channels, on {size}x{size} pixels:")
-print(f"    dense:     {dense_weights:9,d} weights, {dense_weights * size * size / 1e6:7.1f} M multiply-adds per image")
-print(f"    depthwise: {depthwise_weights:9,d} weights, {depthwise_weights * size * size / 1e6:7.1f} M multiply-adds per image "
-      f"({channels}x fewer)")
+print(
+    f"    dense:     {dense_weights:9,d} weights, {dense_weights * size * size / 1e6:7.1f} M multiply-adds per image"
+)
+print(
+    f"    depthwise: {depthwise_weights:9,d} weights, {depthwise_weights * size * size / 1e6:7.1f} M multiply-adds per image "
+    f"({channels}x fewer)"
+)
 print("Few multiply-adds per number read: depthwise conv is limited by memory traffic, not by arithmetic.")
 print("That decides how it must be computed (section 4).")
 
@@ -76,7 +88,7 @@ def depthwise_loops(x, w, b, padding):
         for c in range(n_channels):
             for i in range(ho):
                 for j in range(wo):
-                    out[n, c, i, j] = b[c] + np.sum(w[c] * xpad[n, c, i:i + kh, j:j + kw])
+                    out[n, c, i, j] = b[c] + np.sum(w[c] * xpad[n, c, i : i + kh, j : j + kw])
     return out
 
 
@@ -87,8 +99,10 @@ loops = depthwise_loops(x, w, b, padding=3)
 start = time.perf_counter()  # the first call of the fast kernel in this process: see section 6
 engine = F.conv2d(ag.tensor(x), ag.tensor(w.reshape(4, 1, 7, 7)), ag.tensor(b), padding=3, groups=4).numpy()
 first_forward = time.perf_counter() - start
-print(f"x {x.shape}, 7x7 filters, padding 3: loops vs F.conv2d(groups=4) largest difference "
-      f"{np.abs(loops - engine).max():.1e}")
+print(
+    f"x {x.shape}, 7x7 filters, padding 3: loops vs F.conv2d(groups=4) largest difference "
+    f"{np.abs(loops - engine).max():.1e}"
+)
 
 # --------------------------------------------------------------------------------------------------
 section("3. The reference: 49 whole-array multiply-adds")
@@ -120,8 +134,10 @@ section("4. Why the reference is slow, and what the fused kernel does instead")
 # gradient sums per plane into float64 partial sums.
 batch = 8
 stage1 = batch * channels * size * size * 4
-print(f"reference forward, {batch} images at stage 1: about 49 taps x 5 passes x {stage1 / 1e6:.1f} MB = "
-      f"{49 * 5 * stage1 / 1e9:.1f} GB moved; fused: about 2 x {stage1 / 1e6:.1f} MB")
+print(
+    f"reference forward, {batch} images at stage 1: about 49 taps x 5 passes x {stage1 / 1e6:.1f} MB = "
+    f"{49 * 5 * stage1 / 1e9:.1f} GB moved; fused: about 2 x {stage1 / 1e6:.1f} MB"
+)
 
 # --------------------------------------------------------------------------------------------------
 section("5. Equal? Both against a float64 answer")
@@ -144,8 +160,10 @@ def run(reference):
     with use_reference(reference):
         out = F.conv2d(xt, wt, bt, padding=3, groups=shape[1])
         out.backward(ag.tensor(upstream))
-    return [t.astype(np.float64) for t in (out.numpy(), xt.grad.numpy(), wt.grad.numpy().reshape(w.shape),
-                                           bt.grad.numpy())]
+    return [
+        t.astype(np.float64)
+        for t in (out.numpy(), xt.grad.numpy(), wt.grad.numpy().reshape(w.shape), bt.grad.numpy())
+    ]
 
 
 start = time.perf_counter()
@@ -157,10 +175,12 @@ exact_out = depthwise_conv2d_nchw_forward_reference(x64, w64, b64, 1, 3)
 exact = [exact_out, *depthwise_conv2d_nchw_backward_reference(x64, w64, g64, 1, 3)]
 print(f"x {shape}, float32, largest error relative to the largest value:")
 print(f"    {'':8s} {'fast vs reference':>18s} {'fast vs float64':>16s} {'reference vs float64':>21s}")
-for name, f_, r_, e_ in zip(("out", "grad x", "grad w", "grad b"), fast, reference, exact):
+for name, f_, r_, e_ in zip(("out", "grad x", "grad w", "grad b"), fast, reference, exact, strict=False):
     scale = np.abs(e_).max()
-    print(f"    {name:8s} {np.abs(f_ - r_).max() / scale:18.1e} {np.abs(f_ - e_).max() / scale:16.1e} "
-          f"{np.abs(r_ - e_).max() / scale:21.1e}")
+    print(
+        f"    {name:8s} {np.abs(f_ - r_).max() / scale:18.1e} {np.abs(f_ - e_).max() / scale:16.1e} "
+        f"{np.abs(r_ - e_).max() / scale:21.1e}"
+    )
 print("float32 has 24 bits of precision (6e-8): both paths are within a few units of its rounding, and")
 print("neither is systematically worse. Their difference is the rounding, not a bug.")
 
@@ -169,12 +189,17 @@ section("6. Timing")
 # --------------------------------------------------------------------------------------------------
 # The first fast call in a process pays for Numba: compiling the kernels (several seconds) or, when
 # an earlier run left them in the on-disk cache (autograd/kernels/cpu/__pycache__), loading them.
-print(f"first fast forward in this process: {first_forward:.2f} s; first fast forward + backward: "
-      f"{first_forward_backward:.2f} s (compile or cache load included; the timings below are warm)")
+print(
+    f"first fast forward in this process: {first_forward:.2f} s; first fast forward + backward: "
+    f"{first_forward_backward:.2f} s (compile or cache load included; the timings below are warm)"
+)
 
 repeats = 3 if args.quick else 7
-shapes = [("stage 1", (2, 96, 56, 56))] if args.quick else [
-    ("stage 1", (16, 96, 56, 56)), ("stage 2", (16, 192, 28, 28)), ("stage 3", (16, 384, 14, 14))]
+shapes = (
+    [("stage 1", (2, 96, 56, 56))]
+    if args.quick
+    else [("stage 1", (16, 96, 56, 56)), ("stage 2", (16, 192, 28, 28)), ("stage 3", (16, 384, 14, 14))]
+)
 
 
 def best_times(x, w, b, g, reference):
@@ -197,7 +222,9 @@ def best_times(x, w, b, g, reference):
 
 
 results = {}
-print(f"best of {repeats}, float32, 7x7, padding 3 (the machine's cores are shared: trust ratios more than ms)")
+print(
+    f"best of {repeats}, float32, 7x7, padding 3 (the machine's cores are shared: trust ratios more than ms)"
+)
 print(f"    {'shape':26s} {'':9s} {'reference':>10s} {'fast':>9s} {'speed-up':>9s}")
 for label, shape in shapes:
     x = rng.standard_normal(shape).astype(np.float32)
@@ -208,11 +235,15 @@ for label, shape in shapes:
     fast_times = best_times(x, w, b, g, reference=False)
     results[f"{label}\n{shape}"] = (reference_times, fast_times)
     for i, direction in enumerate(("forward", "backward")):
-        print(f"    {label + ' ' + str(shape):26s} {direction:9s} {reference_times[i] * 1e3:8.1f}ms "
-              f"{fast_times[i] * 1e3:7.1f}ms {reference_times[i] / fast_times[i]:8.1f}x")
+        print(
+            f"    {label + ' ' + str(shape):26s} {direction:9s} {reference_times[i] * 1e3:8.1f}ms "
+            f"{fast_times[i] * 1e3:7.1f}ms {reference_times[i] / fast_times[i]:8.1f}x"
+        )
     bytes_moved = 2 * x.nbytes  # read the input, write the output: the least any forward can do
-    print(f"    {'':26s} fast forward moves at least {bytes_moved / 1e6:.0f} MB: "
-          f"{bytes_moved / fast_times[0] / 1e9:.1f} GB/s effective")
+    print(
+        f"    {'':26s} fast forward moves at least {bytes_moved / 1e6:.0f} MB: "
+        f"{bytes_moved / fast_times[0] / 1e9:.1f} GB/s effective"
+    )
 
 # --------------------------------------------------------------------------------------------------
 section("7. Figure")
@@ -226,10 +257,17 @@ for ax, index, direction in ((axes[0], 0, "forward"), (axes[1], 1, "backward")):
     ax.bar(positions - 0.17, reference_ms, 0.32, label="reference: 49 NumPy multiply-adds", color="#adb5bd")
     ax.bar(positions + 0.17, fast_ms, 0.32, label="fast: fused Numba kernel", color="#e76f51")
     top = max(reference_ms)
-    for position, r, f in zip(positions, reference_ms, fast_ms):
+    for position, r, f in zip(positions, reference_ms, fast_ms, strict=False):
         ax.text(position - 0.17, r + top * 0.01, f"{r:.1f} ms", ha="center", va="bottom", fontsize=8)
-        ax.text(position + 0.17, f + top * 0.01, f"{f:.1f} ms\n{r / f:.0f}x faster", ha="center", va="bottom",
-                fontsize=9, fontweight="bold")
+        ax.text(
+            position + 0.17,
+            f + top * 0.01,
+            f"{f:.1f} ms\n{r / f:.0f}x faster",
+            ha="center",
+            va="bottom",
+            fontsize=9,
+            fontweight="bold",
+        )
     ax.set_xticks(positions)
     ax.set_xticklabels(labels, fontsize=8)
     ax.set_xlim(-0.6, len(labels) - 0.4)

@@ -29,8 +29,12 @@ from autograd.nn import functional as F  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Lesson 07: LayerNorm vs BatchNorm, GELU vs ReLU")
 parser.add_argument("--quick", action="store_true", help="small sizes (what CI runs)")
-parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "output" / "07",
-                    help="folder for the figures")
+parser.add_argument(
+    "--out",
+    type=Path,
+    default=Path(__file__).resolve().parent / "output" / "07",
+    help="folder for the figures",
+)
 args = parser.parse_args()
 args.out.mkdir(parents=True, exist_ok=True)
 rng = np.random.default_rng(0)
@@ -57,9 +61,9 @@ x = image_offset[:, None, None, None] + channel_scale[None, :, None, None] * rng
 
 # By hand, with keepdims so the statistics broadcast back (lesson 1, section 6):
 eps = 1e-5
-bn_mean = x.mean(axis=(0, 2, 3), keepdims=True)                     # (1, C, 1, 1)
+bn_mean = x.mean(axis=(0, 2, 3), keepdims=True)  # (1, C, 1, 1)
 bn_by_hand = (x - bn_mean) / np.sqrt(x.var(axis=(0, 2, 3), keepdims=True) + eps)
-ln_mean = x.mean(axis=1, keepdims=True)                             # (N, 1, H, W)
+ln_mean = x.mean(axis=1, keepdims=True)  # (N, 1, H, W)
 ln_by_hand = (x - ln_mean) / np.sqrt(x.var(axis=1, keepdims=True) + eps)
 print(f"x {x.shape}: BatchNorm statistics have shape {bn_mean.shape}, LayerNorm's {ln_mean.shape}")
 
@@ -84,7 +88,9 @@ for name, values in (("input", x), ("BatchNorm", bn), ("LayerNorm", ln)):
     print(f"    {name:9s} per channel: {spread(values, (0, 2, 3))}")
     print(f"    {'':9s} per pixel:   {spread(values, 1)}")
 print("BatchNorm evens out the channels and keeps the images' offsets; LayerNorm removes each pixel's")
-print("offset and keeps the channels' relative scales (weight and bias, learned per channel, can restore any).")
+print(
+    "offset and keeps the channels' relative scales (weight and bias, learned per channel, can restore any)."
+)
 
 # --------------------------------------------------------------------------------------------------
 section("2. BatchNorm depends on the rest of the batch; LayerNorm does not")
@@ -94,11 +100,14 @@ other = rng.standard_normal((N - 1, C, H, W)) * 5.0
 batch_a = ag.tensor(x)
 batch_b = ag.tensor(np.concatenate([x[:1], other]))
 for name, normalise in (
-        ("BatchNorm", lambda t: F.batch_norm(t, None, None, training=True)),
-        ("LayerNorm", lambda t: F.layer_norm(t.permute(0, 2, 3, 1), C).permute(0, 3, 1, 2))):
+    ("BatchNorm", lambda t: F.batch_norm(t, None, None, training=True)),
+    ("LayerNorm", lambda t: F.layer_norm(t.permute(0, 2, 3, 1), C).permute(0, 3, 1, 2)),
+):
     first_a = normalise(batch_a).numpy()[0]
     first_b = normalise(batch_b).numpy()[0]
-    print(f"{name}: image 0 normalised in batch A vs in batch B, largest difference {np.abs(first_a - first_b).max():.3f}")
+    print(
+        f"{name}: image 0 normalised in batch A vs in batch B, largest difference {np.abs(first_a - first_b).max():.3f}"
+    )
 # So BatchNorm behaves differently in training (batch statistics) and in evaluation (running
 # averages collected during training), needs batches large enough for stable statistics, and ties
 # the examples of a batch together. LayerNorm treats every image, and every pixel, on its own.
@@ -107,17 +116,23 @@ for _ in range(30):  # thirty training batches of the same distribution
     F.batch_norm(ag.tensor(x[rng.permutation(N)]), running_mean, running_var, training=True, momentum=0.1)
 alone = F.batch_norm(ag.tensor(x[:1]), running_mean, running_var, training=False).numpy()[0]
 in_batch = F.batch_norm(batch_b, running_mean, running_var, training=False).numpy()[0]
-print(f"BatchNorm in evaluation mode (running statistics after 30 training batches): image 0 alone vs in "
-      f"batch B, largest difference {np.abs(alone - in_batch).max():.3f}")
+print(
+    f"BatchNorm in evaluation mode (running statistics after 30 training batches): image 0 alone vs in "
+    f"batch B, largest difference {np.abs(alone - in_batch).max():.3f}"
+)
 
 # Their backward passes are checked like every op (lesson 4), in float64:
 small = ag.tensor(rng.standard_normal((3, 4, 2, 2)), requires_grad=True)
 weight = ag.tensor(rng.standard_normal(4), requires_grad=True)
 bias = ag.tensor(rng.standard_normal(4), requires_grad=True)
-print("gradcheck batch_norm (training):",
-      gradcheck(lambda t, w, b: F.batch_norm(t, None, None, w, b, training=True), [small, weight, bias]))
-print("gradcheck layer_norm (channels-last):",
-      gradcheck(lambda t, w, b: F.layer_norm(t.permute(0, 2, 3, 1), 4, w, b), [small, weight, bias]))
+print(
+    "gradcheck batch_norm (training):",
+    gradcheck(lambda t, w, b: F.batch_norm(t, None, None, w, b, training=True), [small, weight, bias]),
+)
+print(
+    "gradcheck layer_norm (channels-last):",
+    gradcheck(lambda t, w, b: F.layer_norm(t.permute(0, 2, 3, 1), 4, w, b), [small, weight, bias]),
+)
 
 # --------------------------------------------------------------------------------------------------
 section("3. GELU against ReLU")
@@ -131,7 +146,11 @@ section("3. GELU against ReLU")
 points = 801 if args.quick else 4001
 grid = np.linspace(-4.0, 4.0, points)
 curves = {}
-for name, fn in (("ReLU", F.relu), ("GELU", F.gelu), ("GELU, tanh form", lambda t: F.gelu(t, approximate="tanh"))):
+for name, fn in (
+    ("ReLU", F.relu),
+    ("GELU", F.gelu),
+    ("GELU, tanh form", lambda t: F.gelu(t, approximate="tanh")),
+):
     t = ag.tensor(grid, requires_grad=True)
     y = fn(t)
     y.sum().backward()
@@ -144,12 +163,18 @@ for value in (-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0):
     i = int(np.argmin(np.abs(grid - value)))
     row = (curves["ReLU"][0][i], gelu[i], curves["ReLU"][1][i], gelu_derivative[i])
     print(f"{value:6.1f} " + " ".join(f"{v + 0.0:8.4f}" for v in row))  # + 0.0 turns -0.0 into 0.0
-phi = np.exp(-grid ** 2 / 2) / math.sqrt(2 * math.pi)
+phi = np.exp(-(grid**2) / 2) / math.sqrt(2 * math.pi)
 Phi = 0.5 * (1 + np.vectorize(math.erf)(grid / math.sqrt(2)))
-print(f"GELU's minimum: {gelu[lowest]:.4f} at x = {grid[lowest]:.3f}; its derivative is negative for x < {grid[lowest]:.3f}")
-print(f"backward vs the formula Phi + x phi: largest difference {np.abs(gelu_derivative - (Phi + grid * phi)).max():.1e}")
-print(f"tanh form vs exact GELU: largest difference {np.abs(curves['GELU, tanh form'][0] - gelu).max():.1e} "
-      f"(in value), {np.abs(curves['GELU, tanh form'][1] - gelu_derivative).max():.1e} (in derivative)")
+print(
+    f"GELU's minimum: {gelu[lowest]:.4f} at x = {grid[lowest]:.3f}; its derivative is negative for x < {grid[lowest]:.3f}"
+)
+print(
+    f"backward vs the formula Phi + x phi: largest difference {np.abs(gelu_derivative - (Phi + grid * phi)).max():.1e}"
+)
+print(
+    f"tanh form vs exact GELU: largest difference {np.abs(curves['GELU, tanh form'][0] - gelu).max():.1e} "
+    f"(in value), {np.abs(curves['GELU, tanh form'][1] - gelu_derivative).max():.1e} (in derivative)"
+)
 
 # What changes for a layer's worth of pre-activations, x ~ N(0, 1):
 samples = 100_000 if args.quick else 2_000_000
@@ -159,10 +184,14 @@ for name, fn in (("ReLU", F.relu), ("GELU", F.gelu)):
     out = fn(z)
     out.sum().backward()
     grads = z.grad.numpy()
-    print(f"{name}: mean output {out.numpy().mean():.3f}, outputs < 0: {np.mean(out.numpy() < 0):5.1%}, "
-          f"zero gradient: {np.mean(grads == 0):5.1%}, negative gradient: {np.mean(grads < 0):5.1%}")
+    print(
+        f"{name}: mean output {out.numpy().mean():.3f}, outputs < 0: {np.mean(out.numpy() < 0):5.1%}, "
+        f"zero gradient: {np.mean(grads == 0):5.1%}, negative gradient: {np.mean(grads < 0):5.1%}"
+    )
 print("(exact values for N(0,1): mean relu = 1/sqrt(2 pi) = 0.399, mean gelu = 1/(2 sqrt(pi)) = 0.282)")
-print("ReLU passes no gradient at all through half of its inputs; GELU passes a little through almost every one.")
+print(
+    "ReLU passes no gradient at all through half of its inputs; GELU passes a little through almost every one."
+)
 
 # --------------------------------------------------------------------------------------------------
 section("4. Figures")
@@ -177,10 +206,12 @@ def as_matrix(values):
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 6.4))
 limit = np.abs(as_matrix(x)).max()
-panels = (("input x\n(channel scales differ, each image has an offset)", x, (-limit, limit)),
-          ("after BatchNorm: one mean and std per channel,\ndown a whole column (green: one group)", bn, (-3, 3)),
-          ("after LayerNorm: one mean and std per (image, pixel),\nalong one row (yellow: one group)", ln, (-3, 3)))
-for ax, (title, values, (low, high)) in zip(axes, panels):
+panels = (
+    ("input x\n(channel scales differ, each image has an offset)", x, (-limit, limit)),
+    ("after BatchNorm: one mean and std per channel,\ndown a whole column (green: one group)", bn, (-3, 3)),
+    ("after LayerNorm: one mean and std per (image, pixel),\nalong one row (yellow: one group)", ln, (-3, 3)),
+)
+for ax, (title, values, (low, high)) in zip(axes, panels, strict=False):
     image = ax.imshow(as_matrix(values), cmap="RdBu_r", vmin=low, vmax=high, aspect="auto")
     for boundary in range(1, N):
         ax.axhline(boundary * H * W - 0.5, color="black", lw=1)
@@ -192,7 +223,9 @@ for ax, (title, values, (low, high)) in zip(axes, panels):
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
 axes[1].add_patch(plt.Rectangle((1.5, -0.5), 1, N * H * W, fill=False, edgecolor="#2a9d8f", lw=3))
 axes[2].add_patch(plt.Rectangle((-0.5, 20.5), C, 1, fill=False, edgecolor="#f2b705", lw=3))
-fig.suptitle(f"What BatchNorm and LayerNorm normalise over, for a batch of shape (N, C, H, W) = {x.shape}", fontsize=11)
+fig.suptitle(
+    f"What BatchNorm and LayerNorm normalise over, for a batch of shape (N, C, H, W) = {x.shape}", fontsize=11
+)
 fig.tight_layout()
 fig.savefig(args.out / "norms.png", dpi=120)
 plt.close(fig)
@@ -204,12 +237,22 @@ for name, (values, derivative) in curves.items():
     left.plot(grid, values, line, color=colour, lw=2 if line == "-" else 1.5, label=name)
     right.plot(grid, derivative, line, color=colour, lw=2 if line == "-" else 1.5, label=name)
 left.plot(grid[lowest], gelu[lowest], "o", color="tab:red")
-left.annotate(f"minimum {gelu[lowest]:.3f}\nat x = {grid[lowest]:.2f}", (grid[lowest], gelu[lowest]),
-              xytext=(-3.8, 1.2), arrowprops=dict(arrowstyle="->", color="0.4"), fontsize=9)
+left.annotate(
+    f"minimum {gelu[lowest]:.3f}\nat x = {grid[lowest]:.2f}",
+    (grid[lowest], gelu[lowest]),
+    xytext=(-3.8, 1.2),
+    arrowprops=dict(arrowstyle="->", color="0.4"),
+    fontsize=9,
+)
 left.set_title("activation f(x)")
 right.set_title("derivative f'(x), from backward")
-right.annotate("ReLU: 0 for every x < 0\n(no gradient flows)", (-2.5, 0.0), xytext=(-3.9, 0.45),
-               arrowprops=dict(arrowstyle="->", color="0.4"), fontsize=9)
+right.annotate(
+    "ReLU: 0 for every x < 0\n(no gradient flows)",
+    (-2.5, 0.0),
+    xytext=(-3.9, 0.45),
+    arrowprops=dict(arrowstyle="->", color="0.4"),
+    fontsize=9,
+)
 for ax in (left, right):
     ax.axhline(0, color="0.5", lw=0.8)
     ax.axvline(0, color="0.5", lw=0.8)

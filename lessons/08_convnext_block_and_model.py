@@ -38,9 +38,15 @@ from tinyconvnext import VARIANTS, Block, create_model  # noqa: E402
 from tinyconvnext.flops import count_flops, stage_costs  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Lesson 08: the ConvNeXt block and model")
-parser.add_argument("--quick", action="store_true", help="time the small convnext_atto instead of convnext_tiny")
-parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "output" / "08",
-                    help="folder for the figures")
+parser.add_argument(
+    "--quick", action="store_true", help="time the small convnext_atto instead of convnext_tiny"
+)
+parser.add_argument(
+    "--out",
+    type=Path,
+    default=Path(__file__).resolve().parent / "output" / "08",
+    help="folder for the figures",
+)
 args = parser.parse_args()
 args.out.mkdir(parents=True, exist_ok=True)
 rng = np.random.default_rng(0)
@@ -73,12 +79,18 @@ with ag.no_grad():
     describe("dwconv 7x7 (depthwise)", h, "space is mixed, each channel on its own")
     h = block.norm(h)
     per_pixel = h.numpy()
-    describe("LayerNorm", h, f"per pixel over {dim} channels: mean {np.abs(per_pixel.mean(-1)).max():.0e}, "
-                             f"std {per_pixel.std(-1).mean():.3f}")
+    describe(
+        "LayerNorm",
+        h,
+        f"per pixel over {dim} channels: mean {np.abs(per_pixel.mean(-1)).max():.0e}, "
+        f"std {per_pixel.std(-1).mean():.3f}",
+    )
     h = block.pwconv1(h)
     describe("pwconv1: Linear d -> 4d", h, "channels are mixed, 4x wider (the inverted bottleneck)")
     h = block.act(h)
-    describe("GELU", h, f"the one activation of the block; smallest value {h.numpy().min():.3f} (GELU >= -0.17)")
+    describe(
+        "GELU", h, f"the one activation of the block; smallest value {h.numpy().min():.3f} (GELU >= -0.17)"
+    )
     h = block.pwconv2(h)
     describe("pwconv2: Linear 4d -> d", h, "back to the block's width")
     h = h * block.gamma
@@ -86,27 +98,35 @@ with ag.no_grad():
     by_hand = x + h  # drop_path is the identity here (rate 0, and in eval mode always)
     describe("x + branch (residual)", by_hand)
     out = block(x)
-print(f"block(x) against the steps above: largest difference {np.abs(out.numpy() - by_hand.numpy()).max():.1e}")
+print(
+    f"block(x) against the steps above: largest difference {np.abs(out.numpy() - by_hand.numpy()).max():.1e}"
+)
 print(f"block(x) against x itself: largest difference {np.abs(out.numpy() - x.numpy()).max():.1e}")
 # With gamma = 1e-6 a freshly built block is the identity to six digits: a network of 18 blocks
 # starts as a short path from stem to head, and each block learns how much of its branch to add
 # (layer scale, from CaiT; the paper's Section 2.6 keeps it at 1e-6).
 
 print("\nwhere the parameters are, for width d (a depthwise kernel of K x K = 49 taps):")
-layers = [("dwconv  (d, 1, 7, 7) + bias", 49 * dim + dim, block.dwconv),
-          ("norm    weight, bias", 2 * dim, block.norm),
-          ("pwconv1 (4d, d) + bias", 4 * dim * dim + 4 * dim, block.pwconv1),
-          ("pwconv2 (d, 4d) + bias", 4 * dim * dim + dim, block.pwconv2)]
+layers = [
+    ("dwconv  (d, 1, 7, 7) + bias", 49 * dim + dim, block.dwconv),
+    ("norm    weight, bias", 2 * dim, block.norm),
+    ("pwconv1 (4d, d) + bias", 4 * dim * dim + 4 * dim, block.pwconv1),
+    ("pwconv2 (d, 4d) + bias", 4 * dim * dim + dim, block.pwconv2),
+]
 for name, formula, layer in layers:
     print(f"    {name:30s} formula {formula:6,d}   counted {layer.num_parameters():6,d}")
 print(f"    {'gamma   (d,)':30s} formula {dim:6,d}   counted {block.gamma.size:6,d}")
-print(f"    {'total   8 d^2 + 58 d':30s} formula {8 * dim * dim + 58 * dim:6,d}   counted {block.num_parameters():6,d}")
+print(
+    f"    {'total   8 d^2 + 58 d':30s} formula {8 * dim * dim + 58 * dim:6,d}   counted {block.num_parameters():6,d}"
+)
 # Multiply-adds per pixel: 49 d for the depthwise conv, 8 d^2 for the two Linears. From d = 96 on,
 # the pointwise layers do more than 90% of the arithmetic: the 7x7 kernel is cheap because it is
 # depthwise.
 for d in (16, 96, 768):
-    print(f"    width {d:4d}: multiply-adds per pixel {49 * d + 8 * d * d:10,d}, "
-          f"of which pointwise {8 * d * d / (49 * d + 8 * d * d):.0%}")
+    print(
+        f"    width {d:4d}: multiply-adds per pixel {49 * d + 8 * d * d:10,d}, "
+        f"of which pointwise {8 * d * d / (49 * d + 8 * d * d):.0%}"
+    )
 
 # --------------------------------------------------------------------------------------------------
 section("2. Why channels-last inside")
@@ -116,22 +136,28 @@ section("2. Why channels-last inside")
 # and a Linear is one matrix product of the (N*H*W, C) rows with the weight. With (N, C, H, W) the
 # same C numbers lie H*W elements apart.
 nchw = x.permute(0, 3, 1, 2).numpy().copy()
-print(f"channel stride: NHWC {x.numpy().strides[3] // 4} element, NCHW {nchw.strides[1] // 4} elements "
-      f"(= H * W)")
+print(
+    f"channel stride: NHWC {x.numpy().strides[3] // 4} element, NCHW {nchw.strides[1] // 4} elements "
+    f"(= H * W)"
+)
 # A Linear on the channel axis is exactly a 1x1 convolution of the NCHW layout: the same numbers.
 with ag.no_grad():
     as_linear = block.pwconv1(x).numpy()
     weight_1x1 = ag.tensor(block.pwconv1.weight.numpy().reshape(4 * dim, dim, 1, 1))
     as_conv = F.conv2d(ag.tensor(nchw), weight_1x1, block.pwconv1.bias).numpy().transpose(0, 2, 3, 1)
-print(f"pwconv1 as a Linear on NHWC against a 1x1 conv on NCHW: largest difference "
-      f"{np.abs(as_linear - as_conv).max():.1e}")
+print(
+    f"pwconv1 as a Linear on NHWC against a 1x1 conv on NCHW: largest difference "
+    f"{np.abs(as_linear - as_conv).max():.1e}"
+)
 # The official code keeps NCHW between blocks and permutes inside each one: to NHWC before the
 # LayerNorm, back to NCHW after gamma. We permute once, after the model's input, and the
 # depthwise conv has a kernel written for the channels-last layout. The parameters keep PyTorch's
 # shapes (dwconv weight (d, 1, 7, 7)), so official checkpoints load unchanged (lesson 9).
 depths = VARIANTS["convnext_tiny"]["depths"]
-print(f"ConvNeXt-T has {sum(depths)} blocks: the official layout permutes (and copies) an activation "
-      f"{2 * sum(depths)} times per forward pass, ours once")
+print(
+    f"ConvNeXt-T has {sum(depths)} blocks: the official layout permutes (and copies) an activation "
+    f"{2 * sum(depths)} times per forward pass, ours once"
+)
 
 # --------------------------------------------------------------------------------------------------
 section("3. Drop path: a block that is sometimes skipped")
@@ -145,7 +171,7 @@ batch = ag.tensor(rng.standard_normal((8, 4, 4, dim)).astype(np.float32))
 with ag.no_grad():
     branch_eval = dropping.eval()(batch).numpy() - batch.numpy()
     branch_train = dropping.train()(batch).numpy() - batch.numpy()
-ratios = [np.abs(t).sum() / np.abs(e).sum() for t, e in zip(branch_train, branch_eval)]
+ratios = [np.abs(t).sum() / np.abs(e).sum() for t, e in zip(branch_train, branch_eval, strict=False)]
 print("branch in training / branch in eval, per image of a batch of 8, p = 0.5:")
 print("    " + "  ".join(f"{r:.2f}" for r in ratios))
 print("0 = the image skipped this block; 2 = kept and scaled by 1 / (1 - 0.5)")
@@ -166,7 +192,7 @@ with ag.no_grad():
     print(f"    {'input (NCHW, as PyTorch)':40s} {h.shape}")
     h = h.permute(0, 2, 3, 1)
     print(f"    {'permuted once to NHWC':40s} {h.shape}")
-    for i, (downsample, stage) in enumerate(zip(model.downsample_layers, model.stages)):
+    for i, (downsample, stage) in enumerate(zip(model.downsample_layers, model.stages, strict=False)):
         h = downsample(h)
         name = "stem: 4x4 conv, stride 4; LayerNorm" if i == 0 else f"downsample {i}: LayerNorm; 2x2 conv, /2"
         print(f"    {name:40s} {h.shape}")
@@ -176,7 +202,9 @@ with ag.no_grad():
     print(f"    {'global average; LayerNorm':40s} {pooled.shape}")
     logits = model.head(pooled)
     print(f"    {'head: Linear':40s} {logits.shape}")
-    print(f"the trace against model(image): largest difference {np.abs(logits.numpy() - model(image).numpy()).max():.1e}")
+    print(
+        f"the trace against model(image): largest difference {np.abs(logits.numpy() - model(image).numpy()).max():.1e}"
+    )
 
 # --------------------------------------------------------------------------------------------------
 section("5. Parameters and multiply-adds, stage by stage")
@@ -190,12 +218,18 @@ tiny = create_model("convnext_tiny")
 def print_costs(model, image_size, title):
     rows = stage_costs(model, image_size)
     total_macs, total_params = sum(r["macs"] for r in rows), sum(r["params"] for r in rows)
-    print(f"{title}: {total_params / 1e6:.2f}M parameters (model.num_parameters(): "
-          f"{model.num_parameters() / 1e6:.2f}M), {total_macs / 1e9:.3f} G multiply-adds per image")
-    print(f"    {'part':13s} {'pixels':>8s} {'parameters':>12s} {'share':>6s} {'multiply-adds':>15s} {'share':>6s}")
+    print(
+        f"{title}: {total_params / 1e6:.2f}M parameters (model.num_parameters(): "
+        f"{model.num_parameters() / 1e6:.2f}M), {total_macs / 1e9:.3f} G multiply-adds per image"
+    )
+    print(
+        f"    {'part':13s} {'pixels':>8s} {'parameters':>12s} {'share':>6s} {'multiply-adds':>15s} {'share':>6s}"
+    )
     for r in rows:
-        print(f"    {r['part']:13s} {r['side']:>3d} x{r['side']:>3d} {r['params']:12,d} {r['params'] / total_params:6.1%} "
-              f"{r['macs']:15,d} {r['macs'] / total_macs:6.1%}")
+        print(
+            f"    {r['part']:13s} {r['side']:>3d} x{r['side']:>3d} {r['params']:12,d} {r['params'] / total_params:6.1%} "
+            f"{r['macs']:15,d} {r['macs'] / total_macs:6.1%}"
+        )
     return rows
 
 
@@ -210,9 +244,13 @@ cifar_models = {}
 for name in ("convnext_cifar_atto", "convnext_cifar_femto", "convnext_cifar_pico", "convnext_cifar_nano"):
     cifar_models[name] = create_model(name, num_classes=10)
     config = VARIANTS[name]
-    print(f"    {name:22s} {str(config['depths']):14s} {str(config['dims']):20s} "
-          f"{cifar_models[name].num_parameters() / 1e6:10.2f}M {count_flops(cifar_models[name], 32) / 1e6:16.1f}")
-cifar_rows = print_costs(cifar_models["convnext_cifar_atto"], 32, "\nconvnext_cifar_atto at 32 x 32, 10 classes")
+    print(
+        f"    {name:22s} {str(config['depths']):14s} {str(config['dims']):20s} "
+        f"{cifar_models[name].num_parameters() / 1e6:10.2f}M {count_flops(cifar_models[name], 32) / 1e6:16.1f}"
+    )
+cifar_rows = print_costs(
+    cifar_models["convnext_cifar_atto"], 32, "\nconvnext_cifar_atto at 32 x 32, 10 classes"
+)
 
 # --------------------------------------------------------------------------------------------------
 section("6. Timing one forward pass")
@@ -228,24 +266,44 @@ for _ in range(repeats + 1):
     times.append(time.perf_counter() - start)
 macs = count_flops(model, 224)
 best = min(times[1:])
-print(f"{timed_name}, batch 1, 224 x 224, float32: first call {times[0] * 1e3:.0f} ms, best of {repeats} after it "
-      f"{best * 1e3:.0f} ms")
-print(f"    {macs / 1e9:.2f} G multiply-adds -> {2 * macs / best / 1e9:.1f} GFLOP/s on this machine's shared cores")
+print(
+    f"{timed_name}, batch 1, 224 x 224, float32: first call {times[0] * 1e3:.0f} ms, best of {repeats} after it "
+    f"{best * 1e3:.0f} ms"
+)
+print(
+    f"    {macs / 1e9:.2f} G multiply-adds -> {2 * macs / best / 1e9:.1f} GFLOP/s on this machine's shared cores"
+)
 
 # --------------------------------------------------------------------------------------------------
 section("7. Figures")
 # --------------------------------------------------------------------------------------------------
-colours = {"stem": "#ffd166", "stage": "#a8dadc", "downsample": "#f4a261", "head": "#cdb4db", "input": "#e9ecef"}
+colours = {
+    "stem": "#ffd166",
+    "stage": "#a8dadc",
+    "downsample": "#f4a261",
+    "head": "#cdb4db",
+    "input": "#e9ecef",
+}
 
 
 def box(ax, x, y, width, height, text, colour, fontsize=8):
-    ax.add_patch(FancyBboxPatch((x, y - height / 2), width, height, boxstyle="round,pad=0.02,rounding_size=0.08",
-                                facecolor=colour, edgecolor="0.3"))
+    ax.add_patch(
+        FancyBboxPatch(
+            (x, y - height / 2),
+            width,
+            height,
+            boxstyle="round,pad=0.02,rounding_size=0.08",
+            facecolor=colour,
+            edgecolor="0.3",
+        )
+    )
     ax.text(x + width / 2, y, text, ha="center", va="center", fontsize=fontsize)
 
 
 def arrow(ax, x0, y0, x1, y1, **kwargs):
-    ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=10, color="0.3", **kwargs))
+    ax.add_patch(
+        FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=10, color="0.3", **kwargs)
+    )
 
 
 def count(value, unit):
@@ -255,21 +313,35 @@ def count(value, unit):
 fig, (ax_model, ax_block) = plt.subplots(2, 1, figsize=(15, 7.4), gridspec_kw=dict(height_ratios=[1.5, 1]))
 by_part = {r["part"]: r for r in tiny_rows}
 parts = [("input", "image\n3 x 224 x 224", None, 1.0, 0.9)]
-for i, (depth, width) in enumerate(zip(tiny.depths, tiny.dims)):
+for i, (depth, width) in enumerate(zip(tiny.depths, tiny.dims, strict=False)):
     side = by_part[f"stage {i}"]["side"]
     if i == 0:
         parts.append(("stem", "stem\n4x4 conv /4\nLayerNorm", by_part["stem"], 1.0, 0.9))
     else:
         parts.append(("downsample", "LayerNorm\n2x2 conv /2", by_part[f"downsample {i}"], 0.9, 0.9))
-    parts.append(("stage", f"stage {i}\n{depth} x Block({width})\n{side} x {side} x {width}", by_part[f"stage {i}"],
-                  0.7 + 0.22 * depth, 0.7 + 0.45 * np.log2(width / 96)))
+    parts.append(
+        (
+            "stage",
+            f"stage {i}\n{depth} x Block({width})\n{side} x {side} x {width}",
+            by_part[f"stage {i}"],
+            0.7 + 0.22 * depth,
+            0.7 + 0.45 * np.log2(width / 96),
+        )
+    )
 parts.append(("head", "head\naverage\nLayerNorm\nLinear 768 -> 1000", by_part["head"], 1.3, 1.1))
 x_pos, gap = 0.0, 0.35
 for kind, text, row, width, height in parts:
     box(ax_model, x_pos, 0, width, height, text, colours[kind])
     if row is not None:
-        ax_model.text(x_pos + width / 2, -height / 2 - 0.12, f"{count(row['params'], 'params')}\n"
-                      f"{count(row['macs'], 'MACs')}", ha="center", va="top", fontsize=7.5, color="0.2")
+        ax_model.text(
+            x_pos + width / 2,
+            -height / 2 - 0.12,
+            f"{count(row['params'], 'params')}\n{count(row['macs'], 'MACs')}",
+            ha="center",
+            va="top",
+            fontsize=7.5,
+            color="0.2",
+        )
     if x_pos > 0:
         arrow(ax_model, x_pos - gap, 0, x_pos, 0)
     x_pos += width + gap
@@ -278,13 +350,22 @@ ax_model.set_xlim(-0.2, x_pos + 0.6)
 ax_model.set_ylim(-1.55, 1.1)
 ax_model.axis("off")
 total_tiny_macs = sum(r["macs"] for r in tiny_rows)
-ax_model.set_title(f"ConvNeXt-T: {tiny.num_parameters() / 1e6:.1f}M parameters, {total_tiny_macs / 1e9:.2f} G "
-                   f"multiply-adds (MACs) per 224 x 224 image (box width ~ depth, height ~ log width)", fontsize=11)
+ax_model.set_title(
+    f"ConvNeXt-T: {tiny.num_parameters() / 1e6:.1f}M parameters, {total_tiny_macs / 1e9:.2f} G "
+    f"multiply-adds (MACs) per 224 x 224 image (box width ~ depth, height ~ log width)",
+    fontsize=11,
+)
 
-steps = [("input x\nd channels", colours["input"]), ("dwconv 7x7\ndepthwise, d", colours["stage"]),
-         ("LayerNorm\n(channels)", colours["stem"]), ("pwconv1\nLinear d -> 4d", colours["downsample"]),
-         ("GELU", colours["head"]), ("pwconv2\nLinear 4d -> d", colours["downsample"]),
-         ("x gamma\n(layer scale)", colours["stem"]), ("drop path\n(training)", colours["input"])]
+steps = [
+    ("input x\nd channels", colours["input"]),
+    ("dwconv 7x7\ndepthwise, d", colours["stage"]),
+    ("LayerNorm\n(channels)", colours["stem"]),
+    ("pwconv1\nLinear d -> 4d", colours["downsample"]),
+    ("GELU", colours["head"]),
+    ("pwconv2\nLinear 4d -> d", colours["downsample"]),
+    ("x gamma\n(layer scale)", colours["stem"]),
+    ("drop path\n(training)", colours["input"]),
+]
 x_pos, width = 0.0, 1.25
 for i, (text, colour) in enumerate(steps):
     box(ax_block, x_pos, 0, width, 0.9, text, colour, fontsize=8.5)
@@ -292,16 +373,32 @@ for i, (text, colour) in enumerate(steps):
         arrow(ax_block, x_pos - 0.4, 0, x_pos, 0)
     x_pos += width + 0.4
 plus = x_pos
-ax_block.text(plus, 0, "+", ha="center", va="center", fontsize=13,
-              bbox=dict(boxstyle="circle,pad=0.2", facecolor="white", edgecolor="0.3"))
+ax_block.text(
+    plus,
+    0,
+    "+",
+    ha="center",
+    va="center",
+    fontsize=13,
+    bbox=dict(boxstyle="circle,pad=0.2", facecolor="white", edgecolor="0.3"),
+)
 arrow(ax_block, x_pos - 0.4, 0, plus - 0.2, 0)
 ax_block.plot([width / 2, width / 2, plus], [0.45, 0.85, 0.85], color="0.3", lw=1.2)
 arrow(ax_block, plus, 0.85, plus, 0.22)
-ax_block.text(plus / 2, 0.93, "residual: the input is added back unchanged", ha="center", fontsize=8.5, color="0.3")
+ax_block.text(
+    plus / 2, 0.93, "residual: the input is added back unchanged", ha="center", fontsize=8.5, color="0.3"
+)
 arrow(ax_block, plus + 0.22, 0, plus + 0.7, 0)
 ax_block.text(plus + 0.75, 0, "out\nd channels", ha="left", va="center", fontsize=8.5)
-ax_block.text(plus / 2, -0.72, "per pixel: 49 d + 8 d^2 multiply-adds, 8 d^2 + 58 d parameters; activations stay "
-              "(N, H, W, C) throughout", ha="center", fontsize=8.5, color="0.2")
+ax_block.text(
+    plus / 2,
+    -0.72,
+    "per pixel: 49 d + 8 d^2 multiply-adds, 8 d^2 + 58 d parameters; activations stay "
+    "(N, H, W, C) throughout",
+    ha="center",
+    fontsize=8.5,
+    color="0.2",
+)
 ax_block.set_xlim(-0.2, plus + 2.0)
 ax_block.set_ylim(-0.95, 1.15)
 ax_block.axis("off")
@@ -312,16 +409,27 @@ plt.close(fig)
 print(f"wrote {args.out / 'architecture.png'}")
 
 fig, axes = plt.subplots(2, 2, figsize=(13, 7.5))
-for row_axes, rows, title in ((axes[0], tiny_rows, "convnext_tiny, 224 x 224, 1000 classes"),
-                              (axes[1], cifar_rows, "convnext_cifar_atto, 32 x 32, 10 classes")):
+for row_axes, rows, title in (
+    (axes[0], tiny_rows, "convnext_tiny, 224 x 224, 1000 classes"),
+    (axes[1], cifar_rows, "convnext_cifar_atto, 32 x 32, 10 classes"),
+):
     names = [r["part"] for r in rows]
     bar_colours = [colours[r["part"].split()[0]] for r in rows]
-    for ax, key, scale, unit in ((row_axes[0], "macs", 1e6, "M multiply-adds"),
-                                 (row_axes[1], "params", 1e6, "M parameters")):
+    for ax, key, scale, unit in (
+        (row_axes[0], "macs", 1e6, "M multiply-adds"),
+        (row_axes[1], "params", 1e6, "M parameters"),
+    ):
         values = np.array([r[key] for r in rows]) / scale
         ax.bar(np.arange(len(rows)), values, color=bar_colours, edgecolor="0.3")
         for position, value in enumerate(values):
-            ax.text(position, value, f"{value:.2f}\n{value / values.sum():.0%}", ha="center", va="bottom", fontsize=7)
+            ax.text(
+                position,
+                value,
+                f"{value:.2f}\n{value / values.sum():.0%}",
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
         ax.set_xticks(np.arange(len(rows)))
         ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
         ax.set_ylim(0, values.max() * 1.3)

@@ -37,15 +37,21 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 import autograd as ag  # noqa: E402
 from tinyconvnext import VARIANTS, create_model  # noqa: E402
-from tinyconvnext.images import eval_transform, load_rgb  # noqa: E402
 from tinyconvnext.imagenet import class_names, wnid_to_index  # noqa: E402
+from tinyconvnext.images import eval_transform, load_rgb  # noqa: E402
 from tinyconvnext.predict import predict  # noqa: E402
 from tinyconvnext.weights import OFFICIAL_URLS, CheckpointError, load_weights, read_weights, save_npz  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Lesson 09: official weights and our .npz format")
-parser.add_argument("--quick", action="store_true", help="use the small convnext_atto instead of convnext_tiny")
-parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "output" / "09",
-                    help="folder for the figure")
+parser.add_argument(
+    "--quick", action="store_true", help="use the small convnext_atto instead of convnext_tiny"
+)
+parser.add_argument(
+    "--out",
+    type=Path,
+    default=Path(__file__).resolve().parent / "output" / "09",
+    help="folder for the figure",
+)
 args = parser.parse_args()
 args.out.mkdir(parents=True, exist_ok=True)
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -79,8 +85,10 @@ section("2. The key names: a state dict is the model's attribute paths")
 ag.manual_seed(0)
 model = create_model(model_name)
 state = model.state_dict()
-print(f"{model_name}: {len(state)} keys, {sum(v.size for v in state.values()):,d} numbers "
-      f"(the state dict holds only parameters: LayerNorm has no running statistics)")
+print(
+    f"{model_name}: {len(state)} keys, {sum(v.size for v in state.values()):,d} numbers "
+    f"(the state dict holds only parameters: LayerNorm has no running statistics)"
+)
 shown = ("downsample_layers.0.", "downsample_layers.1.", "stages.0.0.", "norm.", "head.")
 skipped = []
 for key in list(state) + [None]:
@@ -107,11 +115,15 @@ section("3. Our format: .npz, saved and loaded back bit for bit")
 # run, and no PyTorch is needed. python -m tinyconvnext.convert IN.pth OUT.npz converts an official
 # checkpoint once, on any machine that has PyTorch.
 path = save_npz(model, scratch / f"{model_name}.npz")
-print(f"save_npz -> {path.name}: {path.stat().st_size / 1e6:.1f} MB (4 bytes per float32 number: "
-      f"{4 * model.num_parameters() / 1e6:.1f} MB)")
+print(
+    f"save_npz -> {path.name}: {path.stat().st_size / 1e6:.1f} MB (4 bytes per float32 number: "
+    f"{4 * model.num_parameters() / 1e6:.1f} MB)"
+)
 read_back = read_weights(path)
-print(f"read_weights: {len(read_back)} keys, the same names and arrays: "
-      f"{list(read_back) == list(state) and all(np.array_equal(read_back[k], state[k]) for k in state)}")
+print(
+    f"read_weights: {len(read_back)} keys, the same names and arrays: "
+    f"{list(read_back) == list(state) and all(np.array_equal(read_back[k], state[k]) for k in state)}"
+)
 
 ag.manual_seed(1)
 other = create_model(model_name)  # different random weights
@@ -121,14 +133,20 @@ with ag.no_grad():
     load_weights(other, path)
     after = other(image).numpy()
     original = model.eval()(image).numpy()
-print(f"a second model, other random weights: logits differ from the first by up to {np.abs(before - original).max():.2f}")
-print(f"after load_weights: logits identical to the first model's, bit for bit: {np.array_equal(after, original)}")
+print(
+    f"a second model, other random weights: logits differ from the first by up to {np.abs(before - original).max():.2f}"
+)
+print(
+    f"after load_weights: logits identical to the first model's, bit for bit: {np.array_equal(after, original)}"
+)
 
 # Checkpoints saved from a model wrapped for several GPUs (DataParallel) or compiled (torch.compile)
 # prefix every key with "module." or "_orig_mod."; the prefixes are stripped on reading.
 prefixed = save_npz({f"module.{k}": v for k, v in state.items()}, scratch / "prefixed.npz")
 load_weights(other, prefixed)
-print(f"keys prefixed with 'module.' load too: logits identical {np.array_equal(other(image).numpy(), original)}")
+print(
+    f"keys prefixed with 'module.' load too: logits identical {np.array_equal(other(image).numpy(), original)}"
+)
 
 # --------------------------------------------------------------------------------------------------
 section("4. All or nothing: a checkpoint that does not fit")
@@ -164,7 +182,9 @@ section("5. A real official checkpoint, if you have one")
 
 def variant_of(state_dict):
     dims = tuple(state_dict[f"downsample_layers.{i}.{0 if i == 0 else 1}.weight"].shape[0] for i in range(4))
-    depths = tuple(len({k.split(".")[2] for k in state_dict if k.startswith(f"stages.{i}.")}) for i in range(4))
+    depths = tuple(
+        len({k.split(".")[2] for k in state_dict if k.startswith(f"stages.{i}.")}) for i in range(4)
+    )
     for name, config in VARIANTS.items():
         if config["depths"] == depths and config["dims"] == dims and "cifar" not in name:
             return name, depths, dims
@@ -175,7 +195,9 @@ official = os.environ.get("TINYCONVNEXT_OFFICIAL_CKPT")
 weights_label = f"random weights ({model_name}): the top-5 means nothing"
 if not official:
     print("TINYCONVNEXT_OFFICIAL_CKPT is not set, so there is no trained network here; the pipeline below")
-    print("runs with the random weights of section 3. With a checkpoint from section 1, set it and run again.")
+    print(
+        "runs with the random weights of section 3. With a checkpoint from section 1, set it and run again."
+    )
 else:
     try:
         official_state = read_weights(official)
@@ -183,7 +205,9 @@ else:
         if name is None:
             raise CheckpointError(f"no variant has depths {depths} and widths {dims}")
         classes = official_state["head.weight"].shape[0]
-        print(f"{official}: {len(official_state)} keys; depths {depths}, widths {dims}, {classes} classes -> {name}")
+        print(
+            f"{official}: {len(official_state)} keys; depths {depths}, widths {dims}, {classes} classes -> {name}"
+        )
         model = create_model(name, num_classes=classes)
         load_weights(model, official)
         model_name, weights_label = name, f"official weights: {Path(official).name}"
@@ -247,8 +271,10 @@ short = min(picture.size)
 print(f"    read:        {picture.size[0]} x {picture.size[1]} RGB, uint8")
 print(f"    resized:     short side {short} -> 256, long side {round(max(picture.size) * 256 / short)}")
 print("    cropped:     the central 224 x 224; scaled to [0, 1] and standardised")
-print(f"    model input: {pixels.shape} {pixels.dtype}; per channel mean "
-      f"{np.round(pixels.mean(axis=(1, 2)), 2)}, std {np.round(pixels.std(axis=(1, 2)), 2)}")
+print(
+    f"    model input: {pixels.shape} {pixels.dtype}; per channel mean "
+    f"{np.round(pixels.mean(axis=(1, 2)), 2)}, std {np.round(pixels.std(axis=(1, 2)), 2)}"
+)
 
 # --------------------------------------------------------------------------------------------------
 section("7. The prediction: softmax over the classes, top 5")
@@ -262,8 +288,10 @@ for rank, k in enumerate(top5, 1):
 if true_index is not None and len(probabilities) == 1000:  # Imagenette's labels are ImageNet-1k classes
     rank = int((probabilities > probabilities[true_index]).sum()) + 1
     print(f"the true class {names[true_index]!r} is ranked {rank} of {len(probabilities)}")
-print(f"uniform guessing gives every class {100 / len(probabilities):.2f}%; the largest probability here is "
-      f"{100 * probabilities.max():.2f}%")
+print(
+    f"uniform guessing gives every class {100 / len(probabilities):.2f}%; the largest probability here is "
+    f"{100 * probabilities.max():.2f}%"
+)
 # Random weights spread the probability almost evenly over the 1000 classes: the head's weights are
 # small (std 0.02), so all logits are close to zero. A trained network puts most of it on a few.
 
@@ -275,7 +303,9 @@ shown_image = np.clip(pixels.transpose(1, 2, 0) * std + mean, 0, 1)  # undo the 
 fig, (ax_image, ax_bars) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw=dict(width_ratios=[1, 1.5]))
 ax_image.imshow(shown_image)
 truth = f"\ntrue class: {class_names()[true_index].split(',')[0]}" if true_index is not None else ""
-ax_image.set_title(f"model input: {image_path.name}{truth}\nshort side 256, centre crop 224 x 224", fontsize=10)
+ax_image.set_title(
+    f"model input: {image_path.name}{truth}\nshort side 256, centre crop 224 x 224", fontsize=10
+)
 ax_image.axis("off")
 labels = [f"{names[k].split(',')[0]} ({k})" for k in top5][::-1]  # the first of the synonyms
 values = [100 * probabilities[k] for k in top5][::-1]

@@ -45,8 +45,12 @@ from tinyconvnext.train import ImageDataset, TrainConfig, train  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Lesson 10: training ConvNeXt on CIFAR-10")
 parser.add_argument("--quick", action="store_true", help="1,024 training images and 3 epochs (what CI runs)")
-parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "output" / "10",
-                    help="folder for the figures and the training run")
+parser.add_argument(
+    "--out",
+    type=Path,
+    default=Path(__file__).resolve().parent / "output" / "10",
+    help="folder for the figures and the training run",
+)
 args = parser.parse_args()
 args.out.mkdir(parents=True, exist_ok=True)
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -63,11 +67,24 @@ section("1. The recipe: the paper's, and ours at small scale")
 # The model is convnext_cifar_atto (a 2x2 stem for 32x32 images, lesson 8) made smaller still: one
 # or two blocks per stage and narrow widths, so that an epoch takes seconds on two cores.
 config = TrainConfig(
-    dataset="cifar10", model="convnext_cifar_atto", depths="1,1,2,1", dims="32,64,128,256",
-    epochs=3 if args.quick else 6, batch_size=64, lr=4e-3, min_lr=1e-5, weight_decay=0.05, warmup_epochs=0.5,
-    drop_path=0.1, label_smoothing=0.1, ema_decay=0.9 if args.quick else 0.98,
-    subset=1024 if args.quick else 5000, eval_subset=500 if args.quick else 1000,
-    out=str(args.out / "run"), progress=False, seed=0,
+    dataset="cifar10",
+    model="convnext_cifar_atto",
+    depths="1,1,2,1",
+    dims="32,64,128,256",
+    epochs=3 if args.quick else 6,
+    batch_size=64,
+    lr=4e-3,
+    min_lr=1e-5,
+    weight_decay=0.05,
+    warmup_epochs=0.5,
+    drop_path=0.1,
+    label_smoothing=0.1,
+    ema_decay=0.9 if args.quick else 0.98,
+    subset=1024 if args.quick else 5000,
+    eval_subset=500 if args.quick else 1000,
+    out=str(args.out / "run"),
+    progress=False,
+    seed=0,
 )
 steps_per_epoch = config.subset // config.batch_size  # the last, incomplete batch is dropped
 total_steps = config.epochs * steps_per_epoch
@@ -103,12 +120,19 @@ section("2. AdamW: decoupled weight decay, and what it is not applied to")
 # would weaken it for weights with large gradients). Biases, norm weights and the layer-scale gammas
 # are not decayed: pulling them towards 0 would fight the normalisation, not the overfitting.
 ag.manual_seed(0)
-model = create_model(config.model, num_classes=10, drop_path_rate=config.drop_path, depths=(1, 1, 2, 1),
-                     dims=(32, 64, 128, 256))
+model = create_model(
+    config.model,
+    num_classes=10,
+    drop_path_rate=config.drop_path,
+    depths=(1, 1, 2, 1),
+    dims=(32, 64, 128, 256),
+)
 groups = optim.weight_decay_groups(model.named_parameters(), config.weight_decay)
 for group in groups:
-    print(f"    weight decay {group['weight_decay']:<5g}: {len(group['params']):3d} tensors, "
-          f"{sum(p.size for p in group['params']):9,d} numbers")
+    print(
+        f"    weight decay {group['weight_decay']:<5g}: {len(group['params']):3d} tensors, "
+        f"{sum(p.size for p in group['params']):9,d} numbers"
+    )
 
 # --------------------------------------------------------------------------------------------------
 section("3. The learning rate: linear warmup, then half a cosine")
@@ -116,29 +140,38 @@ section("3. The learning rate: linear warmup, then half a cosine")
 # At the start the weights are random and Adam's moment estimates are built from a few steps: big
 # steps then can throw the network somewhere it does not recover from. So the rate climbs linearly
 # to its peak, then falls along half a cosine to min_lr, set again before every step.
-schedule = [optim.cosine_with_warmup(step, total_steps, warmup_steps, config.lr, config.min_lr)
-            for step in range(total_steps)]
+schedule = [
+    optim.cosine_with_warmup(step, total_steps, warmup_steps, config.lr, config.min_lr)
+    for step in range(total_steps)
+]
 print(f"{config.epochs} epochs x {steps_per_epoch} steps = {total_steps} steps, {warmup_steps} of warmup")
 for step in sorted({0, warmup_steps // 2, warmup_steps - 1, warmup_steps, total_steps // 2, total_steps - 1}):
     print(f"    step {step:4d}: lr {schedule[step]:.2e}")
 
 paper_epochs, paper_warmup, paper_steps = 300, 20, 312  # 1.28 M images / 4096 per batch = 312 steps
-paper_schedule = [optim.cosine_with_warmup(step, paper_epochs * paper_steps, paper_warmup * paper_steps, 4e-3, 1e-6)
-                  for step in range(0, paper_epochs * paper_steps, paper_steps // 4)]
+paper_schedule = [
+    optim.cosine_with_warmup(step, paper_epochs * paper_steps, paper_warmup * paper_steps, 4e-3, 1e-6)
+    for step in range(0, paper_epochs * paper_steps, paper_steps // 4)
+]
 fig, (ax_ours, ax_paper) = plt.subplots(1, 2, figsize=(12, 4))
 ax_ours.plot(np.arange(total_steps), schedule, color="#e76f51")
 for epoch in range(1, config.epochs):
     ax_ours.axvline(epoch * steps_per_epoch, color="0.8", lw=0.8)
 ax_ours.axvspan(0, warmup_steps, color="#ffd166", alpha=0.4, label=f"warmup: {warmup_steps} steps")
-ax_ours.set(xlabel="step (grey lines: epochs)", ylabel="learning rate",
-            title=f"this run: {config.epochs} epochs of {steps_per_epoch} steps")
+ax_ours.set(
+    xlabel="step (grey lines: epochs)",
+    ylabel="learning rate",
+    title=f"this run: {config.epochs} epochs of {steps_per_epoch} steps",
+)
 ax_paper.plot(np.arange(len(paper_schedule)) / 4, paper_schedule, color="#2a9d8f")
 ax_paper.axvspan(0, paper_warmup, color="#ffd166", alpha=0.4, label=f"warmup: {paper_warmup} epochs")
 ax_paper.set(xlabel="epoch", ylabel="learning rate", title="the paper: 300 epochs of 312 steps (batch 4096)")
 for ax in (ax_ours, ax_paper):
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right")
-fig.suptitle("optim.cosine_with_warmup: linear warmup to the peak, then half a cosine down to min_lr", fontsize=11)
+fig.suptitle(
+    "optim.cosine_with_warmup: linear warmup to the peak, then half a cosine down to min_lr", fontsize=11
+)
 fig.tight_layout()
 fig.savefig(args.out / "lr_schedule.png", dpi=110)
 plt.close(fig)
@@ -171,8 +204,10 @@ print("drop-path rate per block: " + ", ".join(f"{rate:.3f}" for rate in rates))
 # step: an average over about 1 / (1 - decay) recent steps, smoother than the last weights. The
 # paper evaluates it (decay 0.9999: ~10,000 of its ~94,000 steps); our short run needs a much
 # shorter memory, or the average would still be mostly the random initial weights.
-print(f"EMA decay {config.ema_decay:g}: averages over about {1 / (1 - config.ema_decay):.0f} of this run's "
-      f"{total_steps} steps; the paper's 0.9999 over about 10,000 of {paper_epochs * paper_steps:,d}")
+print(
+    f"EMA decay {config.ema_decay:g}: averages over about {1 / (1 - config.ema_decay):.0f} of this run's "
+    f"{total_steps} steps; the paper's 0.9999 over about 10,000 of {paper_epochs * paper_steps:,d}"
+)
 
 # --------------------------------------------------------------------------------------------------
 section("6. The data")
@@ -182,20 +217,30 @@ data_dir = next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
 try:
     cifar = load_cifar10(data_dir, download=False, progress=False)
 except DataNotFoundError:
-    looked = (f"{data_dir} and the download cache" if data_dir
-              else "the download cache (no $TINYCONVNEXT_DATA, no ../shared/data)")
+    looked = (
+        f"{data_dir} and the download cache"
+        if data_dir
+        else "the download cache (no $TINYCONVNEXT_DATA, no ../shared/data)"
+    )
     print(f"CIFAR-10 not found in {looked}: this lesson stops here, before training.")
-    print("To train: put cifar-10-binary.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html) in a folder, set "
-          "TINYCONVNEXT_DATA to it and run the lesson again.")
+    print(
+        "To train: put cifar-10-binary.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html) in a folder, set "
+        "TINYCONVNEXT_DATA to it and run the lesson again."
+    )
     sys.exit(0)
-print(f"CIFAR-10 from {cifar.source}: {len(cifar.train_labels):,d} training and {len(cifar.test_labels):,d} test "
-      f"images, {cifar.train_images.shape[1:]} {cifar.train_images.dtype}")
+print(
+    f"CIFAR-10 from {cifar.source}: {len(cifar.train_labels):,d} training and {len(cifar.test_labels):,d} test "
+    f"images, {cifar.train_images.shape[1:]} {cifar.train_images.dtype}"
+)
 print(f"classes: {', '.join(cifar.classes)}")
-print(f"this run trains on {config.subset:,d} of them (drawn at random, fixed by the seed) and tests on "
-      f"{config.eval_subset:,d} test images; each training batch is randomly cropped (4-pixel padding) and flipped")
+print(
+    f"this run trains on {config.subset:,d} of them (drawn at random, fixed by the seed) and tests on "
+    f"{config.eval_subset:,d} test images; each training batch is randomly cropped (4-pixel padding) and flipped"
+)
 config.data = str(data_dir) if data_dir else None
-dataset = ImageDataset(cifar.train_images, cifar.train_labels, cifar.test_images, cifar.test_labels,
-                       list(cifar.classes))
+dataset = ImageDataset(
+    cifar.train_images, cifar.train_labels, cifar.test_images, cifar.test_labels, list(cifar.classes)
+)
 
 # --------------------------------------------------------------------------------------------------
 section("7. Training")
@@ -216,14 +261,20 @@ train_seconds = time.perf_counter() - train_start
 section("8. The records")
 # --------------------------------------------------------------------------------------------------
 records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-print(f"    {'epoch':>5s} {'lr at end':>10s} {'train loss':>11s} {'train acc':>10s} {'test loss':>10s} "
-      f"{'test acc':>9s} {'EMA acc':>8s} {'images/s':>9s}")
+print(
+    f"    {'epoch':>5s} {'lr at end':>10s} {'train loss':>11s} {'train acc':>10s} {'test loss':>10s} "
+    f"{'test acc':>9s} {'EMA acc':>8s} {'images/s':>9s}"
+)
 for r in records:
-    print(f"    {r['epoch']:5d} {r['lr']:10.2e} {r['train_loss']:11.3f} {r['train_acc']:10.1%} {r['test_loss']:10.3f} "
-          f"{r['test_acc']:9.1%} {r['test_acc_ema']:8.1%} {r['images_per_second']:9.0f}")
+    print(
+        f"    {r['epoch']:5d} {r['lr']:10.2e} {r['train_loss']:11.3f} {r['train_acc']:10.1%} {r['test_loss']:10.3f} "
+        f"{r['test_acc']:9.1%} {r['test_acc_ema']:8.1%} {r['images_per_second']:9.0f}"
+    )
 last = records[-1]
-print(f"after {last['step']} steps ({config.epochs} x {config.subset:,d} images): {last['test_acc']:.1%} of "
-      f"{config.eval_subset} test images right, against 10% for guessing; training took {train_seconds:.0f} s")
+print(
+    f"after {last['step']} steps ({config.epochs} x {config.subset:,d} images): {last['test_acc']:.1%} of "
+    f"{config.eval_subset} test images right, against 10% for guessing; training took {train_seconds:.0f} s"
+)
 # The training accuracy is measured on augmented images, with drop path on, while the weights were
 # still changing: it is not directly comparable with the test accuracy, which can be higher early on.
 # Loss values include label smoothing, so even a perfect classifier would not reach 0: with eps = 0.1

@@ -49,8 +49,12 @@ from tinyconvnext.train import ImageDataset, TrainConfig, evaluate, make_loaders
 
 parser = argparse.ArgumentParser(description="Lesson 11: the modernisation roadmap at small scale")
 parser.add_argument("--quick", action="store_true", help="tiny networks, 512 images, 2 epochs (what CI runs)")
-parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "output" / "11",
-                    help="folder for the figures and roadmap.json")
+parser.add_argument(
+    "--out",
+    type=Path,
+    default=Path(__file__).resolve().parent / "output" / "11",
+    help="folder for the figures and roadmap.json",
+)
 parser.add_argument("--width", type=int, default=None, help="stage-1 inner width of the baseline (full: 16)")
 parser.add_argument("--epochs", type=int, default=None, help="epochs per step (full: 2)")
 parser.add_argument("--subset", type=int, default=None, help="training images, 0 = all (full: all)")
@@ -84,9 +88,15 @@ previous = None
 for name, config in steps:
     model = RoadmapNet(config, num_classes=10)
     params, macs = model.num_parameters(), traced_macs(model, 32)
-    changed = "" if previous is None else ", ".join(
-        f"{f.name}={getattr(config, f.name)}" for f in dataclasses.fields(config)
-        if getattr(config, f.name) != getattr(previous, f.name))
+    changed = (
+        ""
+        if previous is None
+        else ", ".join(
+            f"{f.name}={getattr(config, f.name)}"
+            for f in dataclasses.fields(config)
+            if getattr(config, f.name) != getattr(previous, f.name)
+        )
+    )
     costs.append(dict(step=name, params=params, macs=macs, config=dataclasses.asdict(config)))
     print(f"    {name:<26s} {changed:<46s} {params / 1e6:10.3f}M {macs / 1e6:7.1f}M")
     previous = config
@@ -130,34 +140,55 @@ data_dir = next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
 try:
     cifar = load_cifar10(data_dir, download=False, progress=False)
 except DataNotFoundError:
-    looked = (f"{data_dir} and the download cache" if data_dir
-              else "the download cache (no $TINYCONVNEXT_DATA, no ../shared/data)")
+    looked = (
+        f"{data_dir} and the download cache"
+        if data_dir
+        else "the download cache (no $TINYCONVNEXT_DATA, no ../shared/data)"
+    )
     print(f"CIFAR-10 not found in {looked}: this lesson stops here, before training.")
     sys.exit(0)
-dataset = ImageDataset(cifar.train_images, cifar.train_labels, cifar.test_images, cifar.test_labels,
-                       list(cifar.classes))
+dataset = ImageDataset(
+    cifar.train_images, cifar.train_labels, cifar.test_images, cifar.test_labels, list(cifar.classes)
+)
 subset = args.subset if args.subset is not None else (512 if args.quick else 0)
 epochs = args.epochs or 2
 # One recipe for every step, as the paper trains every step with its modern recipe. The loaders are
 # the training program's: random crop with 4-pixel padding and flips, batches fixed by the seed, so
 # every network sees the same images in the same order.
-config = TrainConfig(dataset="cifar10", batch_size=32 if args.quick else 128, lr=4e-3,
-                     min_lr=1e-5, weight_decay=0.05, warmup_epochs=0.3, label_smoothing=0.1, subset=subset,
-                     eval_subset=500 if args.quick else 0, eval_batch_size=250, seed=0, progress=False)
+config = TrainConfig(
+    dataset="cifar10",
+    batch_size=32 if args.quick else 128,
+    lr=4e-3,
+    min_lr=1e-5,
+    weight_decay=0.05,
+    warmup_epochs=0.3,
+    label_smoothing=0.1,
+    subset=subset,
+    eval_subset=500 if args.quick else 0,
+    eval_batch_size=250,
+    seed=0,
+    progress=False,
+)
 train_loader, test_loader, _ = make_loaders(config, dataset)
-print(f"{train_loader.num_items:,d} training images, {test_loader.num_items:,d} test images; {epochs} epoch(s) of "
-      f"{len(train_loader)} batches of {config.batch_size} per step; AdamW lr {config.lr:g}, weight decay "
-      f"{config.weight_decay:g}, warmup {config.warmup_epochs:g} epoch then cosine, label smoothing "
-      f"{config.label_smoothing:g}")
+print(
+    f"{train_loader.num_items:,d} training images, {test_loader.num_items:,d} test images; {epochs} epoch(s) of "
+    f"{len(train_loader)} batches of {config.batch_size} per step; AdamW lr {config.lr:g}, weight decay "
+    f"{config.weight_decay:g}, warmup {config.warmup_epochs:g} epoch then cosine, label smoothing "
+    f"{config.label_smoothing:g}"
+)
 
 
 # --------------------------------------------------------------------------------------------------
 section("4. Training every step with the same budget")
+
+
 # --------------------------------------------------------------------------------------------------
 # The loop is the heart of tinyconvnext.train.train without its bookkeeping (checkpoints, EMA, metrics
 # files): the learning rate from the schedule, forward, loss, backward, one AdamW step.
 def train_and_test(model):
-    optimizer = optim.AdamW(optim.weight_decay_groups(model.named_parameters(), config.weight_decay), lr=config.lr)
+    optimizer = optim.AdamW(
+        optim.weight_decay_groups(model.named_parameters(), config.weight_decay), lr=config.lr
+    )
     total = epochs * len(train_loader)
     warmup = int(round(config.warmup_epochs * len(train_loader)))
     step, started = 0, time.perf_counter()
@@ -176,17 +207,35 @@ def train_and_test(model):
 
 
 results = []
-for (name, step_config), cost in zip(steps, costs):
+for (name, step_config), cost in zip(steps, costs, strict=False):
     ag.manual_seed(0)  # the same initial draw for every network
     accuracy, last_loss, seconds = train_and_test(RoadmapNet(step_config, num_classes=10))
-    results.append(dict(cost, test_acc=accuracy, last_train_loss=last_loss, train_seconds=seconds,
-                        images_per_second=epochs * len(train_loader) * config.batch_size / seconds))
-    print(f"    {name:<26s} test accuracy {accuracy:6.1%}   last loss {last_loss:.3f}   "
-          f"{seconds:6.1f} s ({results[-1]['images_per_second']:.0f} images/s)", flush=True)
+    results.append(
+        dict(
+            cost,
+            test_acc=accuracy,
+            last_train_loss=last_loss,
+            train_seconds=seconds,
+            images_per_second=epochs * len(train_loader) * config.batch_size / seconds,
+        )
+    )
+    print(
+        f"    {name:<26s} test accuracy {accuracy:6.1%}   last loss {last_loss:.3f}   "
+        f"{seconds:6.1f} s ({results[-1]['images_per_second']:.0f} images/s)",
+        flush=True,
+    )
 
-run = dict(width=width, depths=depths, final_depths=final_depths, epochs=epochs, training_images=train_loader.num_items,
-           test_images=test_loader.num_items, recipe=dataclasses.asdict(config), steps=results,
-           seconds=time.perf_counter() - lesson_start)
+run = dict(
+    width=width,
+    depths=depths,
+    final_depths=final_depths,
+    epochs=epochs,
+    training_images=train_loader.num_items,
+    test_images=test_loader.num_items,
+    recipe=dataclasses.asdict(config),
+    steps=results,
+    seconds=time.perf_counter() - lesson_start,
+)
 (args.out / "roadmap.json").write_text(json.dumps(run, indent=1))
 
 # --------------------------------------------------------------------------------------------------
@@ -197,11 +246,13 @@ section("5. Our Figure 2")
 # on 1.3 million images (a larger kernel, fewer norms) need not help one trained for minutes.
 fig, ax = plt.subplots(figsize=(9, 6.5))
 accuracies = np.array([r["test_acc"] for r in results]) * 100
-colors = ["#b0b0b0"] + ["#5b8fd9" if a > accuracies[i] else "#d97a5b" if a < accuracies[i] else "#b0b0b0"
-                        for i, a in enumerate(accuracies[1:])]
+colors = ["#b0b0b0"] + [
+    "#5b8fd9" if a > accuracies[i] else "#d97a5b" if a < accuracies[i] else "#b0b0b0"
+    for i, a in enumerate(accuracies[1:])
+]
 y = np.arange(len(results))[::-1]
 ax.barh(y, accuracies, color=colors)
-for yi, r, a in zip(y, results, accuracies):
+for yi, r, a in zip(y, results, accuracies, strict=False):
     ax.text(a + 0.3, yi, f"{a:.1f}%  ({r['macs'] / 1e6:.1f}M MACs)", va="center", fontsize=9)
 ax.set_yticks(y)
 ax.set_yticklabels([r["step"] for r in results])
@@ -216,6 +267,10 @@ print(f"wrote {args.out / 'roadmap.png'} and {args.out / 'roadmap.json'}")
 print("\n| step | parameters | MACs | test accuracy | change |\n| --- | --- | --- | --- | --- |")
 for i, r in enumerate(results):
     change = "" if i == 0 else f"{100 * (r['test_acc'] - results[i - 1]['test_acc']):+.1f}"
-    print(f"| {r['step']} | {r['params'] / 1e6:.2f}M | {r['macs'] / 1e6:.1f}M | {100 * r['test_acc']:.1f}% | {change} |")
-print(f"\nbaseline {accuracies[0]:.1f}% -> last step {accuracies[-1]:.1f}%; the whole lesson took "
-      f"{time.perf_counter() - lesson_start:.0f} s")
+    print(
+        f"| {r['step']} | {r['params'] / 1e6:.2f}M | {r['macs'] / 1e6:.1f}M | {100 * r['test_acc']:.1f}% | {change} |"
+    )
+print(
+    f"\nbaseline {accuracies[0]:.1f}% -> last step {accuracies[-1]:.1f}%; the whole lesson took "
+    f"{time.perf_counter() - lesson_start:.0f} s"
+)

@@ -39,8 +39,12 @@ from tinyconvnext import create_model  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Lesson 12: the GPU")
 parser.add_argument("--quick", action="store_true", help="batch 32 and few repeats (what CI runs)")
-parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "output" / "12",
-                    help="folder for the figure (and the short training runs)")
+parser.add_argument(
+    "--out",
+    type=Path,
+    default=Path(__file__).resolve().parent / "output" / "12",
+    help="folder for the figure (and the short training runs)",
+)
 args = parser.parse_args()
 args.out.mkdir(parents=True, exist_ok=True)
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -61,14 +65,18 @@ if gpu:
     import cupy
 
     props = cupy.cuda.runtime.getDeviceProperties(0)
-    print(f"yes: {props['name'].decode()}, {props['totalGlobalMem'] / 2 ** 30:.0f} GiB, CuPy {cupy.__version__}")
+    print(
+        f"yes: {props['name'].decode()}, {props['totalGlobalMem'] / 2**30:.0f} GiB, CuPy {cupy.__version__}"
+    )
 else:
     try:
         import cupy  # noqa: F401
 
         print("CuPy is installed but sees no GPU: the GPU half of this lesson will be skipped.")
     except ImportError:
-        print("CuPy is not installed (no NVIDIA GPU here, or not set up): the GPU half of this lesson will be skipped.")
+        print(
+            "CuPy is not installed (no NVIDIA GPU here, or not set up): the GPU half of this lesson will be skipped."
+        )
 
 # --------------------------------------------------------------------------------------------------
 section("2. One training step on the CPU, op by op")
@@ -113,8 +121,10 @@ def profiled_step(device):
 
 
 cpu_profile = profiled_step("cpu")
-print(f"{model_name}, batch {batch}, best of {repeats}: {1e3 * cpu_profile.total_seconds:.0f} ms per step on the CPU "
-      f"({batch / cpu_profile.total_seconds:.0f} images/s)")
+print(
+    f"{model_name}, batch {batch}, best of {repeats}: {1e3 * cpu_profile.total_seconds:.0f} ms per step on the CPU "
+    f"({batch / cpu_profile.total_seconds:.0f} images/s)"
+)
 print(cpu_profile.table(12))
 # On two CPU cores the pointwise convs (Linear: (N*H*W, d) @ (d, 4d) matrix products, forward and the
 # two products of backward) take most of the step; the depthwise 7x7 conv, which dominates the count
@@ -130,8 +140,10 @@ if gpu:
     # launch (a few microseconds each), which is why fused kernels matter even more there.
     gpu_profile = profiled_step("cuda")
     profiles["GPU"] = gpu_profile
-    print(f"{1e3 * gpu_profile.total_seconds:.1f} ms per step on the GPU ({batch / gpu_profile.total_seconds:.0f} "
-          f"images/s): {cpu_profile.total_seconds / gpu_profile.total_seconds:.0f}x the CPU")
+    print(
+        f"{1e3 * gpu_profile.total_seconds:.1f} ms per step on the GPU ({batch / gpu_profile.total_seconds:.0f} "
+        f"images/s): {cpu_profile.total_seconds / gpu_profile.total_seconds:.0f}x the CPU"
+    )
     print(gpu_profile.table(12))
 
 # The figure: milliseconds per op (forward + backward), the ops that cost most on the CPU.
@@ -143,8 +155,12 @@ height = 0.8 / len(profiles)
 for k, (name, prof) in enumerate(profiles.items()):
     totals = prof.by_op()
     totals[OUTSIDE] = max(0.0, prof.total_seconds - sum(totals.values()))
-    ax.barh(np.arange(len(ops)) + k * height, [1e3 * totals.get(op, 0.0) for op in ops], height=height,
-            label=f"{name}: {1e3 * prof.total_seconds:.1f} ms per step")
+    ax.barh(
+        np.arange(len(ops)) + k * height,
+        [1e3 * totals.get(op, 0.0) for op in ops],
+        height=height,
+        label=f"{name}: {1e3 * prof.total_seconds:.1f} ms per step",
+    )
 ax.set_yticks(np.arange(len(ops)) + height * (len(profiles) - 1) / 2)
 ax.set_yticklabels(ops)
 ax.invert_yaxis()
@@ -167,7 +183,7 @@ section("4. A CUDA kernel, read and run without a GPU")
 # compiles it for float32 (scalar_t is float; the same text with double serves float64):
 source = cuda_gelu.SOURCE.code_for(np.float32)
 start = source.index('extern "C" __global__ void gelu_forward')
-print(source[:source.index("\n}\n", start) + 3])
+print(source[: source.index("\n}\n", start) + 3])
 # Our kernels never make one thread wait for another (no shared memory, no __syncthreads, no atomics;
 # sums across threads go through a buffer of partial sums). Then running the threads one after another
 # gives the same result as running them all at once, and that is what the CPU emulator does: it compiles
@@ -179,9 +195,11 @@ tic = time.perf_counter()
 y_cuda_code = cuda_gelu.gelu_forward(x)
 emulated_ms = 1e3 * (time.perf_counter() - tic)
 y_numba = F.gelu(ag.tensor(x)).numpy()
-print(f"GELU of {x.size:,} values by the CUDA kernel in the emulator ({-(-x.size // 256)} blocks of 256 threads, "
-      f"{emulated_ms:.0f} ms, with a compile when the cache was cold): largest difference from the Numba kernel "
-      f"{np.abs(y_cuda_code - y_numba).max():.1e}")
+print(
+    f"GELU of {x.size:,} values by the CUDA kernel in the emulator ({-(-x.size // 256)} blocks of 256 threads, "
+    f"{emulated_ms:.0f} ms, with a compile when the cache was cold): largest difference from the Numba kernel "
+    f"{np.abs(y_cuda_code - y_numba).max():.1e}"
+)
 # dispatch.emulate_cuda() sends every op's NumPy arrays to its CUDA kernels, so a whole training step
 # takes the GPU's code path here. Its loss equals the CPU path's to float32 rounding:
 ag.manual_seed(0)
@@ -216,13 +234,27 @@ try:
 except DataNotFoundError:
     print("CIFAR-10 not found: skipping the training comparison.")
     raise SystemExit(0)
-dataset = ImageDataset(cifar.train_images, cifar.train_labels, cifar.test_images, cifar.test_labels, list(cifar.classes))
+dataset = ImageDataset(
+    cifar.train_images, cifar.train_labels, cifar.test_images, cifar.test_labels, list(cifar.classes)
+)
 for backend in ("numpy", "cupy"):
     run = args.out / f"run_{backend}"
     if run.exists():
         shutil.rmtree(run)
-    config = TrainConfig(dataset="cifar10", model=model_name, epochs=1, batch_size=128, subset=2048 if args.quick else 10000,
-                         eval_subset=1000, backend=backend, out=str(run), progress=False, seed=0)
+    config = TrainConfig(
+        dataset="cifar10",
+        model=model_name,
+        epochs=1,
+        batch_size=128,
+        subset=2048 if args.quick else 10000,
+        eval_subset=1000,
+        backend=backend,
+        out=str(run),
+        progress=False,
+        seed=0,
+    )
     record = train(config, dataset=dataset)
-    print(f"{backend:>6s}: {record['images_per_second']:.0f} images/s, test accuracy {record['test_acc']:.1%}")
+    print(
+        f"{backend:>6s}: {record['images_per_second']:.0f} images/s, test accuracy {record['test_acc']:.1%}"
+    )
 print(f"the whole lesson took {time.perf_counter() - lesson_start:.0f} s")

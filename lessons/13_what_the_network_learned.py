@@ -38,15 +38,29 @@ import numpy as np  # noqa: E402
 
 import autograd as ag  # noqa: E402
 from tinyconvnext.data import DataNotFoundError, load_cifar10  # noqa: E402
-from tinyconvnext.train import (ImageDataset, TrainConfig, build_model, load_trained_model,  # noqa: E402
-                                normalization, train)
+from tinyconvnext.train import (
+    ImageDataset,
+    TrainConfig,
+    build_model,
+    load_trained_model,  # noqa: E402
+    normalization,
+    train,
+)
 
 parser = argparse.ArgumentParser(description="Lesson 13: what the network learned")
 parser.add_argument("--quick", action="store_true", help="train a small model on 2,048 images (what CI runs)")
-parser.add_argument("--run", type=Path, default=None,
-                    help="a training run folder (train_cifar.py --out) to inspect instead of training here")
-parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "output" / "13",
-                    help="folder for the figures (and the training run of this lesson)")
+parser.add_argument(
+    "--run",
+    type=Path,
+    default=None,
+    help="a training run folder (train_cifar.py --out) to inspect instead of training here",
+)
+parser.add_argument(
+    "--out",
+    type=Path,
+    default=Path(__file__).resolve().parent / "output" / "13",
+    help="folder for the figures (and the training run of this lesson)",
+)
 args = parser.parse_args()
 args.out.mkdir(parents=True, exist_ok=True)
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -68,26 +82,44 @@ except DataNotFoundError:
     print("CIFAR-10 not found: this lesson averages over real images, so it stops here.")
     print("Put cifar-10-binary.tar.gz in a folder, set TINYCONVNEXT_DATA to it and run the lesson again.")
     sys.exit(0)
-dataset = ImageDataset(cifar.train_images, cifar.train_labels, cifar.test_images, cifar.test_labels,
-                       list(cifar.classes))
+dataset = ImageDataset(
+    cifar.train_images, cifar.train_labels, cifar.test_images, cifar.test_labels, list(cifar.classes)
+)
 
 if args.run is not None:
     trained, config = load_trained_model(args.run)
-    print(f"loaded the model of the run in {args.run}: {config.model}, depths {trained.depths}, widths {trained.dims}")
+    print(
+        f"loaded the model of the run in {args.run}: {config.model}, depths {trained.depths}, widths {trained.dims}"
+    )
 else:
     # Quick: a narrow CIFAR ConvNeXt for two epochs on 2,048 images (about a minute). Full: the project's
     # convnext_cifar_atto for 8 epochs on 10,000 images. A run of train_cifar.py (--run) is better still.
-    config = TrainConfig(dataset="cifar10", model="convnext_cifar_atto",
-                         depths="1,1,2,1" if args.quick else "", dims="32,64,128,256" if args.quick else "",
-                         epochs=2 if args.quick else 8, batch_size=64, lr=4e-3, warmup_epochs=0.5, drop_path=0.0,
-                         layer_scale=0.1, label_smoothing=0.1, subset=2048 if args.quick else 10000,
-                         eval_subset=500 if args.quick else 2000, out=str(args.out / "run"), progress=False, seed=0)
+    config = TrainConfig(
+        dataset="cifar10",
+        model="convnext_cifar_atto",
+        depths="1,1,2,1" if args.quick else "",
+        dims="32,64,128,256" if args.quick else "",
+        epochs=2 if args.quick else 8,
+        batch_size=64,
+        lr=4e-3,
+        warmup_epochs=0.5,
+        drop_path=0.0,
+        layer_scale=0.1,
+        label_smoothing=0.1,
+        subset=2048 if args.quick else 10000,
+        eval_subset=500 if args.quick else 2000,
+        out=str(args.out / "run"),
+        progress=False,
+        seed=0,
+    )
     if Path(config.out).exists():
         shutil.rmtree(config.out)  # an earlier run of this lesson
     record = train(config, dataset=dataset)
     trained, _ = load_trained_model(config.out)
-    print(f"trained {config.model} (depths {trained.depths}, widths {trained.dims}) for {config.epochs} epochs on "
-          f"{config.subset:,d} images: {record['test_acc']:.1%} test accuracy")
+    print(
+        f"trained {config.model} (depths {trained.depths}, widths {trained.dims}) for {config.epochs} epochs on "
+        f"{config.subset:,d} images: {record['test_acc']:.1%} test accuracy"
+    )
 ag.manual_seed(config.seed)
 untrained = build_model(config, num_classes=10).eval()  # the same architecture, freshly initialised
 models = {"trained": trained, "at initialisation": untrained}
@@ -117,13 +149,21 @@ plt.close(fig)
 for name, weights in stem_weights.items():
     flat = weights.reshape(weights.shape[0], -1)
     # How "colour" against "grey" a filter is: the share of its energy in the mean over R, G, B.
-    grey = np.linalg.norm(weights.mean(axis=1), axis=(1, 2)) ** 2 * 3 / (np.linalg.norm(flat, axis=1) ** 2 + 1e-12)
-    print(f"{name:>18s}: filter norms {np.linalg.norm(flat, axis=1).mean():.3f} on average; "
-          f"share of each filter's energy that is colour-blind (the same for R, G, B): {grey.mean():.2f}")
+    grey = (
+        np.linalg.norm(weights.mean(axis=1), axis=(1, 2)) ** 2
+        * 3
+        / (np.linalg.norm(flat, axis=1) ** 2 + 1e-12)
+    )
+    print(
+        f"{name:>18s}: filter norms {np.linalg.norm(flat, axis=1).mean():.3f} on average; "
+        f"share of each filter's energy that is colour-blind (the same for R, G, B): {grey.mean():.2f}"
+    )
 print(f"wrote {args.out / 'stem_filters.png'}")
 
 # --------------------------------------------------------------------------------------------------
 section("3. The depthwise kernels: do 7x7 kernels use their outer taps?")
+
+
 # --------------------------------------------------------------------------------------------------
 # Each channel of a depthwise conv has its own 7x7 kernel (lesson 6). A kernel that only used its
 # centre would be a 1x1 conv; one that uses its outer rings sees further. We measure the mean |w| on
@@ -137,8 +177,11 @@ def ring_profile(kernels):
 kernels = {name: m.stages[0][0].dwconv.weight.numpy()[:, 0] for name, m in models.items()}  # (C, 7, 7)
 for name, weight in kernels.items():
     profile = ring_profile(weight)
-    print(f"{name:>18s}: mean |w| by ring " + ", ".join(f"{d}: {v:.4f}" for d, v in enumerate(profile))
-          + f"   (outer / centre {profile[-1] / profile[0]:.2f})")
+    print(
+        f"{name:>18s}: mean |w| by ring "
+        + ", ".join(f"{d}: {v:.4f}" for d, v in enumerate(profile))
+        + f"   (outer / centre {profile[-1] / profile[0]:.2f})"
+    )
 count = min(16, kernels["trained"].shape[0])
 fig, axes = plt.subplots(2, count, figsize=(count * 0.75 + 1, 2.8))
 for row, (name, weight) in enumerate(kernels.items()):
@@ -147,8 +190,7 @@ for row, (name, weight) in enumerate(kernels.items()):
         axes[row, i].imshow(weight[i], cmap="RdBu_r", vmin=-scale, vmax=scale)
         axes[row, i].axis("off")
     axes[row, 0].set_title(name, fontsize=8, loc="left")
-fig.suptitle("first block's 7x7 depthwise kernels, one per channel (red > 0 > blue), the first "
-             f"{count}")
+fig.suptitle(f"first block's 7x7 depthwise kernels, one per channel (red > 0 > blue), the first {count}")
 fig.tight_layout()
 fig.savefig(args.out / "depthwise_kernels.png", dpi=100)
 plt.close(fig)
@@ -156,6 +198,8 @@ print(f"wrote {args.out / 'depthwise_kernels.png'}")
 
 # --------------------------------------------------------------------------------------------------
 section("4. The effective receptive field")
+
+
 # --------------------------------------------------------------------------------------------------
 # The theoretical receptive field of a unit counts every input pixel that *can* reach it: the stem
 # sees p x p pixels, and each 7x7 conv after a total stride s adds 6 s pixels. The effective one
@@ -184,7 +228,9 @@ def effective_rf(model, images, stage):
 
 def smallest_window(erf, share):
     """The side of the smallest square window, anywhere in the image, holding ``share`` of the ERF's mass."""
-    total = np.pad(erf, ((1, 0), (1, 0))).cumsum(0).cumsum(1)  # an integral image: any window's sum in 4 lookups
+    total = (
+        np.pad(erf, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    )  # an integral image: any window's sum in 4 lookups
     for k in range(1, min(erf.shape) + 1):
         sums = total[k:, k:] - total[:-k, k:] - total[k:, :-k] + total[:-k, :-k]
         if sums.max() >= share * total[-1, -1]:
@@ -201,9 +247,11 @@ for row, (name, model) in enumerate(models.items()):
     for stage in range(stages):
         erf = effective_rf(model, images, stage)
         side = smallest_window(erf, 0.9)
-        print(f"{name:>18s}, after stage {stage + 1}: theoretical field {theoretical_rf(model, stage)} px wide "
-              f"(the image is {erf.shape[1]}); "
-              f"90% of the gradient within a {side}x{side} px square")
+        print(
+            f"{name:>18s}, after stage {stage + 1}: theoretical field {theoretical_rf(model, stage)} px wide "
+            f"(the image is {erf.shape[1]}); "
+            f"90% of the gradient within a {side}x{side} px square"
+        )
         shown = np.log1p(erf / erf.max() * 100)  # log scale, as RepLKNet draws it: faint tails show
         axes[row, stage].imshow(shown, cmap="magma")
         axes[row, stage].set_title(f"{name}\nstage {stage + 1}: 90% within {side}x{side} px", fontsize=9)

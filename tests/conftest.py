@@ -22,11 +22,18 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))  # so test files can import the shared helper modules here
 
 settings.register_profile(
-    "ci", max_examples=25, deadline=None, print_blob=True, derandomize=False,
+    "ci",
+    max_examples=25,
+    deadline=None,
+    print_blob=True,
+    derandomize=False,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile(
-    "dev", max_examples=10, deadline=None, print_blob=True,
+    "dev",
+    max_examples=10,
+    deadline=None,
+    print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))

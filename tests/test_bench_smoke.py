@@ -21,15 +21,21 @@ def _run(*args):
 
 @pytest.mark.parametrize("malloc", ["retain", "default"])
 def test_ops_benchmark_prints_a_ratio(malloc):
-    out = _run(REPO / "bench" / "ops.py", "--quick", "--only", "gelu", "--configs", "tiny-b8-s4", "--malloc", malloc)
+    out = _run(
+        REPO / "bench" / "ops.py", "--quick", "--only", "gelu", "--configs", "tiny-b8-s4", "--malloc", malloc
+    )
     assert f"malloc {malloc}" in out
     assert re.search(r"tiny-b8-s4\s+gelu\s+[\d.]+ms\s+[\d.]+ms\s+[\d.]+", out), out
 
 
 def test_benchmarks_reject_an_unknown_allocator_setting():
     for bench in ("ops.py", "model.py", "data_parallel.py"):
-        result = subprocess.run([sys.executable, str(REPO / "bench" / bench), "--malloc", "jemalloc"],
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, str(REPO / "bench" / bench), "--malloc", "jemalloc"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 2 and "--malloc" in result.stderr and "retain" in result.stderr
 
 
@@ -41,5 +47,7 @@ def test_optimizer_benchmark_times_both_of_our_paths():
 
 def test_model_benchmark_runs_the_imagenette_convnext_against_its_pytorch_twin():
     """The twins are built with identical weights (BatchNorm buffers too), or load_state_dict raises."""
-    out = _run(REPO / "bench" / "model.py", "--quick", "--tasks", "imagenette-train", "--imagenette-batch-size", "2")
+    out = _run(
+        REPO / "bench" / "model.py", "--quick", "--tasks", "imagenette-train", "--imagenette-batch-size", "2"
+    )
     assert re.search(r"BN deep-stem ConvNeXt train, batch 2, 128px\s+\d+ms\s+\d+ms\s+[\d.]+", out), out

@@ -26,19 +26,30 @@ def test_gpu_check_is_an_executable_strict_bash_script():
 @pytest.mark.skipif(cupy_available(), reason="CuPy sees a GPU here: the check would run")
 def test_gpu_check_refuses_at_once_without_a_gpu(tmp_path):
     out = tmp_path / "check"
-    result = subprocess.run([str(SCRIPT), str(out)], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHON": sys.executable})
+    result = subprocess.run(
+        [str(SCRIPT), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
     assert result.returncode != 0
     assert "needs CuPy and an NVIDIA GPU" in result.stderr and "Nothing was run" in result.stderr
     assert "pip install cupy-cuda12x" in result.stderr
     assert "=== tests" not in result.stdout and not out.exists()
 
 
-@pytest.mark.skipif(cupy_available() and torch.cuda.is_available(), reason="a GPU for both frameworks is here")
+@pytest.mark.skipif(
+    cupy_available() and torch.cuda.is_available(), reason="a GPU for both frameworks is here"
+)
 @pytest.mark.parametrize("bench", ["model.py", "ops.py"])
 def test_gpu_benchmarks_say_what_is_missing(bench):
-    result = subprocess.run([sys.executable, str(REPO / "bench" / bench), "--device", "cuda"], capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / bench), "--device", "cuda"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 1 and result.stdout == ""
     assert "--device cuda compares CuPy with PyTorch CUDA on one GPU, but:" in result.stderr
     problems = result.stderr.split("but:", 1)[1]  # one line per missing piece

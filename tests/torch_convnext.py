@@ -72,29 +72,45 @@ class TorchDeepStem(tnn.Module):
 
 
 class TorchConvNeXt(tnn.Module):
-    def __init__(self, in_chans=3, num_classes=1000, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768),
-                 layer_scale=1e-6, patch_size=4, kernel_size=7, stem_type="patch", norm_layer="layer",
-                 stem_norm_layer=None):
+    def __init__(
+        self,
+        in_chans=3,
+        num_classes=1000,
+        depths=(3, 3, 9, 3),
+        dims=(96, 192, 384, 768),
+        layer_scale=1e-6,
+        patch_size=4,
+        kernel_size=7,
+        stem_type="patch",
+        norm_layer="layer",
+        stem_norm_layer=None,
+    ):
         super().__init__()
         norms = {"layer": ChannelsFirstLayerNorm, "batch": tnn.BatchNorm2d}
         norm, stem_norm = norms[norm_layer], norms[stem_norm_layer or norm_layer]
         if stem_type == "deep":
             stem = tnn.Sequential(TorchDeepStem(in_chans, dims[0], stem_norm))
         else:
-            first = (tnn.Conv2d(in_chans, dims[0], patch_size, stride=patch_size) if stem_type == "patch"
-                     else TorchOverlapStem(in_chans, dims[0], stem_type))
+            first = (
+                tnn.Conv2d(in_chans, dims[0], patch_size, stride=patch_size)
+                if stem_type == "patch"
+                else TorchOverlapStem(in_chans, dims[0], stem_type)
+            )
             stem = tnn.Sequential(first, stem_norm(dims[0]))
         self.downsample_layers = tnn.ModuleList([stem])
         for i in range(len(dims) - 1):
-            self.downsample_layers.append(tnn.Sequential(norm(dims[i]), tnn.Conv2d(dims[i], dims[i + 1], 2, stride=2)))
+            self.downsample_layers.append(
+                tnn.Sequential(norm(dims[i]), tnn.Conv2d(dims[i], dims[i + 1], 2, stride=2))
+            )
         self.stages = tnn.ModuleList(
             tnn.Sequential(*[TorchBlock(dim, layer_scale, kernel_size, norm_layer) for _ in range(depth)])
-            for depth, dim in zip(depths, dims))
+            for depth, dim in zip(depths, dims, strict=False)
+        )
         self.norm = tnn.LayerNorm(dims[-1], eps=1e-6)
         self.head = tnn.Linear(dims[-1], num_classes)
 
     def forward(self, x):
-        for downsample, stage in zip(self.downsample_layers, self.stages):
+        for downsample, stage in zip(self.downsample_layers, self.stages, strict=False):
             x = stage(downsample(x))
         return self.head(self.norm(x.mean([-2, -1])))
 
@@ -107,8 +123,11 @@ def randomize_(model, seed=0):
             if name.endswith("gamma"):
                 p.copy_(torch.rand(p.shape, generator=generator) * 0.5 + 0.1)
             elif p.ndim == 1:
-                p.copy_(torch.randn(p.shape, generator=generator) * 0.1 + (1.0 if "norm" in name and name.endswith("weight") else 0.0))
+                p.copy_(
+                    torch.randn(p.shape, generator=generator) * 0.1
+                    + (1.0 if "norm" in name and name.endswith("weight") else 0.0)
+                )
             else:
                 fan_in = p[0].numel()
-                p.copy_(torch.randn(p.shape, generator=generator) / fan_in ** 0.5)
+                p.copy_(torch.randn(p.shape, generator=generator) / fan_in**0.5)
     return model

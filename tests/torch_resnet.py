@@ -2,7 +2,6 @@
 from He et al. 2016/2019, used only as the reference that ``tinyconvnext.resnet.ResNet`` is compared with and
 as the PyTorch twin of the Imagenette baseline (same parameter names, so one state dict drives both)."""
 
-import torch
 import torch.nn as tnn
 
 
@@ -17,8 +16,14 @@ class TorchBasicBlock(tnn.Module):
         self.act2 = tnn.ReLU()
         self.downsample = None
         if stride != 1 or in_channels != channels:
-            pool = tnn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False) if stride != 1 else tnn.Identity()
-            self.downsample = tnn.Sequential(pool, tnn.Conv2d(in_channels, channels, 1, bias=False), tnn.BatchNorm2d(channels))
+            pool = (
+                tnn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False)
+                if stride != 1
+                else tnn.Identity()
+            )
+            self.downsample = tnn.Sequential(
+                pool, tnn.Conv2d(in_channels, channels, 1, bias=False), tnn.BatchNorm2d(channels)
+            )
 
     def forward(self, x):
         shortcut = x if self.downsample is None else self.downsample(x)
@@ -27,17 +32,24 @@ class TorchBasicBlock(tnn.Module):
 
 
 class TorchResNet(tnn.Module):
-    def __init__(self, depths=(2, 2, 2, 2), widths=(64, 128, 256, 512), stem_width=32, num_classes=1000, in_chans=3):
+    def __init__(
+        self, depths=(2, 2, 2, 2), widths=(64, 128, 256, 512), stem_width=32, num_classes=1000, in_chans=3
+    ):
         super().__init__()
         self.conv1 = tnn.Sequential(
-            tnn.Conv2d(in_chans, stem_width, 3, 2, 1, bias=False), tnn.BatchNorm2d(stem_width), tnn.ReLU(),
-            tnn.Conv2d(stem_width, stem_width, 3, 1, 1, bias=False), tnn.BatchNorm2d(stem_width), tnn.ReLU(),
-            tnn.Conv2d(stem_width, widths[0], 3, 1, 1, bias=False))
+            tnn.Conv2d(in_chans, stem_width, 3, 2, 1, bias=False),
+            tnn.BatchNorm2d(stem_width),
+            tnn.ReLU(),
+            tnn.Conv2d(stem_width, stem_width, 3, 1, 1, bias=False),
+            tnn.BatchNorm2d(stem_width),
+            tnn.ReLU(),
+            tnn.Conv2d(stem_width, widths[0], 3, 1, 1, bias=False),
+        )
         self.bn1 = tnn.BatchNorm2d(widths[0])
         self.act1 = tnn.ReLU()
         self.maxpool = tnn.MaxPool2d(3, 2, 1)
         channels = widths[0]
-        for i, (depth, width) in enumerate(zip(depths, widths)):
+        for i, (depth, width) in enumerate(zip(depths, widths, strict=False)):
             blocks = []
             for j in range(depth):
                 blocks.append(TorchBasicBlock(channels, width, 2 if i > 0 and j == 0 else 1))

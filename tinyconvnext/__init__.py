@@ -1,8 +1,8 @@
 """tinyconvnext: ConvNeXt (Liu et al., 2022) built on the ``autograd`` engine.
 
-    import tinyconvnext
-    model = tinyconvnext.create_model("convnext_tiny", num_classes=1000)
-    logits = model(images)            # images: float32 (N, 3, 224, 224)
+import tinyconvnext
+model = tinyconvnext.create_model("convnext_tiny", num_classes=1000)
+logits = model(images)            # images: float32 (N, 3, 224, 224)
 """
 
 from .model import Block, ConvNeXt  # noqa: F401

@@ -30,16 +30,19 @@ def to_float_nchw(images_uint8: np.ndarray, mean: np.ndarray, std: np.ndarray) -
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def random_crop_flip(images: np.ndarray, rng: np.random.Generator, padding: int = 4, flip: bool = True,
-                     size: int | None = None) -> np.ndarray:
+def random_crop_flip(
+    images: np.ndarray, rng: np.random.Generator, padding: int = 4, flip: bool = True, size: int | None = None
+) -> np.ndarray:
     """A random size x size crop of each zero-padded image (torchvision's RandomCrop(size, padding=4); size
     defaults to the images' side), then a coin-flip horizontal mirror. images: (B, H, W, C) uint8. A crop
     smaller than the image keeps the objects' scale (Krizhevsky et al. 2012 trained on 24x24 crops of CIFAR)."""
     b, height, width, _ = images.shape
     h, w = (size, size) if size is not None else (height, width)
     if size is not None and not 0 < size <= min(height, width) + 2 * padding:
-        raise ValueError(f"random_crop_flip: the crop side must be in 1..{min(height, width) + 2 * padding} "
-                         f"(the padded image), got {size}")
+        raise ValueError(
+            f"random_crop_flip: the crop side must be in 1..{min(height, width) + 2 * padding} "
+            f"(the padded image), got {size}"
+        )
     padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
     top = rng.integers(0, height + 2 * padding - h + 1, size=b)
     left = rng.integers(0, width + 2 * padding - w + 1, size=b)
@@ -51,8 +54,14 @@ def random_crop_flip(images: np.ndarray, rng: np.random.Generator, padding: int 
     return padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
-def random_resized_crop(image: np.ndarray, size: int, rng: np.random.Generator, scale=(0.08, 1.0),
-                        ratio=(3 / 4, 4 / 3), flip: bool = True) -> np.ndarray:
+def random_resized_crop(
+    image: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+    scale=(0.08, 1.0),
+    ratio=(3 / 4, 4 / 3),
+    flip: bool = True,
+) -> np.ndarray:
     """torchvision's RandomResizedCrop(size) + RandomHorizontalFlip on one (H, W, 3) uint8 image."""
     h, w = image.shape[:2]
     area = h * w
@@ -65,11 +74,14 @@ def random_resized_crop(image: np.ndarray, size: int, rng: np.random.Generator, 
             break
     else:  # fall back to a central crop with the aspect clamped into range
         in_ratio = w / h
-        cw, ch = (w, int(round(w / ratio[0]))) if in_ratio < ratio[0] else (
-            (int(round(h * ratio[1])), h) if in_ratio > ratio[1] else (w, h))
+        cw, ch = (
+            (w, int(round(w / ratio[0])))
+            if in_ratio < ratio[0]
+            else ((int(round(h * ratio[1])), h) if in_ratio > ratio[1] else (w, h))
+        )
         cw, ch = min(cw, w), min(ch, h)
         top, left = (h - ch) // 2, (w - cw) // 2
-    crop = Image.fromarray(image[top:top + ch, left:left + cw]).resize((size, size), Image.BILINEAR)
+    crop = Image.fromarray(image[top : top + ch, left : left + cw]).resize((size, size), Image.BILINEAR)
     out = np.asarray(crop)
     return out[:, ::-1] if flip and rng.random() < 0.5 else out
 
@@ -79,7 +91,9 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
     as torchvision's Resize((size, size), antialias=True)). The images keep all their content at a smaller
     scale, which is what progressive resizing trains on (fast.ai's DAWNBench runs, FFCV's ResNet recipes)."""
     if images.ndim != 4 or images.dtype != np.uint8:
-        raise ValueError(f"resize_images expects (B, H, W, C) uint8 images, got {images.shape} {images.dtype}")
+        raise ValueError(
+            f"resize_images expects (B, H, W, C) uint8 images, got {images.shape} {images.dtype}"
+        )
     if images.shape[1:3] == (size, size):
         return images
     return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR)) for im in images])
@@ -113,9 +127,13 @@ _RAND_AUGMENT_OPS = {
     "Rotate": lambda img, m, rng: img.rotate(_level(m, 30, rng), resample=Image.BILINEAR, fillcolor=_FILL),
     "Posterize": lambda img, m, rng: ImageOps.posterize(img, max(1, 8 - int(_level(m, 4, rng, False)))),
     "Solarize": lambda img, m, rng: ImageOps.solarize(img, 256 - int(_level(m, 256, rng, False))),
-    "SolarizeAdd": lambda img, m, rng: Image.fromarray(np.where(
-        np.asarray(img) < 128, np.clip(np.asarray(img).astype(np.int16) + int(_level(m, 110, rng, False)), 0, 255),
-        np.asarray(img)).astype(np.uint8)),
+    "SolarizeAdd": lambda img, m, rng: Image.fromarray(
+        np.where(
+            np.asarray(img) < 128,
+            np.clip(np.asarray(img).astype(np.int16) + int(_level(m, 110, rng, False)), 0, 255),
+            np.asarray(img),
+        ).astype(np.uint8)
+    ),
     "Color": lambda img, m, rng: ImageEnhance.Color(img).enhance(1 + _level(m, 0.9, rng)),
     "Contrast": lambda img, m, rng: ImageEnhance.Contrast(img).enhance(1 + _level(m, 0.9, rng)),
     "Brightness": lambda img, m, rng: ImageEnhance.Brightness(img).enhance(1 + _level(m, 0.9, rng)),
@@ -127,8 +145,13 @@ _RAND_AUGMENT_OPS = {
 }
 
 
-def rand_augment(image: np.ndarray, rng: np.random.Generator, num_ops: int = 2, magnitude: float = 9.0,
-                 magnitude_std: float = 0.5) -> np.ndarray:
+def rand_augment(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    num_ops: int = 2,
+    magnitude: float = 9.0,
+    magnitude_std: float = 0.5,
+) -> np.ndarray:
     """RandAugment on one (H, W, 3) uint8 image: ``num_ops`` operations drawn uniformly, each applied with
     probability 0.5 at a magnitude drawn from N(magnitude, magnitude_std) clipped to [0, 10] (timm's
     "rand-m9-mstd0.5", the paper's setting)."""
@@ -136,13 +159,20 @@ def rand_augment(image: np.ndarray, rng: np.random.Generator, num_ops: int = 2, 
     names = list(_RAND_AUGMENT_OPS)
     for k in rng.choice(len(names), size=num_ops):
         if rng.random() < 0.5:
-            m = float(np.clip(rng.normal(magnitude, magnitude_std) if magnitude_std > 0 else magnitude, 0, 10))
+            m = float(
+                np.clip(rng.normal(magnitude, magnitude_std) if magnitude_std > 0 else magnitude, 0, 10)
+            )
             img = _RAND_AUGMENT_OPS[names[k]](img, m, rng)
     return np.asarray(img)
 
 
-def random_erasing(batch: np.ndarray, rng: np.random.Generator, probability: float = 0.25,
-                   scale=(0.02, 1 / 3), ratio=(0.3, 3.3)) -> np.ndarray:
+def random_erasing(
+    batch: np.ndarray,
+    rng: np.random.Generator,
+    probability: float = 0.25,
+    scale=(0.02, 1 / 3),
+    ratio=(0.3, 3.3),
+) -> np.ndarray:
     """Erase a random rectangle of each normalised (B, C, H, W) image with probability p, filling it with
     standard normal noise per pixel (timm's mode "pixel"). In place; returns the batch."""
     b, c, h, w = batch.shape
@@ -155,7 +185,9 @@ def random_erasing(batch: np.ndarray, rng: np.random.Generator, probability: flo
             eh, ew = int(round(math.sqrt(area * aspect))), int(round(math.sqrt(area / aspect)))
             if eh < h and ew < w:
                 top, left = rng.integers(0, h - eh + 1), rng.integers(0, w - ew + 1)
-                batch[i, :, top:top + eh, left:left + ew] = rng.standard_normal((c, eh, ew)).astype(batch.dtype)
+                batch[i, :, top : top + eh, left : left + ew] = rng.standard_normal((c, eh, ew)).astype(
+                    batch.dtype
+                )
                 break
     return batch
 
@@ -169,9 +201,16 @@ def smooth_one_hot(labels: np.ndarray, num_classes: int, smoothing: float = 0.0)
     return targets
 
 
-def mixup_cutmix(images: np.ndarray, labels: np.ndarray, num_classes: int, rng: np.random.Generator,
-                 mixup_alpha: float = 0.8, cutmix_alpha: float = 1.0, switch_prob: float = 0.5,
-                 smoothing: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+def mixup_cutmix(
+    images: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    rng: np.random.Generator,
+    mixup_alpha: float = 0.8,
+    cutmix_alpha: float = 1.0,
+    switch_prob: float = 0.5,
+    smoothing: float = 0.1,
+) -> tuple[np.ndarray, np.ndarray]:
     """Mix each sample of a normalised (B, C, H, W) batch with the batch reversed (as timm's Mixup).
 
     With probability ``switch_prob`` (when both are enabled) CutMix pastes a box of the partner image

@@ -89,5 +89,7 @@ def load_checkpoint(path) -> dict:
             arrays = {name: archive[name] for name in archive.files}
         skeleton = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
     except (ValueError, OSError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read checkpoint {path}: truncated or corrupt ({type(error).__name__}: {error})") from None
+        raise ValueError(
+            f"cannot read checkpoint {path}: truncated or corrupt ({type(error).__name__}: {error})"
+        ) from None
     return unflatten(skeleton, arrays)

@@ -28,8 +28,9 @@ def load_run(spec) -> list[dict]:
     if path.is_dir():
         path = path / "metrics.jsonl"
     if not path.is_file():
-        raise FileNotFoundError(f"{spec}: expected a run folder holding metrics.jsonl, or a metrics.jsonl file; "
-                                f"found no {path}")
+        raise FileNotFoundError(
+            f"{spec}: expected a run folder holding metrics.jsonl, or a metrics.jsonl file; found no {path}"
+        )
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -39,7 +40,9 @@ def load_run(spec) -> list[dict]:
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}, line {number}: not a JSON record ({error.msg})") from None
         if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
-            raise ValueError(f"{path}, line {number}: expected a JSON object with an integer 'epoch', got {line[:80]!r}")
+            raise ValueError(
+                f"{path}, line {number}: expected a JSON object with an integer 'epoch', got {line[:80]!r}"
+            )
         rows.append(row)
     if not rows:
         raise ValueError(f"{path} holds no epochs")
@@ -59,20 +62,34 @@ def compare_runs(rows_a: list[dict], rows_b: list[dict], key: str = "test_acc") 
         missing = [row["epoch"] for row in rows if key not in row]
         if missing:
             available = sorted({k for row in rows for k in row})
-            raise ValueError(f"run {side} has no {key!r} at epoch(s) {missing[:5]}; its records hold {available}")
+            raise ValueError(
+                f"run {side} has no {key!r} at epoch(s) {missing[:5]}; its records hold {available}"
+            )
     epochs = []
     for row_a, row_b in common:
         a, b = float(row_a[key]), float(row_b[key])
-        epochs.append({"epoch": row_a["epoch"], "image_size": row_a.get("image_size"), "a": a, "b": b,
-                       "b_minus_a": b - a})
+        epochs.append(
+            {
+                "epoch": row_a["epoch"],
+                "image_size": row_a.get("image_size"),
+                "a": a,
+                "b": b,
+                "b_minus_a": b - a,
+            }
+        )
     phases: dict = {}
     for row in epochs:
-        phases.setdefault(row["image_size"] if row["image_size"] is not None else "all", []).append(row["b_minus_a"])
-    return {"key": key, "epochs": epochs,
-            "b_ahead": sum(row["b_minus_a"] > 0 for row in epochs),
-            "a_ahead": sum(row["b_minus_a"] < 0 for row in epochs),
-            "mean_b_minus_a": {phase: sum(diffs) / len(diffs) for phase, diffs in phases.items()},
-            "last": epochs[-1]}
+        phases.setdefault(row["image_size"] if row["image_size"] is not None else "all", []).append(
+            row["b_minus_a"]
+        )
+    return {
+        "key": key,
+        "epochs": epochs,
+        "b_ahead": sum(row["b_minus_a"] > 0 for row in epochs),
+        "a_ahead": sum(row["b_minus_a"] < 0 for row in epochs),
+        "mean_b_minus_a": {phase: sum(diffs) / len(diffs) for phase, diffs in phases.items()},
+        "last": epochs[-1],
+    }
 
 
 def _span(rows) -> str:
@@ -85,26 +102,36 @@ def format_report(result: dict, name_a: str = "A", name_b: str = "B", markdown: 
     unit = " %" if scale == 100.0 else ""
     header = ["epoch", "image px", f"{name_a}{unit}", f"{name_b}{unit}", "B - A"]
     lines = []
-    rows = [[str(row["epoch"]), "" if row["image_size"] is None else str(row["image_size"]),
-             f"{scale * row['a']:.{digits}f}", f"{scale * row['b']:.{digits}f}",
-             f"{scale * row['b_minus_a']:+.{digits}f}"]
-            for row in result["epochs"]]
+    rows = [
+        [
+            str(row["epoch"]),
+            "" if row["image_size"] is None else str(row["image_size"]),
+            f"{scale * row['a']:.{digits}f}",
+            f"{scale * row['b']:.{digits}f}",
+            f"{scale * row['b_minus_a']:+.{digits}f}",
+        ]
+        for row in result["epochs"]
+    ]
     if markdown:
         lines.append("| " + " | ".join(header) + " |")
         lines.append("| " + " | ".join("---" for _ in header) + " |")
         lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     else:
         widths = [max(len(header[i]), *(len(cells[i]) for cells in rows)) for i in range(len(header))]
-        lines.append("  ".join(h.rjust(w) for h, w in zip(header, widths)))
-        lines += ["  ".join(c.rjust(w) for c, w in zip(cells, widths)) for cells in rows]
+        lines.append("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=False)))
+        lines += ["  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=False)) for cells in rows]
     n = len(result["epochs"])
-    means = ", ".join(f"{phase} px: {scale * mean:+.{digits}f}" if phase != "all" else f"{scale * mean:+.{digits}f}"
-                      for phase, mean in result["mean_b_minus_a"].items())
+    means = ", ".join(
+        f"{phase} px: {scale * mean:+.{digits}f}" if phase != "all" else f"{scale * mean:+.{digits}f}"
+        for phase, mean in result["mean_b_minus_a"].items()
+    )
     last = result["last"]
     lines.append("")
-    lines.append(f"{result['key']}: B higher at {result['b_ahead']} of {n} common epochs, A higher at {result['a_ahead']}; "
-                 f"mean B - A {means}; epoch {last['epoch']}: {scale * last['a']:.{digits}f} -> "
-                 f"{scale * last['b']:.{digits}f} ({scale * last['b_minus_a']:+.{digits}f})")
+    lines.append(
+        f"{result['key']}: B higher at {result['b_ahead']} of {n} common epochs, A higher at {result['a_ahead']}; "
+        f"mean B - A {means}; epoch {last['epoch']}: {scale * last['a']:.{digits}f} -> "
+        f"{scale * last['b']:.{digits}f} ({scale * last['b_minus_a']:+.{digits}f})"
+    )
     return "\n".join(lines)
 
 
@@ -115,7 +142,9 @@ def _run_name(spec: str) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tinyconvnext.compare_runs", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tinyconvnext.compare_runs", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("a", help="run folder or metrics.jsonl: the reference")
     parser.add_argument("b", help="run folder or metrics.jsonl: the run compared with it")
     parser.add_argument("--key", default="test_acc", help="the per-epoch value to compare (default test_acc)")

@@ -15,7 +15,9 @@ from .weights import load_state, num_classes_of, read_official_checkpoint, save_
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tinyconvnext.convert", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tinyconvnext.convert", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("source", help="official .pth checkpoint")
     parser.add_argument("target", help="output .npz file")
     parser.add_argument("--model", help="variant to check the weights against, e.g. convnext_tiny")

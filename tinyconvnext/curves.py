@@ -7,8 +7,20 @@ import json
 import os
 from pathlib import Path
 
-COLUMNS = ["epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "test_acc_ema",
-           "epoch_seconds", "images_per_second", "elapsed_seconds", "image_size"]
+COLUMNS = [
+    "epoch",
+    "step",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "test_acc_ema",
+    "epoch_seconds",
+    "images_per_second",
+    "elapsed_seconds",
+    "image_size",
+]
 
 
 def append_metrics(out_dir, row: dict) -> None:

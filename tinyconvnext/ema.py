@@ -43,8 +43,10 @@ class ModelEma:
         missing = set(self.state) - set(state)
         if missing:
             raise KeyError(f"EMA state lacks {sorted(missing)}")
-        self.state = {k: to_device(np.array(to_numpy(state[k]), dtype=v.dtype, copy=True), device_of(v))
-                      for k, v in self.state.items()}
+        self.state = {
+            k: to_device(np.array(to_numpy(state[k]), dtype=v.dtype, copy=True), device_of(v))
+            for k, v in self.state.items()
+        }
 
     def copy_to(self, model) -> None:
         """Load the averaged weights into ``model`` (e.g. a second instance used for evaluation)."""

@@ -43,19 +43,22 @@ def tta_views(x: np.ndarray, flip: bool = False, shift: int = 0) -> list[np.ndar
         raise ValueError(f"tta_views expects an NCHW batch, got an array of shape {x.shape}")
     height, width = x.shape[2:]
     if shift < 0 or shift >= min(height, width):
-        raise ValueError(f"shift must be in [0, {min(height, width)}) pixels for {height}x{width} images, got {shift}")
+        raise ValueError(
+            f"shift must be in [0, {min(height, width)}) pixels for {height}x{width} images, got {shift}"
+        )
     views = [x]
     if shift:
         padded = np.pad(x, ((0, 0), (0, 0), (shift, shift), (shift, shift)), mode="reflect")
         views.append(padded[:, :, :height, :width])  # content moved down and right
-        views.append(padded[:, :, 2 * shift:, 2 * shift:])  # up and left
+        views.append(padded[:, :, 2 * shift :, 2 * shift :])  # up and left
     if flip:
         views += [view[..., ::-1] for view in views]
     return [np.ascontiguousarray(view) for view in views]
 
 
-def evaluate(model, loader, device, parallel=None, flip: bool = False, shift: int = 0,
-             outputs: list | None = None) -> tuple[float, float]:
+def evaluate(
+    model, loader, device, parallel=None, flip: bool = False, shift: int = 0, outputs: list | None = None
+) -> tuple[float, float]:
     """Mean loss and accuracy over a data set, in eval mode, without a graph (on the workers of ``parallel``,
     a ``tinyconvnext.parallel.DataParallel``, when given: they hold ``model``'s weights). ``flip`` and
     ``shift`` turn on test-time augmentation: the logits are the mean over ``tta_views``. ``outputs``, when
@@ -73,7 +76,9 @@ def evaluate(model, loader, device, parallel=None, flip: bool = False, shift: in
                 total_loss += loss_sum
             else:
                 logits = model(ag.tensor(x, device=device))
-                total_loss += float(F.cross_entropy(logits, ag.tensor(y, device=device), reduction="sum").item())
+                total_loss += float(
+                    F.cross_entropy(logits, ag.tensor(y, device=device), reduction="sum").item()
+                )
                 logits = logits.numpy()
             correct += int((logits.argmax(axis=1) == y).sum())
             count += len(y)
@@ -91,9 +96,19 @@ def _eval_logits(model, x, y, device, parallel):
     return model(ag.tensor(x, device=device)).numpy()
 
 
-def evaluate_run(run, data=None, ema: bool = False, flip: bool = False, shift: int = 0, image_size: int = 0,
-                 crop_pct: float = 0.0, batch_size: int = 256, dataset=None, save=None,
-                 precise_bn_batches: int = 0) -> dict:
+def evaluate_run(
+    run,
+    data=None,
+    ema: bool = False,
+    flip: bool = False,
+    shift: int = 0,
+    image_size: int = 0,
+    crop_pct: float = 0.0,
+    batch_size: int = 256,
+    dataset=None,
+    save=None,
+    precise_bn_batches: int = 0,
+) -> dict:
     """Evaluate a training run's weights on its data set's whole test set: a record with ``test_loss`` and
     ``test_acc``, and with ``flip`` or ``shift`` also ``test_loss_tta`` and ``test_acc_tta``.
     ``run``: the run folder (``--out``) or its checkpoint; ``data`` overrides the run's ``--data``;
@@ -102,36 +117,59 @@ def evaluate_run(run, data=None, ema: bool = False, flip: bool = False, shift: i
     receives ``labels``, ``logits`` and, with TTA, ``logits_tta`` (one row per test image, in the test set's
     order), written atomically; ``tinyconvnext.paired`` compares two such files image by image.
     ``precise_bn_batches``: first recompute the BatchNorm statistics over that many training batches."""
-    from .train import (device_for, eval_size, load_trained_model, make_loaders, precise_batchnorm,  # here: train.py
-                        progressive_stride, train_image_size)  # imports this module
+    from .train import (
+        device_for,
+        eval_size,
+        load_trained_model,
+        make_loaders,
+        precise_batchnorm,  # here: train.py
+        progressive_stride,
+        train_image_size,
+    )  # imports this module
 
     model, config = load_trained_model(run, ema=ema)
-    config = dataclasses.replace(config, data=data or config.data, eval_batch_size=batch_size, eval_subset=0,
-                                 eval_image_size=image_size or eval_size(config),
-                                 eval_crop_pct=crop_pct or config.eval_crop_pct)
+    config = dataclasses.replace(
+        config,
+        data=data or config.data,
+        eval_batch_size=batch_size,
+        eval_subset=0,
+        eval_image_size=image_size or eval_size(config),
+        eval_crop_pct=crop_pct or config.eval_crop_pct,
+    )
     device = device_for(config.backend)
     model.to(device)
     train_loader, test_loader, _ = make_loaders(config, dataset)
-    record = {"run": str(run), "weights": "ema" if ema else "model", "images": test_loader.num_items,
-              "image_size": config.eval_image_size, "crop_pct": config.eval_crop_pct}
+    record = {
+        "run": str(run),
+        "weights": "ema" if ema else "model",
+        "images": test_loader.num_items,
+        "image_size": config.eval_image_size,
+        "crop_pct": config.eval_crop_pct,
+    }
     if precise_bn_batches:
         if precise_bn_batches < 0:
             raise ValueError(f"--precise-bn-batches must be at least 1, got {precise_bn_batches}")
         side = train_image_size(config, config.epochs - 1, progressive_stride(config))  # the last epoch's
         config = dataclasses.replace(config, precise_bn_batches=precise_bn_batches)
         if precise_batchnorm(config, model, train_loader, side, device) == 0:
-            raise ValueError(f"--precise-bn-batches recomputes BatchNorm statistics, but {run} has no BatchNorm layer")
+            raise ValueError(
+                f"--precise-bn-batches recomputes BatchNorm statistics, but {run} has no BatchNorm layer"
+            )
         record["precise_bn_batches"] = precise_bn_batches
     plain, augmented = ([], []) if save else (None, None)  # each batch's logits, kept only to be saved
     record["test_loss"], record["test_acc"] = evaluate(model, test_loader, device, outputs=plain)
     if flip or shift:
         record["tta"] = {"flip": flip, "shift": shift}
-        record["test_loss_tta"], record["test_acc_tta"] = evaluate(model, test_loader, device, flip=flip, shift=shift,
-                                                                   outputs=augmented)
+        record["test_loss_tta"], record["test_acc_tta"] = evaluate(
+            model, test_loader, device, flip=flip, shift=shift, outputs=augmented
+        )
     if save:
         from .checkpoint import write_npz_atomically
 
-        arrays = {"labels": np.concatenate([y for _, y in plain]), "logits": np.concatenate([z for z, _ in plain])}
+        arrays = {
+            "labels": np.concatenate([y for _, y in plain]),
+            "logits": np.concatenate([z for z, _ in plain]),
+        }
         if augmented:
             arrays["logits_tta"] = np.concatenate([z for z, _ in augmented])
         record["saved"] = str(write_npz_atomically(save, arrays))
@@ -139,25 +177,57 @@ def evaluate_run(run, data=None, ema: bool = False, flip: bool = False, shift: i
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tinyconvnext.evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tinyconvnext.evaluate", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("run", help="a training run's folder (--out) or its checkpoint.npz")
     parser.add_argument("--data", help="folder holding the data set archives (default: the run's --data)")
     parser.add_argument("--ema", action="store_true", help="evaluate the EMA weights (runs with --ema-decay)")
     parser.add_argument("--tta", action="store_true", help="also evaluate with the mirror image of each view")
-    parser.add_argument("--tta-shift", type=int, default=0, metavar="PIXELS",
-                        help="also evaluate with each view moved this many pixels both ways diagonally")
+    parser.add_argument(
+        "--tta-shift",
+        type=int,
+        default=0,
+        metavar="PIXELS",
+        help="also evaluate with each view moved this many pixels both ways diagonally",
+    )
     parser.add_argument("--image-size", type=int, default=0, help="test image side (default: the run's)")
-    parser.add_argument("--crop-pct", type=float, default=0.0,
-                        help="centre crop's share of the resized short side, for larger images (default: the run's)")
+    parser.add_argument(
+        "--crop-pct",
+        type=float,
+        default=0.0,
+        help="centre crop's share of the resized short side, for larger images (default: the run's)",
+    )
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--save", metavar="FILE.npz",
-                        help="also write each test image's label and logits (compare two with tinyconvnext.paired)")
-    parser.add_argument("--precise-bn-batches", type=int, default=0, metavar="N",
-                        help="first recompute the BatchNorm statistics over N training batches (not saved)")
+    parser.add_argument(
+        "--save",
+        metavar="FILE.npz",
+        help="also write each test image's label and logits (compare two with tinyconvnext.paired)",
+    )
+    parser.add_argument(
+        "--precise-bn-batches",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first recompute the BatchNorm statistics over N training batches (not saved)",
+    )
     args = parser.parse_args(argv)
-    print(json.dumps(evaluate_run(args.run, args.data, args.ema, args.tta, args.tta_shift, args.image_size,
-                                  args.crop_pct, args.batch_size, save=args.save,
-                                  precise_bn_batches=args.precise_bn_batches)))
+    print(
+        json.dumps(
+            evaluate_run(
+                args.run,
+                args.data,
+                args.ema,
+                args.tta,
+                args.tta_shift,
+                args.image_size,
+                args.crop_pct,
+                args.batch_size,
+                save=args.save,
+                precise_bn_batches=args.precise_bn_batches,
+            )
+        )
+    )
     return 0
 
 

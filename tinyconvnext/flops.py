@@ -16,11 +16,11 @@ def stage_costs(model, image_size: int) -> list[dict]:
     side = image_size // model.stem_stride
     c_in, dims = model.in_chans, model.dims
     kernel = model.stages[0][0].dwconv.kernel_size[0]
-    for i, (depth, dim) in enumerate(zip(model.depths, dims)):
+    for i, (depth, dim) in enumerate(zip(model.depths, dims, strict=False)):
         down = model.downsample_layers[i]
         if i == 0:
             if model.stem_type == "patch":
-                macs = side * side * c_in * model.patch_size ** 2 * dim
+                macs = side * side * c_in * model.patch_size**2 * dim
             else:  # two stride-2 steps with padding, each halving the side (rounding up)
                 mid = down[0].conv1.out_channels
                 half = -(-image_size // 2)
@@ -35,9 +35,19 @@ def stage_costs(model, image_size: int) -> list[dict]:
             macs = side * side * dims[i - 1] * 4 * dim
             rows.append(dict(part=f"downsample {i}", side=side, macs=macs, params=down.num_parameters()))
         block_macs = side * side * (kernel * kernel * dim + 8 * dim * dim)
-        rows.append(dict(part=f"stage {i}", side=side, macs=depth * block_macs, params=model.stages[i].num_parameters()))
-    rows.append(dict(part="head", side=1, macs=dims[-1] * model.num_classes,
-                     params=model.norm.num_parameters() + model.head.num_parameters()))
+        rows.append(
+            dict(
+                part=f"stage {i}", side=side, macs=depth * block_macs, params=model.stages[i].num_parameters()
+            )
+        )
+    rows.append(
+        dict(
+            part="head",
+            side=1,
+            macs=dims[-1] * model.num_classes,
+            params=model.norm.num_parameters() + model.head.num_parameters(),
+        )
+    )
     return rows
 
 
@@ -67,9 +77,16 @@ def traced_macs(model, image_size: int, in_chans: int = 3) -> int:
         def wrapped(*inputs, **options):
             nonlocal total
             y = apply(*inputs, **options)
-            positions = y.shape[2:] if op in channels_first else y.shape[1:-1] if op in channels_last else y.shape[:-1]
+            positions = (
+                y.shape[2:]
+                if op in channels_first
+                else y.shape[1:-1]
+                if op in channels_last
+                else y.shape[:-1]
+            )
             total += int(np.prod(positions)) * inputs[1].size  # inputs[1]: the weight
             return y
+
         return staticmethod(wrapped)
 
     ops = channels_first + channels_last + linear
@@ -92,14 +109,18 @@ def variants_table() -> str:
     from .model import ConvNeXt
     from .variants import VARIANTS
 
-    lines = ["| model | depths | widths | stem | image | classes | parameters | GFLOPs |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| model | depths | widths | stem | image | classes | parameters | GFLOPs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, config in VARIANTS.items():
         cifar = "cifar" in name
         size, classes = (32, 10) if cifar else (224, 1000)
         model = _structure_only(ConvNeXt, config, classes)
-        lines.append(f"| `{name}` | {config['depths']} | {config['dims']} | {model.patch_size}x{model.patch_size} | "
-                     f"{size} | {classes} | {model.num_parameters() / 1e6:.2f}M | {count_flops(model, size) / 1e9:.3f} |")
+        lines.append(
+            f"| `{name}` | {config['depths']} | {config['dims']} | {model.patch_size}x{model.patch_size} | "
+            f"{size} | {classes} | {model.num_parameters() / 1e6:.2f}M | {count_flops(model, size) / 1e9:.3f} |"
+        )
     return "\n".join(lines)
 
 

@@ -36,9 +36,12 @@ class BatchLoader:
         return full if self.drop_last or rest == 0 else full + 1
 
     def batch_indices(self, epoch: int) -> list[np.ndarray]:
-        order = (np.random.default_rng([self.seed, epoch]).permutation(self.num_items) if self.shuffle
-                 else np.arange(self.num_items))
-        return [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(len(self))]
+        order = (
+            np.random.default_rng([self.seed, epoch]).permutation(self.num_items)
+            if self.shuffle
+            else np.arange(self.num_items)
+        )
+        return [order[i * self.batch_size : (i + 1) * self.batch_size] for i in range(len(self))]
 
     def _build(self, epoch, i, indices, options):
         return self.make_batch(indices, np.random.default_rng([self.seed, epoch, i, 1]), **options)

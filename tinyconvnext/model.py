@@ -50,14 +50,18 @@ class Block(nn.Module):
         self.pwconv1 = nn.Linear(dim, 4 * dim)
         self.act = nn.GELU()
         self.pwconv2 = nn.Linear(4 * dim, dim)
-        self.gamma = nn.Parameter(ag.full((dim,), layer_scale_init_value)) if layer_scale_init_value > 0 else None
+        self.gamma = (
+            nn.Parameter(ag.full((dim,), layer_scale_init_value)) if layer_scale_init_value > 0 else None
+        )
         self.drop_path = nn.DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x):
         shortcut = x
         x = self.dwconv(x)
         x = self.norm(x)
-        x = F.linear_gelu(x, self.pwconv1.weight, self.pwconv1.bias, self.act.approximate)  # self.act(self.pwconv1(x))
+        x = F.linear_gelu(
+            x, self.pwconv1.weight, self.pwconv1.bias, self.act.approximate
+        )  # self.act(self.pwconv1(x))
         x = self.pwconv2(x)
         # shortcut + self.drop_path(self.gamma * x), fused into one pass each way (autograd/kernels/cpu/residual.py)
         return F.residual_add(shortcut, x, self.gamma, getattr(self.drop_path, "p", 0.0), self.training)
@@ -160,37 +164,70 @@ class ConvNeXt(nn.Module):
             e.g. a BatchNorm deep stem in front of LayerNorm blocks.
     """
 
-    def __init__(self, in_chans=3, num_classes=1000, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768),
-                 drop_path_rate=0.0, layer_scale_init_value=1e-6, head_init_scale=1.0, patch_size=4, kernel_size=7,
-                 stem_type="patch", norm_layer="layer", stem_norm_layer=None):
+    def __init__(
+        self,
+        in_chans=3,
+        num_classes=1000,
+        depths=(3, 3, 9, 3),
+        dims=(96, 192, 384, 768),
+        drop_path_rate=0.0,
+        layer_scale_init_value=1e-6,
+        head_init_scale=1.0,
+        patch_size=4,
+        kernel_size=7,
+        stem_type="patch",
+        norm_layer="layer",
+        stem_norm_layer=None,
+    ):
         super().__init__()
         if len(depths) != len(dims):
-            raise ValueError(f"ConvNeXt: depths {tuple(depths)} and dims {tuple(dims)} must have the same length")
+            raise ValueError(
+                f"ConvNeXt: depths {tuple(depths)} and dims {tuple(dims)} must have the same length"
+            )
         if stem_type not in STEM_TYPES:
             raise ValueError(f"ConvNeXt: stem_type must be one of {STEM_TYPES}, got {stem_type!r}")
         for name, value in (("norm_layer", norm_layer), ("stem_norm_layer", stem_norm_layer or norm_layer)):
             if value not in NORM_LAYERS:
                 raise ValueError(f"ConvNeXt: {name} must be one of {NORM_LAYERS}, got {value!r}")
         self.norm_layer, self.stem_norm_layer = norm_layer, stem_norm_layer or norm_layer
-        self.in_chans, self.num_classes, self.patch_size, self.stem_type = in_chans, num_classes, patch_size, stem_type
+        self.in_chans, self.num_classes, self.patch_size, self.stem_type = (
+            in_chans,
+            num_classes,
+            patch_size,
+            stem_type,
+        )
         self.depths, self.dims = tuple(depths), tuple(dims)
         self.stem_stride = patch_size if stem_type == "patch" else 4
         if stem_type == "deep":
-            stem = nn.Sequential(DeepStem(in_chans, dims[0], self.stem_norm_layer))  # normalised inside, before its ReLUs
+            stem = nn.Sequential(
+                DeepStem(in_chans, dims[0], self.stem_norm_layer)
+            )  # normalised inside, before its ReLUs
         else:
-            first = (nn.PatchifyConv2dChannelsLast(in_chans, dims[0], patch_size) if stem_type == "patch"
-                     else OverlapStem(in_chans, dims[0], stem_type))
+            first = (
+                nn.PatchifyConv2dChannelsLast(in_chans, dims[0], patch_size)
+                if stem_type == "patch"
+                else OverlapStem(in_chans, dims[0], stem_type)
+            )
             stem = nn.Sequential(first, make_norm(self.stem_norm_layer, dims[0]))
         self.downsample_layers = nn.ModuleList([stem])
         for i in range(len(dims) - 1):
-            self.downsample_layers.append(nn.Sequential(
-                make_norm(norm_layer, dims[i]), nn.PatchifyConv2dChannelsLast(dims[i], dims[i + 1], 2)))
+            self.downsample_layers.append(
+                nn.Sequential(
+                    make_norm(norm_layer, dims[i]), nn.PatchifyConv2dChannelsLast(dims[i], dims[i + 1], 2)
+                )
+            )
         rates = np.linspace(0, drop_path_rate, sum(depths)).tolist()
         self.stages = nn.ModuleList()
         start = 0
-        for depth, dim in zip(depths, dims):
-            self.stages.append(nn.Sequential(*[
-                Block(dim, rates[start + j], layer_scale_init_value, kernel_size, norm_layer) for j in range(depth)]))
+        for depth, dim in zip(depths, dims, strict=False):
+            self.stages.append(
+                nn.Sequential(
+                    *[
+                        Block(dim, rates[start + j], layer_scale_init_value, kernel_size, norm_layer)
+                        for j in range(depth)
+                    ]
+                )
+            )
             start += depth
         self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
         self.head = nn.Linear(dims[-1], num_classes)
@@ -206,17 +243,24 @@ class ConvNeXt(nn.Module):
         return self.stem_stride * 2 ** (len(self.dims) - 1)
 
     def _check_input(self, x):
-        check_image_batch(x, "ConvNeXt", self.in_chans, self.min_input_size,
-                          f"with a stem of stride {self.stem_stride} and {len(self.dims)} stages")
+        check_image_batch(
+            x,
+            "ConvNeXt",
+            self.in_chans,
+            self.min_input_size,
+            f"with a stem of stride {self.stem_stride} and {len(self.dims)} stages",
+        )
 
     def forward_features(self, x):
         """(N, C, H, W) images -> (N, dims[-1]) pooled, normalised features."""
-        x = ag.tensor(x, device=self.head.weight.device) if not isinstance(x, ag.Tensor) else x  # raw arrays: to the model
+        x = (
+            ag.tensor(x, device=self.head.weight.device) if not isinstance(x, ag.Tensor) else x
+        )  # raw arrays: to the model
         self._check_input(x)
         if x.dtype != self.head.weight.dtype:
             x = x.to(dtype=self.head.weight.dtype)
         x = x.permute(0, 2, 3, 1)  # NCHW -> NHWC, once
-        for downsample, stage in zip(self.downsample_layers, self.stages):
+        for downsample, stage in zip(self.downsample_layers, self.stages, strict=False):
             x = stage(downsample(x))
         return self.norm(x.mean(axis=(1, 2)))  # global average pooling over H and W
 
@@ -230,15 +274,19 @@ def check_image_batch(x, model: str, in_chans: int, min_size: int, structure: st
     if x.ndim != 4 or x.shape[1] != in_chans:
         raise ValueError(f"{model} expects a float batch of shape (N, {in_chans}, H, W), got shape {x.shape}")
     if min(x.shape[2:]) < min_size:
-        raise ValueError(f"{model} {structure} needs images of at least {min_size}x{min_size}, "
-                         f"got {x.shape[2]}x{x.shape[3]}")
+        raise ValueError(
+            f"{model} {structure} needs images of at least {min_size}x{min_size}, "
+            f"got {x.shape[2]}x{x.shape[3]}"
+        )
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"{model} expects floating-point images, got dtype {x.dtype} (normalise them first)")
 
 
 def _init_weights(module):
     """Truncated normal (std 0.02) for every conv and linear weight, zero biases (the official init)."""
-    if isinstance(module, (nn.Conv2d, nn.Linear, nn.DepthwiseConv2dChannelsLast, nn.PatchifyConv2dChannelsLast)):
+    if isinstance(
+        module, (nn.Conv2d, nn.Linear, nn.DepthwiseConv2dChannelsLast, nn.PatchifyConv2dChannelsLast)
+    ):
         nn.init.trunc_normal_(module.weight, std=0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)

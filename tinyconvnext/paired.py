@@ -33,37 +33,53 @@ def load_logits(spec: str) -> tuple[np.ndarray, np.ndarray]:
         path, key = spec, "logits"
     with np.load(path, allow_pickle=False) as saved:
         if "labels" not in saved or key not in saved:
-            raise ValueError(f"{path} holds {sorted(saved.files)}; expected 'labels' and {key!r} "
-                             f"(write it with python -m tinyconvnext.evaluate RUN --save FILE.npz)")
+            raise ValueError(
+                f"{path} holds {sorted(saved.files)}; expected 'labels' and {key!r} "
+                f"(write it with python -m tinyconvnext.evaluate RUN --save FILE.npz)"
+            )
         logits, labels = saved[key], saved["labels"]
     if logits.ndim != 2 or labels.shape != (len(logits),):
-        raise ValueError(f"{spec}: expected logits of shape (images, classes) and one label per image, got "
-                         f"{logits.shape} and {labels.shape}")
+        raise ValueError(
+            f"{spec}: expected logits of shape (images, classes) and one label per image, got "
+            f"{logits.shape} and {labels.shape}"
+        )
     return logits, labels
 
 
 def compare(logits_a: np.ndarray, logits_b: np.ndarray, labels: np.ndarray) -> dict:
     """Accuracy of A and of B on the same images, the images B gains and loses against A, and McNemar's z."""
     if logits_a.shape != logits_b.shape or len(labels) != len(logits_a):
-        raise ValueError(f"the two evaluations must cover the same images and classes: got logits of shapes "
-                         f"{logits_a.shape} and {logits_b.shape} for {len(labels)} labels")
+        raise ValueError(
+            f"the two evaluations must cover the same images and classes: got logits of shapes "
+            f"{logits_a.shape} and {logits_b.shape} for {len(labels)} labels"
+        )
     right_a = logits_a.argmax(axis=1) == labels
     right_b = logits_b.argmax(axis=1) == labels
     gained, lost = int(np.sum(right_b & ~right_a)), int(np.sum(right_a & ~right_b))
     disagreements = gained + lost
-    return {"images": len(labels), "acc_a": float(right_a.mean()), "acc_b": float(right_b.mean()),
-            "gained": gained, "lost": lost, "z": (gained - lost) / math.sqrt(disagreements) if disagreements else 0.0}
+    return {
+        "images": len(labels),
+        "acc_a": float(right_a.mean()),
+        "acc_b": float(right_b.mean()),
+        "gained": gained,
+        "lost": lost,
+        "z": (gained - lost) / math.sqrt(disagreements) if disagreements else 0.0,
+    }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tinyconvnext.paired", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tinyconvnext.paired", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("a", help="FILE.npz[:KEY] from python -m tinyconvnext.evaluate --save: the reference")
     parser.add_argument("b", help="FILE.npz[:KEY]: the evaluation compared with it")
     args = parser.parse_args(argv)
     (logits_a, labels_a), (logits_b, labels_b) = load_logits(args.a), load_logits(args.b)
     if not np.array_equal(labels_a, labels_b):
-        raise SystemExit(f"error: {args.a} and {args.b} hold different test sets (their labels differ): "
-                         f"a paired comparison needs the same images in the same order")
+        raise SystemExit(
+            f"error: {args.a} and {args.b} hold different test sets (their labels differ): "
+            f"a paired comparison needs the same images in the same order"
+        )
     print(json.dumps({"a": args.a, "b": args.b, **compare(logits_a, logits_b, labels_a)}))
     return 0
 

@@ -39,7 +39,9 @@ from autograd.memory import is_retaining_freed_memory, retain_freed_memory
 from autograd.nn import functional as F
 from autograd.optim.flat import consecutive_views
 
-_ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
+_ONE_THREAD = {
+    name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+}
 
 
 class WorkerFailed(RuntimeError):
@@ -56,8 +58,10 @@ class _SharedBlock:
             size += int(np.prod(shape)) * np.dtype(dtype).itemsize
             size = (size + 63) // 64 * 64  # 64-byte aligned arrays
         self.memory = shared_memory.SharedMemory(name=name, create=name is None, size=max(size, 64))
-        self.arrays = {key: np.ndarray(shape, dtype, buffer=self.memory.buf, offset=offsets[key])
-                       for key, (shape, dtype) in layout.items()}
+        self.arrays = {
+            key: np.ndarray(shape, dtype, buffer=self.memory.buf, offset=offsets[key])
+            for key, (shape, dtype) in layout.items()
+        }
 
     def close(self, unlink: bool):
         self.arrays = {}
@@ -70,7 +74,7 @@ def batch_slices(batch_size: int, processes: int) -> list[tuple[int, int]]:
     """The (start, stop) rows of a batch that each of ``processes`` workers takes, as even as they can be;
     each worker's BatchNorm layers normalise its slice alone."""
     bounds = np.linspace(0, batch_size, processes + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=False)]
 
 
 def _flat_views(params, flat: np.ndarray) -> list:
@@ -105,7 +109,7 @@ def _worker_main(rank, make_model, block_name, layout, connection, retain_memory
     try:
         model = make_model()
         params = list(model.parameters())
-        for p, view in zip(params, _flat_views(params, block.arrays["weights"])):
+        for p, view in zip(params, _flat_views(params, block.arrays["weights"]), strict=False):
             p.data = view  # the shared weights, not a copy
         grads = _flat_views(params, block.arrays["grads"][rank])
         buffers = list(model.named_buffers())
@@ -118,7 +122,7 @@ def _worker_main(rank, make_model, block_name, layout, connection, retain_memory
             try:
                 kind, n, shape, soft, label_smoothing, weight, seed = command
                 _copy_buffers(block.arrays, buffers, into_model=True)
-                x = ag.tensor(x_all[:n * int(np.prod(shape))].reshape(n, *shape))
+                x = ag.tensor(x_all[: n * int(np.prod(shape))].reshape(n, *shape))
                 target = ag.tensor(soft_all[:n] if soft else labels_all[:n])
                 if kind == "train":
                     ag.manual_seed(seed)
@@ -127,7 +131,7 @@ def _worker_main(rank, make_model, block_name, layout, connection, retain_memory
                     loss = F.cross_entropy(logits, target, label_smoothing=0.0 if soft else label_smoothing)
                     model.zero_grad()
                     loss.backward()
-                    for p, view in zip(params, grads):
+                    for p, view in zip(params, grads, strict=False):
                         if p.grad is None:
                             view[:] = 0
                         else:
@@ -177,7 +181,9 @@ class DataParallel:
     Use it as a context manager, or call ``close()``.
     """
 
-    def __init__(self, model, make_model, processes: int, max_batch: int, input_shape, num_classes: int, seed: int = 0):
+    def __init__(
+        self, model, make_model, processes: int, max_batch: int, input_shape, num_classes: int, seed: int = 0
+    ):
         if processes < 1:
             raise ValueError(f"DataParallel needs at least 1 process, got {processes}")
         if max_batch < processes:
@@ -185,8 +191,10 @@ class DataParallel:
         params = list(model.parameters())
         dtypes = {p.dtype for p in params}
         if len(dtypes) != 1 or any(not isinstance(p.data, np.ndarray) for p in params):
-            raise ValueError(f"DataParallel runs NumPy models with one float dtype, got {sorted(map(str, dtypes))} "
-                             f"on {type(params[0].data).__module__}")
+            raise ValueError(
+                f"DataParallel runs NumPy models with one float dtype, got {sorted(map(str, dtypes))} "
+                f"on {type(params[0].data).__module__}"
+            )
         dtype = str(dtypes.pop())
         self.model, self.processes, self.seed = model, processes, seed
         self.slice_size = -(-max_batch // processes)  # ceil
@@ -204,7 +212,7 @@ class DataParallel:
         layout.update({_buffer_key(name): (tuple(b.shape), str(b.dtype)) for name, b in self.buffers})
         self.block = _SharedBlock(layout)
         _copy_buffers(self.block.arrays, self.buffers, into_model=False)
-        for p, view in zip(params, _flat_views(params, self.block.arrays["weights"])):
+        for p, view in zip(params, _flat_views(params, self.block.arrays["weights"]), strict=False):
             view[...] = p.data
             p.data = view  # from now on the optimizer updates the shared weights in place
         self.grad_sum = np.zeros(total, dtype)
@@ -215,9 +223,19 @@ class DataParallel:
             with _environment(_ONE_THREAD):
                 for rank in range(processes):
                     ours, theirs = context.Pipe()
-                    worker = context.Process(target=_worker_main, daemon=True, name=f"data-parallel-{rank}",
-                                             args=(rank, make_model, self.block.memory.name, layout, theirs,
-                                                   is_retaining_freed_memory()))
+                    worker = context.Process(
+                        target=_worker_main,
+                        daemon=True,
+                        name=f"data-parallel-{rank}",
+                        args=(
+                            rank,
+                            make_model,
+                            self.block.memory.name,
+                            layout,
+                            theirs,
+                            is_retaining_freed_memory(),
+                        ),
+                    )
                     worker.start()
                     theirs.close()
                     self.connections.append(ours)
@@ -232,34 +250,49 @@ class DataParallel:
         y = np.asarray(y)
         batch = len(x)
         if batch > self.slice_size * self.processes:
-            raise ValueError(f"batch of {batch} is larger than the {self.slice_size * self.processes} this "
-                             "DataParallel was built for (max_batch)")
+            raise ValueError(
+                f"batch of {batch} is larger than the {self.slice_size * self.processes} this "
+                "DataParallel was built for (max_batch)"
+            )
         if batch < self.processes:
             raise ValueError(f"a batch of {batch} cannot be split over {self.processes} processes")
         channels, height, width = self.input_shape
         if x.ndim != 4 or x.shape[1] != channels or x.shape[2] > height or x.shape[3] > width:
-            raise ValueError(f"expected inputs of shape (N, {channels}, H, W) with H <= {height} and W <= {width} "
-                             f"(the input_shape this DataParallel was built for), got {x.shape}")
+            raise ValueError(
+                f"expected inputs of shape (N, {channels}, H, W) with H <= {height} and W <= {width} "
+                f"(the input_shape this DataParallel was built for), got {x.shape}"
+            )
         soft = y.ndim == 2
         arrays = self.block.arrays
         slices = batch_slices(batch, self.processes)
         for rank, (a, b) in enumerate(slices):
-            arrays["inputs"][rank, :(b - a) * x[0].size] = x[a:b].reshape(-1)
+            arrays["inputs"][rank, : (b - a) * x[0].size] = x[a:b].reshape(-1)
             if soft:
-                arrays["soft_targets"][rank, :b - a] = y[a:b]
+                arrays["soft_targets"][rank, : b - a] = y[a:b]
             else:
-                arrays["labels"][rank, :b - a] = y[a:b]
-            self.connections[rank].send((kind, b - a, x.shape[1:], soft, label_smoothing, (b - a) / batch,
-                                         _worker_seed(self.seed, step, rank)))
+                arrays["labels"][rank, : b - a] = y[a:b]
+            self.connections[rank].send(
+                (
+                    kind,
+                    b - a,
+                    x.shape[1:],
+                    soft,
+                    label_smoothing,
+                    (b - a) / batch,
+                    _worker_seed(self.seed, step, rank),
+                )
+            )
         answers = [self._receive(rank) for rank in range(self.processes)]
-        logits = np.concatenate([arrays["logits"][rank, :b - a] for rank, (a, b) in enumerate(slices)])
+        logits = np.concatenate([arrays["logits"][rank, : b - a] for rank, (a, b) in enumerate(slices)])
         return answers, logits, slices
 
     def _receive(self, rank):
         try:
             status, value = self.connections[rank].recv()
         except (EOFError, ConnectionError) as error:
-            raise WorkerFailed(f"data-parallel worker {rank} died (exit code {self.workers[rank].exitcode})") from error
+            raise WorkerFailed(
+                f"data-parallel worker {rank} died (exit code {self.workers[rank].exitcode})"
+            ) from error
         if status == "error":
             raise WorkerFailed(f"data-parallel worker {rank} failed:\n{value}")
         return value
@@ -272,9 +305,9 @@ class DataParallel:
         (N, classes), for which ``label_smoothing`` is not applied (as the single-process loop)."""
         answers, logits, slices = self._run("train", x, y, label_smoothing, step)
         _copy_buffers(self.block.arrays, self.buffers, into_model=True)  # rank 0's running statistics
-        loss = sum(value * (b - a) / len(x) for value, (a, b) in zip(answers, slices))
+        loss = sum(value * (b - a) / len(x) for value, (a, b) in zip(answers, slices, strict=False))
         np.sum(self.block.arrays["grads"], axis=0, out=self.grad_sum)
-        for p, view in zip(self.model.parameters(), self.grad_views):
+        for p, view in zip(self.model.parameters(), self.grad_views, strict=False):
             p.grad = ag.Tensor(view)
         return loss, logits
 

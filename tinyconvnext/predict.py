@@ -17,8 +17,8 @@ import numpy as np
 import autograd as ag
 from autograd.backend import cupy_available
 
-from .images import ImageReadError, eval_transform, load_rgb
 from .imagenet import class_names
+from .images import ImageReadError, eval_transform, load_rgb
 from .variants import available_models, create_model
 from .weights import load_state, num_classes_of, read_weights
 
@@ -31,12 +31,12 @@ def predict(model, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
     out = []
     with ag.no_grad():
         for start in range(0, len(images), batch_size):
-            batch = ag.tensor(images[start:start + batch_size], device=device)
+            batch = ag.tensor(images[start : start + batch_size], device=device)
             out.append(ag.softmax(model(batch), axis=1).numpy())
     return np.concatenate(out)
 
 
-def load_model(name: str, weights) -> "tuple[object, list[str]]":
+def load_model(name: str, weights) -> tuple[object, list[str]]:
     state_dict = read_weights(weights)
     num_classes = num_classes_of(state_dict)
     model = create_model(name, num_classes=num_classes)
@@ -46,14 +46,18 @@ def load_model(name: str, weights) -> "tuple[object, list[str]]":
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tinyconvnext.predict", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tinyconvnext.predict", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("images", nargs="+", help="image files (any format Pillow reads)")
     parser.add_argument("--model", default="convnext_tiny", choices=available_models())
     parser.add_argument("--weights", required=True, help="official .pth checkpoint or our .npz")
     parser.add_argument("--topk", type=int, default=5)
     parser.add_argument("--resize", type=int, default=256)
     parser.add_argument("--crop", type=int, default=224)
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda: run the model with CuPy")
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cpu", help="cuda: run the model with CuPy"
+    )
     args = parser.parse_args(argv)
     if args.device == "cuda" and not cupy_available():
         parser.error("--device cuda needs CuPy and an NVIDIA GPU (pip install cupy-cuda12x)")
@@ -69,7 +73,7 @@ def main(argv=None) -> int:
             failed += 1
     if arrays:
         probabilities = predict(model, np.stack(arrays))
-        for path, p in zip(paths, probabilities):
+        for path, p in zip(paths, probabilities, strict=False):
             top = np.argsort(-p)[: args.topk]
             print(path)
             for rank, k in enumerate(top, 1):

@@ -39,7 +39,9 @@ class ShortcutAvgPool(nn.Module):
             return F.avg_pool2d(x, 2)
         x = ag.pad(x, ((0, 0), (0, 0), (0, h % 2), (0, w % 2)))
         real = np.ones((h, w), dtype=x.dtype)  # how many real pixels each window averages
-        counts = np.pad(real, ((0, h % 2), (0, w % 2))).reshape((h + 1) // 2, 2, (w + 1) // 2, 2).sum(axis=(1, 3))
+        counts = (
+            np.pad(real, ((0, h % 2), (0, w % 2))).reshape((h + 1) // 2, 2, (w + 1) // 2, 2).sum(axis=(1, 3))
+        )
         return F.avg_pool2d(x, 2) * ag.tensor(4.0 / counts, device=x.device)
 
 
@@ -57,7 +59,9 @@ class BasicBlock(nn.Module):
         self.act2 = nn.ReLU()
         if stride != 1 or in_channels != channels:  # ResNet-D shortcut: average, then 1x1 conv + BN
             pool = ShortcutAvgPool() if stride != 1 else nn.Identity()
-            self.downsample = nn.Sequential(pool, nn.Conv2d(in_channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
+            self.downsample = nn.Sequential(
+                pool, nn.Conv2d(in_channels, channels, 1, bias=False), nn.BatchNorm2d(channels)
+            )
         else:
             self.downsample = nn.Identity()
         self.drop_path = nn.DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -79,26 +83,42 @@ class ResNet(nn.Module):
         num_classes, in_chans: as ``ConvNeXt``.
     """
 
-    def __init__(self, depths=(2, 2, 2, 2), widths=(64, 128, 256, 512), stem_width=32, num_classes=1000, in_chans=3,
-                 drop_path_rate=0.0):
+    def __init__(
+        self,
+        depths=(2, 2, 2, 2),
+        widths=(64, 128, 256, 512),
+        stem_width=32,
+        num_classes=1000,
+        in_chans=3,
+        drop_path_rate=0.0,
+    ):
         super().__init__()
         if len(depths) != len(widths):
-            raise ValueError(f"ResNet: depths {tuple(depths)} and widths {tuple(widths)} must have the same length")
+            raise ValueError(
+                f"ResNet: depths {tuple(depths)} and widths {tuple(widths)} must have the same length"
+            )
         self.in_chans, self.num_classes = in_chans, num_classes
         self.depths, self.widths, self.stem_width = tuple(depths), tuple(widths), stem_width
         self.conv1 = nn.Sequential(
-            nn.Conv2d(in_chans, stem_width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(stem_width), nn.ReLU(),
-            nn.Conv2d(stem_width, stem_width, 3, padding=1, bias=False), nn.BatchNorm2d(stem_width), nn.ReLU(),
-            nn.Conv2d(stem_width, widths[0], 3, padding=1, bias=False))
+            nn.Conv2d(in_chans, stem_width, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(stem_width),
+            nn.ReLU(),
+            nn.Conv2d(stem_width, stem_width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(stem_width),
+            nn.ReLU(),
+            nn.Conv2d(stem_width, widths[0], 3, padding=1, bias=False),
+        )
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.act1 = nn.ReLU()
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         channels = widths[0]
         rates = iter(np.linspace(0, drop_path_rate, sum(depths)).tolist())
-        for i, (depth, width) in enumerate(zip(depths, widths)):
+        for i, (depth, width) in enumerate(zip(depths, widths, strict=False)):
             blocks = []
             for j in range(depth):
-                blocks.append(BasicBlock(channels, width, stride=2 if i > 0 and j == 0 else 1, drop_path=next(rates)))
+                blocks.append(
+                    BasicBlock(channels, width, stride=2 if i > 0 and j == 0 else 1, drop_path=next(rates))
+                )
                 channels = width
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
         self.fc = nn.Linear(channels, num_classes)

@@ -54,17 +54,25 @@ class RoadmapConfig:
     downsample: str = "in_block"  # "in_block": stride-2 first block + projection | "separate": own layers
 
     def __post_init__(self):
-        choices = dict(stem=("resnet", "patchify"), block=("bottleneck", "inverted"), act=("relu", "gelu"),
-                       activations=("every", "one"), norms=("every", "one"), norm=("batch", "layer"),
-                       downsample=("in_block", "separate"))
+        choices = dict(
+            stem=("resnet", "patchify"),
+            block=("bottleneck", "inverted"),
+            act=("relu", "gelu"),
+            activations=("every", "one"),
+            norms=("every", "one"),
+            norm=("batch", "layer"),
+            downsample=("in_block", "separate"),
+        )
         for field, allowed in choices.items():
             if getattr(self, field) not in allowed:
-                raise ValueError(f"RoadmapConfig.{field} must be one of {allowed}, got {getattr(self, field)!r}")
+                raise ValueError(
+                    f"RoadmapConfig.{field} must be one of {allowed}, got {getattr(self, field)!r}"
+                )
         if self.kernel_size % 2 != 1:
             raise ValueError(f"RoadmapConfig.kernel_size must be odd (same padding), got {self.kernel_size}")
 
     def inner_widths(self) -> list[int]:
-        return [self.width * 2 ** i for i in range(len(self.depths))]
+        return [self.width * 2**i for i in range(len(self.depths))]
 
     def io_widths(self) -> list[int]:
         """Channels between blocks, per stage."""
@@ -72,7 +80,9 @@ class RoadmapConfig:
         return [factor * w for w in self.inner_widths()]
 
 
-def roadmap_steps(width: int = 32, depths=(2, 3, 4, 2), final_depths=(2, 2, 6, 2)) -> list[tuple[str, RoadmapConfig]]:
+def roadmap_steps(
+    width: int = 32, depths=(2, 3, 4, 2), final_depths=(2, 2, 6, 2)
+) -> list[tuple[str, RoadmapConfig]]:
     """The walk from a ResNet-style network to ConvNeXt: (name, config) pairs, each one change from the last.
 
     With the defaults the last step is ``convnext_cifar_femto`` (widths 48-384) without layer scale.
@@ -125,14 +135,24 @@ class RoadmapBlock(nn.Module):
             return nn.Conv2d(channels_in, channels_out, k, stride=stride, padding=k // 2, groups=groups)
 
         if config.spatial_first:  # ConvNeXt: dwconv on the block's input, then 1x1 up and 1x1 down
-            convs = [spatial(in_channels, in_channels), nn.Conv2d(in_channels, hidden, 1), nn.Conv2d(hidden, out_channels, 1)]
+            convs = [
+                spatial(in_channels, in_channels),
+                nn.Conv2d(in_channels, hidden, 1),
+                nn.Conv2d(hidden, out_channels, 1),
+            ]
         else:  # ResNet: 1x1, spatial on the hidden width, 1x1
-            convs = [nn.Conv2d(in_channels, hidden, 1), spatial(hidden, hidden), nn.Conv2d(hidden, out_channels, 1)]
+            convs = [
+                nn.Conv2d(in_channels, hidden, 1),
+                spatial(hidden, hidden),
+                nn.Conv2d(hidden, out_channels, 1),
+            ]
         widths = [conv.out_channels for conv in convs]
         self.convs = nn.ModuleList(convs)
         norm_after = [True, True, True] if config.norms == "every" else [True, False, False]
         act_after = [True, True, False] if config.activations == "every" else [False, True, False]
-        self.norms = nn.ModuleList([_norm(config, w) if on else nn.Identity() for w, on in zip(widths, norm_after)])
+        self.norms = nn.ModuleList(
+            [_norm(config, w) if on else nn.Identity() for w, on in zip(widths, norm_after, strict=False)]
+        )
         self.acts = nn.ModuleList([_act(config) if on else nn.Identity() for on in act_after])
         self.final_act = _act(config) if config.activations == "every" else nn.Identity()
         if stride != 1 or in_channels != out_channels:
@@ -145,7 +165,7 @@ class RoadmapBlock(nn.Module):
 
     def forward(self, x):
         y = x
-        for conv, norm, act in zip(self.convs, self.norms, self.acts):
+        for conv, norm, act in zip(self.convs, self.norms, self.acts, strict=False):
             y = act(norm(conv(y)))
         return self.final_act(self.shortcut(x) + y)
 
@@ -159,9 +179,16 @@ class RoadmapNet(nn.Module):
         inner, io = config.inner_widths(), config.io_widths()
         hidden = inner if config.block == "bottleneck" else [4 * w for w in inner]
         separate = config.downsample == "separate"
-        stem_out = io[0] if separate else inner[0]  # ResNet's stem gives the inner width; ConvNeXt's the block width
+        stem_out = (
+            io[0] if separate else inner[0]
+        )  # ResNet's stem gives the inner width; ConvNeXt's the block width
         if config.stem == "resnet":
-            stem = [nn.Conv2d(in_chans, stem_out, 3, padding=1), _norm(config, stem_out), _act(config), nn.MaxPool2d(2)]
+            stem = [
+                nn.Conv2d(in_chans, stem_out, 3, padding=1),
+                _norm(config, stem_out),
+                _act(config),
+                nn.MaxPool2d(2),
+            ]
         else:
             stem = [nn.Conv2d(in_chans, stem_out, 2, stride=2), _norm(config, stem_out)]
         self.downsample_layers = nn.ModuleList([nn.Sequential(*stem)])
@@ -170,7 +197,9 @@ class RoadmapNet(nn.Module):
         for i, depth in enumerate(config.depths):
             if i > 0:
                 if separate:
-                    self.downsample_layers.append(nn.Sequential(_norm(config, channels), nn.Conv2d(channels, io[i], 2, stride=2)))
+                    self.downsample_layers.append(
+                        nn.Sequential(_norm(config, channels), nn.Conv2d(channels, io[i], 2, stride=2))
+                    )
                     channels = io[i]
                 else:
                     self.downsample_layers.append(nn.Identity())
@@ -188,8 +217,10 @@ class RoadmapNet(nn.Module):
     def forward(self, x):
         x = ag.tensor(x) if not isinstance(x, ag.Tensor) else x
         if x.ndim != 4 or x.shape[1] != self.downsample_layers[0][0].in_channels:
-            raise ValueError(f"RoadmapNet expects images of shape (N, {self.downsample_layers[0][0].in_channels}, H, W), "
-                             f"got shape {x.shape}")
-        for downsample, stage in zip(self.downsample_layers, self.stages):
+            raise ValueError(
+                f"RoadmapNet expects images of shape (N, {self.downsample_layers[0][0].in_channels}, H, W), "
+                f"got shape {x.shape}"
+            )
+        for downsample, stage in zip(self.downsample_layers, self.stages, strict=False):
             x = stage(downsample(x))
         return self.head(self.norm(x.mean(axis=(2, 3))))

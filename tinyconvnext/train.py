@@ -61,7 +61,9 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 4e-3
     min_lr: float = 1e-5
-    weight_decay: float = 0.05  # AdamW: decoupled (lr * wd * p); SGD: an L2 term in the gradient, as PyTorch's
+    weight_decay: float = (
+        0.05  # AdamW: decoupled (lr * wd * p); SGD: an L2 term in the gradient, as PyTorch's
+    )
     optimizer: str = "adamw"  # "adamw", or "sgd" (momentum, Nesterov by default) for the ResNet baselines
     momentum: float = 0.9  # SGD only
     nesterov: bool = True  # SGD only
@@ -74,7 +76,9 @@ class TrainConfig:
     crop_scale: float = 0.08  # smallest area kept by RandomResizedCrop (ImageNet-style data); fastai's Imagenette runs use 0.35
     random_erasing: float = 0.0
     ema_decay: float = 0.0  # 0 = no EMA
-    ema_eval_every: int = 1  # evaluate the EMA weights every N epochs and after the last; 0 = after the last only
+    ema_eval_every: int = (
+        1  # evaluate the EMA weights every N epochs and after the last; 0 = after the last only
+    )
     # After the last epoch, recompute BatchNorm's statistics with the final weights over this many training
     # batches, at most one epoch's ("precise BN", Wu & Johnson 2021; autograd.nn.precise_bn); 0 = keep the
     # running averages.
@@ -87,7 +91,9 @@ class TrainConfig:
     kernel_size: int = 0  # override the blocks' depthwise kernel (7 in the paper; 0 keeps it)
     # the stem: "patch" (the paper's), timm's "overlap", "overlap_tiered", "overlap_act", or ResNet-D's "deep"
     stem_type: str = "patch"
-    norm_layer: str = "layer"  # "layer" (the paper's LayerNorm) or "batch" (BatchNorm: the roadmap's "BN -> LN" undone)
+    norm_layer: str = (
+        "layer"  # "layer" (the paper's LayerNorm) or "batch" (BatchNorm: the roadmap's "BN -> LN" undone)
+    )
     stem_norm_layer: str | None = None  # the stem's norm when it differs from norm_layer (None: the same)
     image_size: int = 32
     # Evaluation at another size than training (FixRes, Touvron et al. 2019: random-resized crops make objects
@@ -136,8 +142,11 @@ def device_for(backend: str) -> str:
     if backend not in ("numpy", "cupy"):
         raise ValueError(f"unknown backend {backend!r}: expected 'numpy' or 'cupy'")
     if backend == "cupy" and not cupy_available():
-        reason = ("CuPy is not installed (pip install cupy-cuda12x, for CUDA 12)"
-                  if importlib.util.find_spec("cupy") is None else "CuPy is installed but sees no GPU")
+        reason = (
+            "CuPy is not installed (pip install cupy-cuda12x, for CUDA 12)"
+            if importlib.util.find_spec("cupy") is None
+            else "CuPy is installed but sees no GPU"
+        )
         raise BackendUnavailable(f"--backend cupy needs CuPy and an NVIDIA GPU: {reason}")
     return "cuda" if backend == "cupy" else "cpu"
 
@@ -161,7 +170,9 @@ def load_dataset(config) -> ImageDataset:
         from .data.cifar import load_cifar10
 
         data = load_cifar10(config.data, download=True, progress=config.progress)
-        return ImageDataset(data.train_images, data.train_labels, data.test_images, data.test_labels, list(data.classes))
+        return ImageDataset(
+            data.train_images, data.train_labels, data.test_images, data.test_labels, list(data.classes)
+        )
     if config.dataset == "imagenette":
         from .data.imagenette import load_imagenette
 
@@ -177,12 +188,21 @@ def build_model(config, num_classes, drop_path_rate=0.0):
     if config.depths:
         overrides["depths"] = tuple(int(v) for v in config.depths.split(","))
     if config.model in RESNET_VARIANTS:
-        convnext_only = [flag for flag, value in (("--patch-size", config.patch_size), ("--kernel-size", config.kernel_size),
-                                                  ("--stem-type", config.stem_type != "patch"),
-                                                  ("--norm-layer", config.norm_layer != "layer"),
-                                                  ("--stem-norm-layer", config.stem_norm_layer)) if value]
+        convnext_only = [
+            flag
+            for flag, value in (
+                ("--patch-size", config.patch_size),
+                ("--kernel-size", config.kernel_size),
+                ("--stem-type", config.stem_type != "patch"),
+                ("--norm-layer", config.norm_layer != "layer"),
+                ("--stem-norm-layer", config.stem_norm_layer),
+            )
+            if value
+        ]
         if convnext_only:
-            raise ValueError(f"{config.model} is a ResNet: {', '.join(convnext_only)} set(s) a ConvNeXt option")
+            raise ValueError(
+                f"{config.model} is a ResNet: {', '.join(convnext_only)} set(s) a ConvNeXt option"
+            )
         if config.dims:
             overrides["widths"] = tuple(int(v) for v in config.dims.split(","))
         return create_model(config.model, num_classes=num_classes, drop_path_rate=drop_path_rate, **overrides)
@@ -198,8 +218,13 @@ def build_model(config, num_classes, drop_path_rate=0.0):
         overrides["norm_layer"] = config.norm_layer
     if config.stem_norm_layer:
         overrides["stem_norm_layer"] = config.stem_norm_layer
-    return create_model(config.model, num_classes=num_classes, drop_path_rate=drop_path_rate,
-                        layer_scale_init_value=config.layer_scale, **overrides)
+    return create_model(
+        config.model,
+        num_classes=num_classes,
+        drop_path_rate=drop_path_rate,
+        layer_scale_init_value=config.layer_scale,
+        **overrides,
+    )
 
 
 def build_optimizer(config, model):
@@ -222,7 +247,11 @@ def _subset(images, labels, n, seed):
 
 
 def normalization(config):
-    return (augment.CIFAR10_MEAN, augment.CIFAR10_STD) if config.dataset == "cifar10" else (IMAGENET_MEAN, IMAGENET_STD)
+    return (
+        (augment.CIFAR10_MEAN, augment.CIFAR10_STD)
+        if config.dataset == "cifar10"
+        else (IMAGENET_MEAN, IMAGENET_STD)
+    )
 
 
 def model_stride(config) -> int:
@@ -238,15 +267,21 @@ def progressive_stride(config) -> int:
         return 1
     stride = model_stride(config)
     if not (0 < config.progressive_size <= config.image_size) or config.progressive_size % stride:
-        raise ValueError(f"--progressive-size must be a multiple of the network's stride ({stride} for "
-                         f"{config.model}) between {stride} and --image-size {config.image_size}, "
-                         f"got {config.progressive_size}")
+        raise ValueError(
+            f"--progressive-size must be a multiple of the network's stride ({stride} for "
+            f"{config.model}) between {stride} and --image-size {config.image_size}, "
+            f"got {config.progressive_size}"
+        )
     if config.image_size % stride:
-        raise ValueError(f"progressive resizing ends at --image-size, which must then be a multiple of the "
-                         f"network's stride ({stride} for {config.model}), got {config.image_size}")
+        raise ValueError(
+            f"progressive resizing ends at --image-size, which must then be a multiple of the "
+            f"network's stride ({stride} for {config.model}), got {config.image_size}"
+        )
     if config.progressive_epochs <= 0:
-        raise ValueError(f"--progressive-size needs --progressive-epochs > 0 (the epoch by which the images "
-                         f"reach --image-size), got {config.progressive_epochs}")
+        raise ValueError(
+            f"--progressive-size needs --progressive-epochs > 0 (the epoch by which the images "
+            f"reach --image-size), got {config.progressive_epochs}"
+        )
     return stride
 
 
@@ -256,7 +291,10 @@ def train_image_size(config, epoch: int, stride: int) -> int:
     ``progressive_epochs``, rounded down to a multiple of the network's ``stride`` (as FFCV rounds to 32)."""
     if not config.progressive_size or epoch >= config.progressive_epochs:
         return config.image_size
-    size = config.progressive_size + (config.image_size - config.progressive_size) * epoch / config.progressive_epochs
+    size = (
+        config.progressive_size
+        + (config.image_size - config.progressive_size) * epoch / config.progressive_epochs
+    )
     return int(size + 1e-9) // stride * stride  # 1e-9: a product like 127.99999 is the multiple 128
 
 
@@ -271,28 +309,41 @@ def make_batch_functions(config, train_x, train_y, test_x, test_y, num_classes, 
     evaluation is always at ``eval_size(config)``."""
     size, test_size = config.image_size, eval_size(config)
     if not 0.0 < config.crop_scale <= 1.0:
-        raise ValueError(f"--crop-scale must be in (0, 1] (the smallest fraction of the image a crop keeps), "
-                         f"got {config.crop_scale}")
+        raise ValueError(
+            f"--crop-scale must be in (0, 1] (the smallest fraction of the image a crop keeps), "
+            f"got {config.crop_scale}"
+        )
     if not 0.0 < config.eval_crop_pct <= 1.0:
-        raise ValueError(f"--eval-crop-pct must be in (0, 1] (the centre crop's share of the resized short side), "
-                         f"got {config.eval_crop_pct}")
+        raise ValueError(
+            f"--eval-crop-pct must be in (0, 1] (the centre crop's share of the resized short side), "
+            f"got {config.eval_crop_pct}"
+        )
 
     if config.progressive_mode not in PROGRESSIVE_MODES:
-        raise ValueError(f"--progressive-mode must be one of {', '.join(PROGRESSIVE_MODES)}, "
-                         f"got {config.progressive_mode!r}")
+        raise ValueError(
+            f"--progressive-mode must be one of {', '.join(PROGRESSIVE_MODES)}, "
+            f"got {config.progressive_mode!r}"
+        )
 
     def images_at(store, indices):
         return [store[int(i)] for i in indices]
 
     def train_batch(indices, rng, side=size):
-        if isinstance(train_x, np.ndarray) and train_x.shape[1:3] == (size, size):  # CIFAR-like: already the size
+        if isinstance(train_x, np.ndarray) and train_x.shape[1:3] == (
+            size,
+            size,
+        ):  # CIFAR-like: already the size
             if config.progressive_mode == "crop":
                 images = augment.random_crop_flip(train_x[indices], rng, size=side)
             else:
                 images = augment.resize_images(augment.random_crop_flip(train_x[indices], rng), side)
         else:
-            images = np.stack([augment.random_resized_crop(im, side, rng, scale=(config.crop_scale, 1.0))
-                               for im in images_at(train_x, indices)])
+            images = np.stack(
+                [
+                    augment.random_resized_crop(im, side, rng, scale=(config.crop_scale, 1.0))
+                    for im in images_at(train_x, indices)
+                ]
+            )
         if config.rand_augment:
             images = np.stack([augment.rand_augment(im, rng, magnitude=config.rand_augment) for im in images])
         x = augment.to_float_nchw(images, mean, std)
@@ -300,16 +351,21 @@ def make_batch_functions(config, train_x, train_y, test_x, test_y, num_classes, 
             augment.random_erasing(x, rng, config.random_erasing)
         labels = train_y[indices]
         if config.mixup or config.cutmix:
-            return augment.mixup_cutmix(x, labels, num_classes, rng, config.mixup, config.cutmix,
-                                        smoothing=config.label_smoothing)
+            return augment.mixup_cutmix(
+                x, labels, num_classes, rng, config.mixup, config.cutmix, smoothing=config.label_smoothing
+            )
         return x, labels
 
     def eval_batch(indices, rng):
         if isinstance(test_x, np.ndarray) and test_x.shape[1:3] == (size, size):  # CIFAR-like: resized whole
             images = augment.resize_images(test_x[indices], test_size)
         else:
-            images = np.stack([augment.resize_center_crop(im, test_size, config.eval_crop_pct)
-                               for im in images_at(test_x, indices)])
+            images = np.stack(
+                [
+                    augment.resize_center_crop(im, test_size, config.eval_crop_pct)
+                    for im in images_at(test_x, indices)
+                ]
+            )
         return augment.to_float_nchw(images, mean, std), test_y[indices]
 
     return train_batch, eval_batch
@@ -326,10 +382,15 @@ def make_loaders(config, dataset: ImageDataset | None = None):
         test_x, test_y = _subset(test_x, test_y, config.eval_subset, config.seed)
     num_classes = len(data.classes)
     mean, std = normalization(config)
-    train_batch, eval_batch = make_batch_functions(config, train_x, train_y, test_x, test_y, num_classes, mean, std)
-    train_loader = BatchLoader(len(train_y), train_batch, config.batch_size, shuffle=True, drop_last=True,
-                               seed=config.seed)
-    test_loader = BatchLoader(len(test_y), eval_batch, config.eval_batch_size, shuffle=False, seed=config.seed)
+    train_batch, eval_batch = make_batch_functions(
+        config, train_x, train_y, test_x, test_y, num_classes, mean, std
+    )
+    train_loader = BatchLoader(
+        len(train_y), train_batch, config.batch_size, shuffle=True, drop_last=True, seed=config.seed
+    )
+    test_loader = BatchLoader(
+        len(test_y), eval_batch, config.eval_batch_size, shuffle=False, seed=config.seed
+    )
     return train_loader, test_loader, num_classes
 
 
@@ -388,14 +449,20 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     """Run (or resume) a training run; returns the last epoch's record. ``dataset`` overrides loading."""
     config = dataclasses.replace(config, processes=resolve_processes(config))  # recorded as resolved
     if config.processes > 1 and config.backend != "numpy":
-        raise ValueError(f"--processes {config.processes} is data parallelism over CPU cores: use it with "
-                         f"--backend numpy, not {config.backend}")
+        raise ValueError(
+            f"--processes {config.processes} is data parallelism over CPU cores: use it with "
+            f"--backend numpy, not {config.backend}"
+        )
     if config.ema_eval_every < 0:
-        raise ValueError(f"--ema-eval-every must be at least 0 (0: after the last epoch only), got {config.ema_eval_every}")
+        raise ValueError(
+            f"--ema-eval-every must be at least 0 (0: after the last epoch only), got {config.ema_eval_every}"
+        )
     if config.precise_bn_batches < 0:
         raise ValueError(f"--precise-bn-batches must be at least 0 (0: off), got {config.precise_bn_batches}")
     if config.processes > config.batch_size:
-        raise ValueError(f"--batch-size {config.batch_size} cannot be split over --processes {config.processes}")
+        raise ValueError(
+            f"--batch-size {config.batch_size} cannot be split over --processes {config.processes}"
+        )
     device = device_for(config.backend)
     stride = progressive_stride(config)
     retain_freed_memory()  # reuse freed activations instead of faulting in fresh pages every step
@@ -406,7 +473,9 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     train_loader, test_loader, num_classes = make_loaders(config, dataset)
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
-        raise ValueError(f"batch size {config.batch_size} is larger than the training set ({train_loader.num_items} images)")
+        raise ValueError(
+            f"batch size {config.batch_size} is larger than the training set ({train_loader.num_items} images)"
+        )
     total_steps = config.epochs * steps_per_epoch
     warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
 
@@ -414,8 +483,10 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     model = build_model(config, num_classes, config.drop_path)
     model.to(device)
     if config.precise_bn_batches and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
-        raise ValueError(f"--precise-bn-batches recomputes BatchNorm statistics, but {config.model} with "
-                         f"--norm-layer {config.norm_layer} has no BatchNorm layer")
+        raise ValueError(
+            f"--precise-bn-batches recomputes BatchNorm statistics, but {config.model} with "
+            f"--norm-layer {config.norm_layer} has no BatchNorm layer"
+        )
     optimizer = build_optimizer(config, model)
     ema = ModelEma(model, config.ema_decay) if config.ema_decay else None
     # The model that evaluates the EMA weights is built now, so that its initialisation never draws from
@@ -426,8 +497,10 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     if config.resume and checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path)
         if state["config"]["model"] != config.model or state["config"]["dataset"] != config.dataset:
-            raise ValueError(f"{checkpoint_path} is a {state['config']['model']} run on {state['config']['dataset']}, "
-                             f"not {config.model} on {config.dataset}: use another --out")
+            raise ValueError(
+                f"{checkpoint_path} is a {state['config']['model']} run on {state['config']['dataset']}, "
+                f"not {config.model} on {config.dataset}: use another --out"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if ema is not None and "ema" in state:
@@ -436,16 +509,28 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
         start_epoch, start_batch, step = state["epoch"], state["batch"], state["step"]
         elapsed_before = state.get("elapsed_seconds", 0.0)
         truncate_metrics(out, start_epoch)  # records of completed epochs only (numbered from 1)
-        print(f"resumed from {checkpoint_path}: epoch {start_epoch}, batch {start_batch}, step {step}", flush=True)
+        print(
+            f"resumed from {checkpoint_path}: epoch {start_epoch}, batch {start_batch}, step {step}",
+            flush=True,
+        )
     elif checkpoint_path.exists() and not config.resume:
-        raise FileExistsError(f"{checkpoint_path} exists: pass --resume to continue it, or choose another --out")
+        raise FileExistsError(
+            f"{checkpoint_path} exists: pass --resume to continue it, or choose another --out"
+        )
 
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
 
     def save(epoch, batch):
-        state = {"config": dataclasses.asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "rng": ag_random.default_generator.get_state(), "epoch": epoch, "batch": batch, "step": step,
-                 "elapsed_seconds": elapsed_before + time.perf_counter() - started}
+        state = {
+            "config": dataclasses.asdict(config),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "rng": ag_random.default_generator.get_state(),
+            "epoch": epoch,
+            "batch": batch,
+            "step": step,
+            "elapsed_seconds": elapsed_before + time.perf_counter() - started,
+        }
         if ema is not None:
             state["ema"] = ema.state_dict()
         save_checkpoint(checkpoint_path, state)
@@ -457,17 +542,29 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     parallel = None
     if config.processes > 1:  # after any resume: the workers start from the weights loaded above
         side = max(config.image_size, eval_size(config))  # the largest images the workers are sent
-        parallel = DataParallel(model, functools.partial(build_model, config, num_classes, config.drop_path),
-                                config.processes, max(config.batch_size, config.eval_batch_size),
-                                (3, side, side), num_classes, seed=config.seed)
+        parallel = DataParallel(
+            model,
+            functools.partial(build_model, config, num_classes, config.drop_path),
+            config.processes,
+            max(config.batch_size, config.eval_batch_size),
+            (3, side, side),
+            num_classes,
+            seed=config.seed,
+        )
     try:
         for epoch in range(start_epoch, config.epochs):
             resume_epoch = epoch
             first_batch = start_batch if epoch == start_epoch else 0
             epoch_start, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
             side = train_image_size(config, epoch, stride)
-            bar = tqdm(train_loader.epoch(epoch, first_batch, side=side), total=steps_per_epoch, initial=first_batch,
-                       desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress, leave=False)
+            bar = tqdm(
+                train_loader.epoch(epoch, first_batch, side=side),
+                total=steps_per_epoch,
+                initial=first_batch,
+                desc=f"epoch {epoch + 1}/{config.epochs}",
+                disable=not config.progress,
+                leave=False,
+            )
             out_of_time = False
             for batch_index, (x, y) in enumerate(bar, first_batch):
                 lr = optim.cosine_with_warmup(step, total_steps, warmup_steps, config.lr, config.min_lr)
@@ -477,9 +574,11 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
                 else:
                     loss_value, logits = forward_backward(model, x, y, device, config.label_smoothing)
                 if not math.isfinite(loss_value):
-                    raise NonFiniteLoss(f"the loss became {loss_value} at epoch {epoch + 1}, step {step}: stopping. "
-                                        f"The last good checkpoint is {checkpoint_path} (lower --lr, or clip "
-                                        "gradients with --grad-clip)")
+                    raise NonFiniteLoss(
+                        f"the loss became {loss_value} at epoch {epoch + 1}, step {step}: stopping. "
+                        f"The last good checkpoint is {checkpoint_path} (lower --lr, or clip "
+                        "gradients with --grad-clip)"
+                    )
                 hard = y if y.ndim == 1 else y.argmax(axis=1)
                 correct += int((logits.argmax(axis=1) == hard).sum())
                 if config.grad_clip:
@@ -492,18 +591,33 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
                 seen += len(hard)
                 loss_sum += loss_value * len(hard)
                 rate = seen / (time.perf_counter() - epoch_start)
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{rate:.0f}",
-                                lr=f"{lr:.2e}")
-                if config.time_budget and elapsed_before + time.perf_counter() - started > 60 * config.time_budget:
+                bar.set_postfix(
+                    loss=f"{loss_sum / seen:.3f}",
+                    acc=f"{correct / seen:.3f}",
+                    img_s=f"{rate:.0f}",
+                    lr=f"{lr:.2e}",
+                )
+                if (
+                    config.time_budget
+                    and elapsed_before + time.perf_counter() - started > 60 * config.time_budget
+                ):
                     out_of_time = next_batch < steps_per_epoch
                     break
             bar.close()
             epoch_seconds = time.perf_counter() - epoch_start
             test_loss, test_acc = evaluate(model, test_loader, device, parallel)
-            record = {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": loss_sum / max(seen, 1),
-                      "train_acc": correct / max(seen, 1), "test_loss": test_loss, "test_acc": test_acc,
-                      "epoch_seconds": epoch_seconds, "images_per_second": seen / epoch_seconds,
-                      "elapsed_seconds": elapsed_before + time.perf_counter() - started}
+            record = {
+                "epoch": epoch + 1,
+                "step": step,
+                "lr": lr,
+                "train_loss": loss_sum / max(seen, 1),
+                "train_acc": correct / max(seen, 1),
+                "test_loss": test_loss,
+                "test_acc": test_acc,
+                "epoch_seconds": epoch_seconds,
+                "images_per_second": seen / epoch_seconds,
+                "elapsed_seconds": elapsed_before + time.perf_counter() - started,
+            }
             if config.progressive_size:
                 record["image_size"] = side
             precise_bn = bool(config.precise_bn_batches) and epoch + 1 == config.epochs and not out_of_time
@@ -521,8 +635,9 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
                     ema.copy_buffers(ema_model)
                 record["test_acc_ema"] = evaluate(ema_model, test_loader, device)[1]
             if config.tta and epoch + 1 == config.epochs:
-                record["test_loss_tta"], record["test_acc_tta"] = evaluate(model, test_loader, device, parallel,
-                                                                           flip=True, shift=config.tta_shift)
+                record["test_loss_tta"], record["test_acc_tta"] = evaluate(
+                    model, test_loader, device, parallel, flip=True, shift=config.tta_shift
+                )
                 record["elapsed_seconds"] = elapsed_before + time.perf_counter() - started
             with ctrl_c_deferred():  # the record, the curves and the checkpoint are written whole
                 append_metrics(out, record)
@@ -532,15 +647,27 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
                 save(resume_epoch, next_batch)
             print(json.dumps(record), flush=True)
             if config.time_budget and record["elapsed_seconds"] > 60 * config.time_budget:
-                print(f"time budget of {config.time_budget} minutes reached after epoch {epoch + 1}", flush=True)
+                print(
+                    f"time budget of {config.time_budget} minutes reached after epoch {epoch + 1}", flush=True
+                )
                 break
-            if config.stop_after and epoch + 1 - start_epoch >= config.stop_after and epoch + 1 < config.epochs:
-                print(f"stopping after {config.stop_after} epoch(s) as asked; continue with --resume", flush=True)
+            if (
+                config.stop_after
+                and epoch + 1 - start_epoch >= config.stop_after
+                and epoch + 1 < config.epochs
+            ):
+                print(
+                    f"stopping after {config.stop_after} epoch(s) as asked; continue with --resume",
+                    flush=True,
+                )
                 break
     except KeyboardInterrupt:
         save(resume_epoch, next_batch)
-        print(f"\ninterrupted: saved {checkpoint_path} at epoch {resume_epoch + 1}, batch {next_batch}; "
-              "continue with --resume", flush=True)
+        print(
+            f"\ninterrupted: saved {checkpoint_path} at epoch {resume_epoch + 1}, batch {next_batch}; "
+            "continue with --resume",
+            flush=True,
+        )
         return record
     finally:
         if parallel is not None:
@@ -555,7 +682,9 @@ def load_trained_model(path, ema: bool = False):
     if path.is_dir():
         path = path / "checkpoint.npz"
     if not path.exists():
-        raise FileNotFoundError(f"no training checkpoint at {path}: expected a run folder or its checkpoint.npz")
+        raise FileNotFoundError(
+            f"no training checkpoint at {path}: expected a run folder or its checkpoint.npz"
+        )
     state = load_checkpoint(path)
     known = {field.name for field in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in state["config"].items() if k in known})
@@ -573,7 +702,11 @@ def build_parser(defaults: TrainConfig, prog: str) -> argparse.ArgumentParser:
     add("--dataset", default=defaults.dataset, choices=["cifar10", "imagenette"])
     add("--model", default=defaults.model, choices=available_models())
     add("--backend", default=defaults.backend, choices=["numpy", "cupy"])
-    add("--data", default=defaults.data, help="folder holding the data set archives (default: $TINYCONVNEXT_DATA)")
+    add(
+        "--data",
+        default=defaults.data,
+        help="folder holding the data set archives (default: $TINYCONVNEXT_DATA)",
+    )
     add("--out", default=defaults.out, help="run folder: metrics, curves and checkpoint")
     add("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     add("--time-budget", type=float, default=defaults.time_budget, metavar="MINUTES")
@@ -606,7 +739,9 @@ def config_from_args(defaults: TrainConfig, argv, prog) -> TrainConfig:
     parser = build_parser(defaults, prog)
     args = parser.parse_args(argv)
     if args.layer_scale is not None and args.model in RESNET_VARIANTS:
-        parser.error(f"--layer-scale sets the init of ConvNeXt's layer-scale gammas; {args.model} is a ResNet and has none")
+        parser.error(
+            f"--layer-scale sets the init of ConvNeXt's layer-scale gammas; {args.model} is a ResNet and has none"
+        )
     if args.layer_scale is None:
         args.layer_scale = defaults.layer_scale
     values = {k: v for k, v in vars(args).items() if k != "no_progress"}

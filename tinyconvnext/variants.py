@@ -48,18 +48,34 @@ def available_models() -> list[str]:
 
 def _create_resnet(name, num_classes, drop_path_rate, layer_scale_init_value, head_init_scale, overrides):
     """A ResNet-D variant; the ConvNeXt-only arguments must keep their defaults (a clear error otherwise)."""
-    convnext_only = {"layer_scale_init_value": (layer_scale_init_value, 1e-6), "head_init_scale": (head_init_scale, 1.0)}
+    convnext_only = {
+        "layer_scale_init_value": (layer_scale_init_value, 1e-6),
+        "head_init_scale": (head_init_scale, 1.0),
+    }
     for option, (value, default) in convnext_only.items():
         if value != default:
-            raise ValueError(f"{name} is a ResNet: {option}={value} is a ConvNeXt option (leave it at {default})")
+            raise ValueError(
+                f"{name} is a ResNet: {option}={value} is a ConvNeXt option (leave it at {default})"
+            )
     unknown = sorted(set(overrides) - set(RESNET_OPTIONS))
     if unknown:
-        raise ValueError(f"{name} is a ResNet: unknown option(s) {', '.join(unknown)}; it takes {', '.join(RESNET_OPTIONS)}")
-    return ResNet(num_classes=num_classes, drop_path_rate=drop_path_rate, **{**RESNET_VARIANTS[name], **overrides})
+        raise ValueError(
+            f"{name} is a ResNet: unknown option(s) {', '.join(unknown)}; it takes {', '.join(RESNET_OPTIONS)}"
+        )
+    return ResNet(
+        num_classes=num_classes, drop_path_rate=drop_path_rate, **{**RESNET_VARIANTS[name], **overrides}
+    )
 
 
-def create_model(name: str, num_classes: int = 1000, drop_path_rate: float = 0.0,
-                 layer_scale_init_value: float = 1e-6, head_init_scale: float = 1.0, weights=None, **overrides):
+def create_model(
+    name: str,
+    num_classes: int = 1000,
+    drop_path_rate: float = 0.0,
+    layer_scale_init_value: float = 1e-6,
+    head_init_scale: float = 1.0,
+    weights=None,
+    **overrides,
+):
     """Build a named ConvNeXt variant, or a ResNet-D baseline (``available_models()`` lists them).
 
     Args:
@@ -70,11 +86,18 @@ def create_model(name: str, num_classes: int = 1000, drop_path_rate: float = 0.0
             ResNet one of ``RESNET_OPTIONS``.
     """
     if name in RESNET_VARIANTS:
-        model = _create_resnet(name, num_classes, drop_path_rate, layer_scale_init_value, head_init_scale, overrides)
+        model = _create_resnet(
+            name, num_classes, drop_path_rate, layer_scale_init_value, head_init_scale, overrides
+        )
     elif name in VARIANTS:
         config = {**VARIANTS[name], **overrides}
-        model = ConvNeXt(num_classes=num_classes, drop_path_rate=drop_path_rate,
-                         layer_scale_init_value=layer_scale_init_value, head_init_scale=head_init_scale, **config)
+        model = ConvNeXt(
+            num_classes=num_classes,
+            drop_path_rate=drop_path_rate,
+            layer_scale_init_value=layer_scale_init_value,
+            head_init_scale=head_init_scale,
+            **config,
+        )
     else:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(available_models())}")
     model.variant = name

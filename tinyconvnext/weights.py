@@ -40,7 +40,7 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read, or does not fit the model."""
 
 
-def _strip_prefixes(state_dict) -> "OrderedDict[str, object]":
+def _strip_prefixes(state_dict) -> OrderedDict[str, object]:
     out = OrderedDict()
     for key, value in state_dict.items():
         changed = True
@@ -48,12 +48,12 @@ def _strip_prefixes(state_dict) -> "OrderedDict[str, object]":
             changed = False
             for prefix in _PREFIXES:
                 if key.startswith(prefix):
-                    key, changed = key[len(prefix):], True
+                    key, changed = key[len(prefix) :], True
         out[key] = value
     return out
 
 
-def read_official_checkpoint(path) -> "OrderedDict[str, np.ndarray]":
+def read_official_checkpoint(path) -> OrderedDict[str, np.ndarray]:
     """The state dict of an official ``.pth`` file, as float32 NumPy arrays by name."""
     path = Path(path)
     if not path.is_file():
@@ -68,18 +68,22 @@ def read_official_checkpoint(path) -> "OrderedDict[str, np.ndarray]":
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, bad pickle, refused object ...
-        raise CheckpointError(f"cannot read checkpoint {path}: it is truncated, corrupt or not a PyTorch file "
-                              f"({type(error).__name__}: {error})") from None
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: it is truncated, corrupt or not a PyTorch file "
+            f"({type(error).__name__}: {error})"
+        ) from None
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get("model"), dict):
         checkpoint = checkpoint["model"]
     elif isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
         checkpoint = checkpoint["state_dict"]
     if not isinstance(checkpoint, dict) or not all(hasattr(v, "shape") for v in checkpoint.values()):
-        raise CheckpointError(f"checkpoint {path} holds no state dict (expected {{'model': state_dict}} or a state dict)")
+        raise CheckpointError(
+            f"checkpoint {path} holds no state dict (expected {{'model': state_dict}} or a state dict)"
+        )
     return OrderedDict((k, v.detach().cpu().numpy()) for k, v in _strip_prefixes(checkpoint).items())
 
 
-def read_npz(path) -> "OrderedDict[str, np.ndarray]":
+def read_npz(path) -> OrderedDict[str, np.ndarray]:
     """Our ``.npz`` format, read without unpickling anything."""
     path = Path(path)
     if not path.is_file():
@@ -88,17 +92,21 @@ def read_npz(path) -> "OrderedDict[str, np.ndarray]":
         with np.load(path, allow_pickle=False) as archive:
             return OrderedDict((name, archive[name]) for name in archive.files)
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-        raise CheckpointError(f"cannot read weights file {path}: truncated or corrupt ({type(error).__name__}: {error})") from None
+        raise CheckpointError(
+            f"cannot read weights file {path}: truncated or corrupt ({type(error).__name__}: {error})"
+        ) from None
 
 
-def read_weights(path) -> "OrderedDict[str, np.ndarray]":
+def read_weights(path) -> OrderedDict[str, np.ndarray]:
     """Read ``.npz`` (ours) or ``.pth``/``.pt``/``.bin`` (official PyTorch) by the file's suffix."""
     suffix = Path(path).suffix.lower()
     if suffix == ".npz":
         return _strip_prefixes(read_npz(path))
     if suffix in (".pth", ".pt", ".bin", ".ckpt"):
         return read_official_checkpoint(path)
-    raise CheckpointError(f"unknown weights format {suffix!r} for {path}: expected .npz (ours) or .pth (official)")
+    raise CheckpointError(
+        f"unknown weights format {suffix!r} for {path}: expected .npz (ours) or .pth (official)"
+    )
 
 
 def num_classes_of(state_dict, default: int = 1000) -> int:
@@ -111,9 +119,15 @@ def num_classes_of(state_dict, default: int = 1000) -> int:
 def _explain_head_mismatch(model, state_dict) -> str:
     name = "fc" if hasattr(model, "fc") else "head"  # the classifier: ResNet's fc, ConvNeXt's head
     head = state_dict.get(f"{name}.weight")
-    if head is not None and tuple(head.shape[1:]) == getattr(model, name).weight.shape[1:] and head.shape[0] != model.num_classes:
-        return (f"\n  the checkpoint's head has {head.shape[0]} classes but the model has {model.num_classes}: "
-                f"create the model with num_classes={head.shape[0]}")
+    if (
+        head is not None
+        and tuple(head.shape[1:]) == getattr(model, name).weight.shape[1:]
+        and head.shape[0] != model.num_classes
+    ):
+        return (
+            f"\n  the checkpoint's head has {head.shape[0]} classes but the model has {model.num_classes}: "
+            f"create the model with num_classes={head.shape[0]}"
+        )
     return ""
 
 
@@ -123,8 +137,10 @@ def load_state(model, state_dict, source="state dict") -> None:
         model.load_state_dict(state_dict, strict=True)
     except KeyError as error:
         message = error.args[0]
-        raise CheckpointError(f"{source} does not fit {getattr(model, 'variant', type(model).__name__)}: {message}"
-                              + _explain_head_mismatch(model, state_dict)) from None
+        raise CheckpointError(
+            f"{source} does not fit {getattr(model, 'variant', type(model).__name__)}: {message}"
+            + _explain_head_mismatch(model, state_dict)
+        ) from None
 
 
 def load_official(model, path) -> None:
@@ -139,5 +155,9 @@ def load_weights(model, path) -> None:
 
 def save_npz(state_dict_or_model, path) -> Path:
     """Write weights as ``.npz``, atomically: a temporary file in the same folder, then a rename."""
-    state_dict = state_dict_or_model.state_dict() if hasattr(state_dict_or_model, "state_dict") else state_dict_or_model
+    state_dict = (
+        state_dict_or_model.state_dict()
+        if hasattr(state_dict_or_model, "state_dict")
+        else state_dict_or_model
+    )
     return write_npz_atomically(path, {k: np.asarray(v) for k, v in state_dict.items()})

@@ -22,8 +22,10 @@ import numpy as np
 
 from ..backend import device_of
 
-_mode = {"reference": os.environ.get("AUTOGRAD_KERNELS", "fast").strip().lower() == "reference",
-         "emulate_cuda": False}
+_mode = {
+    "reference": os.environ.get("AUTOGRAD_KERNELS", "fast").strip().lower() == "reference",
+    "emulate_cuda": False,
+}
 
 try:
     import numba  # noqa: F401

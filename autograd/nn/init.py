@@ -19,7 +19,9 @@ from ..backend import device_of, to_device
 
 
 def _fill(tensor, values):
-    tensor.data = to_device(np.asarray(values, dtype=tensor.dtype).reshape(tensor.shape), device_of(tensor.data))
+    tensor.data = to_device(
+        np.asarray(values, dtype=tensor.dtype).reshape(tensor.shape), device_of(tensor.data)
+    )
     return tensor
 
 

@@ -32,7 +32,9 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True):
         super().__init__()
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
+            raise ValueError(
+                f"Conv2d: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
+            )
         kh, kw = _pair(kernel_size)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding, self.groups = (kh, kw), stride, padding, groups
@@ -44,8 +46,10 @@ class Conv2d(Module):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.groups)
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, groups={self.groups}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, groups={self.groups}"
+        )
 
 
 class Linear(Module):
@@ -72,8 +76,12 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-6, data_format="channels_last"):
         super().__init__()
         if data_format not in ("channels_last", "channels_first"):
-            raise ValueError(f"LayerNorm: data_format must be 'channels_last' or 'channels_first', got {data_format!r}")
-        self.normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+            raise ValueError(
+                f"LayerNorm: data_format must be 'channels_last' or 'channels_first', got {data_format!r}"
+            )
+        self.normalized_shape = (
+            (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        )
         self.eps, self.data_format = eps, data_format
         self.weight = Parameter(creation.ones(*self.normalized_shape))
         self.bias = Parameter(creation.zeros(*self.normalized_shape))
@@ -98,8 +106,15 @@ class BatchNorm2d(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, data_format="channels_first"):
         super().__init__()
         if data_format not in ("channels_last", "channels_first"):
-            raise ValueError(f"BatchNorm2d: data_format must be 'channels_last' or 'channels_first', got {data_format!r}")
-        self.num_features, self.eps, self.momentum, self.data_format = num_features, eps, momentum, data_format
+            raise ValueError(
+                f"BatchNorm2d: data_format must be 'channels_last' or 'channels_first', got {data_format!r}"
+            )
+        self.num_features, self.eps, self.momentum, self.data_format = (
+            num_features,
+            eps,
+            momentum,
+            data_format,
+        )
         self.weight = Parameter(creation.ones(num_features))
         self.bias = Parameter(creation.zeros(num_features))
         self.register_buffer("running_mean", creation.zeros(num_features))
@@ -112,9 +127,17 @@ class BatchNorm2d(Module):
             self.num_batches_tracked.data = self.num_batches_tracked.data + 1
             if momentum is None:  # the k-th batch gets weight 1/k: the mean over all k batches
                 momentum = 1.0 / float(self.num_batches_tracked.data)
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=self.training, momentum=0.0 if momentum is None else momentum, eps=self.eps,
-                            channels_last=self.data_format == "channels_last")
+        return F.batch_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            training=self.training,
+            momentum=0.0 if momentum is None else momentum,
+            eps=self.eps,
+            channels_last=self.data_format == "channels_last",
+        )
 
     def extra_repr(self):
         layout = ", data_format=channels_last" if self.data_format == "channels_last" else ""

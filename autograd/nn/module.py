@@ -39,7 +39,9 @@ class Module:
     # -- registration ------------------------------------------------------------------------
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
-            raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() before setting attributes")
+            raise RuntimeError(
+                f"{type(self).__name__}.__init__ must call super().__init__() before setting attributes"
+            )
         for table in (self._parameters, self._buffers, self._modules):
             table.pop(name, None)
         if isinstance(value, Parameter):
@@ -88,24 +90,24 @@ class Module:
         return sum(p.size for p in self.parameters())
 
     # -- modes -------------------------------------------------------------------------------
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         for module in self.modules():
             object.__setattr__(module, "training", bool(mode))
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
     def zero_grad(self) -> None:
         for p in self.parameters():
             p.grad = None
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():
             p.requires_grad = requires_grad
         return self
 
-    def apply(self, fn) -> "Module":
+    def apply(self, fn) -> Module:
         """Call ``fn`` on every submodule (children first) and on self, as PyTorch's ``Module.apply``."""
         for child in self.children():
             child.apply(fn)
@@ -113,7 +115,7 @@ class Module:
         return self
 
     # -- devices and dtypes ------------------------------------------------------------------
-    def to(self, device=None, dtype=None) -> "Module":
+    def to(self, device=None, dtype=None) -> Module:
         """Move (in place) every parameter and buffer to ``device`` and/or cast floating ones to ``dtype``."""
         for _, module in self.named_modules():
             for table in (module._parameters, module._buffers):
@@ -130,14 +132,14 @@ class Module:
                         tensor.grad = None
         return self
 
-    def cpu(self) -> "Module":
+    def cpu(self) -> Module:
         return self.to("cpu")
 
-    def cuda(self) -> "Module":
+    def cuda(self) -> Module:
         return self.to("cuda")
 
     # -- state dicts -------------------------------------------------------------------------
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """Every parameter and buffer by dotted name, as NumPy arrays (copies, on the host)."""
         out = OrderedDict()
         for name, tensor in list(self.named_parameters()) + list(self.named_buffers()):
@@ -158,7 +160,8 @@ class Module:
         unexpected = [k for k in state_dict if k not in own]
         mis_shaped = [
             f"{k}: checkpoint {tuple(np.shape(_array_of(state_dict[k])))}, model {own[k].shape}"
-            for k in own if k in state_dict and tuple(np.shape(_array_of(state_dict[k]))) != own[k].shape
+            for k in own
+            if k in state_dict and tuple(np.shape(_array_of(state_dict[k]))) != own[k].shape
         ]
         if mis_shaped or (strict and (missing or unexpected)):
             lines = [f"cannot load the state dict into {type(self).__name__}; nothing was loaded:"]

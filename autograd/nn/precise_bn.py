@@ -29,8 +29,16 @@ def recompute_batchnorm_statistics(model, batches, device: str = "cpu") -> int:
     norms = [m for m in model.modules() if isinstance(m, BatchNorm2d)]
     if not norms:
         return 0
-    saved = [(m.momentum, m.training, m.running_mean.data.copy(), m.running_var.data.copy(),
-              m.num_batches_tracked.data.copy()) for m in norms]
+    saved = [
+        (
+            m.momentum,
+            m.training,
+            m.running_mean.data.copy(),
+            m.running_var.data.copy(),
+            m.num_batches_tracked.data.copy(),
+        )
+        for m in norms
+    ]
     model_was_training = model.training
     count, finished = 0, False
     try:
@@ -46,7 +54,7 @@ def recompute_batchnorm_statistics(model, batches, device: str = "cpu") -> int:
         finished = True
     finally:
         model.train(model_was_training)
-        for m, (momentum, training, mean, var, tracked) in zip(norms, saved):
+        for m, (momentum, training, mean, var, tracked) in zip(norms, saved, strict=False):
             m.momentum, m.training = momentum, training
             m.num_batches_tracked.data = tracked
             if count == 0 or not finished:  # nothing seen, or stopped part-way: keep the old statistics

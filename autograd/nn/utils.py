@@ -11,7 +11,9 @@ def clip_grad_norm_(parameters, max_norm: float, eps: float = 1e-6) -> float:
     if not grads:
         return 0.0
     xp = get_array_module(*grads)
-    total = float(xp.sqrt(sum(xp.square(g, dtype=xp.float64).sum() for g in grads)))  # one transfer, at the end
+    total = float(
+        xp.sqrt(sum(xp.square(g, dtype=xp.float64).sum() for g in grads))
+    )  # one transfer, at the end
     scale = max_norm / (total + eps)
     if scale < 1:
         for g in grads:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import device_of, get_array_module, normalize_device, to_device as _move_array
+from ..backend import device_of, get_array_module, normalize_device
+from ..backend import to_device as _move_array
 from ..function import Function
 from ..tensor import Tensor, as_tensor
 
@@ -25,7 +26,9 @@ def _check_broadcast(op: str, a, b):
     try:
         np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
-        raise ValueError(f"{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be broadcast together") from None
+        raise ValueError(
+            f"{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be broadcast together"
+        ) from None
 
 
 # -- arithmetic -----------------------------------------------------------------------------
@@ -61,8 +64,10 @@ class Mul(Function):
 
     def backward(self, grad):
         x, y = self.saved
-        return (grad * y if self.needs_input_grad[0] else None,
-                grad * x if self.needs_input_grad[1] else None)
+        return (
+            grad * y if self.needs_input_grad[0] else None,
+            grad * x if self.needs_input_grad[1] else None,
+        )
 
 
 class Div(Function):
@@ -85,7 +90,7 @@ class Pow(Function):
 
     def forward(self, x, y):
         _check_broadcast("pow", x, y)
-        z = x ** y
+        z = x**y
         self.save_for_backward(x, y, z)
         return z
 

@@ -83,7 +83,9 @@ class Pad(Function):
     """z = x with ``value`` added around it; the gradient is the centre crop of the output gradient."""
 
     def forward(self, x, pad_width=(), value=0.0):
-        self.crop = tuple(slice(before, before + n) for (before, _), n in zip(pad_width, x.shape))
+        self.crop = tuple(
+            slice(before, before + n) for (before, _), n in zip(pad_width, x.shape, strict=False)
+        )
         return get_array_module(x).pad(x, pad_width, mode="constant", constant_values=value)
 
     def backward(self, grad):
@@ -123,9 +125,11 @@ def _resolve_shape(old_shape, shape) -> tuple:
     if not bad and unknown:
         bad = known == 0 or size % known != 0
         if not bad:
-            shape = shape[:unknown[0]] + (size // known,) + shape[unknown[0] + 1:]
+            shape = shape[: unknown[0]] + (size // known,) + shape[unknown[0] + 1 :]
     if bad or int(np.prod(shape)) != size:
-        raise ValueError(f"cannot reshape a tensor of shape {tuple(old_shape)} ({size} elements) into {shape}")
+        raise ValueError(
+            f"cannot reshape a tensor of shape {tuple(old_shape)} ({size} elements) into {shape}"
+        )
     return tuple(int(n) for n in shape)
 
 
@@ -137,8 +141,8 @@ def flatten(x, start_axis=0, end_axis=-1):
     start, end = normalize_axes(start_axis, x.ndim)[0], normalize_axes(end_axis, x.ndim)[0]
     if start > end:
         raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis}")
-    merged = int(np.prod(x.shape[start:end + 1]))
-    return reshape(x, x.shape[:start] + (merged,) + x.shape[end + 1:])
+    merged = int(np.prod(x.shape[start : end + 1]))
+    return reshape(x, x.shape[:start] + (merged,) + x.shape[end + 1 :])
 
 
 def permute(x, *axes):
@@ -206,7 +210,8 @@ def _check_joinable(op, tensors, axis, same_axis_size):
     first = tensors[0].shape
     for t in tensors[1:]:
         ok = len(t.shape) == len(first) and all(
-            a == b or (i == axis and not same_axis_size) for i, (a, b) in enumerate(zip(t.shape, first))
+            a == b or (i == axis and not same_axis_size)
+            for i, (a, b) in enumerate(zip(t.shape, first, strict=False))
         )
         if not ok:
             shapes = ", ".join(str(t.shape) for t in tensors)

@@ -32,14 +32,15 @@ def adamw_update_reference(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step
     m += (1 - beta1) * g
     v *= beta2
     v += (1 - beta2) * g * g
-    denom = xp.sqrt(v) / math.sqrt(1 - beta2 ** step) + eps
-    p -= (lr / (1 - beta1 ** step)) * m / denom
+    denom = xp.sqrt(v) / math.sqrt(1 - beta2**step) + eps
+    p -= (lr / (1 - beta1**step)) * m / denom
 
 
 @dataclass
 class _FlatState:
     """The flat step's bookkeeping: the layout found, the moments as two flat buffers (each parameter's
     state holds views of them, so state dicts are unchanged), each segment's group, the threads' tasks."""
+
     layout: FlatLayout
     exp_avg: np.ndarray
     exp_avg_sq: np.ndarray
@@ -51,7 +52,9 @@ class _FlatState:
 class AdamW(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
         if lr < 0 or eps < 0 or weight_decay < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
-            raise ValueError(f"AdamW: invalid hyper-parameters lr={lr}, betas={betas}, eps={eps}, weight_decay={weight_decay}")
+            raise ValueError(
+                f"AdamW: invalid hyper-parameters lr={lr}, betas={betas}, eps={eps}, weight_decay={weight_decay}"
+            )
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
         self._flat: _FlatState | None = None
 
@@ -66,11 +69,24 @@ class AdamW(Optimizer):
                 state = self.state.get(id(p))
                 if state is None:
                     xp = get_array_module(p.data)
-                    state = self.state[id(p)] = {"step": 0, "exp_avg": xp.zeros_like(p.data),
-                                                 "exp_avg_sq": xp.zeros_like(p.data)}
+                    state = self.state[id(p)] = {
+                        "step": 0,
+                        "exp_avg": xp.zeros_like(p.data),
+                        "exp_avg_sq": xp.zeros_like(p.data),
+                    }
                 state["step"] += 1
-                args = (p.data, p.grad.data, state["exp_avg"], state["exp_avg_sq"], group["lr"], beta1, beta2,
-                        group["eps"], group["weight_decay"], state["step"])
+                args = (
+                    p.data,
+                    p.grad.data,
+                    state["exp_avg"],
+                    state["exp_avg_sq"],
+                    group["lr"],
+                    beta1,
+                    beta2,
+                    group["eps"],
+                    group["weight_decay"],
+                    state["step"],
+                )
                 if dispatch.use_cuda_kernel(p.data, p.grad.data) and p.data.flags.c_contiguous:
                     from ..kernels.cuda.adamw import adamw_update
 
@@ -99,17 +115,28 @@ class AdamW(Optimizer):
         step = self.state[id(flat.layout.params[0])]["step"] + 1
         for p in flat.layout.params:
             self.state[id(p)]["step"] = step
-        per_group = [adamw_hyper(g["lr"], *g["betas"], g["eps"], g["weight_decay"], step) for g in self.param_groups]
-        hyper = np.ascontiguousarray(np.array(per_group, dtype=np.float64)[flat.segment_group].T)  # (6, segments)
-        adamw_update_segments(flat.layout.data, flat.layout.grad, flat.exp_avg, flat.exp_avg_sq, flat.tasks, hyper)
+        per_group = [
+            adamw_hyper(g["lr"], *g["betas"], g["eps"], g["weight_decay"], step) for g in self.param_groups
+        ]
+        hyper = np.ascontiguousarray(
+            np.array(per_group, dtype=np.float64)[flat.segment_group].T
+        )  # (6, segments)
+        adamw_update_segments(
+            flat.layout.data, flat.layout.grad, flat.exp_avg, flat.exp_avg_sq, flat.tasks, hyper
+        )
         return True
 
     def _flat_state_holds(self, flat: _FlatState) -> bool:
         """The parameters' states are still the flat buffers' views, all at the same step."""
         step = self.state.get(id(flat.layout.params[0]), {}).get("step")
-        for p, (m, v) in zip(flat.layout.params, flat.views):
+        for p, (m, v) in zip(flat.layout.params, flat.views, strict=False):
             state = self.state.get(id(p))
-            if state is None or state["exp_avg"] is not m or state["exp_avg_sq"] is not v or state["step"] != step:
+            if (
+                state is None
+                or state["exp_avg"] is not m
+                or state["exp_avg_sq"] is not v
+                or state["step"] != step
+            ):
                 return False
         return True
 
@@ -126,7 +153,7 @@ class AdamW(Optimizer):
         step = steps.pop()
         exp_avg, exp_avg_sq = np.zeros_like(layout.data), np.zeros_like(layout.data)
         views = []
-        for p, state, a, b in zip(layout.params, states, layout.bounds[:-1], layout.bounds[1:]):
+        for p, state, a, b in zip(layout.params, states, layout.bounds[:-1], layout.bounds[1:], strict=False):
             m, v = exp_avg[a:b].reshape(p.shape), exp_avg_sq[a:b].reshape(p.shape)
             if state is not None:
                 m[...], v[...] = state["exp_avg"], state["exp_avg_sq"]
@@ -135,6 +162,11 @@ class AdamW(Optimizer):
         group_of = {id(p): index for index, group in enumerate(self.param_groups) for p in group["params"]}
         from ..kernels.cpu.adamw import segment_tasks
 
-        return _FlatState(layout, exp_avg, exp_avg_sq, views,
-                          np.array([group_of[id(p)] for p in layout.params], dtype=np.int64),
-                          segment_tasks(layout.bounds))
+        return _FlatState(
+            layout,
+            exp_avg,
+            exp_avg_sq,
+            views,
+            np.array([group_of[id(p)] for p in layout.params], dtype=np.int64),
+            segment_tasks(layout.bounds),
+        )

@@ -20,7 +20,9 @@ def _address(array: np.ndarray) -> int:
 def _flat_view(first: np.ndarray, size: int) -> np.ndarray:
     """A 1-D view of ``size`` elements starting at ``first``'s first element (whose memory the caller has
     checked to be one contiguous run of arrays of ``first``'s dtype)."""
-    return np.lib.stride_tricks.as_strided(first.reshape(-1), shape=(size,), strides=(first.itemsize,), writeable=True)
+    return np.lib.stride_tricks.as_strided(
+        first.reshape(-1), shape=(size,), strides=(first.itemsize,), writeable=True
+    )
 
 
 def consecutive_views(flat: np.ndarray, shapes) -> list:
@@ -28,9 +30,14 @@ def consecutive_views(flat: np.ndarray, shapes) -> list:
     (``DataParallel`` lays out its shared weights and gradients this way)."""
     sizes = [int(np.prod(shape)) for shape in shapes]
     if sum(sizes) > flat.size:
-        raise ValueError(f"consecutive_views: the shapes need {sum(sizes)} elements, the buffer has {flat.size}")
+        raise ValueError(
+            f"consecutive_views: the shapes need {sum(sizes)} elements, the buffer has {flat.size}"
+        )
     starts = np.cumsum([0] + sizes)
-    return [flat[start:start + size].reshape(shape) for start, size, shape in zip(starts, sizes, shapes)]
+    return [
+        flat[start : start + size].reshape(shape)
+        for start, size, shape in zip(starts, sizes, shapes, strict=False)
+    ]
 
 
 class FlatLayout:
@@ -53,15 +60,27 @@ class FlatLayout:
         array that owns its memory, a gap, an overlap, a missing gradient, a dtype that differs, ..."""
         params = list(params)
         first = params[0] if params else None
-        if first is None or first.grad is None or getattr(first.data, "base", None) is None \
-                or getattr(first.grad.data, "base", None) is None:  # arrays of their own: the usual case, at once
+        if (
+            first is None
+            or first.grad is None
+            or getattr(first.data, "base", None) is None
+            or getattr(first.grad.data, "base", None) is None
+        ):  # arrays of their own: the usual case, at once
             return None
-        if any(p.grad is None or not isinstance(p.data, np.ndarray) or not isinstance(p.grad.data, np.ndarray)
-               for p in params):
+        if any(
+            p.grad is None or not isinstance(p.data, np.ndarray) or not isinstance(p.grad.data, np.ndarray)
+            for p in params
+        ):
             return None
         dtype = params[0].data.dtype
-        if any(p.data.dtype != dtype or p.grad.data.dtype != dtype or p.grad.data.shape != p.data.shape
-               or not p.data.flags.c_contiguous or not p.grad.data.flags.c_contiguous for p in params):
+        if any(
+            p.data.dtype != dtype
+            or p.grad.data.dtype != dtype
+            or p.grad.data.shape != p.data.shape
+            or not p.data.flags.c_contiguous
+            or not p.grad.data.flags.c_contiguous
+            for p in params
+        ):
             return None
         params.sort(key=lambda p: _address(p.data))
         data_start, grad_start = _address(params[0].data), _address(params[0].grad.data)
@@ -72,11 +91,17 @@ class FlatLayout:
                 return None
             bounds.append(bounds[-1] + p.data.size)
         total = bounds[-1]
-        return cls(params, _flat_view(params[0].data, total), _flat_view(params[0].grad.data, total),
-                   np.array(bounds, dtype=np.int64))
+        return cls(
+            params,
+            _flat_view(params[0].data, total),
+            _flat_view(params[0].grad.data, total),
+            np.array(bounds, dtype=np.int64),
+        )
 
     def still_holds(self) -> bool:
         """Whether every parameter still has the data and gradient arrays that were found (a cheap check by
         identity, done before each step: a new ``.data`` or ``.grad`` array breaks the layout)."""
-        return all(p.data is data and p.grad is not None and p.grad.data is grad
-                   for p, (data, grad) in zip(self.params, self._arrays))
+        return all(
+            p.data is data and p.grad is not None and p.grad.data is grad
+            for p, (data, grad) in zip(self.params, self._arrays, strict=False)
+        )

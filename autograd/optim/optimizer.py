@@ -24,7 +24,9 @@ class Optimizer:
             group = {**self.defaults, **group, "params": list(group["params"])}
             for p in group["params"]:
                 if not p.requires_grad:
-                    raise ValueError(f"optimizer got a parameter of shape {p.shape} that does not require grad")
+                    raise ValueError(
+                        f"optimizer got a parameter of shape {p.shape} that does not require grad"
+                    )
                 if id(p) in seen:
                     raise ValueError(f"a parameter of shape {p.shape} appears in more than one group")
                 seen.add(id(p))
@@ -48,10 +50,14 @@ class Optimizer:
         state = {}
         for index, p in enumerate(self.parameters()):
             if id(p) in self.state:
-                state[index] = {k: (np.array(to_numpy(v)) if hasattr(v, "shape") else v)
-                                for k, v in self.state[id(p)].items()}
-        groups = [{k: v for k, v in g.items() if k != "params"} | {"num_params": len(g["params"])}
-                  for g in self.param_groups]
+                state[index] = {
+                    k: (np.array(to_numpy(v)) if hasattr(v, "shape") else v)
+                    for k, v in self.state[id(p)].items()
+                }
+        groups = [
+            {k: v for k, v in g.items() if k != "params"} | {"num_params": len(g["params"])}
+            for g in self.param_groups
+        ]
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -68,10 +74,12 @@ class Optimizer:
             for k, v in entry.items():
                 if hasattr(v, "shape") and np.ndim(v) > 0:
                     if tuple(v.shape) != p.shape:
-                        raise ValueError(f"optimizer state '{k}' of parameter {index} has shape {tuple(v.shape)}, "
-                                         f"the parameter {p.shape}")
+                        raise ValueError(
+                            f"optimizer state '{k}' of parameter {index} has shape {tuple(v.shape)}, "
+                            f"the parameter {p.shape}"
+                        )
                     v = to_device(np.asarray(v, dtype=p.dtype), device_of(p.data))
                 restored[k] = v
             self.state[id(p)] = restored
-        for group, saved in zip(self.param_groups, groups):
+        for group, saved in zip(self.param_groups, groups, strict=False):
             group.update({k: v for k, v in saved.items() if k != "num_params"})

@@ -1,9 +1,9 @@
 """SGD with momentum and Nesterov momentum, PyTorch's formulation (for the ResNet baseline of the lessons).
 
-    g <- g + weight_decay * p                       (L2 penalty, coupled, as torch.optim.SGD)
-    b <- momentum * b + (1 - dampening) * g         (b = g at the first step)
-    update = g + momentum * b if nesterov else b
-    p <- p - lr * update
+g <- g + weight_decay * p                       (L2 penalty, coupled, as torch.optim.SGD)
+b <- momentum * b + (1 - dampening) * g         (b = g at the first step)
+update = g + momentum * b if nesterov else b
+p <- p - lr * update
 """
 
 from __future__ import annotations
@@ -14,11 +14,15 @@ from .optimizer import Optimizer
 class SGD(Optimizer):
     def __init__(self, params, lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
         if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD: invalid hyper-parameters lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
+            raise ValueError(
+                f"SGD: invalid hyper-parameters lr={lr}, momentum={momentum}, weight_decay={weight_decay}"
+            )
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening 0")
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                                      nesterov=nesterov))
+        super().__init__(
+            params,
+            dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov),
+        )
 
     def step(self) -> None:
         for group in self.param_groups:

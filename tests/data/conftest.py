@@ -36,11 +36,12 @@ def official_test_digests(monkeypatch):
     def accept(source):
         source = Path(source)
         if source.is_dir():
-            binary = {f"{n}.bin": md5(source / f"{n}.bin") for n in CIFAR_FILES if (source / f"{n}.bin").exists()}
+            binary = {
+                f"{n}.bin": md5(source / f"{n}.bin") for n in CIFAR_FILES if (source / f"{n}.bin").exists()
+            }
             monkeypatch.setattr(cifar, "BINARY_FILE_MD5", binary)
         else:
             monkeypatch.setattr(cifar, "PYTHON_ARCHIVE_MD5", md5(source))
         return source
+
     return accept
-
-

@@ -31,11 +31,17 @@ def make_tar(folder: Path, archive: Path) -> Path:
 
 # --- CIFAR-10 ---------------------------------------------------------------------------------------------
 
+
 def cifar_batches(seed=0):
     """{file: (images (N, 32, 32, 3) uint8, labels (N,) int64)} for the six batch files."""
     rng = np.random.default_rng(seed)
-    return {name: (rng.integers(0, 256, (RECORDS, 32, 32, 3), dtype=np.uint8),
-                   rng.integers(0, 10, RECORDS).astype(np.int64)) for name in CIFAR_FILES}
+    return {
+        name: (
+            rng.integers(0, 256, (RECORDS, 32, 32, 3), dtype=np.uint8),
+            rng.integers(0, 10, RECORDS).astype(np.int64),
+        )
+        for name in CIFAR_FILES
+    }
 
 
 def channel_major(images):
@@ -58,8 +64,12 @@ def write_python_folder(root: Path, batches) -> Path:
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     for name, (images, labels) in batches.items():
-        batch = {b"batch_label": name.encode(), b"labels": [int(v) for v in labels],
-                 b"data": channel_major(images), b"filenames": [f"{i}.png".encode() for i in range(len(labels))]}
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": [int(v) for v in labels],
+            b"data": channel_major(images),
+            b"filenames": [f"{i}.png".encode() for i in range(len(labels))],
+        }
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
     meta = {b"label_names": [c.encode() for c in cifar.CLASSES], b"num_vis": 3072}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
@@ -67,6 +77,7 @@ def write_python_folder(root: Path, batches) -> Path:
 
 
 # --- Imagenette ---------------------------------------------------------------------------------------------
+
 
 def jpeg_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()

@@ -5,9 +5,16 @@ import pickle
 
 import numpy as np
 import pytest
+from data_builders import (
+    CIFAR_FILES,
+    RECORDS,
+    cifar_batches,
+    make_tar,
+    md5,
+    write_binary_folder,
+    write_python_folder,
+)
 
-from data_builders import (CIFAR_FILES, RECORDS, cifar_batches, make_tar, md5, write_binary_folder,
-                           write_python_folder)
 from tinyconvnext.data import cifar
 from tinyconvnext.data.cifar import find_cifar10, load_cifar10, read_cifar10
 from tinyconvnext.data.errors import ChecksumError, DataError, DataNotFoundError
@@ -133,7 +140,9 @@ def test_bad_label_and_missing_batch(tmp_path):
         read_cifar10(folder, trust_archive=True)
 
 
-def test_cache_second_load_does_not_read_the_archive(tmp_path, official_test_digests, monkeypatch, isolated_cache):
+def test_cache_second_load_does_not_read_the_archive(
+    tmp_path, official_test_digests, monkeypatch, isolated_cache
+):
     batches = cifar_batches()
     official_test_digests(write_binary_folder(tmp_path / "src", batches))
     make_tar(tmp_path / "src" / "cifar-10-batches-bin", tmp_path / "data" / "cifar-10-binary.tar.xz")
@@ -149,8 +158,14 @@ def test_cache_second_load_does_not_read_the_archive(tmp_path, official_test_dig
         assert_matches(data, batches)
     assert isinstance(mapped.train_images, np.memmap)
     cached = sorted(p.name for p in isolated_cache.rglob("*") if p.is_file())
-    assert cached == ["classes.npy", "manifest.json", "test_images.npy", "test_labels.npy", "train_images.npy",
-                      "train_labels.npy"]
+    assert cached == [
+        "classes.npy",
+        "manifest.json",
+        "test_images.npy",
+        "test_labels.npy",
+        "train_images.npy",
+        "train_labels.npy",
+    ]
 
     # A changed source (new modification time) is decoded again.
     archive = tmp_path / "data" / "cifar-10-binary.tar.xz"

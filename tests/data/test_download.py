@@ -35,8 +35,12 @@ def test_cache_dir(monkeypatch, tmp_path):
 
 def test_download_verifies_and_renames(served, tmp_path, capsys):
     destination = tmp_path / "out" / "payload.bin"
-    result = download(served.as_uri(), destination, md5=hashlib.md5(PAYLOAD).hexdigest(),
-                      sha256=hashlib.sha256(PAYLOAD).hexdigest().upper())
+    result = download(
+        served.as_uri(),
+        destination,
+        md5=hashlib.md5(PAYLOAD).hexdigest(),
+        sha256=hashlib.sha256(PAYLOAD).hexdigest().upper(),
+    )
     assert result == destination and destination.read_bytes() == PAYLOAD
     assert leftovers(destination.parent) == ["payload.bin"]
     assert "payload.bin" in capsys.readouterr().err  # the progress bar
@@ -96,8 +100,9 @@ def test_interrupted_download_leaves_no_file(tmp_path, monkeypatch, failure):
 
 
 def test_short_download_is_an_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(urllib.request, "urlopen",
-                        lambda url, timeout: FailingResponse(None, length=len(PAYLOAD) + 10))
+    monkeypatch.setattr(
+        urllib.request, "urlopen", lambda url, timeout: FailingResponse(None, length=len(PAYLOAD) + 10)
+    )
     with pytest.raises(DownloadError, match=f"ended after {len(PAYLOAD)} of {len(PAYLOAD) + 10} bytes"):
         download("https://example.invalid/payload.bin", tmp_path / "payload.bin", progress=False)
     assert leftovers(tmp_path) == []

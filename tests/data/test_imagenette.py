@@ -4,12 +4,12 @@ import io
 
 import numpy as np
 import pytest
+from data_builders import NETTE_FILES, make_tar, md5, write_imagenette_folder
 from PIL import Image
 
-from data_builders import NETTE_FILES, make_tar, md5, write_imagenette_folder
 from tinyconvnext.data import imagenette
 from tinyconvnext.data.errors import DataError, DataNotFoundError
-from tinyconvnext.data.imagenette import (find_imagenette, list_imagenette, load_imagenette, read_imagenette)
+from tinyconvnext.data.imagenette import find_imagenette, list_imagenette, load_imagenette, read_imagenette
 from tinyconvnext.images import resize_short_side, to_rgb
 
 SIZE = 16
@@ -40,7 +40,9 @@ def check(data, folder, size=SIZE):
 def test_read_every_container(tmp_path, container):
     folder = write_imagenette_folder(tmp_path / "src")
     source = folder if container == "folder" else make_tar(folder, tmp_path / f"imagenette2-160.{container}")
-    with pytest.warns(UserWarning, match=r"skipped 1 unreadable image\(s\) of 7: train/n02102040/broken.JPEG \("):
+    with pytest.warns(
+        UserWarning, match=r"skipped 1 unreadable image\(s\) of 7: train/n02102040/broken.JPEG \("
+    ):
         data = read_imagenette(source, SIZE, workers=1, progress=False, check_counts=False)
     check(data, folder)
 
@@ -48,15 +50,22 @@ def test_read_every_container(tmp_path, container):
 def test_two_worker_processes_give_the_same_arrays(tmp_path):
     folder = write_imagenette_folder(tmp_path)
     with pytest.warns(UserWarning, match="skipped 1 unreadable image"):
-        data = read_imagenette(make_tar(folder, tmp_path / "imagenette2-160.tgz"), 24, workers=2, progress=True,
-                               check_counts=False)
+        data = read_imagenette(
+            make_tar(folder, tmp_path / "imagenette2-160.tgz"),
+            24,
+            workers=2,
+            progress=True,
+            check_counts=False,
+        )
     check(data, folder, size=24)
 
 
 def test_official_counts_are_checked(tmp_path):
     archive = make_tar(write_imagenette_folder(tmp_path / "src"), tmp_path / "imagenette2-160.tgz")
-    with pytest.warns(UserWarning), \
-            pytest.raises(DataError, match=r"imagenette2-160.tgz: found 5 train and 2 val images, expected 9469"):
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(DataError, match=r"imagenette2-160.tgz: found 5 train and 2 val images, expected 9469"),
+    ):
         read_imagenette(archive, SIZE, workers=1, progress=False)
 
 
@@ -70,7 +79,9 @@ def test_truncated_archive(tmp_path):
 def test_unknown_class_folder(tmp_path):
     folder = write_imagenette_folder(tmp_path)
     (folder / "val" / "n12345678").mkdir()
-    (folder / "val" / "n12345678" / "x.JPEG").write_bytes((folder / "val" / "n03888257" / "f.JPEG").read_bytes())
+    (folder / "val" / "n12345678" / "x.JPEG").write_bytes(
+        (folder / "val" / "n03888257" / "f.JPEG").read_bytes()
+    )
     with pytest.raises(DataError, match=r"val/n12345678/x.JPEG is in class folder n12345678"):
         read_imagenette(folder, SIZE, workers=1, progress=False, check_counts=False)
 
@@ -115,8 +126,9 @@ def test_download_when_nothing_is_found(tmp_path, monkeypatch, isolated_cache):
         load_imagenette(tmp_path / "empty")
     monkeypatch.setitem(imagenette.URLS, "160", archive.as_uri())
     with pytest.warns(UserWarning, match="broken.JPEG"):
-        data = load_imagenette(tmp_path / "empty", SIZE, download=True, workers=1, progress=False,
-                               check_counts=False)
+        data = load_imagenette(
+            tmp_path / "empty", SIZE, download=True, workers=1, progress=False, check_counts=False
+        )
     assert data.source == isolated_cache / "imagenette2-160.tgz" and md5(data.source) == md5(archive)
     assert len(data.train) == 4
 

@@ -6,8 +6,8 @@ Imagenette is only listed, not decoded (decoding all 13,394 JPEGs takes longer t
 
 import numpy as np
 import pytest
-
 from conftest import shared_data_dir
+
 from tinyconvnext.data import cifar, imagenette
 from tinyconvnext.data.cifar import find_cifar10, load_cifar10
 from tinyconvnext.data.imagenette import find_imagenette, list_imagenette
@@ -40,7 +40,9 @@ def test_real_cifar10(monkeypatch, tmp_path):
     np.testing.assert_array_equal(cached.train_labels, data.train_labels)
 
 
-@pytest.mark.skipif(NETTE is None, reason="imagenette2-160 not found: set TINYCONVNEXT_DATA (or ../shared/data)")
+@pytest.mark.skipif(
+    NETTE is None, reason="imagenette2-160 not found: set TINYCONVNEXT_DATA (or ../shared/data)"
+)
 def test_real_imagenette_lists_every_image():
     names = list_imagenette(NETTE)
     assert len(names["train"]) == imagenette.EXPECTED_COUNTS["train"] == 9_469

@@ -24,7 +24,7 @@ def test_chain_of_ten_thousand_ops_backprops_without_recursion():
     for _ in range(10_000):
         y = y * 1.0001
     y.backward()
-    np.testing.assert_allclose(x.grad.item(), 1.0001 ** 10_000, rtol=1e-3)
+    np.testing.assert_allclose(x.grad.item(), 1.0001**10_000, rtol=1e-3)
 
 
 def test_gradients_accumulate_until_zeroed():
@@ -140,18 +140,27 @@ def test_detach_cuts_the_graph():
     assert not y.requires_grad and y.grad_fn is None
 
 
-@pytest.mark.parametrize("op, pattern", [
-    (lambda: ag.ones(2, 3) @ ag.ones(4, 5), r"matmul: shapes \(2, 3\) and \(4, 5\) do not align: 3 .* != 4"),
-    (lambda: ag.ones(2, 2, 3) @ ag.ones(3, 3, 4), r"batch shapes \(2,\) and \(3,\)"),
-    (lambda: ag.ones(2, 3) + ag.ones(4), r"add: shapes \(2, 3\) and \(4,\) cannot be broadcast"),
-    (lambda: ag.ones(2, 3).reshape(4, 2), r"cannot reshape a tensor of shape \(2, 3\) \(6 elements\) into \(4, 2\)"),
-    (lambda: ag.ones(2, 3).sum(axis=2), r"axis 2 is out of range for a tensor with 2 dimensions"),
-    (lambda: ag.ones(2, 3).squeeze(1), r"squeeze: axis 1 of shape \(2, 3\) has size 3, not 1"),
-    (lambda: ag.concatenate([ag.ones(2, 3), ag.ones(3, 3)], axis=1), r"concatenate along axis 1: shapes"),
-    (lambda: ag.ones(2, 3)[5], r"does not fit a tensor of shape \(2, 3\)"),
-    (lambda: ag.ones(2, 3).permute(0, 0), r"not a permutation"),
-    (lambda: ag.ones(2).to("tpu"), r"unknown device 'tpu'"),
-])
+@pytest.mark.parametrize(
+    "op, pattern",
+    [
+        (
+            lambda: ag.ones(2, 3) @ ag.ones(4, 5),
+            r"matmul: shapes \(2, 3\) and \(4, 5\) do not align: 3 .* != 4",
+        ),
+        (lambda: ag.ones(2, 2, 3) @ ag.ones(3, 3, 4), r"batch shapes \(2,\) and \(3,\)"),
+        (lambda: ag.ones(2, 3) + ag.ones(4), r"add: shapes \(2, 3\) and \(4,\) cannot be broadcast"),
+        (
+            lambda: ag.ones(2, 3).reshape(4, 2),
+            r"cannot reshape a tensor of shape \(2, 3\) \(6 elements\) into \(4, 2\)",
+        ),
+        (lambda: ag.ones(2, 3).sum(axis=2), r"axis 2 is out of range for a tensor with 2 dimensions"),
+        (lambda: ag.ones(2, 3).squeeze(1), r"squeeze: axis 1 of shape \(2, 3\) has size 3, not 1"),
+        (lambda: ag.concatenate([ag.ones(2, 3), ag.ones(3, 3)], axis=1), r"concatenate along axis 1: shapes"),
+        (lambda: ag.ones(2, 3)[5], r"does not fit a tensor of shape \(2, 3\)"),
+        (lambda: ag.ones(2, 3).permute(0, 0), r"not a permutation"),
+        (lambda: ag.ones(2).to("tpu"), r"unknown device 'tpu'"),
+    ],
+)
 def test_errors_name_what_was_expected_and_what_came(op, pattern):
     with pytest.raises((ValueError, IndexError)) as info:
         op()
@@ -169,8 +178,14 @@ def test_comparisons_give_boolean_tensors_outside_the_graph():
 def test_indexing_forms():
     x = ag.arange(24, dtype=ag.float32).reshape(2, 3, 4)
     a = x.numpy()
-    for index in [(0,), (slice(None), 1), (None, Ellipsis, -1), (np.array([1, 0]),),
-                  (slice(None), np.array([2, 0]), 1), (ag.tensor([0, 1]),)]:
+    for index in [
+        (0,),
+        (slice(None), 1),
+        (None, Ellipsis, -1),
+        (np.array([1, 0]),),
+        (slice(None), np.array([2, 0]), 1),
+        (ag.tensor([0, 1]),),
+    ]:
         expected = a[tuple(i.numpy() if isinstance(i, ag.Tensor) else i for i in index)]
         np.testing.assert_array_equal(x[index].numpy(), expected)
 
@@ -183,7 +198,7 @@ def test_repeated_integer_index_accumulates_gradient():
 
 def test_python_scalars_keep_float32():
     x = ag.ones(3)
-    for y in (x * 0.5, 0.5 * x, x + 1, x / 3, 2 ** x, x ** 2, x - np.float64(1.0)):
+    for y in (x * 0.5, 0.5 * x, x + 1, x / 3, 2**x, x**2, x - np.float64(1.0)):
         assert y.dtype == np.float32
 
 

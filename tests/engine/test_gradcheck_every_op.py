@@ -2,12 +2,13 @@
 every device (the "cuda" runs are skipped without CuPy and a GPU)."""
 
 import pytest
-from hypothesis import given, strategies as st
+from gradcheck_cases import load_all
+from hypothesis import given
+from hypothesis import strategies as st
 
 import autograd
 import autograd.nn  # noqa: F401  (registers the nn ops too, once they exist)
 from autograd.function import Function
-from gradcheck_cases import load_all
 
 CASES = load_all()
 CASE_LIST = [(cls, builder) for cls, builders in CASES.items() for builder in builders]
@@ -19,7 +20,9 @@ def test_every_op_has_a_gradcheck_case():
     assert not missing, f"differentiable ops without a gradient-check case: {missing}"
 
 
-@pytest.mark.parametrize("builder", [b for _, b in CASE_LIST], ids=[f"{c.__name__}-{b.__name__}" for c, b in CASE_LIST])
+@pytest.mark.parametrize(
+    "builder", [b for _, b in CASE_LIST], ids=[f"{c.__name__}-{b.__name__}" for c, b in CASE_LIST]
+)
 @given(data=st.data())
 def test_gradcheck(builder, device, data):
     fn, inputs = builder(data.draw, device)

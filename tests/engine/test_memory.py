@@ -39,7 +39,9 @@ def _glibc_with_mallinfo2():
 @pytest.mark.skipif(not _glibc_with_mallinfo2(), reason="needs glibc 2.33 or later (mallinfo2)")
 def test_large_arrays_come_from_the_heap_once_freed_memory_is_retained():
     def mmapped_blocks(mode):
-        result = subprocess.run([sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            [sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, check=True
+        )
         return int(result.stdout.split()[-1])
 
     assert mmapped_blocks("default") == 1  # glibc's default: the 64 MiB array is a mapping of its own

@@ -21,10 +21,14 @@ def test_counts_each_op_call_once_forward_and_backward():
 
 
 def test_the_engine_is_restored_and_nothing_is_counted_outside():
-    before = {cls: (cls.__dict__.get("forward"), cls.__dict__.get("backward")) for cls in Function.registry.values()}
+    before = {
+        cls: (cls.__dict__.get("forward"), cls.__dict__.get("backward")) for cls in Function.registry.values()
+    }
     with ag.profiler.profile() as prof:
         pass
-    after = {cls: (cls.__dict__.get("forward"), cls.__dict__.get("backward")) for cls in Function.registry.values()}
+    after = {
+        cls: (cls.__dict__.get("forward"), cls.__dict__.get("backward")) for cls in Function.registry.values()
+    }
     assert before == after
     (ag.ones(3, requires_grad=True) * 2).sum().backward()
     assert prof.rows() == []

@@ -2,11 +2,15 @@
 
 import numpy as np
 from hypothesis import strategies as st
+from strategies import broadcastable_shapes, distinct_values, rng_from, shapes, values, values_away_from_zero
 
 import autograd as ag
-from autograd.ops import elementwise as E, matmul as M, reduction as R, shape as S, softmax as SM
+from autograd.ops import elementwise as E
+from autograd.ops import matmul as M
+from autograd.ops import reduction as R
+from autograd.ops import shape as S
+from autograd.ops import softmax as SM
 from gradcheck_cases import case, constant, leaf
-from strategies import broadcastable_shapes, distinct_values, rng_from, shapes, values, values_away_from_zero
 
 
 def _binary(draw, device, op, x_values=values, y_values=values):
@@ -32,25 +36,27 @@ def mul_case(draw, device):
 
 @case(E.Div)
 def div_case(draw, device):
-    return _binary(draw, device, lambda x, y: x / y, y_values=lambda r, s: values_away_from_zero(r, s, gap=0.5))
+    return _binary(
+        draw, device, lambda x, y: x / y, y_values=lambda r, s: values_away_from_zero(r, s, gap=0.5)
+    )
 
 
 @case(E.Pow)
 def pow_case(draw, device):
-    return _binary(draw, device, lambda x, y: x ** y, x_values=lambda r, s: values(r, s, 0.5, 2.0))
+    return _binary(draw, device, lambda x, y: x**y, x_values=lambda r, s: values(r, s, 0.5, 2.0))
 
 
 @case(E.Pow)
 def pow_scalar_exponent_case(draw, device):
     rng = rng_from(draw)
     exponent = draw(st.sampled_from([2, 3, 0.5, -1.5]))
-    return (lambda x: x ** exponent), [leaf(values(rng, draw(shapes()), 0.5, 2.0), device)]
+    return (lambda x: x**exponent), [leaf(values(rng, draw(shapes()), 0.5, 2.0), device)]
 
 
 @case(E.Pow)
 def rpow_case(draw, device):
     rng = rng_from(draw)
-    return (lambda x: 2.0 ** x), [leaf(values(rng, draw(shapes())), device)]
+    return (lambda x: 2.0**x), [leaf(values(rng, draw(shapes())), device)]
 
 
 def _unary(draw, device, op, make=values):
@@ -133,7 +139,10 @@ def where_case(draw, device):
     sa, sb = draw(broadcastable_shapes())
     rng = rng_from(draw)
     condition = constant(rng.random(np.broadcast_shapes(sa, sb)) > 0.5, device)
-    return (lambda x, y: ag.where(condition, x, y)), [leaf(values(rng, sa), device), leaf(values(rng, sb), device)]
+    return (lambda x, y: ag.where(condition, x, y)), [
+        leaf(values(rng, sa), device),
+        leaf(values(rng, sb), device),
+    ]
 
 
 @case(E.Cast)
@@ -169,8 +178,9 @@ def _axis_and_keepdims(draw, ndim):
     if ndim == 0 or draw(st.booleans()):
         axis = None
     else:
-        chosen = draw(st.lists(st.integers(-ndim, ndim - 1), min_size=1, max_size=ndim,
-                               unique_by=lambda a: a % ndim))
+        chosen = draw(
+            st.lists(st.integers(-ndim, ndim - 1), min_size=1, max_size=ndim, unique_by=lambda a: a % ndim)
+        )
         axis = chosen[0] if len(chosen) == 1 else tuple(chosen)
     return axis, draw(st.booleans())
 
@@ -208,8 +218,10 @@ def var_case(draw, device):
     shape = draw(shapes(min_dims=1, min_side=2))
     axis, keepdims = _axis_and_keepdims(draw, len(shape))
     correction = draw(st.sampled_from([0, 1]))
-    return ((lambda x: ag.var(x, axis=axis, keepdims=keepdims, correction=correction)),
-            [leaf(values(rng, shape), device)])
+    return (
+        (lambda x: ag.var(x, axis=axis, keepdims=keepdims, correction=correction)),
+        [leaf(values(rng, shape), device)],
+    )
 
 
 @case(S.Reshape)

@@ -5,7 +5,8 @@ import numba
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autograd.backend import device_of, get_array_module, to_device, to_numpy
 from autograd.kernels.cpu import batch_norm
@@ -61,7 +62,7 @@ def run(module_kernels, x, grad_y, weight, bias, training, channels_last, stats=
 def check_fast_against_reference(x, grad_y, weight, bias, training, channels_last, tol, stats=None):
     fast = run(batch_norm, x, grad_y, weight, bias, training, channels_last, stats)
     reference = run(batch_norm, x, grad_y, weight, bias, training, channels_last, stats, "_reference")
-    for a, b in zip(fast, reference):
+    for a, b in zip(fast, reference, strict=False):
         assert_close(a, b, tol)
 
 
@@ -69,8 +70,13 @@ shapes = st.tuples(st.integers(1, 6), st.integers(1, 9), st.integers(1, 7), st.i
 
 
 @settings(deadline=None, max_examples=60)
-@given(shape=shapes, channels_last=st.booleans(), training=st.booleans(), affine=st.booleans(),
-       seed=st.integers(0, 2**31))
+@given(
+    shape=shapes,
+    channels_last=st.booleans(),
+    training=st.booleans(),
+    affine=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
 def test_fast_matches_reference_float64(shape, channels_last, training, affine, seed):
     rng = np.random.default_rng(seed)
     if training and np.prod(shape) // (shape[-1] if channels_last else shape[1]) < 2:
@@ -116,7 +122,11 @@ def test_matches_torch(shape, channels_last, training, dtype):
     ours = run(batch_norm, x, grad_y, weight, bias, training, channels_last, stats)
     y, _, _, grad_x, grad_w, grad_b = ours
     tol = 1e-5 if dtype == np.float32 else 1e-10
-    for a, b in zip((y, grad_x, grad_w, grad_b), torch_batch_norm(x, grad_y, weight, bias, training, channels_last, stats)):
+    for a, b in zip(
+        (y, grad_x, grad_w, grad_b),
+        torch_batch_norm(x, grad_y, weight, bias, training, channels_last, stats),
+        strict=False,
+    ):
         assert_close(a, b, tol)
 
 
@@ -127,8 +137,11 @@ def test_non_contiguous_inputs_give_the_contiguous_results(channels_last):
     x_view = np.ascontiguousarray(x.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1)  # same values, other strides
     grad_view = strided(grad_y)
     assert not x_view.flags.c_contiguous and not grad_view.flags.c_contiguous
-    for a, b in zip(run(batch_norm, x_view, grad_view, weight, bias, True, channels_last),
-                    run(batch_norm, x, grad_y, weight, bias, True, channels_last)):
+    for a, b in zip(
+        run(batch_norm, x_view, grad_view, weight, bias, True, channels_last),
+        run(batch_norm, x, grad_y, weight, bias, True, channels_last),
+        strict=False,
+    ):
         np.testing.assert_array_equal(a, b)
 
 
@@ -138,10 +151,13 @@ def test_without_weight_grad_and_without_affine(channels_last):
     x, grad_y, weight, bias = random_inputs(rng, (5, 6, 7, 9), channels_last, np.float32)
     mean, var = batch_norm.batch_norm_statistics(x, channels_last)
     rstd = rstd_of(var)
-    grad_x, grad_w, grad_b = batch_norm.batch_norm_backward(grad_y, x, weight, mean, rstd, True, channels_last, False)
+    grad_x, grad_w, grad_b = batch_norm.batch_norm_backward(
+        grad_y, x, weight, mean, rstd, True, channels_last, False
+    )
     assert grad_w is None and grad_b is None
-    np.testing.assert_array_equal(grad_x, batch_norm.batch_norm_backward(grad_y, x, weight, mean, rstd, True,
-                                                                         channels_last)[0])
+    np.testing.assert_array_equal(
+        grad_x, batch_norm.batch_norm_backward(grad_y, x, weight, mean, rstd, True, channels_last)[0]
+    )
     plain = batch_norm.batch_norm_normalize(x, mean, rstd, None, None, channels_last)
     axes = (0, 1, 2) if channels_last else (0, 2, 3)
     np.testing.assert_allclose(plain.mean(axis=axes), 0.0, atol=1e-5)
@@ -159,8 +175,10 @@ def test_a_constant_channel_is_finite():
 
 def test_results_do_not_depend_on_the_thread_count():
     rng = np.random.default_rng(4)
-    cases = [random_inputs(rng, (16, 8, 8, 64), True, np.float32) + (True,),
-             random_inputs(rng, (8, 32, 9, 9), False, np.float32) + (False,)]
+    cases = [
+        random_inputs(rng, (16, 8, 8, 64), True, np.float32) + (True,),
+        random_inputs(rng, (8, 32, 9, 9), False, np.float32) + (False,),
+    ]
     threads_before = numba.get_num_threads()
     results = []
     try:
@@ -171,8 +189,8 @@ def test_results_do_not_depend_on_the_thread_count():
         numba.set_num_threads(threads_before)
     results.append([run(batch_norm, x, g, w, b, True, cl) for x, g, w, b, cl in cases])
     for other in results[1:]:
-        for case_a, case_b in zip(results[0], other):
-            for a, b in zip(case_a, case_b):
+        for case_a, case_b in zip(results[0], other, strict=False):
+            for a, b in zip(case_a, case_b, strict=False):
                 np.testing.assert_array_equal(a, b)
 
 
@@ -185,8 +203,16 @@ def test_reference_runs_on_device(device, channels_last, training):
     inputs = random_inputs(rng, (3, 5, 4, 6), channels_last, np.float64)
     stats = fixed_statistics(rng, 6 if channels_last else 5, np.float64)
     on_device = [None if a is None else to_device(a, device) for a in inputs]
-    results = run(batch_norm, *on_device, training, channels_last,
-                  tuple(to_device(s, device) for s in stats), "_reference")
+    results = run(
+        batch_norm,
+        *on_device,
+        training,
+        channels_last,
+        tuple(to_device(s, device) for s in stats),
+        "_reference",
+    )
     assert all(device_of(r) == device for r in results)
-    for a, b in zip(results, run(batch_norm, *inputs, training, channels_last, stats, "_reference")):
+    for a, b in zip(
+        results, run(batch_norm, *inputs, training, channels_last, stats, "_reference"), strict=False
+    ):
         assert_close(to_numpy(a), b, 1e-12)

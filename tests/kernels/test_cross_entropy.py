@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autograd.backend import device_of, to_device, to_numpy
 from autograd.kernels.cpu import cross_entropy
@@ -62,18 +63,28 @@ def options_for(label_smoothing, reduction, ignore_index=-100):
 
 
 @settings(deadline=None)
-@given(rows=st.integers(1, 12), classes=st.integers(1, 40), soft=st.booleans(),
-       label_smoothing=st.sampled_from([0.0, 0.1, 0.35, 0.9]), reduction=st.sampled_from(REDUCTIONS),
-       ignored_every=st.sampled_from([0, 3]), dtype=st.sampled_from([np.float32, np.float64]),
-       seed=st.integers(0, 2**31))
+@given(
+    rows=st.integers(1, 12),
+    classes=st.integers(1, 40),
+    soft=st.booleans(),
+    label_smoothing=st.sampled_from([0.0, 0.1, 0.35, 0.9]),
+    reduction=st.sampled_from(REDUCTIONS),
+    ignored_every=st.sampled_from([0, 3]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**31),
+)
 def test_fast_matches_reference(rows, classes, soft, label_smoothing, reduction, ignored_every, dtype, seed):
     rng = np.random.default_rng(seed)
     logits, target = make_inputs(rng, rows, classes, dtype, soft, ignored_every=ignored_every)
     grad_loss = grad_loss_for(rng, reduction, rows, dtype)
     options = options_for(label_smoothing, reduction)
     tol = 1e-12 if dtype == np.float64 else 1e-5
-    with np.errstate(invalid="ignore"):     # mean over all-ignored samples is nan, in both
-        for a, b in zip(ours(logits, target, grad_loss, **options), reference(logits, target, grad_loss, **options)):
+    with np.errstate(invalid="ignore"):  # mean over all-ignored samples is nan, in both
+        for a, b in zip(
+            ours(logits, target, grad_loss, **options),
+            reference(logits, target, grad_loss, **options),
+            strict=False,
+        ):
             if np.all(np.isnan(b)):
                 assert np.all(np.isnan(a))
             else:
@@ -88,13 +99,19 @@ def test_reference_runs_on_device(device, targets, reduction, dtype):
     there, equal to the NumPy results up to rounding."""
     rng = np.random.default_rng(5)
     rows = 13
-    logits, target = make_inputs(rng, rows, 7, dtype, soft=targets == "soft",
-                                 ignored_every={"labels": 3, "labels-all-ignored": 1, "soft": 0}[targets])
+    logits, target = make_inputs(
+        rng,
+        rows,
+        7,
+        dtype,
+        soft=targets == "soft",
+        ignored_every={"labels": 3, "labels-all-ignored": 1, "soft": 0}[targets],
+    )
     grad_loss = grad_loss_for(rng, reduction, rows, dtype)
     options = options_for(0.1, reduction)
     results = reference(*(to_device(a, device) for a in (logits, target, grad_loss)), **options)
     assert all(device_of(r) == device for r in results)
-    for a, b in zip(results, reference(logits, target, grad_loss, **options)):
+    for a, b in zip(results, reference(logits, target, grad_loss, **options), strict=False):
         assert_close(to_numpy(a), b, 1e-12 if dtype == np.float64 else 1e-6)
 
 
@@ -111,7 +128,7 @@ def test_matches_torch(dtype, soft, label_smoothing, reduction, shape):
     options = options_for(label_smoothing, reduction)
     tol = 1e-10 if dtype == np.float64 else 1e-5
     expected = torch_cross_entropy(logits, target, grad_loss, **options)
-    for a, b in zip(ours(logits, target, grad_loss, **options), expected):
+    for a, b in zip(ours(logits, target, grad_loss, **options), expected, strict=False):
         assert_close(a, b, tol)
 
 
@@ -120,7 +137,7 @@ def test_unnormalised_soft_targets_and_custom_ignore_index(soft):
     rng = np.random.default_rng(1)
     logits = rng.standard_normal((9, 6))
     if soft:
-        target = rng.random((9, 6)) * 2.0       # rows do not sum to 1: grad is p * sum(q) - q
+        target = rng.random((9, 6)) * 2.0  # rows do not sum to 1: grad is p * sum(q) - q
         options = options_for(0.2, "mean")
     else:
         target = rng.integers(0, 6, 9)
@@ -128,7 +145,7 @@ def test_unnormalised_soft_targets_and_custom_ignore_index(soft):
         options = options_for(0.2, "mean", ignore_index=2)
     grad_loss = np.asarray(0.5)
     expected = torch_cross_entropy(logits, target, grad_loss, **options)
-    for a, b in zip(ours(logits, target, grad_loss, **options), expected):
+    for a, b in zip(ours(logits, target, grad_loss, **options), expected, strict=False):
         assert_close(a, b, 1e-12)
 
 
@@ -154,7 +171,7 @@ def test_all_samples_ignored():
             loss, grad = ours(logits, target, np.asarray(1.0), **options)
         loss_t, grad_t = torch_cross_entropy(logits, target, np.asarray(1.0), **options)
         assert np.isnan(loss) and np.isnan(loss_t)
-        np.testing.assert_array_equal(grad, grad_t)      # zeros
+        np.testing.assert_array_equal(grad, grad_t)  # zeros
 
 
 def test_nan_logit_gives_nan_loss():
@@ -166,8 +183,8 @@ def test_nan_logit_gives_nan_loss():
 
 def test_non_contiguous_inputs():
     rng = np.random.default_rng(3)
-    logits = rng.standard_normal((30, 50)).astype(np.float32)[::2, ::3].T     # (17, 15), strided
-    target_soft = rng.random((15, 34)).astype(np.float32)[:, ::2].T            # (17, 15)
+    logits = rng.standard_normal((30, 50)).astype(np.float32)[::2, ::3].T  # (17, 15), strided
+    target_soft = rng.random((15, 34)).astype(np.float32)[:, ::2].T  # (17, 15)
     target_index = rng.integers(0, 15, 34)[::2]
     grad_loss = rng.standard_normal(34).astype(np.float32)[::2]
     assert not logits.flags.c_contiguous and not target_soft.flags.c_contiguous
@@ -175,19 +192,27 @@ def test_non_contiguous_inputs():
         for reduction in REDUCTIONS:
             g = grad_loss if reduction == "none" else np.asarray(1.0, np.float32)
             options = options_for(0.1, reduction)
-            for a, b in zip(ours(logits, target, g, **options), torch_cross_entropy(logits, target, g, **options)):
+            for a, b in zip(
+                ours(logits, target, g, **options),
+                torch_cross_entropy(logits, target, g, **options),
+                strict=False,
+            ):
                 assert_close(a, b, 1e-5)
 
 
 def test_serial_and_parallel_paths_agree():
     rng = np.random.default_rng(4)
-    logits, target = make_inputs(rng, 300, 200, np.float32, soft=False)      # above the parallel threshold
+    logits, target = make_inputs(rng, 300, 200, np.float32, soft=False)  # above the parallel threshold
     assert logits.size >= cross_entropy._PARALLEL_MIN_SIZE
     options = options_for(0.1, "none")
     grad_loss = rng.standard_normal(300).astype(np.float32)
     loss, grad = ours(logits, target, grad_loss, **options)
-    loss_rows = np.concatenate([ours(logits[i:i + 50], target[i:i + 50], grad_loss[i:i + 50], **options)[0]
-                                for i in range(0, 300, 50)])
+    loss_rows = np.concatenate(
+        [
+            ours(logits[i : i + 50], target[i : i + 50], grad_loss[i : i + 50], **options)[0]
+            for i in range(0, 300, 50)
+        ]
+    )
     np.testing.assert_array_equal(loss, loss_rows)
 
 

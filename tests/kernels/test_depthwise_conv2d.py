@@ -1,17 +1,23 @@
 """Depthwise conv2d kernels: fast (Numba) == plain NumPy reference, and float32 parity with PyTorch."""
+
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st, HealthCheck
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from autograd.backend import device_of, to_device, to_numpy
 from autograd.kernels.cpu import depthwise_conv2d as dw
 
 FWD = {"nchw": dw.depthwise_conv2d_nchw_forward, "nhwc": dw.depthwise_conv2d_nhwc_forward}
 BWD = {"nchw": dw.depthwise_conv2d_nchw_backward, "nhwc": dw.depthwise_conv2d_nhwc_backward}
-FWD_REF = {"nchw": dw.depthwise_conv2d_nchw_forward_reference,
-           "nhwc": dw.depthwise_conv2d_nhwc_forward_reference}
-BWD_REF = {"nchw": dw.depthwise_conv2d_nchw_backward_reference,
-           "nhwc": dw.depthwise_conv2d_nhwc_backward_reference}
+FWD_REF = {
+    "nchw": dw.depthwise_conv2d_nchw_forward_reference,
+    "nhwc": dw.depthwise_conv2d_nhwc_forward_reference,
+}
+BWD_REF = {
+    "nchw": dw.depthwise_conv2d_nchw_backward_reference,
+    "nhwc": dw.depthwise_conv2d_nhwc_backward_reference,
+}
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -50,12 +56,18 @@ def _check(layout, N, C, H, W, KH, KW, stride, padding, dtype, seed, bias=True):
     b = b if bias else None
     g = rng.standard_normal(_out_shape(layout, N, C, Ho, Wo)).astype(dtype)
     out = FWD[layout](x, w, b, stride, padding)
-    ref = FWD_REF[layout](x.astype(np.float64), w.astype(np.float64),
-                          None if b is None else b.astype(np.float64), stride, padding)
+    ref = FWD_REF[layout](
+        x.astype(np.float64),
+        w.astype(np.float64),
+        None if b is None else b.astype(np.float64),
+        stride,
+        padding,
+    )
     _close(out, ref, dtype)
     gx, gw, gb = BWD[layout](x, w, g, stride, padding, bias)
-    rx, rw, rb = BWD_REF[layout](x.astype(np.float64), w.astype(np.float64), g.astype(np.float64),
-                                 stride, padding, bias)
+    rx, rw, rb = BWD_REF[layout](
+        x.astype(np.float64), w.astype(np.float64), g.astype(np.float64), stride, padding, bias
+    )
     assert gx.shape == x.shape and gw.shape == w.shape
     _close(gx, rx, dtype)
     _close(gw, rw, dtype)
@@ -66,12 +78,12 @@ def _check(layout, N, C, H, W, KH, KW, stride, padding, dtype, seed, bias=True):
 
 
 geometry = st.tuples(
-    st.integers(1, 3),                 # N
-    st.integers(1, 20),                # C (crosses the 16-lane channel blocks of the NHWC kernels)
-    st.integers(1, 11),                # H
-    st.integers(1, 11),                # W
-    st.integers(1, 7),                 # KH
-    st.integers(1, 7),                 # KW
+    st.integers(1, 3),  # N
+    st.integers(1, 20),  # C (crosses the 16-lane channel blocks of the NHWC kernels)
+    st.integers(1, 11),  # H
+    st.integers(1, 11),  # W
+    st.integers(1, 7),  # KH
+    st.integers(1, 7),  # KW
     st.sampled_from([(1, 1), (2, 2), (1, 2), (2, 1)]),
     st.tuples(st.integers(0, 4), st.integers(0, 4)),
 )
@@ -88,20 +100,23 @@ def test_fast_matches_reference(layout, dtype, geom, seed, bias):
 
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("case", [
-    (2, 3, 9, 8, 7, 7, (1, 1), (3, 3)),      # ConvNeXt 7x7 'same', odd sizes
-    (2, 33, 7, 7, 7, 7, (1, 1), (3, 3)),     # 7x7 images, C not a multiple of 16
-    (1, 16, 16, 16, 7, 7, (1, 1), (3, 3)),
-    (2, 5, 12, 10, 3, 3, (1, 1), (1, 1)),
-    (2, 4, 10, 11, 5, 4, (2, 2), (2, 1)),    # even kernel width, stride 2, asymmetric padding
-    (1, 2, 5, 5, 3, 3, (1, 1), (4, 4)),      # padding larger than kernel - 1
-    (2, 3, 8, 8, 2, 2, (1, 1), (0, 0)),
-    (1, 1, 1, 1, 1, 1, (1, 1), (0, 0)),
-    (2, 20, 12, 9, 7, 7, (2, 2), (3, 3)),
-    (2, 3, 37, 9, 7, 7, (1, 1), (3, 3)),     # several row blocks per image, last one partial
-    (1, 17, 21, 6, 7, 7, (1, 1), (2, 3)),    # N = 1: images split into row blocks
-    (3, 2, 9, 10, 7, 7, (1, 1), (3, 3)),     # NCHW plane path with C < 16
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        (2, 3, 9, 8, 7, 7, (1, 1), (3, 3)),  # ConvNeXt 7x7 'same', odd sizes
+        (2, 33, 7, 7, 7, 7, (1, 1), (3, 3)),  # 7x7 images, C not a multiple of 16
+        (1, 16, 16, 16, 7, 7, (1, 1), (3, 3)),
+        (2, 5, 12, 10, 3, 3, (1, 1), (1, 1)),
+        (2, 4, 10, 11, 5, 4, (2, 2), (2, 1)),  # even kernel width, stride 2, asymmetric padding
+        (1, 2, 5, 5, 3, 3, (1, 1), (4, 4)),  # padding larger than kernel - 1
+        (2, 3, 8, 8, 2, 2, (1, 1), (0, 0)),
+        (1, 1, 1, 1, 1, 1, (1, 1), (0, 0)),
+        (2, 20, 12, 9, 7, 7, (2, 2), (3, 3)),
+        (2, 3, 37, 9, 7, 7, (1, 1), (3, 3)),  # several row blocks per image, last one partial
+        (1, 17, 21, 6, 7, 7, (1, 1), (2, 3)),  # N = 1: images split into row blocks
+        (3, 2, 9, 10, 7, 7, (1, 1), (3, 3)),  # NCHW plane path with C < 16
+    ],
+)
 def test_fixed_cases(layout, dtype, case):
     N, C, H, W, KH, KW, stride, padding = case
     _check(layout, N, C, H, W, KH, KW, stride, padding, dtype, seed=7)
@@ -124,9 +139,10 @@ def test_reference_runs_on_device(device, layout, dtype, bias):
     def on_device(a):
         return None if a is None else to_device(a, device)
 
-    results = ((FWD_REF[layout](on_device(x), on_device(w), on_device(b), stride, padding),)
-               + BWD_REF[layout](on_device(x), on_device(w), on_device(g), stride, padding, bias))
-    for a, e in zip(results, expected):
+    results = (FWD_REF[layout](on_device(x), on_device(w), on_device(b), stride, padding),) + BWD_REF[layout](
+        on_device(x), on_device(w), on_device(g), stride, padding, bias
+    )
+    for a, e in zip(results, expected, strict=False):
         if e is None:
             assert a is None
         else:
@@ -148,11 +164,14 @@ def test_non_contiguous_inputs(layout):
     g = gb_.transpose(0, 3, 1, 2) if layout == "nchw" else gb_
     assert not x.flags.c_contiguous and not b.flags.c_contiguous
     out = FWD[layout](x, w, b, 1, 3)
-    _close(out, FWD_REF[layout](x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 1, 3),
-           np.float32)
+    _close(
+        out,
+        FWD_REF[layout](x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 1, 3),
+        np.float32,
+    )
     got = BWD[layout](x, w, g, 1, 3, True)
     ref = BWD_REF[layout](x.astype(np.float64), w.astype(np.float64), g.astype(np.float64), 1, 3, True)
-    for a, r in zip(got, ref):
+    for a, r in zip(got, ref, strict=False):
         _close(a, r, np.float32)
 
 
@@ -160,6 +179,7 @@ def test_non_contiguous_inputs(layout):
 def test_deterministic(layout):
     """Same inputs -> bit-identical outputs, also with a different number of threads."""
     import numba
+
     rng = np.random.default_rng(5)
     N, C, H, W = 4, 24, 12, 12
     x, w, b = _make(rng, layout, N, C, H, W, 7, 7, np.float32)
@@ -172,7 +192,7 @@ def test_deterministic(layout):
     finally:
         numba.set_num_threads(old)
     again = (FWD[layout](x, w, b, 1, 3),) + BWD[layout](x, w, g, 1, 3, True)
-    for a, s, c in zip(first, single, again):
+    for a, s, c in zip(first, single, again, strict=False):
         assert np.array_equal(a, s) and np.array_equal(a, c)
 
 
@@ -184,8 +204,9 @@ def test_layouts_agree():
     outh = dw.depthwise_conv2d_nhwc_forward(x.transpose(0, 2, 3, 1), w.transpose(1, 2, 0), b, 1, 3)
     np.testing.assert_allclose(outh.transpose(0, 3, 1, 2), out, rtol=1e-12, atol=1e-12)
     gx, gw, gb = dw.depthwise_conv2d_nchw_backward(x, w, g, 1, 3, True)
-    hx, hw, hb = dw.depthwise_conv2d_nhwc_backward(x.transpose(0, 2, 3, 1), w.transpose(1, 2, 0),
-                                                   g.transpose(0, 2, 3, 1), 1, 3, True)
+    hx, hw, hb = dw.depthwise_conv2d_nhwc_backward(
+        x.transpose(0, 2, 3, 1), w.transpose(1, 2, 0), g.transpose(0, 2, 3, 1), 1, 3, True
+    )
     np.testing.assert_allclose(hx.transpose(0, 3, 1, 2), gx, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(hw.transpose(2, 0, 1), gw, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(hb, gb, rtol=1e-12, atol=1e-12)
@@ -200,13 +221,15 @@ def test_bad_shapes_raise():
     with pytest.raises(ValueError):
         dw.depthwise_conv2d_nhwc_forward(x.transpose(0, 2, 3, 1), np.zeros((3, 3, 4), np.float32))
     with pytest.raises(ValueError):
-        dw.depthwise_conv2d_nchw_backward(x, np.zeros((3, 3, 3), np.float32), np.zeros((1, 3, 4, 4), np.float32),
-                                          1, 1)
+        dw.depthwise_conv2d_nchw_backward(
+            x, np.zeros((3, 3, 3), np.float32), np.zeros((1, 3, 4, 4), np.float32), 1, 1
+        )
 
 
 # ---------------------------------------------------------------------------------------------------
 # float32 parity with PyTorch
 # ---------------------------------------------------------------------------------------------------
+
 
 def _torch_ref(x_nchw, w_c1hw, b, g_nchw, stride, padding):
     torch = pytest.importorskip("torch")
@@ -219,11 +242,14 @@ def _torch_ref(x_nchw, w_c1hw, b, g_nchw, stride, padding):
 
 
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
-@pytest.mark.parametrize("case", [
-    (4, 32, 14, 14, 7, 7, (1, 1), (3, 3)),
-    (2, 24, 7, 7, 7, 7, (1, 1), (3, 3)),
-    (3, 5, 11, 9, 3, 5, (2, 1), (1, 2)),
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        (4, 32, 14, 14, 7, 7, (1, 1), (3, 3)),
+        (2, 24, 7, 7, 7, 7, (1, 1), (3, 3)),
+        (3, 5, 11, 9, 3, 5, (2, 1), (1, 2)),
+    ],
+)
 def test_matches_torch_float32(layout, case):
     N, C, H, W, KH, KW, stride, padding = case
     rng = np.random.default_rng(2)
@@ -238,9 +264,12 @@ def test_matches_torch_float32(layout, case):
         y = dw.depthwise_conv2d_nchw_forward(x, w, b, stride, padding)
         gx, gw, gb = dw.depthwise_conv2d_nchw_backward(x, w, g, stride, padding, True)
     else:
-        y = dw.depthwise_conv2d_nhwc_forward(x.transpose(0, 2, 3, 1), w.transpose(1, 2, 0), b, stride, padding)
-        gx, gw, gb = dw.depthwise_conv2d_nhwc_backward(x.transpose(0, 2, 3, 1), w.transpose(1, 2, 0),
-                                                       g.transpose(0, 2, 3, 1), stride, padding, True)
+        y = dw.depthwise_conv2d_nhwc_forward(
+            x.transpose(0, 2, 3, 1), w.transpose(1, 2, 0), b, stride, padding
+        )
+        gx, gw, gb = dw.depthwise_conv2d_nhwc_backward(
+            x.transpose(0, 2, 3, 1), w.transpose(1, 2, 0), g.transpose(0, 2, 3, 1), stride, padding, True
+        )
         y, gx, gw = y.transpose(0, 3, 1, 2), gx.transpose(0, 3, 1, 2), gw.transpose(2, 0, 1)
     for a, r in ((y, ty), (gx, tgx), (gw, tgw), (gb, tgb)):
         np.testing.assert_allclose(a, r, rtol=0, atol=2e-5 * max(1.0, float(np.abs(r).max())))

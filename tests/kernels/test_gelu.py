@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autograd.backend import device_of, to_device, to_numpy
 from autograd.kernels.cpu import gelu
@@ -84,14 +85,20 @@ def test_float32_left_tail_is_relatively_accurate():
     # accuracy for x << 0 (up to exp's sensitivity to the rounding of x^2 / 2, ~x^2 / 2 * 6e-8).
     x = np.linspace(-9.0, -2.0, 1001).astype(np.float32)
     x64 = x.astype(np.float64)
-    np.testing.assert_allclose(gelu.gelu_forward(x, "none"), gelu.gelu_forward_reference(x64, "none"), rtol=1e-5)
-    u = np.sqrt(2.0 / np.pi) * (x64 + 0.044715 * x64 ** 3)
+    np.testing.assert_allclose(
+        gelu.gelu_forward(x, "none"), gelu.gelu_forward_reference(x64, "none"), rtol=1e-5
+    )
+    u = np.sqrt(2.0 / np.pi) * (x64 + 0.044715 * x64**3)
     np.testing.assert_allclose(gelu.gelu_forward(x, "tanh"), x64 / (1.0 + np.exp(-2.0 * u)), rtol=1e-5)
 
 
 @settings(deadline=None)
-@given(shape=st.lists(st.integers(0, 9), min_size=0, max_size=4), approximate=st.sampled_from(APPROXIMATIONS),
-       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**31))
+@given(
+    shape=st.lists(st.integers(0, 9), min_size=0, max_size=4),
+    approximate=st.sampled_from(APPROXIMATIONS),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**31),
+)
 def test_any_shape_matches_reference(shape, approximate, dtype, seed):
     rng = np.random.default_rng(seed)
     x, grad_y = sample_inputs(rng, tuple(shape), dtype)
@@ -127,14 +134,15 @@ def test_matches_torch_float64(approximate):
 @pytest.mark.parametrize("approximate", APPROXIMATIONS)
 def test_non_contiguous_inputs(approximate):
     rng = np.random.default_rng(2)
-    x = (rng.standard_normal((30, 40)) * 3).astype(np.float32)[::3, 1::2].T     # (20, 10), strided
+    x = (rng.standard_normal((30, 40)) * 3).astype(np.float32)[::3, 1::2].T  # (20, 10), strided
     grad_y = rng.standard_normal((10, 20)).astype(np.float32).T
     assert not x.flags.c_contiguous and not grad_y.flags.c_contiguous
     y = gelu.gelu_forward(x, approximate)
     grad_x = gelu.gelu_backward(x, grad_y, approximate)
     np.testing.assert_array_equal(y, gelu.gelu_forward(np.ascontiguousarray(x), approximate))
-    np.testing.assert_array_equal(grad_x, gelu.gelu_backward(np.ascontiguousarray(x), np.ascontiguousarray(grad_y),
-                                                             approximate))
+    np.testing.assert_array_equal(
+        grad_x, gelu.gelu_backward(np.ascontiguousarray(x), np.ascontiguousarray(grad_y), approximate)
+    )
     y_t, grad_x_t = torch_gelu(x, grad_y, approximate)
     assert_close(y, y_t, rtol=1e-5, atol=1e-5)
     assert_close(grad_x, grad_x_t, rtol=1e-5, atol=1e-5)
@@ -150,8 +158,8 @@ def test_special_values(dtype, approximate):
     np.testing.assert_array_equal(y[1:6], np.array([1e4, 0.0, 100.0, 0.0, 0.0], dtype))
     np.testing.assert_array_equal(grad_x[1:5], np.array([1.0, 0.0, 1.0, 0.0], dtype))
     assert grad_x[5] == 0.5
-    assert y[6] == np.finfo(dtype).max       # (its gradient overflows in x^3 for the tanh form)
-    assert abs(y[7]) == 0.0 or np.isnan(y[7])      # x * Phi(x): -max * 0
+    assert y[6] == np.finfo(dtype).max  # (its gradient overflows in x^3 for the tanh form)
+    assert abs(y[7]) == 0.0 or np.isnan(y[7])  # x * Phi(x): -max * 0
 
 
 def test_positive_infinity():
@@ -210,12 +218,16 @@ def test_bias_epilogue_equals_gelu_of_the_sum(approximate, dtype):
     grad_pre, grad_bias = gelu.gelu_backward_from_slope_with_bias_grad(grad_y, slope)
     np.testing.assert_array_equal(grad_pre, grad_y * slope)
     assert grad_bias.dtype == dtype
-    np.testing.assert_allclose(grad_bias, (grad_y * slope).astype(np.float64).sum(axis=0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        grad_bias, (grad_y * slope).astype(np.float64).sum(axis=0), rtol=1e-6, atol=1e-6
+    )
     ref_pre, ref_bias = gelu.gelu_backward_from_slope_with_bias_grad_reference(grad_y, slope)
     np.testing.assert_array_equal(ref_pre, grad_pre)
     np.testing.assert_allclose(ref_bias, grad_bias, rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(gelu.bias_gelu_forward_reference(pre, bias, approximate),
-                                  gelu.gelu_forward_reference(summed, approximate))
+    np.testing.assert_array_equal(
+        gelu.bias_gelu_forward_reference(pre, bias, approximate),
+        gelu.gelu_forward_reference(summed, approximate),
+    )
     with pytest.raises(ValueError, match=r"expected pre \(rows, F\) and bias \(F,\)"):
         gelu.bias_gelu_forward(pre, bias[:5])
     with pytest.raises(ValueError, match="does not match the slope's shape"):

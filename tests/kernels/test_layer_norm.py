@@ -4,7 +4,8 @@ import numba
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autograd.backend import device_of, to_device, to_numpy
 from autograd.kernels.cpu import layer_norm
@@ -41,8 +42,12 @@ def torch_layer_norm(x, grad_y, weight, bias, channels_first=False):
     else:
         yt = F.layer_norm(xt, (x.shape[-1],), wt, bt, EPS)
     yt.backward(torch.from_numpy(np.ascontiguousarray(grad_y)))
-    return (yt.detach().numpy(), xt.grad.numpy(), None if wt is None else wt.grad.numpy(),
-            None if bt is None else bt.grad.numpy())
+    return (
+        yt.detach().numpy(),
+        xt.grad.numpy(),
+        None if wt is None else wt.grad.numpy(),
+        None if bt is None else bt.grad.numpy(),
+    )
 
 
 def _conditioning(rstd):
@@ -54,24 +59,28 @@ def _conditioning(rstd):
 def check_rows(x, grad_y, weight, bias, tol):
     y, mean, rstd = layer_norm.layer_norm_forward(x, weight, bias, EPS)
     y_ref, mean_ref, rstd_ref = layer_norm.layer_norm_forward_reference(x, weight, bias, EPS)
-    assert_close(y, y_ref, tol * _conditioning(rstd_ref))  # y = (x - mean) rstd: rounding of the mean times rstd
+    assert_close(
+        y, y_ref, tol * _conditioning(rstd_ref)
+    )  # y = (x - mean) rstd: rounding of the mean times rstd
     for a, b in [(mean, mean_ref), (rstd, rstd_ref)]:
         assert_close(a, b, tol)
     grads = layer_norm.layer_norm_backward(grad_y, x, weight, mean, rstd)
     grads_ref = layer_norm.layer_norm_backward_reference(grad_y, x, weight, mean_ref, rstd_ref)
-    for a, b in zip(grads, grads_ref):
+    for a, b in zip(grads, grads_ref, strict=False):
         assert_close(a, b, tol * _conditioning(rstd_ref))
 
 
 def check_channels_first(x, grad_y, weight, bias, tol):
     y, mean, rstd = layer_norm.layer_norm_channels_first_forward(x, weight, bias, EPS)
     y_ref, mean_ref, rstd_ref = layer_norm.layer_norm_channels_first_forward_reference(x, weight, bias, EPS)
-    assert_close(y, y_ref, tol * _conditioning(rstd_ref))  # y = (x - mean) rstd: rounding of the mean times rstd
+    assert_close(
+        y, y_ref, tol * _conditioning(rstd_ref)
+    )  # y = (x - mean) rstd: rounding of the mean times rstd
     for a, b in [(mean, mean_ref), (rstd, rstd_ref)]:
         assert_close(a, b, tol)
     grads = layer_norm.layer_norm_channels_first_backward(grad_y, x, weight, mean, rstd)
     grads_ref = layer_norm.layer_norm_channels_first_backward_reference(grad_y, x, weight, mean_ref, rstd_ref)
-    for a, b in zip(grads, grads_ref):
+    for a, b in zip(grads, grads_ref, strict=False):
         assert_close(a, b, tol * _conditioning(rstd_ref))
 
 
@@ -96,13 +105,14 @@ def test_reference_runs_on_device(device, layout, affine, dtype):
 
     results = forward_backward(*(None if a is None else to_device(a, device) for a in inputs))
     assert all(device_of(r) == device for r in results)
-    for a, b in zip(results, forward_backward(*inputs)):
+    for a, b in zip(results, forward_backward(*inputs), strict=False):
         assert_close(to_numpy(a), b, 1e-12 if dtype == np.float64 else 1e-6)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Rows (normalise over the last axis)
 # ---------------------------------------------------------------------------------------------------------
+
 
 @settings(deadline=None)
 @given(rows=st.integers(1, 40), size=st.integers(1, 70), affine=st.booleans(), seed=st.integers(0, 2**31))
@@ -138,14 +148,14 @@ def test_rows_match_torch_float64():
     x, grad_y, weight, bias = random_inputs(rng, (33, 47), 47, np.float64)
     y, mean, rstd = layer_norm.layer_norm_forward(x, weight, bias, EPS)
     ours = (y,) + layer_norm.layer_norm_backward(grad_y, x, weight, mean, rstd)
-    for a, b in zip(ours, torch_layer_norm(x, grad_y, weight, bias)):
+    for a, b in zip(ours, torch_layer_norm(x, grad_y, weight, bias), strict=False):
         assert_close(a, b, 1e-10)
 
 
 def test_rows_non_contiguous_inputs():
     rng = np.random.default_rng(2)
     base = rng.standard_normal((40, 90)).astype(np.float32)
-    x = base[::2, 5:80:3].T                       # (25, 20), strided and transposed
+    x = base[::2, 5:80:3].T  # (25, 20), strided and transposed
     grad_y = rng.standard_normal((20, 25)).astype(np.float32).T
     weight = rng.standard_normal(40).astype(np.float32)[::2]
     bias = rng.standard_normal(20).astype(np.float32)
@@ -183,14 +193,18 @@ def test_weight_grad_is_deterministic_across_thread_counts():
     try:
         for threads in sorted({1, threads_before}):
             numba.set_num_threads(threads)
-            results.append(layer_norm.layer_norm_backward(grad_y, x, weight, mean, rstd)
-                           + layer_norm.layer_norm_channels_first_backward(g4, x4, w4, mean4, rstd4))
+            results.append(
+                layer_norm.layer_norm_backward(grad_y, x, weight, mean, rstd)
+                + layer_norm.layer_norm_channels_first_backward(g4, x4, w4, mean4, rstd4)
+            )
     finally:
         numba.set_num_threads(threads_before)
-    results.append(layer_norm.layer_norm_backward(grad_y, x, weight, mean, rstd)
-                   + layer_norm.layer_norm_channels_first_backward(g4, x4, w4, mean4, rstd4))
+    results.append(
+        layer_norm.layer_norm_backward(grad_y, x, weight, mean, rstd)
+        + layer_norm.layer_norm_channels_first_backward(g4, x4, w4, mean4, rstd4)
+    )
     for other in results[1:]:
-        for a, b in zip(results[0], other):
+        for a, b in zip(results[0], other, strict=False):
             np.testing.assert_array_equal(a, b)
 
 
@@ -198,9 +212,16 @@ def test_weight_grad_is_deterministic_across_thread_counts():
 # Channels first (normalise over axis 1 of NCHW)
 # ---------------------------------------------------------------------------------------------------------
 
+
 @settings(deadline=None)
-@given(batch=st.integers(1, 3), channels=st.integers(1, 12), height=st.integers(1, 9), width=st.integers(1, 40),
-       affine=st.booleans(), seed=st.integers(0, 2**31))
+@given(
+    batch=st.integers(1, 3),
+    channels=st.integers(1, 12),
+    height=st.integers(1, 9),
+    width=st.integers(1, 40),
+    affine=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
 def test_channels_first_fast_matches_reference_float64(batch, channels, height, width, affine, seed):
     rng = np.random.default_rng(seed)
     inputs = random_inputs(rng, (batch, channels, height, width), channels, np.float64, affine)
@@ -208,22 +229,32 @@ def test_channels_first_fast_matches_reference_float64(batch, channels, height, 
 
 
 @settings(deadline=None)
-@given(batch=st.integers(1, 3), channels=st.integers(1, 12), height=st.integers(1, 9), width=st.integers(1, 40),
-       affine=st.booleans(), seed=st.integers(0, 2**31))
+@given(
+    batch=st.integers(1, 3),
+    channels=st.integers(1, 12),
+    height=st.integers(1, 9),
+    width=st.integers(1, 40),
+    affine=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
 def test_channels_first_fast_matches_reference_float32(batch, channels, height, width, affine, seed):
     rng = np.random.default_rng(seed)
     inputs = random_inputs(rng, (batch, channels, height, width), channels, np.float32, affine)
     check_channels_first(*inputs, tol=1e-5)
 
 
-@pytest.mark.parametrize("shape", [(1, 2, 1, 1), (2, 3, 5, 7), (3, 64, 16, 16), (2, 5, 23, 29), (1, 96, 28, 28)])
+@pytest.mark.parametrize(
+    "shape", [(1, 2, 1, 1), (2, 3, 5, 7), (3, 64, 16, 16), (2, 5, 23, 29), (1, 96, 28, 28)]
+)
 @pytest.mark.parametrize("affine", [True, False])
 def test_channels_first_matches_torch_float32(shape, affine):
     rng = np.random.default_rng(5)
     x, grad_y, weight, bias = random_inputs(rng, shape, shape[1], np.float32, affine)
     y, mean, rstd = layer_norm.layer_norm_channels_first_forward(x, weight, bias, EPS)
     assert mean.shape == rstd.shape == (shape[0],) + shape[2:]
-    grad_x, grad_weight, grad_bias = layer_norm.layer_norm_channels_first_backward(grad_y, x, weight, mean, rstd)
+    grad_x, grad_weight, grad_bias = layer_norm.layer_norm_channels_first_backward(
+        grad_y, x, weight, mean, rstd
+    )
     y_t, grad_x_t, grad_weight_t, grad_bias_t = torch_layer_norm(x, grad_y, weight, bias, channels_first=True)
     assert_close(y, y_t, 1e-5)
     assert_close(grad_x, grad_x_t, 1e-5)
@@ -237,7 +268,7 @@ def test_channels_first_matches_torch_float64():
     x, grad_y, weight, bias = random_inputs(rng, (2, 7, 19, 17), 7, np.float64)
     y, mean, rstd = layer_norm.layer_norm_channels_first_forward(x, weight, bias, EPS)
     ours = (y,) + layer_norm.layer_norm_channels_first_backward(grad_y, x, weight, mean, rstd)
-    for a, b in zip(ours, torch_layer_norm(x, grad_y, weight, bias, channels_first=True)):
+    for a, b in zip(ours, torch_layer_norm(x, grad_y, weight, bias, channels_first=True), strict=False):
         assert_close(a, b, 1e-10)
 
 
@@ -253,14 +284,18 @@ def test_channels_first_equals_rows_on_moved_axis():
 
 def test_channels_first_non_contiguous_inputs():
     rng = np.random.default_rng(8)
-    x = rng.standard_normal((3, 9, 11, 10)).astype(np.float32).transpose(0, 3, 2, 1)   # (3, 10, 11, 9) NHWC memory
+    x = (
+        rng.standard_normal((3, 9, 11, 10)).astype(np.float32).transpose(0, 3, 2, 1)
+    )  # (3, 10, 11, 9) NHWC memory
     grad_y = rng.standard_normal((3, 10, 22, 9)).astype(np.float32)[:, :, ::2]
     weight = rng.standard_normal(20).astype(np.float32)[::2]
     bias = rng.standard_normal(10).astype(np.float32)
     check_channels_first(x, grad_y, weight, bias, tol=1e-5)
     y_t, grad_x_t, grad_weight_t, grad_bias_t = torch_layer_norm(x, grad_y, weight, bias, channels_first=True)
     y, mean, rstd = layer_norm.layer_norm_channels_first_forward(x, weight, bias, EPS)
-    grad_x, grad_weight, grad_bias = layer_norm.layer_norm_channels_first_backward(grad_y, x, weight, mean, rstd)
+    grad_x, grad_weight, grad_bias = layer_norm.layer_norm_channels_first_backward(
+        grad_y, x, weight, mean, rstd
+    )
     for a, b in [(y, y_t), (grad_x, grad_x_t), (grad_weight, grad_weight_t), (grad_bias, grad_bias_t)]:
         assert_close(a, b, 1e-5)
 
@@ -269,8 +304,9 @@ def test_channels_first_without_weight_grad():
     rng = np.random.default_rng(9)
     x, grad_y, weight, bias = random_inputs(rng, (2, 4, 6, 6), 4, np.float32)
     y, mean, rstd = layer_norm.layer_norm_channels_first_forward(x, weight, bias, EPS)
-    grad_x, grad_weight, grad_bias = layer_norm.layer_norm_channels_first_backward(grad_y, x, weight, mean, rstd,
-                                                                                   needs_weight_grad=False)
+    grad_x, grad_weight, grad_bias = layer_norm.layer_norm_channels_first_backward(
+        grad_y, x, weight, mean, rstd, needs_weight_grad=False
+    )
     assert grad_weight is None and grad_bias is None
     full = layer_norm.layer_norm_channels_first_backward(grad_y, x, weight, mean, rstd)[0]
     np.testing.assert_array_equal(grad_x, full)

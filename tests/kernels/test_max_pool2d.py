@@ -5,7 +5,8 @@ import numba
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autograd.backend import device_of, to_device, to_numpy
 from autograd.kernels.cpu import max_pool2d
@@ -48,8 +49,12 @@ def check(x, rng, kernel, stride, padding):
 
 
 @settings(deadline=None, max_examples=80)
-@given(geometry=geometries(), dtype=st.sampled_from([np.float32, np.float64]), ties=st.booleans(),
-       seed=st.integers(0, 2**31))
+@given(
+    geometry=geometries(),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    ties=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
 def test_fast_matches_reference(geometry, dtype, ties, seed):
     shape, kernel, stride, padding = geometry
     rng = np.random.default_rng(seed)
@@ -57,13 +62,18 @@ def test_fast_matches_reference(geometry, dtype, ties, seed):
     check(x, rng, kernel, stride, padding)
 
 
-@pytest.mark.parametrize("kernel, stride, padding", [((3, 3), (2, 2), (1, 1)), ((2, 2), (2, 2), (0, 0)),
-                                                     ((3, 2), (1, 2), (1, 0))])
+@pytest.mark.parametrize(
+    "kernel, stride, padding", [((3, 3), (2, 2), (1, 1)), ((2, 2), (2, 2), (0, 0)), ((3, 2), (1, 2), (1, 0))]
+)
 @pytest.mark.parametrize("ties", [False, True])
 def test_matches_torch(kernel, stride, padding, ties):
     """Values, and gradients, which show where each window's maximum was taken: ties go to the first."""
     rng = np.random.default_rng(1)
-    x = rng.integers(-3, 4, (4, 8, 16, 15)).astype(np.float32) if ties else rng.standard_normal((4, 8, 16, 15)).astype(np.float32)
+    x = (
+        rng.integers(-3, 4, (4, 8, 16, 15)).astype(np.float32)
+        if ties
+        else rng.standard_normal((4, 8, 16, 15)).astype(np.float32)
+    )
     y, winner = max_pool2d.max_pool2d_forward(x, kernel, stride, padding)
     grad_y = rng.standard_normal(y.shape).astype(np.float32)
     grad_x = max_pool2d.max_pool2d_backward(grad_y, winner, x.shape, kernel, stride, padding)
@@ -87,11 +97,13 @@ def test_strided_input_and_thread_count_give_the_same_numbers():
             numba.set_num_threads(threads)
             for inp in (x, x_strided):
                 y, winner = max_pool2d.max_pool2d_forward(inp, *geometry)
-                results.append((y, winner, max_pool2d.max_pool2d_backward(grad_y, winner, x.shape, *geometry)))
+                results.append(
+                    (y, winner, max_pool2d.max_pool2d_backward(grad_y, winner, x.shape, *geometry))
+                )
     finally:
         numba.set_num_threads(threads_before)
     for other in results[1:]:
-        for a, b in zip(results[0], other):
+        for a, b in zip(results[0], other, strict=False):
             np.testing.assert_array_equal(a, b)
 
 
@@ -105,5 +117,6 @@ def test_reference_runs_on_device(device):
     assert {device_of(y), device_of(winner), device_of(grad_x)} == {device}
     y_cpu, winner_cpu = max_pool2d.max_pool2d_forward_reference(x, *geometry)
     np.testing.assert_array_equal(to_numpy(y), y_cpu)
-    np.testing.assert_array_equal(to_numpy(grad_x),
-                                  max_pool2d.max_pool2d_backward_reference(grad_y, winner_cpu, x.shape, *geometry))
+    np.testing.assert_array_equal(
+        to_numpy(grad_x), max_pool2d.max_pool2d_backward_reference(grad_y, winner_cpu, x.shape, *geometry)
+    )

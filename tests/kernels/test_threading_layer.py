@@ -8,8 +8,10 @@ import pytest
 
 from autograd.kernels.cpu import _openmp_available
 
-PROBE = ("import numpy as np, numba, autograd as ag; from autograd.nn import functional as F; "
-         "F.gelu(ag.tensor(np.zeros(8, np.float32))); print(numba.threading_layer())")
+PROBE = (
+    "import numpy as np, numba, autograd as ag; from autograd.nn import functional as F; "
+    "F.gelu(ag.tensor(np.zeros(8, np.float32))); print(numba.threading_layer())"
+)
 
 
 def _layer(threads, **extra):

@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from conftest import shared_data_dir
+from PIL import Image
 
 LESSONS_DIR = Path(__file__).resolve().parents[2] / "lessons"
 LESSONS = sorted(path.name for path in LESSONS_DIR.glob("[0-9][0-9]_*.py"))
@@ -41,8 +40,11 @@ EXPECTED_FIGURES = {
 }
 
 # Figures drawn only when the lesson finds CIFAR-10; without it, the lesson must print SKIP_MESSAGE.
-NEEDS_CIFAR10 = {"10_training_cifar10.py": ["curves.png"], "11_modernisation_roadmap.py": ["roadmap.png"],
-                 "13_what_the_network_learned.py": ["stem_filters.png", "depthwise_kernels.png", "erf.png"]}
+NEEDS_CIFAR10 = {
+    "10_training_cifar10.py": ["curves.png"],
+    "11_modernisation_roadmap.py": ["roadmap.png"],
+    "13_what_the_network_learned.py": ["stem_filters.png", "depthwise_kernels.png", "erf.png"],
+}
 SKIP_MESSAGE = "CIFAR-10 not found"
 
 
@@ -51,6 +53,7 @@ def cifar10_found():
     from tinyconvnext.data import find_cifar10
 
     return find_cifar10(shared_data_dir()) is not None
+
 
 # A hung lesson fails instead of blocking the suite. In --quick mode a lesson takes seconds (the
 # first run after a fresh checkout also compiles the Numba kernels it uses, ~10 s for lesson 6);
@@ -75,7 +78,11 @@ def test_lesson_runs_quick_and_draws_its_figures(lesson, tmp_path):
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, str(LESSONS_DIR / lesson), "--quick", "--out", str(out)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT_SECONDS,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
     )
     seconds = time.perf_counter() - start
     print(f"{lesson}: {seconds:.1f} s")
@@ -99,11 +106,25 @@ def test_lesson_runs_quick_and_draws_its_figures(lesson, tmp_path):
 
 
 # The lessons teach the engine through its public face only.
-PUBLIC_AUTOGRAD_MODULES = {"autograd", "autograd.graph", "autograd.nn", "autograd.nn.functional", "autograd.optim"}
+PUBLIC_AUTOGRAD_MODULES = {
+    "autograd",
+    "autograd.graph",
+    "autograd.nn",
+    "autograd.nn.functional",
+    "autograd.optim",
+}
 # From lesson 8 on, the model package is public API too (torch is not: lessons never need PyTorch).
-PUBLIC_TINYCONVNEXT_MODULES = {"tinyconvnext", "tinyconvnext.flops", "tinyconvnext.weights", "tinyconvnext.images",
-                               "tinyconvnext.imagenet", "tinyconvnext.predict", "tinyconvnext.train",
-                               "tinyconvnext.data", "tinyconvnext.roadmap"}
+PUBLIC_TINYCONVNEXT_MODULES = {
+    "tinyconvnext",
+    "tinyconvnext.flops",
+    "tinyconvnext.weights",
+    "tinyconvnext.images",
+    "tinyconvnext.imagenet",
+    "tinyconvnext.predict",
+    "tinyconvnext.train",
+    "tinyconvnext.data",
+    "tinyconvnext.roadmap",
+}
 THIRD_PARTY = {"numpy", "matplotlib", "PIL", "cupy"}  # cupy: lesson 12, only when a GPU is there
 
 
@@ -126,7 +147,11 @@ def _import_problems(path):
                 continue
             if module == "autograd.kernels.cuda":  # lesson 12 reads and runs a CUDA kernel
                 continue
-            if module.startswith("autograd.kernels.cpu.") and names and all(n.endswith("_reference") for n in names):
+            if (
+                module.startswith("autograd.kernels.cpu.")
+                and names
+                and all(n.endswith("_reference") for n in names)
+            ):
                 continue
             problems.append(f"line {node.lineno}: {module} {names or ''}")
     return problems

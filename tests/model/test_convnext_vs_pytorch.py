@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from torch_convnext import TorchConvNeXt, randomize_
 
 import autograd as ag
 import tinyconvnext
 from autograd.nn import functional as F
 from tinyconvnext.weights import load_official
-from torch_convnext import TorchConvNeXt, randomize_
 
 OFFICIAL_LIKE = {
     # name: (variant, torch architecture kwargs, num_classes, batch)
@@ -51,7 +51,9 @@ def test_every_parameter_gradient_matches_pytorch(official_pair):
     ours.zero_grad()
     loss.backward()
     reference.zero_grad()
-    torch.nn.functional.cross_entropy(reference(torch.from_numpy(images)), torch.from_numpy(labels)).backward()
+    torch.nn.functional.cross_entropy(
+        reference(torch.from_numpy(images)), torch.from_numpy(labels)
+    ).backward()
     ours_params = dict(ours.named_parameters())
     theirs = dict(reference.named_parameters())
     assert ours_params.keys() == theirs.keys()
@@ -67,7 +69,9 @@ def _backward_both(ours, reference, images, labels):
     loss = F.cross_entropy(ours(images), labels)
     ours.zero_grad()
     loss.backward()
-    torch_loss = torch.nn.functional.cross_entropy(reference(torch.from_numpy(images)), torch.from_numpy(labels))
+    torch_loss = torch.nn.functional.cross_entropy(
+        reference(torch.from_numpy(images)), torch.from_numpy(labels)
+    )
     reference.zero_grad()
     torch_loss.backward()
     assert abs(loss.item() - torch_loss.item()) <= 1e-5
@@ -92,14 +96,22 @@ def test_overlapping_stems_match_pytorch_forward_and_backward(stem_type):
         assert np.abs(g_ours - g_theirs).max() <= 1e-3 * np.abs(g_theirs).max(), f"{name}: gradients differ"
 
 
-@pytest.mark.parametrize("stem_type, norm_layer", [("overlap_act", "batch"), ("deep", "batch"), ("deep", "layer")])
+@pytest.mark.parametrize(
+    "stem_type, norm_layer", [("overlap_act", "batch"), ("deep", "batch"), ("deep", "layer")]
+)
 def test_batchnorm_convnext_matches_pytorch_in_training_and_evaluation(stem_type, norm_layer):
     # norm_layer="batch" (the roadmap's BN -> LN step undone): a training step's loss, every gradient and the
     # running statistics, then evaluation with those statistics, against BatchNorm2d on NCHW in PyTorch.
     # With ResNet-D's deep stem too (its convs at half the side, then a max pool); and that stem with
     # BatchNorm in front of LayerNorm blocks (stem_norm_layer="batch").
-    arch = dict(depths=(1, 2, 1), dims=(16, 32, 48), kernel_size=7, stem_type=stem_type, norm_layer=norm_layer,
-                stem_norm_layer="batch")
+    arch = dict(
+        depths=(1, 2, 1),
+        dims=(16, 32, 48),
+        kernel_size=7,
+        stem_type=stem_type,
+        norm_layer=norm_layer,
+        stem_norm_layer="batch",
+    )
     torch.manual_seed(0)
     reference = randomize_(TorchConvNeXt(num_classes=10, **arch), seed=3)
     ours = tinyconvnext.ConvNeXt(num_classes=10, **arch)
@@ -116,7 +128,9 @@ def test_batchnorm_convnext_matches_pytorch_in_training_and_evaluation(stem_type
         g_ours, g_theirs = ours_params[name].grad.numpy(), p.grad.numpy()
         # biases whose per-channel shift a later BatchNorm's batch mean subtracts (the dwconv's, stage 1's)
         # have zero gradient up to rounding: hence the absolute term, on the scale of the largest gradient
-        assert np.abs(g_ours - g_theirs).max() <= 1e-3 * np.abs(g_theirs).max() + 1e-5 * scale, f"{name}: gradients differ"
+        assert np.abs(g_ours - g_theirs).max() <= 1e-3 * np.abs(g_theirs).max() + 1e-5 * scale, (
+            f"{name}: gradients differ"
+        )
     ours_buffers = dict(ours.named_buffers())
     for name, b in reference.named_buffers():
         np.testing.assert_allclose(ours_buffers[name].numpy(), b.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
@@ -132,5 +146,8 @@ def test_unknown_norm_layer_is_a_clear_error():
     with pytest.raises(ValueError, match="stem_norm_layer must be one of .*, got 'group'"):
         tinyconvnext.ConvNeXt(depths=(1,), dims=(8,), stem_norm_layer="group")
     from autograd import nn
-    with pytest.raises(ValueError, match="data_format must be 'channels_last' or 'channels_first', got 'nhwc'"):
+
+    with pytest.raises(
+        ValueError, match="data_format must be 'channels_last' or 'channels_first', got 'nhwc'"
+    ):
         nn.BatchNorm2d(8, data_format="nhwc")

@@ -7,8 +7,13 @@ import autograd as ag
 import tinyconvnext
 from tinyconvnext.flops import count_flops, traced_macs
 
-OFFICIAL_PARAMETERS = {"convnext_tiny": 28.59, "convnext_small": 50.22, "convnext_base": 88.59,
-                       "convnext_large": 197.77, "convnext_xlarge": 350.20}
+OFFICIAL_PARAMETERS = {
+    "convnext_tiny": 28.59,
+    "convnext_small": 50.22,
+    "convnext_base": 88.59,
+    "convnext_large": 197.77,
+    "convnext_xlarge": 350.20,
+}
 
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMETERS))
@@ -33,8 +38,9 @@ def test_parameter_names_and_order_are_the_official_ones():
 
 def test_initialisation_follows_the_official_code():
     ag.manual_seed(0)
-    model = tinyconvnext.create_model("convnext_tiny", head_init_scale=0.5, layer_scale_init_value=1e-6,
-                                      drop_path_rate=0.3)
+    model = tinyconvnext.create_model(
+        "convnext_tiny", head_init_scale=0.5, layer_scale_init_value=1e-6, drop_path_rate=0.3
+    )
     w = model.stages[2][0].pwconv1.weight.numpy()
     assert abs(w.std() - 0.02) < 0.001 and np.abs(w).max() <= 2.0
     assert not model.stages[2][0].pwconv1.bias.numpy().any()
@@ -45,15 +51,20 @@ def test_initialisation_follows_the_official_code():
 
 
 def test_unknown_model_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"unknown model 'convnext_huge'; known models: .*convnext_atto.*convnext_tiny"):
+    with pytest.raises(
+        ValueError, match=r"unknown model 'convnext_huge'; known models: .*convnext_atto.*convnext_tiny"
+    ):
         tinyconvnext.create_model("convnext_huge")
 
 
-@pytest.mark.parametrize("shape, pattern", [
-    ((2, 1, 32, 32), r"expects a float batch of shape \(N, 3, H, W\), got shape \(2, 1, 32, 32\)"),
-    ((3, 32, 32), r"got shape \(3, 32, 32\)"),
-    ((1, 3, 16, 16), r"needs images of at least 32x32, got 16x16"),
-])
+@pytest.mark.parametrize(
+    "shape, pattern",
+    [
+        ((2, 1, 32, 32), r"expects a float batch of shape \(N, 3, H, W\), got shape \(2, 1, 32, 32\)"),
+        ((3, 32, 32), r"got shape \(3, 32, 32\)"),
+        ((1, 3, 16, 16), r"needs images of at least 32x32, got 16x16"),
+    ],
+)
 def test_wrong_input_shape_says_what_was_expected(shape, pattern):
     model = tinyconvnext.create_model("convnext_atto", num_classes=10)
     with pytest.raises(ValueError, match=pattern):
@@ -78,16 +89,24 @@ def test_cifar_variant_runs_on_32x32_and_trains_one_step():
 
 def test_flops_of_convnext_tiny_match_the_paper():
     # The paper's Table 1 / timm: ConvNeXt-T has 4.5 GFLOPs (multiply-adds) at 224x224.
-    assert round(count_flops(tinyconvnext.ConvNeXt(**tinyconvnext.VARIANTS["convnext_tiny"]), 224) / 1e9, 1) == 4.5
+    assert (
+        round(count_flops(tinyconvnext.ConvNeXt(**tinyconvnext.VARIANTS["convnext_tiny"]), 224) / 1e9, 1)
+        == 4.5
+    )
 
 
 @pytest.mark.parametrize("stem_type, mid", [("overlap", 24), ("overlap_tiered", 12), ("overlap_act", 24)])
 def test_overlapping_stem_shapes_flops_and_names(stem_type, mid):
     model = tinyconvnext.ConvNeXt(num_classes=10, depths=(1, 1, 1), dims=(24, 48, 96), stem_type=stem_type)
     names = [name for name, _ in model.named_parameters()][:6]
-    assert names == ["downsample_layers.0.0.conv1.weight", "downsample_layers.0.0.conv1.bias",
-                     "downsample_layers.0.0.conv2.weight", "downsample_layers.0.0.conv2.bias",
-                     "downsample_layers.0.1.weight", "downsample_layers.0.1.bias"]
+    assert names == [
+        "downsample_layers.0.0.conv1.weight",
+        "downsample_layers.0.0.conv1.bias",
+        "downsample_layers.0.0.conv2.weight",
+        "downsample_layers.0.0.conv2.bias",
+        "downsample_layers.0.1.weight",
+        "downsample_layers.0.1.bias",
+    ]
     assert model.downsample_layers[0][0].conv1.weight.shape == (mid, 3, 3, 3)
     assert model.min_input_size == 16  # stride 4, then two 2x downsamplings
     assert model(np.zeros((2, 3, 64, 64), np.float32)).shape == (2, 10)
@@ -98,13 +117,21 @@ def test_overlapping_stem_shapes_flops_and_names(stem_type, mid):
 @pytest.mark.parametrize("norm_layer", ["batch", "layer"])
 def test_deep_stem_shapes_flops_names_and_init(norm_layer):
     # ResNet-D's stem: 3 -> 32 (stride 2) -> 32 -> dims[0], a norm and ReLU after each conv, a stride-2 max pool
-    model = tinyconvnext.ConvNeXt(num_classes=10, depths=(1, 1, 1), dims=(24, 48, 96), stem_type="deep",
-                                  norm_layer=norm_layer)
+    model = tinyconvnext.ConvNeXt(
+        num_classes=10, depths=(1, 1, 1), dims=(24, 48, 96), stem_type="deep", norm_layer=norm_layer
+    )
     stem = model.downsample_layers[0][0]
     assert len(model.downsample_layers[0]) == 1  # no second norm after the stem's own
     assert [name for name, _ in model.named_parameters()][:3] == [
-        "downsample_layers.0.0.conv1.weight", "downsample_layers.0.0.norm1.weight", "downsample_layers.0.0.norm1.bias"]
-    assert [c.weight.shape for c in (stem.conv1, stem.conv2, stem.conv3)] == [(32, 3, 3, 3), (32, 32, 3, 3), (24, 32, 3, 3)]
+        "downsample_layers.0.0.conv1.weight",
+        "downsample_layers.0.0.norm1.weight",
+        "downsample_layers.0.0.norm1.bias",
+    ]
+    assert [c.weight.shape for c in (stem.conv1, stem.conv2, stem.conv3)] == [
+        (32, 3, 3, 3),
+        (32, 32, 3, 3),
+        (24, 32, 3, 3),
+    ]
     assert stem.conv1.bias is None
     assert model.min_input_size == 16
     assert model(np.zeros((2, 3, 64, 64), np.float32)).shape == (2, 10)

@@ -15,18 +15,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import shared_data_dir
 from PIL import Image
+from torch_convnext import TorchConvNeXt
 
 import autograd as ag
 import tinyconvnext
-from conftest import shared_data_dir
-from tinyconvnext.images import eval_transform, to_rgb
 from tinyconvnext.imagenet import wnid_to_index
+from tinyconvnext.images import eval_transform, to_rgb
 from tinyconvnext.weights import num_classes_of, read_official_checkpoint
-from torch_convnext import TorchConvNeXt
 
 CHECKPOINT = os.environ.get("TINYCONVNEXT_OFFICIAL_CKPT")
-pytestmark = pytest.mark.skipif(not CHECKPOINT, reason="set TINYCONVNEXT_OFFICIAL_CKPT to an official ConvNeXt .pth")
+pytestmark = pytest.mark.skipif(
+    not CHECKPOINT, reason="set TINYCONVNEXT_OFFICIAL_CKPT to an official ConvNeXt .pth"
+)
 
 
 def _variant():

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch_convnext import TorchConvNeXt, randomize_
 
 from tinyconvnext import predict
-from tinyconvnext.images import IMAGENET_MEAN, IMAGENET_STD, ImageReadError, eval_transform, load_rgb, to_rgb
 from tinyconvnext.imagenet import class_names, wnid_to_index
-from torch_convnext import TorchConvNeXt, randomize_
+from tinyconvnext.images import IMAGENET_MEAN, IMAGENET_STD, ImageReadError, eval_transform, load_rgb, to_rgb
 
 
 def test_imagenet_classes_and_imagenette_wnids():
@@ -18,14 +18,17 @@ def test_imagenet_classes_and_imagenette_wnids():
     assert index["n01440764"] == 0 and index["n02102040"] == 217 and index["n03888257"] == 701
 
 
-@pytest.mark.parametrize("mode, value, expected", [
-    ("L", 100, (100, 100, 100)),
-    ("RGBA", (10, 20, 30, 255), (10, 20, 30)),
-    ("RGBA", (10, 20, 30, 0), (255, 255, 255)),  # transparent: white background
-    ("CMYK", (0, 0, 0, 0), (255, 255, 255)),
-    ("I;16", 65535, (255, 255, 255)),
-    ("I;16", 32896, (128, 128, 128)),
-])
+@pytest.mark.parametrize(
+    "mode, value, expected",
+    [
+        ("L", 100, (100, 100, 100)),
+        ("RGBA", (10, 20, 30, 255), (10, 20, 30)),
+        ("RGBA", (10, 20, 30, 0), (255, 255, 255)),  # transparent: white background
+        ("CMYK", (0, 0, 0, 0), (255, 255, 255)),
+        ("I;16", 65535, (255, 255, 255)),
+        ("I;16", 32896, (128, 128, 128)),
+    ],
+)
 def test_every_mode_becomes_rgb(mode, value, expected):
     rgb = to_rgb(Image.new(mode, (4, 3), value))
     assert rgb.mode == "RGB" and rgb.size == (4, 3)
@@ -43,11 +46,15 @@ def test_eval_transform_resizes_crops_and_normalises():
     image = Image.new("RGB", (400, 300), (124, 116, 104))
     x = eval_transform(image)
     assert x.shape == (3, 224, 224) and x.dtype == np.float32
-    np.testing.assert_allclose(x[:, 100, 100], (np.array([124, 116, 104]) / 255 - IMAGENET_MEAN) / IMAGENET_STD, atol=1e-5)
+    np.testing.assert_allclose(
+        x[:, 100, 100], (np.array([124, 116, 104]) / 255 - IMAGENET_MEAN) / IMAGENET_STD, atol=1e-5
+    )
     gradient = Image.fromarray(np.tile(np.arange(256, dtype=np.uint8), (256, 1)))  # 256 x 256, columns 0..255
     x = eval_transform(gradient)
     assert x.shape == (3, 224, 224)
-    assert abs(x[0, 0, 0] - ((16 / 255 - IMAGENET_MEAN[0]) / IMAGENET_STD[0])) < 1e-4  # crop starts at column 16
+    assert (
+        abs(x[0, 0, 0] - ((16 / 255 - IMAGENET_MEAN[0]) / IMAGENET_STD[0])) < 1e-4
+    )  # crop starts at column 16
 
 
 def test_unreadable_images_are_named(tmp_path):
@@ -77,8 +84,16 @@ def test_predict_command_reports_bad_images_and_predicts_the_rest(tmp_path, caps
         Image.fromarray(array[..., 0] if mode == "L" else array, mode=mode).save(path)
         paths.append(path)
     (tmp_path / "broken.jpg").write_bytes(b"garbage")
-    args = [str(p) for p in paths] + [str(tmp_path / "broken.jpg"), str(tmp_path / "absent.png"),
-                                      "--model", "convnext_atto", "--weights", str(weights), "--topk", "3"]
+    args = [str(p) for p in paths] + [
+        str(tmp_path / "broken.jpg"),
+        str(tmp_path / "absent.png"),
+        "--model",
+        "convnext_atto",
+        "--weights",
+        str(weights),
+        "--topk",
+        "3",
+    ]
     status = predict.main(args)
     out, err = capsys.readouterr()
     assert status == 1

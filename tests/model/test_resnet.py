@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from torch_resnet import TorchResNet
 
 import autograd as ag
 from autograd.nn import functional as F
 from tinyconvnext import RESNET_VARIANTS, ResNet, available_models, create_model
-from torch_resnet import TorchResNet
 
 SMALL = dict(widths=(8, 16, 24, 32), stem_width=8, num_classes=5)
 
@@ -41,7 +41,9 @@ def test_forward_backward_and_running_statistics_match_pytorch(training):
     grads = dict(ours.named_parameters())
     for name, p in reference.named_parameters():
         scale = p.grad.abs().max().item() + 1e-6
-        np.testing.assert_allclose(grads[name].grad.data / scale, p.grad.numpy() / scale, atol=2e-4, err_msg=name)
+        np.testing.assert_allclose(
+            grads[name].grad.data / scale, p.grad.numpy() / scale, atol=2e-4, err_msg=name
+        )
     state = ours.state_dict()
     for name, value in reference.state_dict().items():  # running means and variances, batch counts
         np.testing.assert_allclose(state[name], value.numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
@@ -54,7 +56,10 @@ def test_names_and_parameter_count_are_timm_s():
     assert model.num_parameters() == sum(p.numel() for p in reference.parameters()) == 11_708_744
     assert "layer2.0.downsample.2.running_var" in model.state_dict()  # the ResNet-D shortcut: pool, conv, BN
     assert create_model("resnet34d", num_classes=10).depths == (3, 4, 6, 3)
-    assert {"resnet18d", "resnet34d"} <= set(available_models()) and set(RESNET_VARIANTS) == {"resnet18d", "resnet34d"}
+    assert {"resnet18d", "resnet34d"} <= set(available_models()) and set(RESNET_VARIANTS) == {
+        "resnet18d",
+        "resnet34d",
+    }
 
 
 def test_every_block_starts_as_the_identity():
@@ -110,7 +115,8 @@ def test_a_timm_format_checkpoint_loads_and_a_wrong_head_is_explained(tmp_path):
     path = tmp_path / "resnet18d_small.pth"
     torch.save(reference.state_dict(), path)
     model = create_model("resnet18d", num_classes=5, widths=SMALL["widths"], stem_width=8, weights=path)
-    np.testing.assert_array_equal(model.state_dict()["layer4.1.conv2.weight"],
-                                  reference.state_dict()["layer4.1.conv2.weight"].numpy())
+    np.testing.assert_array_equal(
+        model.state_dict()["layer4.1.conv2.weight"], reference.state_dict()["layer4.1.conv2.weight"].numpy()
+    )
     with pytest.raises(ValueError, match="head has 5 classes but the model has 7"):
         create_model("resnet18d", num_classes=7, widths=SMALL["widths"], stem_width=8, weights=path)

@@ -19,11 +19,23 @@ def _changed_fields(a, b):
 def test_each_step_changes_exactly_one_thing():
     steps = roadmap_steps()
     assert len(steps) == 13
-    for (_, before), (name, after) in zip(steps, steps[1:]):
+    for (_, before), (name, after) in zip(steps, steps[1:], strict=False):
         assert len(_changed_fields(before, after)) == 1, f"{name}: changed {_changed_fields(before, after)}"
     first, last = steps[0][1], steps[-1][1]
-    assert (first.block, first.stem, first.norm, first.act, first.kernel_size) == ("bottleneck", "resnet", "batch", "relu", 3)
-    assert (last.block, last.stem, last.norm, last.act, last.kernel_size) == ("inverted", "patchify", "layer", "gelu", 7)
+    assert (first.block, first.stem, first.norm, first.act, first.kernel_size) == (
+        "bottleneck",
+        "resnet",
+        "batch",
+        "relu",
+        3,
+    )
+    assert (last.block, last.stem, last.norm, last.act, last.kernel_size) == (
+        "inverted",
+        "patchify",
+        "layer",
+        "gelu",
+        7,
+    )
 
 
 @pytest.mark.parametrize("index", range(13))
@@ -53,7 +65,9 @@ def test_last_step_is_convnext_without_layer_scale():
     """Copy the last step's weights into tinyconvnext.ConvNeXt: the logits agree."""
     ag.manual_seed(0)
     roadmap = RoadmapNet(roadmap_steps()[-1][1], num_classes=10).to(dtype=np.float64)
-    convnext = create_model("convnext_cifar_femto", num_classes=10, layer_scale_init_value=0).to(dtype=np.float64)
+    convnext = create_model("convnext_cifar_femto", num_classes=10, layer_scale_init_value=0).to(
+        dtype=np.float64
+    )
     renames = {"convs.0": "dwconv", "norms.0": "norm", "convs.1": "pwconv1", "convs.2": "pwconv2"}
     state, wanted = {}, convnext.state_dict()
     for key, value in roadmap.state_dict().items():
@@ -64,10 +78,14 @@ def test_last_step_is_convnext_without_layer_scale():
     assert roadmap.num_parameters() == convnext.num_parameters()
     x = np.random.default_rng(1).standard_normal((3, 3, 32, 32))
     roadmap.eval(), convnext.eval()
-    np.testing.assert_allclose(roadmap(ag.tensor(x)).numpy(), convnext(ag.tensor(x)).numpy(), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        roadmap(ag.tensor(x)).numpy(), convnext(ag.tensor(x)).numpy(), rtol=1e-9, atol=1e-9
+    )
 
 
-@pytest.mark.parametrize("name, size", [("convnext_atto", 64), ("convnext_cifar_femto", 32), ("convnext_tiny", 224)])
+@pytest.mark.parametrize(
+    "name, size", [("convnext_atto", 64), ("convnext_cifar_femto", 32), ("convnext_tiny", 224)]
+)
 def test_traced_macs_equal_the_formula_for_convnext(name, size):
     model = create_model(name, num_classes=10)
     assert traced_macs(model, size) == count_flops(model, size)

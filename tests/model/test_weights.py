@@ -6,10 +6,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from torch_convnext import TorchConvNeXt, randomize_
 
 import tinyconvnext
 from tinyconvnext.weights import CheckpointError, load_official, load_weights, read_npz, save_npz
-from torch_convnext import TorchConvNeXt, randomize_
 
 ATTO = dict(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320))
 
@@ -30,9 +30,12 @@ def _assert_loaded(model, state):
 
 @pytest.mark.parametrize("wrap", ["official", "bare", "module-prefix", "compiled-prefix"])
 def test_checkpoint_layouts(tmp_path, atto_state, wrap):
-    state = {"official": {"model": atto_state}, "bare": atto_state,
-             "module-prefix": {"model": {f"module.{k}": v for k, v in atto_state.items()}},
-             "compiled-prefix": {f"_orig_mod.{k}": v for k, v in atto_state.items()}}[wrap]
+    state = {
+        "official": {"model": atto_state},
+        "bare": atto_state,
+        "module-prefix": {"model": {f"module.{k}": v for k, v in atto_state.items()}},
+        "compiled-prefix": {f"_orig_mod.{k}": v for k, v in atto_state.items()},
+    }[wrap]
     path = tmp_path / "ckpt.pth"
     torch.save(state, path)
     model = _our_atto()
@@ -54,8 +57,12 @@ def test_npz_round_trip_and_create_model_weights(tmp_path, atto_state):
 def test_convert_command(tmp_path, atto_state):
     pth, npz = tmp_path / "atto.pth", tmp_path / "atto.npz"
     torch.save({"model": atto_state}, pth)
-    result = subprocess.run([sys.executable, "-m", "tinyconvnext.convert", str(pth), str(npz), "--model", "convnext_atto"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "tinyconvnext.convert", str(pth), str(npz), "--model", "convnext_atto"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "wrote" in result.stdout
     model = _our_atto()
     load_weights(model, npz)
@@ -81,7 +88,9 @@ def test_wrong_num_classes_says_how_many(tmp_path, atto_state):
 
 
 def test_checkpoint_of_another_variant_lists_every_bad_key(tmp_path):
-    femto = randomize_(TorchConvNeXt(num_classes=10, depths=(2, 2, 8, 2), dims=(48, 96, 192, 384))).state_dict()
+    femto = randomize_(
+        TorchConvNeXt(num_classes=10, depths=(2, 2, 8, 2), dims=(48, 96, 192, 384))
+    ).state_dict()
     path = tmp_path / "other.pth"
     torch.save({"model": femto}, path)
     model = _our_atto()

@@ -33,25 +33,47 @@ def _nchw_transposed(a):
 
 
 CASES = {
-    "depthwise7x7": (lambda x, w, b: F.conv2d(x, w, b, padding=3, groups=16), [(4, 16, 13, 11), (16, 1, 7, 7), (16,)]),
-    "depthwise3x3-stride2": (lambda x, w: F.conv2d(x, w, stride=2, padding=1, groups=8), [(2, 8, 9, 10), (8, 1, 3, 3)]),
-    "depthwise7x7-channels-last": (lambda x, w, b: F.depthwise_conv2d_channels_last(x, w, b, padding=3),
-                                   [(3, 10, 9, 24), (24, 1, 7, 7), (24,)]),
+    "depthwise7x7": (
+        lambda x, w, b: F.conv2d(x, w, b, padding=3, groups=16),
+        [(4, 16, 13, 11), (16, 1, 7, 7), (16,)],
+    ),
+    "depthwise3x3-stride2": (
+        lambda x, w: F.conv2d(x, w, stride=2, padding=1, groups=8),
+        [(2, 8, 9, 10), (8, 1, 3, 3)],
+    ),
+    "depthwise7x7-channels-last": (
+        lambda x, w, b: F.depthwise_conv2d_channels_last(x, w, b, padding=3),
+        [(3, 10, 9, 24), (24, 1, 7, 7), (24,)],
+    ),
     "layer_norm": (lambda x, w, b: F.layer_norm(x, (24,), w, b, eps=1e-6), [(5, 7, 24), (24,), (24,)]),
-    "layer_norm_channels_first": (lambda x, w, b: F.layer_norm_channels_first(x, w, b), [(3, 12, 5, 6), (12,), (12,)]),
+    "layer_norm_channels_first": (
+        lambda x, w, b: F.layer_norm_channels_first(x, w, b),
+        [(3, 12, 5, 6), (12,), (12,)],
+    ),
     "gelu": (F.gelu, [(64, 33)]),
     "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"), [(64, 33)]),
     "cross_entropy": (lambda z: F.cross_entropy(z, np.arange(12) % 7, label_smoothing=0.1), [(12, 7)]),
     "linear_gelu": (F.linear_gelu, [(6, 5, 24), (40, 24), (40,)]),
-    "residual_add": (lambda x, s, g: F.residual_add(s, x, g, 0.3, training=True, generator=ag.Generator(4)),
-                     [(9, 5, 4, 24), (9, 5, 4, 24), (24,)]),
+    "residual_add": (
+        lambda x, s, g: F.residual_add(s, x, g, 0.3, training=True, generator=ag.Generator(4)),
+        [(9, 5, 4, 24), (9, 5, 4, 24), (24,)],
+    ),
     "residual_add-eval": (lambda x, s, g: F.residual_add(s, x, g), [(3, 5, 4, 24), (3, 5, 4, 24), (24,)]),
-    "batch_norm": (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), [(4, 6, 5, 7), (6,), (6,)]),
-    "batch_norm-channels-last": (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True, channels_last=True),
-                                 [(3, 5, 4, 24), (24,), (24,)]),
+    "batch_norm": (
+        lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+        [(4, 6, 5, 7), (6,), (6,)],
+    ),
+    "batch_norm-channels-last": (
+        lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True, channels_last=True),
+        [(3, 5, 4, 24), (24,), (24,)],
+    ),
     "max_pool2d": (lambda x: F.max_pool2d(x, 3, 2, 1), [(2, 5, 9, 8)]),
-    "batch_norm-eval": (lambda x, w, b: F.batch_norm(x, ag.tensor(np.linspace(-1, 1, 6)), ag.tensor(np.linspace(0.5, 2, 6)),
-                                                     w, b), [(4, 6, 5, 7), (6,), (6,)]),
+    "batch_norm-eval": (
+        lambda x, w, b: F.batch_norm(
+            x, ag.tensor(np.linspace(-1, 1, 6)), ag.tensor(np.linspace(0.5, 2, 6)), w, b
+        ),
+        [(4, 6, 5, 7), (6,), (6,)],
+    ),
 }
 
 
@@ -73,7 +95,7 @@ def test_fast_kernel_equals_reference(name, layout, dtype):
         ref_out, ref_grads = _forward_backward(fn, arrays)
     # Sums in another order differ by rounding: about machine epsilon times the size of the terms.
     eps = 1e-6 if dtype == np.float32 else 1e-13
-    for fast, ref in zip([fast_out] + fast_grads, [ref_out] + ref_grads):
+    for fast, ref in zip([fast_out] + fast_grads, [ref_out] + ref_grads, strict=False):
         np.testing.assert_allclose(fast, ref, rtol=10 * eps, atol=eps * max(1.0, float(np.abs(ref).max())))
 
 

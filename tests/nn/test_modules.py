@@ -23,8 +23,19 @@ class TwoLayers(nn.Module):
 def test_names_follow_registration_order_like_pytorch():
     model = TwoLayers()
     assert [n for n, _ in model.named_parameters()] == [
-        "scale", "first.weight", "first.bias", "norm.weight", "norm.bias", "blocks.0.weight", "blocks.0.bias"]
-    assert [n for n, _ in model.named_buffers()] == ["norm.running_mean", "norm.running_var", "norm.num_batches_tracked"]
+        "scale",
+        "first.weight",
+        "first.bias",
+        "norm.weight",
+        "norm.bias",
+        "blocks.0.weight",
+        "blocks.0.bias",
+    ]
+    assert [n for n, _ in model.named_buffers()] == [
+        "norm.running_mean",
+        "norm.running_var",
+        "norm.num_batches_tracked",
+    ]
     assert model.num_parameters() == 4 + 12 + 4 + 4 + 4 + 16 + 4
 
 
@@ -73,9 +84,13 @@ def test_batchnorm2d_matches_torch_over_steps():
     rng = np.random.default_rng(0)
     for _ in range(3):
         x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32) * 2 + 1
-        np.testing.assert_allclose(ours(x).numpy(), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            ours(x).numpy(), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-5
+        )
     ours.eval(), theirs.eval()
-    np.testing.assert_allclose(ours(x).numpy(), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        ours(x).numpy(), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-5
+    )
     assert ours.num_batches_tracked.item() == 3
     assert list(ours.state_dict()) == list(theirs.state_dict())
 
@@ -85,24 +100,36 @@ def test_batchnorm2d_momentum_none_is_the_cumulative_average_as_torch():
     rng = np.random.default_rng(1)
     for _ in range(4):
         x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32) * 3 - 1
-        np.testing.assert_allclose(ours(x).numpy(), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            ours(x).numpy(), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-5
+        )
     np.testing.assert_allclose(ours.running_mean.numpy(), theirs.running_mean.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ours.running_var.numpy(), theirs.running_var.numpy(), rtol=1e-5, atol=1e-6)
     assert "momentum=None" in repr(ours)
 
 
-@pytest.mark.parametrize("make, make_torch", [
-    (lambda: nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2), lambda: torch.nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)),
-    (lambda: nn.Linear(5, 7), lambda: torch.nn.Linear(5, 7)),
-    (lambda: nn.LayerNorm(5), lambda: torch.nn.LayerNorm(5, eps=1e-6)),
-])
+@pytest.mark.parametrize(
+    "make, make_torch",
+    [
+        (
+            lambda: nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2),
+            lambda: torch.nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2),
+        ),
+        (lambda: nn.Linear(5, 7), lambda: torch.nn.Linear(5, 7)),
+        (lambda: nn.LayerNorm(5), lambda: torch.nn.LayerNorm(5, eps=1e-6)),
+    ],
+)
 def test_layers_have_torch_parameter_names_and_shapes(make, make_torch):
     ours, theirs = make(), make_torch()
-    assert {n: p.shape for n, p in ours.named_parameters()} == {n: tuple(p.shape) for n, p in theirs.named_parameters()}
+    assert {n: p.shape for n, p in ours.named_parameters()} == {
+        n: tuple(p.shape) for n, p in theirs.named_parameters()
+    }
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     shape = (2, 4, 7, 7) if isinstance(ours, nn.Conv2d) else (3, 5)
     x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
-    np.testing.assert_allclose(ours(x).numpy(), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        ours(x).numpy(), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_default_init_scale_matches_pytorch():
@@ -124,9 +151,16 @@ def test_kaiming_normal_has_pytorchs_std_for_relu(mode, fan):
 
 
 def test_reference_kernels_can_be_forced_from_the_environment():
-    code = ("import autograd as ag; from autograd.nn import functional as F; "
-            "print(F.gelu(ag.ones(3, requires_grad=True)).grad_fn.kernels.path)")
+    code = (
+        "import autograd as ag; from autograd.nn import functional as F; "
+        "print(F.gelu(ag.ones(3, requires_grad=True)).grad_fn.kernels.path)"
+    )
     for value, expected in (("reference", "reference"), ("fast", "numba")):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                             env={**__import__("os").environ, "AUTOGRAD_KERNELS": value})
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**__import__("os").environ, "AUTOGRAD_KERNELS": value},
+        )
         assert out.stdout.strip() == expected

@@ -28,9 +28,13 @@ def _batches(n=5, size=6, seed=0):
 
 def _torch_twin(model):
     twin = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4))
-    twin.load_state_dict({"0.weight": torch.from_numpy(model.conv.weight.numpy()),
-                          "0.bias": torch.from_numpy(model.conv.bias.numpy()),
-                          **{f"1.{k}": torch.from_numpy(np.asarray(v)) for k, v in model.norm.state_dict().items()}})
+    twin.load_state_dict(
+        {
+            "0.weight": torch.from_numpy(model.conv.weight.numpy()),
+            "0.bias": torch.from_numpy(model.conv.bias.numpy()),
+            **{f"1.{k}": torch.from_numpy(np.asarray(v)) for k, v in model.norm.state_dict().items()},
+        }
+    )
     return twin
 
 
@@ -44,7 +48,9 @@ def test_statistics_are_the_mean_of_the_batch_statistics():
     means = [f.mean(axis=(0, 2, 3)) for f in features]
     variances = [f.var(axis=(0, 2, 3), ddof=1) for f in features]  # unbiased, as PyTorch's running_var
     np.testing.assert_allclose(model.norm.running_mean.numpy(), np.mean(means, axis=0), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(model.norm.running_var.numpy(), np.mean(variances, axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model.norm.running_var.numpy(), np.mean(variances, axis=0), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_matches_pytorch_update_bn():
@@ -54,8 +60,12 @@ def test_matches_pytorch_update_bn():
     batches = _batches(seed=1)
     nn.recompute_batchnorm_statistics(model, batches)
     torch.optim.swa_utils.update_bn([torch.from_numpy(x) for x in batches], twin)
-    np.testing.assert_allclose(model.norm.running_mean.numpy(), twin[1].running_mean.numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(model.norm.running_var.numpy(), twin[1].running_var.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model.norm.running_mean.numpy(), twin[1].running_mean.numpy(), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        model.norm.running_var.numpy(), twin[1].running_var.numpy(), rtol=1e-5, atol=1e-6
+    )
     x = torch.from_numpy(_batches(1, seed=9)[0])
     model.eval(), twin.eval()
     with ag.no_grad():
@@ -101,4 +111,6 @@ def test_no_batches_or_a_failure_part_way_keeps_the_old_statistics():
 
 
 def test_a_model_without_batchnorm_is_left_alone():
-    assert nn.recompute_batchnorm_statistics(nn.Sequential(nn.Linear(3, 2)), [np.ones((2, 3), np.float32)]) == 0
+    assert (
+        nn.recompute_batchnorm_statistics(nn.Sequential(nn.Linear(3, 2)), [np.ones((2, 3), np.float32)]) == 0
+    )

@@ -20,9 +20,9 @@ def _twin_params(shapes):
 def _run(ours_opt, torch_opt, ours, theirs, steps=6, lr_schedule=None):
     for step in range(steps):
         grads = [RNG.standard_normal(p.shape).astype(np.float32) for p in ours]
-        for p, g in zip(ours, grads):
+        for p, g in zip(ours, grads, strict=False):
             p.grad = ag.tensor(g)
-        for p, g in zip(theirs, grads):
+        for p, g in zip(theirs, grads, strict=False):
             p.grad = torch.tensor(g)
         if lr_schedule:
             optim.set_lr(ours_opt, lr_schedule[step])
@@ -30,25 +30,36 @@ def _run(ours_opt, torch_opt, ours, theirs, steps=6, lr_schedule=None):
                 group["lr"] = lr_schedule[step]
         ours_opt.step()
         torch_opt.step()
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=False):
         np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("reference", [False, True])
 def test_adamw_matches_torch(reference):
     ours, theirs = _twin_params([(7, 5), (5,), (3, 4, 2, 2)])
-    groups = lambda ps: [{"params": ps[:1], "weight_decay": 0.05}, {"params": ps[1:], "weight_decay": 0.0}]
+
+    def groups(ps):
+        return [{"params": ps[:1], "weight_decay": 0.05}, {"params": ps[1:], "weight_decay": 0.0}]
+
     with dispatch.use_reference(reference):
-        _run(optim.AdamW(groups(ours), lr=1e-2, betas=(0.9, 0.99), eps=1e-8),
-             torch.optim.AdamW(groups(theirs), lr=1e-2, betas=(0.9, 0.99), eps=1e-8), ours, theirs,
-             lr_schedule=[1e-2, 2e-2, 3e-2, 2e-2, 1e-2, 5e-3])
+        _run(
+            optim.AdamW(groups(ours), lr=1e-2, betas=(0.9, 0.99), eps=1e-8),
+            torch.optim.AdamW(groups(theirs), lr=1e-2, betas=(0.9, 0.99), eps=1e-8),
+            ours,
+            theirs,
+            lr_schedule=[1e-2, 2e-2, 3e-2, 2e-2, 1e-2, 5e-3],
+        )
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_sgd_matches_torch(nesterov):
     ours, theirs = _twin_params([(6, 3), (3,)])
-    _run(optim.SGD(ours, lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=nesterov),
-         torch.optim.SGD(theirs, lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=nesterov), ours, theirs)
+    _run(
+        optim.SGD(ours, lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=nesterov),
+        torch.optim.SGD(theirs, lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=nesterov),
+        ours,
+        theirs,
+    )
 
 
 def test_adamw_state_dict_resumes_exactly():
@@ -62,7 +73,7 @@ def test_adamw_state_dict_resumes_exactly():
         if opt_state:
             opt.load_state_dict(opt_state)
         for g in steps:
-            for p, gi in zip(params, g):
+            for p, gi in zip(params, g, strict=False):
                 p.grad = ag.tensor(gi)
             opt.step()
         return params, opt
@@ -71,7 +82,7 @@ def test_adamw_state_dict_resumes_exactly():
     half, opt = run(grads[:2])
     saved = opt.state_dict()
     resumed, _ = run(grads[2:], saved, [nn.Parameter(ag.tensor(p.numpy().copy())) for p in half])
-    for a, b in zip(straight, resumed):
+    for a, b in zip(straight, resumed, strict=False):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
@@ -95,13 +106,13 @@ def test_weight_decay_groups_skip_biases_norms_and_gammas():
 
 def test_clip_grad_norm_matches_torch():
     ours, theirs = _twin_params([(5, 4), (4,)])
-    for p, t in zip(ours, theirs):
+    for p, t in zip(ours, theirs, strict=False):
         g = RNG.standard_normal(p.shape).astype(np.float32) * 3
         p.grad, t.grad = ag.tensor(g), torch.tensor(g)
     norm = clip_grad_norm_(ours, 1.0)
     torch_norm = torch.nn.utils.clip_grad_norm_(theirs, 1.0)
     assert abs(norm - float(torch_norm)) < 1e-4
-    for p, t in zip(ours, theirs):
+    for p, t in zip(ours, theirs, strict=False):
         np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
@@ -109,7 +120,7 @@ def test_cosine_schedule_shape():
     lrs = [optim.cosine_with_warmup(s, 100, 10, 1.0) for s in range(100)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert lrs[10] == pytest.approx(1.0) and lrs[55] == pytest.approx(0.5, abs=0.02) and lrs[-1] < 0.001
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
 
 
 @pytest.mark.parametrize("size", [5, 1000, 3 * (1 << 14) + 17])
@@ -128,12 +139,12 @@ def test_fused_adamw_serial_and_chunked_paths_equal_the_reference(monkeypatch, s
     fast, ref = [a.copy() for a in (p0, m0, v0)], [a.copy() for a in (p0, m0, v0)]
     fused.adamw_update(fast[0], g, fast[1], fast[2], **hyper)
     adamw_update_reference(ref[0], g, ref[1], ref[2], **hyper)
-    for a, b in zip(fast, ref):
+    for a, b in zip(fast, ref, strict=False):
         np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7)
     monkeypatch.setattr(fused, "PARALLEL_MIN_SIZE", 1 << 30 if parallel_from == 1 else 1)
     other = [a.copy() for a in (p0, m0, v0)]
     fused.adamw_update(other[0], g, other[1], other[2], **hyper)
-    for a, b in zip(fast, other):
+    for a, b in zip(fast, other, strict=False):
         np.testing.assert_array_equal(a, b)
 
 
@@ -151,11 +162,11 @@ def _flat_params(shapes, gap=0):
     for i, shape in enumerate(shapes):
         size = int(np.prod(shape))
         p = nn.Parameter(ag.tensor(rng.standard_normal(shape).astype(np.float32)))
-        view = data[start:start + size].reshape(shape)
+        view = data[start : start + size].reshape(shape)
         view[...] = p.data
         p.data = view
         params.append(p)
-        grads.append(grad[start:start + size].reshape(shape))
+        grads.append(grad[start : start + size].reshape(shape))
         start += size + (gap if i == 0 else 0)
     return params, grads
 
@@ -179,7 +190,7 @@ def _adamw_steps(opt, params, grads, values, first_step=0):
     as new arrays. The learning rate changes from step to step."""
     for step, step_values in enumerate(values, first_step):
         optim.set_lr(opt, 1e-2 * (1 + step % 3))
-        for p, g, value in zip(params, grads or [None] * len(params), step_values):
+        for p, g, value in zip(params, grads or [None] * len(params), step_values, strict=False):
             if g is None:
                 p.grad = ag.tensor(value)
             else:
@@ -191,12 +202,15 @@ def _adamw_steps(opt, params, grads, values, first_step=0):
 def test_flat_adamw_gives_the_same_bits_as_one_call_per_parameter():
     flat, grads = _flat_params(FLAT_SHAPES)
     apart = _owned_copies(flat)
-    flat_opt, apart_opt = optim.AdamW(_interleaved_groups(flat), lr=1e-2), optim.AdamW(_interleaved_groups(apart), lr=1e-2)
+    flat_opt, apart_opt = (
+        optim.AdamW(_interleaved_groups(flat), lr=1e-2),
+        optim.AdamW(_interleaved_groups(apart), lr=1e-2),
+    )
     values = _gradients(5, seed=9)
     _adamw_steps(flat_opt, flat, grads, values)
     _adamw_steps(apart_opt, apart, None, values)
     assert flat_opt._flat is not None and apart_opt._flat is None  # each took the path under test
-    for a, b in zip(flat, apart):
+    for a, b in zip(flat, apart, strict=False):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     ours, theirs = flat_opt.state_dict(), apart_opt.state_dict()
     for index, state in theirs["state"].items():
@@ -215,20 +229,23 @@ def test_flat_adamw_resumes_exactly_from_a_state_dict():
     _adamw_steps(opt, first, grads, values[:2])
     saved = opt.state_dict()
     resumed, grads = _flat_params(FLAT_SHAPES)
-    for p, q in zip(resumed, first):
+    for p, q in zip(resumed, first, strict=False):
         p.data[...] = q.data
     opt = optim.AdamW(_interleaved_groups(resumed), lr=1e-2)
     opt.load_state_dict(saved)  # per-parameter arrays: the flat step copies them into its buffers
     _adamw_steps(opt, resumed, grads, values[2:], first_step=2)
     assert opt._flat is not None
-    for a, b in zip(straight, resumed):
+    for a, b in zip(straight, resumed, strict=False):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_flat_adamw_falls_back_when_the_layout_breaks():
     flat, grads = _flat_params(FLAT_SHAPES)
     apart = _owned_copies(flat)
-    flat_opt, apart_opt = optim.AdamW(flat, lr=1e-2, weight_decay=0.1), optim.AdamW(apart, lr=1e-2, weight_decay=0.1)
+    flat_opt, apart_opt = (
+        optim.AdamW(flat, lr=1e-2, weight_decay=0.1),
+        optim.AdamW(apart, lr=1e-2, weight_decay=0.1),
+    )
     values = _gradients(6, seed=10)
     _adamw_steps(flat_opt, flat, grads, values[:2])
     assert flat_opt._flat is not None
@@ -238,7 +255,7 @@ def test_flat_adamw_falls_back_when_the_layout_breaks():
     _adamw_steps(flat_opt, flat, grads, values[4:], first_step=4)
     assert flat_opt._flat is not None
     _adamw_steps(apart_opt, apart, None, values)
-    for a, b in zip(flat, apart):
+    for a, b in zip(flat, apart, strict=False):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
@@ -246,7 +263,7 @@ def test_flat_layout_is_found_only_for_parameters_side_by_side():
     from autograd.optim.flat import FlatLayout
 
     def with_grads(params, grads):
-        for p, g in zip(params, grads):
+        for p, g in zip(params, grads, strict=False):
             p.grad = ag.Tensor(g)
         return params
 
@@ -279,7 +296,7 @@ def test_consecutive_views_lay_out_what_flat_layout_finds():
     assert [v.shape for v in views] == [tuple(s) for s in FLAT_SHAPES]
     np.testing.assert_array_equal(np.concatenate([v.reshape(-1) for v in views]), data)  # in order, no gaps
     params = []
-    for view, grad_view in zip(views, consecutive_views(grad, FLAT_SHAPES)):
+    for view, grad_view in zip(views, consecutive_views(grad, FLAT_SHAPES), strict=False):
         p = nn.Parameter(ag.tensor(view.copy()))
         p.data, p.grad = view, ag.Tensor(grad_view)
         params.append(p)
@@ -296,14 +313,25 @@ def test_segments_kernel_equals_one_call_per_segment():
     bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     p, m, g = (rng.standard_normal(bounds[-1]).astype(np.float32) for _ in range(3))
     v = rng.random(bounds[-1]).astype(np.float32)
-    per_segment = [fused.adamw_hyper(1e-3 * (s + 1), 0.9, 0.99 + 0.001 * s, 1e-8, 0.05 * (s % 2), 3) for s in range(len(sizes))]
+    per_segment = [
+        fused.adamw_hyper(1e-3 * (s + 1), 0.9, 0.99 + 0.001 * s, 1e-8, 0.05 * (s % 2), 3)
+        for s in range(len(sizes))
+    ]
     flat = [a.copy() for a in (p, m, v)]
-    fused.adamw_update_segments(flat[0], g, flat[1], flat[2], fused.segment_tasks(bounds, chunk=1000),
-                                np.ascontiguousarray(np.array(per_segment).T))
-    for s, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+    fused.adamw_update_segments(
+        flat[0],
+        g,
+        flat[1],
+        flat[2],
+        fused.segment_tasks(bounds, chunk=1000),
+        np.ascontiguousarray(np.array(per_segment).T),
+    )
+    for s, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=False)):
         one = [x[a:b].copy() for x in (p, m, v)]
-        fused.adamw_update(one[0], g[a:b], one[1], one[2], 1e-3 * (s + 1), 0.9, 0.99 + 0.001 * s, 1e-8, 0.05 * (s % 2), 3)
-        for x, y in zip(flat, one):
+        fused.adamw_update(
+            one[0], g[a:b], one[1], one[2], 1e-3 * (s + 1), 0.9, 0.99 + 0.001 * s, 1e-8, 0.05 * (s % 2), 3
+        )
+        for x, y in zip(flat, one, strict=False):
             np.testing.assert_array_equal(x[a:b], y)
     start, stop, segment = fused.segment_tasks(bounds, chunk=1000)
     assert (stop - start).max() <= 1000 and start[0] == 0 and stop[-1] == bounds[-1]

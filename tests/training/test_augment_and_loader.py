@@ -16,7 +16,7 @@ def test_random_crop_flip_is_a_shifted_possibly_mirrored_window():
     assert out.shape == images.shape and out.dtype == np.uint8
     padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
     for i in range(64):  # every output is some 32x32 window of the padded image, maybe mirrored
-        windows = [padded[i, t:t + 32, l:l + 32] for t in range(9) for l in range(9)]
+        windows = [padded[i, t : t + 32, l : l + 32] for t in range(9) for l in range(9)]
         assert any(np.array_equal(out[i], w) or np.array_equal(out[i], w[:, ::-1]) for w in windows)
 
 
@@ -29,9 +29,13 @@ def test_random_crop_flip_to_a_smaller_side_keeps_the_scale():
     padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
     offsets = set()
     for i in range(200):
-        found = [(t, l) for t in range(17) for l in range(17)
-                 if np.array_equal(out[i], padded[i, t:t + 24, l:l + 24])
-                 or np.array_equal(out[i], padded[i, t:t + 24, l:l + 24][:, ::-1])]
+        found = [
+            (t, l)
+            for t in range(17)
+            for l in range(17)
+            if np.array_equal(out[i], padded[i, t : t + 24, l : l + 24])
+            or np.array_equal(out[i], padded[i, t : t + 24, l : l + 24][:, ::-1])
+        ]
         assert found, f"image {i} is not a window of its padded image"
         offsets.update(t for t, _ in found)
     assert offsets == set(range(17))
@@ -61,7 +65,7 @@ def test_rand_augment_keeps_shape_and_changes_images():
     rng = np.random.default_rng(3)
     out = [augment.rand_augment(im, rng, num_ops=2, magnitude=9) for im in images]
     assert all(o.shape == (32, 32, 3) and o.dtype == np.uint8 for o in out)
-    assert sum(not np.array_equal(o, im) for o, im in zip(out, images)) >= 10
+    assert sum(not np.array_equal(o, im) for o, im in zip(out, images, strict=False)) >= 10
 
 
 def test_random_erasing_erases_about_the_asked_fraction():
@@ -76,7 +80,9 @@ def test_mixup_cutmix_targets_sum_to_one_and_mix_the_reversed_batch(mixup, cutmi
     x = RNG.standard_normal((16, 3, 8, 8)).astype(np.float32)
     labels = np.arange(16) % 10
     for seed in range(5):
-        mixed, targets = augment.mixup_cutmix(x, labels, 10, np.random.default_rng(seed), mixup, cutmix, smoothing=0.1)
+        mixed, targets = augment.mixup_cutmix(
+            x, labels, 10, np.random.default_rng(seed), mixup, cutmix, smoothing=0.1
+        )
         assert mixed.shape == x.shape and targets.shape == (16, 10)
         np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
         # The weight on sample i's own label (and on its partner's) comes from one lambda for the batch.
@@ -98,12 +104,14 @@ def test_loader_batches_depend_only_on_seed_epoch_and_index(prefetch):
     first = list(loader.epoch(3))
     again = list(BatchLoader(103, make, 10, True, True, seed=5, prefetch=2 - prefetch).epoch(3))
     assert len(first) == len(loader) == 10
-    for (a, ra), (b, rb) in zip(first, again):
+    for (a, ra), (b, rb) in zip(first, again, strict=False):
         np.testing.assert_array_equal(a, b)
         assert ra == rb
     resumed = list(loader.epoch(3, start_batch=4))
     assert [r for _, r in resumed] == [r for _, r in first[4:]]
-    assert not np.array_equal(np.concatenate([a for a, _ in first]), np.concatenate([a for a, _ in loader.epoch(4)]))
+    assert not np.array_equal(
+        np.concatenate([a for a, _ in first]), np.concatenate([a for a, _ in loader.epoch(4)])
+    )
 
 
 def test_loader_passes_worker_errors_on():
@@ -116,12 +124,27 @@ def test_loader_passes_worker_errors_on():
 
 def test_variable_size_images_train_with_every_augmentation(tmp_path):
     rng = np.random.default_rng(0)
-    images = [rng.integers(0, 255, size=(rng.integers(36, 60), rng.integers(36, 60), 3), dtype=np.uint8) for _ in range(48)]
+    images = [
+        rng.integers(0, 255, size=(rng.integers(36, 60), rng.integers(36, 60), 3), dtype=np.uint8)
+        for _ in range(48)
+    ]
     labels = rng.integers(0, 4, size=48)
     data = ImageDataset(images, labels, images[:16], labels[:16], ["a", "b", "c", "d"])
-    config = TrainConfig(dataset="imagenette", model="convnext_atto", depths="1,1,1,1", dims="8,16,32,64", image_size=32,
-                         epochs=1, batch_size=16, rand_augment=9, random_erasing=0.25, mixup=0.8, cutmix=1.0,
-                         out=str(tmp_path / "run"), progress=False)
+    config = TrainConfig(
+        dataset="imagenette",
+        model="convnext_atto",
+        depths="1,1,1,1",
+        dims="8,16,32,64",
+        image_size=32,
+        epochs=1,
+        batch_size=16,
+        rand_augment=9,
+        random_erasing=0.25,
+        mixup=0.8,
+        cutmix=1.0,
+        out=str(tmp_path / "run"),
+        progress=False,
+    )
     record = train(config, data)
     assert np.isfinite(record["train_loss"]) and record["epoch"] == 1
 
@@ -141,12 +164,25 @@ def test_crop_scale_sets_the_smallest_area_a_random_resized_crop_keeps():
 
     # crop_scale 1: every crop keeps the whole (square) image, so each sample is the evaluation view of
     # the whole image, or its mirror; with 0.08 most crops are smaller windows.
-    whole = augment.to_float_nchw(np.stack([augment.random_resized_crop(im, 24, np.random.default_rng(2), scale=(1, 1),
-                                                                       flip=False) for im in images]), mean, std)
+    whole = augment.to_float_nchw(
+        np.stack(
+            [
+                augment.random_resized_crop(im, 24, np.random.default_rng(2), scale=(1, 1), flip=False)
+                for im in images
+            ]
+        ),
+        mean,
+        std,
+    )
     full = train_batch(1.0)
-    assert all(np.allclose(full[i], whole[i]) or np.allclose(full[i], whole[i][:, :, ::-1]) for i in range(16))
+    assert all(
+        np.allclose(full[i], whole[i]) or np.allclose(full[i], whole[i][:, :, ::-1]) for i in range(16)
+    )
     small = train_batch(0.08)
-    assert sum(np.allclose(small[i], whole[i]) or np.allclose(small[i], whole[i][:, :, ::-1]) for i in range(16)) < 4
+    assert (
+        sum(np.allclose(small[i], whole[i]) or np.allclose(small[i], whole[i][:, :, ::-1]) for i in range(16))
+        < 4
+    )
     for bad in (0.0, 1.5):
         with pytest.raises(ValueError, match="--crop-scale must be in"):
             train_batch(bad)
@@ -157,8 +193,13 @@ def test_resize_images_matches_torch_antialiased_bilinear():
     images = np.random.default_rng(1).integers(0, 256, size=(5, 32, 32, 3), dtype=np.uint8)
     small = augment.resize_images(images, 24)
     assert small.shape == (5, 24, 24, 3) and small.dtype == np.uint8
-    expected = torch.nn.functional.interpolate(torch.from_numpy(images).permute(0, 3, 1, 2).double(), size=(24, 24),
-                                               mode="bilinear", antialias=True, align_corners=False)
+    expected = torch.nn.functional.interpolate(
+        torch.from_numpy(images).permute(0, 3, 1, 2).double(),
+        size=(24, 24),
+        mode="bilinear",
+        antialias=True,
+        align_corners=False,
+    )
     expected = expected.permute(0, 2, 3, 1).numpy()
     assert np.abs(small - expected).max() <= 1.0  # PIL rounds to uint8 (and its fixed-point weights)
     assert augment.resize_images(images, 32) is images  # already the size: untouched

@@ -45,8 +45,9 @@ def test_ema_update_averages_parameters_and_copies_buffers():
     model.bn.running_mean.data = np.array([5.0, 6.0], np.float32)
     ema.update(model)
     for name, p in model.named_parameters():
-        np.testing.assert_allclose(ema.state[name], 0.9 * before[name] + 0.1 * p.numpy(), rtol=1e-6, atol=1e-6,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            ema.state[name], 0.9 * before[name] + 0.1 * p.numpy(), rtol=1e-6, atol=1e-6, err_msg=name
+        )
     np.testing.assert_array_equal(ema.state["bn.running_mean"], [5.0, 6.0])
     model.bn.running_mean.data[0] = 7.0  # the EMA holds a copy, not the model's array
     assert ema.state["bn.running_mean"][0] == 5.0

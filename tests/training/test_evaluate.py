@@ -4,12 +4,12 @@ import json
 
 import numpy as np
 import pytest
+from train_helpers import synthetic_cifar, tiny_config
 
 import autograd as ag
 from autograd.nn import functional as F
 from tinyconvnext.evaluate import evaluate, evaluate_run, main, tta_views
 from tinyconvnext.train import load_trained_model, make_loaders, train
-from train_helpers import synthetic_cifar, tiny_config
 
 
 def _reflect(index, size):
@@ -37,7 +37,7 @@ def test_views_are_the_image_its_shifts_and_their_mirrors():
     assert len(views) == 6 and all(v.shape == x.shape and v.flags.c_contiguous for v in views)
     expected = [x, _moved(x, 1, 1), _moved(x, -1, -1)]
     expected += [e[..., ::-1] for e in expected]
-    for view, want in zip(views, expected):
+    for view, want in zip(views, expected, strict=False):
         np.testing.assert_array_equal(view, want)
     two = tta_views(x, shift=2)
     np.testing.assert_array_equal(two[1], _moved(x, 2, 2))
@@ -88,9 +88,12 @@ def test_evaluate_run_and_the_command_give_the_run_s_numbers(trained_run, monkey
     result = evaluate_run(config.out, flip=True, shift=1, dataset=data)
     assert result["images"] == len(data.test_labels) and result["weights"] == "model"
     assert result["test_acc"] == pytest.approx(record["test_acc"])
-    assert (result["test_loss_tta"], result["test_acc_tta"]) == pytest.approx((record["test_loss_tta"],
-                                                                                record["test_acc_tta"]))
-    assert evaluate_run(config.out, ema=True, dataset=data)["test_acc"] == pytest.approx(record["test_acc_ema"])
+    assert (result["test_loss_tta"], result["test_acc_tta"]) == pytest.approx(
+        (record["test_loss_tta"], record["test_acc_tta"])
+    )
+    assert evaluate_run(config.out, ema=True, dataset=data)["test_acc"] == pytest.approx(
+        record["test_acc_ema"]
+    )
 
     import tinyconvnext.train
 
@@ -118,19 +121,25 @@ def test_eval_image_size_and_crop_pct_make_the_test_images():
     mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
 
     def test_images(images, **overrides):
-        _, eval_batch = make_batch_functions(TrainConfig(image_size=32, **overrides), images, labels, images, labels,
-                                             4, mean, std)
+        _, eval_batch = make_batch_functions(
+            TrainConfig(image_size=32, **overrides), images, labels, images, labels, 4, mean, std
+        )
         return eval_batch(np.arange(4), rng)[0]
 
     np.testing.assert_array_equal(test_images(cifar), augment.to_float_nchw(cifar, mean, std))
-    np.testing.assert_array_equal(test_images(cifar, eval_image_size=40),  # CIFAR-like: resized whole
-                                  augment.to_float_nchw(augment.resize_images(cifar, 40), mean, std))
+    np.testing.assert_array_equal(
+        test_images(cifar, eval_image_size=40),  # CIFAR-like: resized whole
+        augment.to_float_nchw(augment.resize_images(cifar, 40), mean, std),
+    )
     for size, pct in ((32, 0.875), (40, 0.875), (40, 1.0)):
         expected = np.stack([augment.resize_center_crop(im, size, pct) for im in larger])
-        np.testing.assert_array_equal(test_images(larger, eval_image_size=size, eval_crop_pct=pct),
-                                      augment.to_float_nchw(expected, mean, std))
-    assert not np.array_equal(test_images(larger, eval_image_size=40),
-                              test_images(larger, eval_image_size=40, eval_crop_pct=1.0))
+        np.testing.assert_array_equal(
+            test_images(larger, eval_image_size=size, eval_crop_pct=pct),
+            augment.to_float_nchw(expected, mean, std),
+        )
+    assert not np.array_equal(
+        test_images(larger, eval_image_size=40), test_images(larger, eval_image_size=40, eval_crop_pct=1.0)
+    )
     with pytest.raises(ValueError, match="--eval-crop-pct must be in \\(0, 1\\].*got 1.5"):
         test_images(larger, eval_crop_pct=1.5)
 
@@ -147,14 +156,19 @@ def test_a_run_evaluates_at_its_eval_image_size_on_the_workers_too(tmp_path):
     at_32 = evaluate_run(tmp_path / "one" / "run", image_size=32, dataset=data)
     model, config = load_trained_model(tmp_path / "one" / "run")
     _, test_loader, _ = make_loaders(tiny_config(tmp_path / "x", epochs=1), data)
-    assert at_32["image_size"] == 32 and at_32["test_acc"] == pytest.approx(evaluate(model, test_loader, "cpu")[1])
+    assert at_32["image_size"] == 32 and at_32["test_acc"] == pytest.approx(
+        evaluate(model, test_loader, "cpu")[1]
+    )
 
 
 def test_train_cifar_parses_the_evaluation_options():
     from tinyconvnext.train import TrainConfig, config_from_args
 
-    config = config_from_args(TrainConfig(), ["--tta", "--tta-shift", "1", "--eval-image-size", "40",
-                                              "--eval-crop-pct", "1.0"], "prog")
+    config = config_from_args(
+        TrainConfig(),
+        ["--tta", "--tta-shift", "1", "--eval-image-size", "40", "--eval-crop-pct", "1.0"],
+        "prog",
+    )
     assert (config.tta, config.tta_shift, config.eval_image_size, config.eval_crop_pct) == (True, 1, 40, 1.0)
 
 
@@ -196,7 +210,9 @@ def test_paired_counts_gains_losses_and_mcnemar_z():
     assert (result["acc_a"], result["acc_b"], result["gained"], result["lost"]) == (0.5, 0.875, 4, 1)
     assert result["z"] == pytest.approx(3 / np.sqrt(5))
     assert compare(a, a, labels)["z"] == 0.0
-    with pytest.raises(ValueError, match=r"same images and classes: got logits of shapes \(8, 2\) and \(7, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"same images and classes: got logits of shapes \(8, 2\) and \(7, 2\)"
+    ):
         compare(a, b[:7], labels)
 
 
@@ -215,18 +231,24 @@ def test_paired_names_a_wrong_file_or_test_set(tmp_path, capsys):
         main([str(tmp_path / "one.npz"), str(tmp_path / "other.npz")])
 
 
-def test_precise_bn_at_evaluation_gives_what_the_training_option_gives(tmp_path, monkeypatch, capsys, trained_run):
+def test_precise_bn_at_evaluation_gives_what_the_training_option_gives(
+    tmp_path, monkeypatch, capsys, trained_run
+):
     from tinyconvnext.checkpoint import load_checkpoint
 
     data = synthetic_cifar()
-    options = dict(norm_layer="batch", epochs=2, progressive_size=16, progressive_epochs=1)  # the last epoch at 32
+    options = dict(
+        norm_layer="batch", epochs=2, progressive_size=16, progressive_epochs=1
+    )  # the last epoch at 32
     train(tiny_config(tmp_path / "plain", **options), data)
     record = train(tiny_config(tmp_path / "precise", precise_bn_batches=3, **options), data)
     run = tmp_path / "plain" / "run"
     before = load_checkpoint(run / "checkpoint.npz")["model"]
     result = evaluate_run(run, dataset=data, precise_bn_batches=3)
     assert result["precise_bn_batches"] == 3
-    assert (result["test_loss"], result["test_acc"]) == pytest.approx((record["test_loss"], record["test_acc"]))
+    assert (result["test_loss"], result["test_acc"]) == pytest.approx(
+        (record["test_loss"], record["test_acc"])
+    )
     assert evaluate_run(run, dataset=data)["test_acc"] == pytest.approx(record["test_acc_running_stats"])
     after = load_checkpoint(run / "checkpoint.npz")["model"]
     assert all(np.array_equal(before[k], after[k]) for k in before)  # the checkpoint is not changed

@@ -5,12 +5,12 @@ import signal
 
 import numpy as np
 import pytest
+from train_helpers import synthetic_cifar, tiny_config
 
 import tinyconvnext.train as train_module
 from tinyconvnext.checkpoint import load_checkpoint
 from tinyconvnext.curves import read_metrics
 from tinyconvnext.interrupt import ctrl_c_deferred
-from train_helpers import synthetic_cifar, tiny_config
 
 
 def _ctrl_c():

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from train_helpers import synthetic_cifar, tiny_config
 
 import autograd as ag
 from autograd import optim
@@ -15,12 +16,16 @@ from tinyconvnext.parallel import DataParallel, WorkerFailed
 from tinyconvnext.train import TrainConfig, resolve_processes, train
 from tinyconvnext.variants import create_model
 
-from train_helpers import synthetic_cifar, tiny_config
-
 
 def small_model(drop_path_rate=0.0):
-    return create_model("convnext_cifar_atto", num_classes=10, depths=(1, 1, 1, 1), dims=(8, 16, 24, 32),
-                        drop_path_rate=drop_path_rate, layer_scale_init_value=0.5)
+    return create_model(
+        "convnext_cifar_atto",
+        num_classes=10,
+        depths=(1, 1, 1, 1),
+        dims=(8, 16, 24, 32),
+        drop_path_rate=drop_path_rate,
+        layer_scale_init_value=0.5,
+    )
 
 
 def twins():
@@ -43,7 +48,9 @@ def batch(n, seed=0, soft=False):
 @pytest.fixture(scope="module")
 def model_and_parallel():
     model, reference = twins()
-    with DataParallel(model, small_model, processes=2, max_batch=16, input_shape=(3, 32, 32), num_classes=10) as dp:
+    with DataParallel(
+        model, small_model, processes=2, max_batch=16, input_shape=(3, 32, 32), num_classes=10
+    ) as dp:
         yield model, reference, dp
 
 
@@ -64,7 +71,7 @@ def test_gradient_is_the_whole_batch_mean_loss_gradient(model_and_parallel, n, s
     expected_loss, expected_grads = reference_gradients(reference, x, y, 0.0 if soft else 0.1)
     assert loss == pytest.approx(expected_loss, rel=1e-5)
     assert logits.shape == (n, 10)
-    for p, expected in zip(model.parameters(), expected_grads):
+    for p, expected in zip(model.parameters(), expected_grads, strict=False):
         np.testing.assert_allclose(p.grad.data, expected, rtol=1e-4, atol=1e-6)
 
 
@@ -77,7 +84,7 @@ def test_smaller_inputs_fit_the_buffers_built_for_the_largest(model_and_parallel
     loss, logits = dp.train_step(x, y, label_smoothing=0.1, step=1)
     expected_loss, expected_grads = reference_gradients(reference, x, y, 0.1)
     assert loss == pytest.approx(expected_loss, rel=1e-5) and logits.shape == (6, 10)
-    for p, expected in zip(model.parameters(), expected_grads):
+    for p, expected in zip(model.parameters(), expected_grads, strict=False):
         np.testing.assert_allclose(p.grad.data, expected, rtol=1e-4, atol=1e-6)
 
 
@@ -90,7 +97,9 @@ def test_eval_step_matches_one_process(model_and_parallel):
         expected = reference(ag.tensor(x))
     reference.train()
     np.testing.assert_allclose(logits, expected.data, rtol=1e-5, atol=1e-5)
-    assert loss_sum == pytest.approx(float(F.cross_entropy(expected, ag.tensor(y), reduction="sum").item()), rel=1e-5)
+    assert loss_sum == pytest.approx(
+        float(F.cross_entropy(expected, ag.tensor(y), reduction="sum").item()), rel=1e-5
+    )
 
 
 def test_tta_on_the_workers_matches_one_process(tmp_path):
@@ -105,7 +114,9 @@ def test_tta_on_the_workers_matches_one_process(tmp_path):
         on_workers = evaluate(model, test_loader, "cpu", dp, flip=True)
         shifted_on_workers = evaluate(model, test_loader, "cpu", dp, flip=True, shift=2)
     assert on_workers == pytest.approx(evaluate(model, test_loader, "cpu", flip=True), rel=1e-5)
-    assert shifted_on_workers == pytest.approx(evaluate(model, test_loader, "cpu", flip=True, shift=2), rel=1e-5)
+    assert shifted_on_workers == pytest.approx(
+        evaluate(model, test_loader, "cpu", flip=True, shift=2), rel=1e-5
+    )
 
 
 def test_optimizer_updates_reach_the_workers():
@@ -121,7 +132,7 @@ def test_optimizer_updates_reach_the_workers():
             assert loss == pytest.approx(expected_loss, rel=1e-4)
             opt.step()
             ref_opt.step()
-    for p, q in zip(model.parameters(), reference.parameters()):
+    for p, q in zip(model.parameters(), reference.parameters(), strict=False):
         np.testing.assert_allclose(p.data, q.data, rtol=1e-4, atol=1e-5)
     # After close the model owns ordinary arrays again, with the trained values.
     assert all(isinstance(p.data, np.ndarray) and p.data.base is None for p in model.parameters())
@@ -144,7 +155,9 @@ def test_bad_arguments_are_clear(model_and_parallel):
     with pytest.raises(ValueError, match="cannot be split over 2 processes"):
         dp.train_step(*batch(1))
     for wrong in [(4, 3, 40, 40), (4, 32, 32, 3)]:  # too large; channels last
-        with pytest.raises(ValueError, match=r"expected inputs of shape \(N, 3, H, W\) with H <= 32 and W <= 32"):
+        with pytest.raises(
+            ValueError, match=r"expected inputs of shape \(N, 3, H, W\) with H <= 32 and W <= 32"
+        ):
             dp.train_step(np.zeros(wrong, np.float32), np.zeros(4, np.int64))
     with pytest.raises(ValueError, match="at least 1 process"):
         DataParallel(small_model(), small_model, 0, 8, (3, 32, 32), 10)
@@ -152,7 +165,9 @@ def test_bad_arguments_are_clear(model_and_parallel):
         DataParallel(small_model(), small_model, 4, 2, (3, 32, 32), 10)
 
 
-@pytest.mark.parametrize("ramp", [{}, dict(progressive_size=16, progressive_epochs=1)], ids=["32px", "16-32px"])
+@pytest.mark.parametrize(
+    "ramp", [{}, dict(progressive_size=16, progressive_epochs=1)], ids=["32px", "16-32px"]
+)
 def test_train_with_two_processes_resumes_exactly(tmp_path, ramp):
     """Stochastic depth included (the tiny config's drop path is 0.1): the workers' masks are resumed too;
     and with progressive resizing, epoch 1 at 16x16 and epoch 2 at 32x32."""
@@ -167,7 +182,9 @@ def test_train_with_two_processes_resumes_exactly(tmp_path, ramp):
 
 
 def test_train_with_two_processes_learns(tmp_path):
-    record = train(tiny_config(tmp_path, processes=2, epochs=4, lr=4e-3, drop_path=0.0), synthetic_cifar(640, 200))
+    record = train(
+        tiny_config(tmp_path, processes=2, epochs=4, lr=4e-3, drop_path=0.0), synthetic_cifar(640, 200)
+    )
     assert record["test_acc"] > 0.4  # chance is 0.1; the single-process test asks the same
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
@@ -214,8 +231,13 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path, processes):
 
     tests = str(Path(__file__).resolve().parents[1])
     script = CTRL_C_CHILD.format(tests=tests, folder=str(tmp_path), processes=processes)
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, start_new_session=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     metrics = tmp_path / "run" / "metrics.jsonl"
     try:
         deadline = time.monotonic() + 120

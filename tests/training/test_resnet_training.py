@@ -5,24 +5,32 @@ import functools
 
 import numpy as np
 import pytest
+from train_helpers import synthetic_cifar, tiny_config
 
 import autograd as ag
 from autograd import optim
 from autograd.nn import functional as F
 from tinyconvnext.checkpoint import load_checkpoint
 from tinyconvnext.parallel import DataParallel
-from tinyconvnext.train import build_model, build_optimizer, config_from_args, TrainConfig, train
+from tinyconvnext.train import TrainConfig, build_model, build_optimizer, config_from_args, train
 from tinyconvnext.variants import create_model
 
-from train_helpers import synthetic_cifar, tiny_config
-
-small_resnet = functools.partial(create_model, "resnet18d", num_classes=10, depths=(1, 1, 1, 1), widths=(8, 16, 24, 32),
-                                 stem_width=8)
+small_resnet = functools.partial(
+    create_model, "resnet18d", num_classes=10, depths=(1, 1, 1, 1), widths=(8, 16, 24, 32), stem_width=8
+)
 
 
 def resnet_config(tmp_path, **overrides):
-    base = dict(model="resnet18d", depths="1,1,1,1", dims="8,16,24,32", optimizer="sgd", lr=0.05, weight_decay=5e-4,
-                drop_path=0.0, grad_clip=0.0)
+    base = dict(
+        model="resnet18d",
+        depths="1,1,1,1",
+        dims="8,16,24,32",
+        optimizer="sgd",
+        lr=0.05,
+        weight_decay=5e-4,
+        drop_path=0.0,
+        grad_clip=0.0,
+    )
     return tiny_config(tmp_path, **{**base, **overrides})
 
 
@@ -36,7 +44,7 @@ def _slice_gradients_and_statistics(model, x, y, slices):
         copy.train()
         F.cross_entropy(copy(ag.tensor(x[a:b])), ag.tensor(y[a:b])).backward()
         part = [p.grad.data * (b - a) / len(x) for p in copy.parameters()]
-        grads = part if grads is None else [g + q for g, q in zip(grads, part)]
+        grads = part if grads is None else [g + q for g, q in zip(grads, part, strict=False)]
         state0 = state0 or copy.state_dict()
     return grads, state0
 
@@ -48,10 +56,12 @@ def test_data_parallel_batchnorm_follows_rank_0_and_evaluates_with_its_statistic
     reference.load_state_dict(model.state_dict())
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((8, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, size=8)
-    with DataParallel(model, small_resnet, processes=2, max_batch=8, input_shape=(3, 32, 32), num_classes=10) as dp:
+    with DataParallel(
+        model, small_resnet, processes=2, max_batch=8, input_shape=(3, 32, 32), num_classes=10
+    ) as dp:
         _, _ = dp.train_step(x, y)
         grads, state0 = _slice_gradients_and_statistics(reference, x, y, [(0, 4), (4, 8)])
-        for (name, p), g in zip(model.named_parameters(), grads):
+        for (name, p), g in zip(model.named_parameters(), grads, strict=False):
             np.testing.assert_allclose(p.grad.data, g, rtol=1e-4, atol=1e-6, err_msg=name)
         state = model.state_dict()
         moved = [name for name in state if "running_mean" in name and np.any(state[name] != 0)]
@@ -92,17 +102,26 @@ def test_resnet_with_sgd_learns_and_its_run_loads_back(tmp_path):
 
 def test_optimizer_option_builds_what_it_names():
     model = small_resnet()
-    sgd = build_optimizer(TrainConfig(optimizer="sgd", lr=0.1, weight_decay=1e-4, momentum=0.8, nesterov=False), model)
+    sgd = build_optimizer(
+        TrainConfig(optimizer="sgd", lr=0.1, weight_decay=1e-4, momentum=0.8, nesterov=False), model
+    )
     assert isinstance(sgd, optim.SGD)
     decay, no_decay = sgd.param_groups
-    assert (decay["momentum"], decay["nesterov"], decay["weight_decay"], no_decay["weight_decay"]) == (0.8, False, 1e-4, 0.0)
+    assert (decay["momentum"], decay["nesterov"], decay["weight_decay"], no_decay["weight_decay"]) == (
+        0.8,
+        False,
+        1e-4,
+        0.0,
+    )
     assert all(p.ndim > 1 for p in decay["params"]) and all(p.ndim == 1 for p in no_decay["params"])
     assert isinstance(build_optimizer(TrainConfig(), model), optim.AdamW)
     with pytest.raises(ValueError, match="--optimizer must be one of adamw, sgd, got 'lamb'"):
         build_optimizer(TrainConfig(optimizer="lamb"), model)
     with pytest.raises(SystemExit):
         config_from_args(TrainConfig(), ["--optimizer", "lamb"], "train")
-    config = config_from_args(TrainConfig(), ["--model", "resnet18d", "--optimizer", "sgd", "--no-nesterov"], "train")
+    config = config_from_args(
+        TrainConfig(), ["--model", "resnet18d", "--optimizer", "sgd", "--no-nesterov"], "train"
+    )
     assert (config.model, config.optimizer, config.nesterov) == ("resnet18d", "sgd", False)
 
 
@@ -111,10 +130,18 @@ def test_layer_scale_is_refused_for_a_resnet_only_when_given(capsys):
 
     with pytest.raises(SystemExit):
         config_from_args(TrainConfig(), ["--model", "resnet18d", "--layer-scale", "0.1"], "train")
-    assert "--layer-scale sets the init of ConvNeXt's layer-scale gammas; resnet18d is a ResNet" in capsys.readouterr().err
+    assert (
+        "--layer-scale sets the init of ConvNeXt's layer-scale gammas; resnet18d is a ResNet"
+        in capsys.readouterr().err
+    )
     # train_cifar.py's default (0.1) is for its ConvNeXt, and does not stop a ResNet run
-    assert config_from_args(train_cifar.CIFAR_DEFAULTS, ["--model", "resnet18d"], "train").model == "resnet18d"
-    assert config_from_args(train_cifar.CIFAR_DEFAULTS, [], "train").layer_scale == train_cifar.CIFAR_DEFAULTS.layer_scale
+    assert (
+        config_from_args(train_cifar.CIFAR_DEFAULTS, ["--model", "resnet18d"], "train").model == "resnet18d"
+    )
+    assert (
+        config_from_args(train_cifar.CIFAR_DEFAULTS, [], "train").layer_scale
+        == train_cifar.CIFAR_DEFAULTS.layer_scale
+    )
     assert config_from_args(TrainConfig(), ["--layer-scale", "0.5"], "train").layer_scale == 0.5
 
 
@@ -123,5 +150,7 @@ def test_convnext_options_on_a_resnet_are_clear_errors():
         build_model(TrainConfig(model="resnet18d", patch_size=2, stem_type="overlap"), 10)
     with pytest.raises(ValueError, match="resnet18d is a ResNet: --norm-layer set"):
         build_model(TrainConfig(model="resnet18d", norm_layer="batch"), 10)
-    model = build_model(TrainConfig(model="resnet18d", depths="1,1,1,1", dims="8,16,24,32", drop_path=0.1), 10)
+    model = build_model(
+        TrainConfig(model="resnet18d", depths="1,1,1,1", dims="8,16,24,32", drop_path=0.1), 10
+    )
     assert model.widths == (8, 16, 24, 32) and model.depths == (1, 1, 1, 1)

@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 import pytest
+from train_helpers import synthetic_cifar, tiny_config
 
 from tinyconvnext.checkpoint import load_checkpoint, save_checkpoint
 from tinyconvnext.train import NonFiniteLoss, TrainConfig, model_stride, train, train_image_size
-from train_helpers import synthetic_cifar, tiny_config
 
 
 def _weights(path):
@@ -20,7 +20,10 @@ def test_two_epochs_straight_equal_one_plus_resume_one(tmp_path):
     train(tiny_config(tmp_path / "a"), data)
     train(tiny_config(tmp_path / "b", stop_after=1), data)  # the same 2-epoch run, stopped after epoch 1
     record = train(tiny_config(tmp_path / "b", resume=True), data)
-    a, b = _weights(tmp_path / "a" / "run" / "checkpoint.npz"), _weights(tmp_path / "b" / "run" / "checkpoint.npz")
+    a, b = (
+        _weights(tmp_path / "a" / "run" / "checkpoint.npz"),
+        _weights(tmp_path / "b" / "run" / "checkpoint.npz"),
+    )
     assert a.keys() == b.keys()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
@@ -42,7 +45,10 @@ def test_resume_inside_an_epoch_matches_too(tmp_path):
     state = load_checkpoint(tmp_path / "b" / "run" / "checkpoint.npz")
     assert (state["epoch"], state["batch"], state["step"]) == (0, 1, 1)  # 5 batches an epoch
     train(tiny_config(tmp_path / "b", epochs=1, resume=True), data)
-    a, b = _weights(tmp_path / "a" / "run" / "checkpoint.npz"), _weights(tmp_path / "b" / "run" / "checkpoint.npz")
+    a, b = (
+        _weights(tmp_path / "a" / "run" / "checkpoint.npz"),
+        _weights(tmp_path / "b" / "run" / "checkpoint.npz"),
+    )
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
@@ -80,9 +86,11 @@ def test_existing_run_needs_resume(tmp_path):
 
 def test_checkpoints_are_atomic_and_damage_is_reported(tmp_path):
     path = tmp_path / "c.npz"
-    save_checkpoint(path, {"model": {"w": np.ones(3)}, "epoch": 1, "rng": {"state": 2 ** 100}})
+    save_checkpoint(path, {"model": {"w": np.ones(3)}, "epoch": 1, "rng": {"state": 2**100}})
     state = load_checkpoint(path)
-    assert state["epoch"] == 1 and state["rng"]["state"] == 2 ** 100 and state["model"]["w"].tolist() == [1, 1, 1]
+    assert (
+        state["epoch"] == 1 and state["rng"]["state"] == 2**100 and state["model"]["w"].tolist() == [1, 1, 1]
+    )
     assert not list(tmp_path.glob(".*.tmp"))
     path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(ValueError, match="c.npz: truncated or corrupt"):
@@ -90,7 +98,7 @@ def test_checkpoints_are_atomic_and_damage_is_reported(tmp_path):
 
 
 def test_load_trained_model_gives_the_run_s_model(tmp_path):
-    from tinyconvnext.train import load_trained_model, make_loaders, evaluate
+    from tinyconvnext.train import evaluate, load_trained_model, make_loaders
 
     data = synthetic_cifar()
     config = tiny_config(tmp_path, epochs=1)
@@ -109,9 +117,9 @@ def test_load_trained_model_gives_the_run_s_model(tmp_path):
 
 
 def test_flip_tta_averages_the_logits_of_the_image_and_its_mirror(tmp_path):
-    from autograd.nn import functional as F
     import autograd as ag
-    from tinyconvnext.train import load_trained_model, make_loaders, evaluate
+    from autograd.nn import functional as F
+    from tinyconvnext.train import evaluate, load_trained_model, make_loaders
 
     data = synthetic_cifar()
     config = tiny_config(tmp_path, epochs=1, tta=True)
@@ -150,11 +158,14 @@ def test_progressive_resizing_ramps_the_training_images_to_the_image_size():
     assert train_image_size(TrainConfig(model="convnext_atto", image_size=128), 0, 32) == 128  # off
     off = TrainConfig(model="convnext_atto", image_size=128, progressive_size=0, progressive_epochs=15)
     assert train_image_size(off, 0, 32) == 128  # --progressive-size 0 turns train_cifar.py's ramp off
-    config = TrainConfig(dataset="imagenette", model="convnext_atto", image_size=128, progressive_size=96,
-                         progressive_epochs=2)
+    config = TrainConfig(
+        dataset="imagenette", model="convnext_atto", image_size=128, progressive_size=96, progressive_epochs=2
+    )
     assert model_stride(config) == 32
     assert [train_image_size(config, epoch, 32) for epoch in range(3)] == [96, 96, 128]
-    config = TrainConfig(image_size=152, progressive_size=8, progressive_epochs=3.6)  # 8 + 144 * 3 / 3.6 = 128
+    config = TrainConfig(
+        image_size=152, progressive_size=8, progressive_epochs=3.6
+    )  # 8 + 144 * 3 / 3.6 = 128
     assert train_image_size(config, 3, 8) == 128  # not 120: the float product is 127.99999...
 
 
@@ -167,8 +178,9 @@ def test_train_batch_makes_images_of_the_epoch_s_side():
     labels = np.arange(8) % 4
     mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
     for images in (cifar, larger):
-        train_batch, eval_batch = make_batch_functions(TrainConfig(image_size=32), images, labels, images, labels,
-                                                       4, mean, std)
+        train_batch, eval_batch = make_batch_functions(
+            TrainConfig(image_size=32), images, labels, images, labels, 4, mean, std
+        )
         assert train_batch(np.arange(4), rng, side=16)[0].shape == (4, 3, 16, 16)
         assert train_batch(np.arange(4), rng)[0].shape == (4, 3, 32, 32)
         assert eval_batch(np.arange(4), rng)[0].shape == (4, 3, 32, 32)
@@ -185,26 +197,39 @@ def test_progressive_crop_mode_crops_at_full_scale_and_resize_mode_scales_down()
     mean, std = np.zeros(3, np.float32), np.full(3, 1 / 255, np.float32)  # inputs are the uint8 values
     padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
     for mode in ("crop", "resize"):
-        train_batch, eval_batch = make_batch_functions(TrainConfig(progressive_mode=mode), images, labels,
-                                                       images, labels, 4, mean, std)
+        train_batch, eval_batch = make_batch_functions(
+            TrainConfig(progressive_mode=mode), images, labels, images, labels, 4, mean, std
+        )
         x, _ = train_batch(np.arange(8), np.random.default_rng(5), side=24)
         assert x.shape == (8, 3, 24, 24) and eval_batch(np.arange(8), rng)[0].shape == (8, 3, 32, 32)
         crops = np.rint(x.transpose(0, 2, 3, 1)).astype(np.uint8)
-        is_window = [any(np.array_equal(crops[i], w) or np.array_equal(crops[i], w[:, ::-1])
-                         for w in (padded[i, t:t + 24, l:l + 24] for t in range(17) for l in range(17)))
-                     for i in range(8)]
+        is_window = [
+            any(
+                np.array_equal(crops[i], w) or np.array_equal(crops[i], w[:, ::-1])
+                for w in (padded[i, t : t + 24, l : l + 24] for t in range(17) for l in range(17))
+            )
+            for i in range(8)
+        ]
         assert all(is_window) if mode == "crop" else not any(is_window)
     with pytest.raises(ValueError, match="--progressive-mode must be one of resize, crop, got 'zoom'"):
-        make_batch_functions(TrainConfig(progressive_mode="zoom"), images, labels, images, labels, 4, mean, std)
+        make_batch_functions(
+            TrainConfig(progressive_mode="zoom"), images, labels, images, labels, 4, mean, std
+        )
     assert config_from_args(TrainConfig(), ["--progressive-mode", "crop"], "prog").progressive_mode == "crop"
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(progressive_size=20, progressive_epochs=2), "multiple of the network's stride \\(16"),
-    (dict(progressive_size=48, progressive_epochs=2), "between 16 and --image-size 32"),
-    (dict(progressive_size=16, progressive_epochs=0), "--progressive-epochs > 0"),
-    (dict(progressive_size=16, progressive_epochs=2, image_size=40), "--image-size, which must then be a multiple"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(progressive_size=20, progressive_epochs=2), "multiple of the network's stride \\(16"),
+        (dict(progressive_size=48, progressive_epochs=2), "between 16 and --image-size 32"),
+        (dict(progressive_size=16, progressive_epochs=0), "--progressive-epochs > 0"),
+        (
+            dict(progressive_size=16, progressive_epochs=2, image_size=40),
+            "--image-size, which must then be a multiple",
+        ),
+    ],
+)
 def test_progressive_resizing_rejects_sizes_the_network_cannot_take(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         train(tiny_config(tmp_path, **overrides), synthetic_cifar())
@@ -222,7 +247,10 @@ def test_progressive_resizing_records_the_size_and_resumes_exactly(tmp_path):
     assert [r["image_size"] for r in rows] == [16, 32]
     with open(tmp_path / "b" / "run" / "metrics.csv", newline="") as f:
         assert [r["image_size"] for r in csv.DictReader(f)] == ["16", "32"]
-    a, b = _weights(tmp_path / "a" / "run" / "checkpoint.npz"), _weights(tmp_path / "b" / "run" / "checkpoint.npz")
+    a, b = (
+        _weights(tmp_path / "a" / "run" / "checkpoint.npz"),
+        _weights(tmp_path / "b" / "run" / "checkpoint.npz"),
+    )
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
@@ -230,8 +258,20 @@ def test_progressive_resizing_records_the_size_and_resumes_exactly(tmp_path):
 def test_stem_and_kernel_options_build_what_they_name_and_unknown_stems_are_refused(capsys):
     from tinyconvnext.train import build_model, config_from_args
 
-    config = config_from_args(TrainConfig(), ["--model", "convnext_atto", "--stem-type", "overlap_tiered",
-                                              "--depths", "1,1,1", "--dims", "16,32,64"], "prog")
+    config = config_from_args(
+        TrainConfig(),
+        [
+            "--model",
+            "convnext_atto",
+            "--stem-type",
+            "overlap_tiered",
+            "--depths",
+            "1,1,1",
+            "--dims",
+            "16,32,64",
+        ],
+        "prog",
+    )
     model = build_model(config, num_classes=10)
     assert model.stem_type == "overlap_tiered" and model.downsample_layers[0][0].conv1.out_channels == 8
     assert model_stride(config) == 16
@@ -246,7 +286,9 @@ def test_norm_layer_option_builds_a_batchnorm_convnext(capsys):
     from autograd import nn
     from tinyconvnext.train import build_model, config_from_args
 
-    config = config_from_args(TrainConfig(), ["--norm-layer", "batch", "--depths", "1,1", "--dims", "8,16"], "prog")
+    config = config_from_args(
+        TrainConfig(), ["--norm-layer", "batch", "--depths", "1,1", "--dims", "8,16"], "prog"
+    )
     model = build_model(config, num_classes=10)
     assert model.norm_layer == "batch" and isinstance(model.stages[1][0].norm, nn.BatchNorm2d)
     assert isinstance(model.downsample_layers[1][0], nn.BatchNorm2d) and isinstance(model.norm, nn.LayerNorm)
@@ -260,13 +302,18 @@ def test_stem_norm_layer_option_puts_batchnorm_in_the_deep_stem_only():
     from autograd import nn
     from tinyconvnext.train import build_model, config_from_args
 
-    config = config_from_args(TrainConfig(), ["--stem-type", "deep", "--stem-norm-layer", "batch", "--depths", "1,1",
-                                              "--dims", "8,16"], "prog")
+    config = config_from_args(
+        TrainConfig(),
+        ["--stem-type", "deep", "--stem-norm-layer", "batch", "--depths", "1,1", "--dims", "8,16"],
+        "prog",
+    )
     model = build_model(config, num_classes=10)
     stem = model.downsample_layers[0][0]
     assert (model.norm_layer, model.stem_norm_layer) == ("layer", "batch")
     assert all(isinstance(n, nn.BatchNorm2d) for n in (stem.norm1, stem.norm2, stem.norm3))
-    assert isinstance(model.downsample_layers[1][0], nn.LayerNorm) and isinstance(model.stages[1][0].norm, nn.LayerNorm)
+    assert isinstance(model.downsample_layers[1][0], nn.LayerNorm) and isinstance(
+        model.stages[1][0].norm, nn.LayerNorm
+    )
     assert build_model(TrainConfig(stem_type="deep", norm_layer="batch"), 10).stem_norm_layer == "batch"
     with pytest.raises(ValueError, match="resnet18d is a ResNet: --stem-norm-layer set"):
         build_model(TrainConfig(model="resnet18d", stem_norm_layer="batch"), 10)
@@ -292,9 +339,16 @@ def test_precise_bn_recomputes_the_statistics_after_the_last_epoch_only(tmp_path
     train(tiny_config(tmp_path / "a", **options), data)
     config = tiny_config(tmp_path / "b", precise_bn_batches=3, **options)
     record = train(config, data)
-    plain, precise = load_checkpoint(tmp_path / "a" / "run" / "checkpoint.npz"), load_checkpoint(tmp_path / "b" / "run" / "checkpoint.npz")
-    rows_a = [json.loads(line) for line in (tmp_path / "a" / "run" / "metrics.jsonl").read_text().splitlines()]
-    rows_b = [json.loads(line) for line in (tmp_path / "b" / "run" / "metrics.jsonl").read_text().splitlines()]
+    plain, precise = (
+        load_checkpoint(tmp_path / "a" / "run" / "checkpoint.npz"),
+        load_checkpoint(tmp_path / "b" / "run" / "checkpoint.npz"),
+    )
+    rows_a = [
+        json.loads(line) for line in (tmp_path / "a" / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    rows_b = [
+        json.loads(line) for line in (tmp_path / "b" / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert rows_a[0]["test_acc"] == rows_b[0]["test_acc"] and "test_acc_running_stats" not in rows_b[0]
     assert record["test_acc_running_stats"] == rows_a[1]["test_acc"]  # the same training, then new statistics
     train_loader, test_loader, _ = make_loaders(config, data)
@@ -309,10 +363,14 @@ def test_precise_bn_recomputes_the_statistics_after_the_last_epoch_only(tmp_path
         assert precise_batchnorm(config, model, train_loader, 32, "cpu") == 3 * processes
         for name, value in model.state_dict().items():
             np.testing.assert_allclose(precise[weights][name], value, rtol=1e-6, atol=1e-7, err_msg=name)
-        assert not np.allclose(precise[weights]["stages.0.0.norm.running_var"], plain[weights]["stages.0.0.norm.running_var"])
+        assert not np.allclose(
+            precise[weights]["stages.0.0.norm.running_var"], plain[weights]["stages.0.0.norm.running_var"]
+        )
     model, _ = load_trained_model(tmp_path / "b" / "run")
     assert evaluate(model, test_loader, "cpu") == pytest.approx((record["test_loss"], record["test_acc"]))
-    assert evaluate(model, test_loader, "cpu", flip=True) == pytest.approx((record["test_loss_tta"], record["test_acc_tta"]))
+    assert evaluate(model, test_loader, "cpu", flip=True) == pytest.approx(
+        (record["test_loss_tta"], record["test_acc_tta"])
+    )
     ema_model, _ = load_trained_model(tmp_path / "b" / "run", ema=True)
     assert evaluate(ema_model, test_loader, "cpu")[1] == pytest.approx(record["test_acc_ema"])
 

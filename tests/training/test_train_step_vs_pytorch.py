@@ -28,20 +28,36 @@ import train_cifar  # noqa: E402
 
 
 def _torch_twin(ours, config, num_classes):
-    model = TorchConvNeXt(num_classes=num_classes, depths=ours.depths, dims=ours.dims, patch_size=ours.patch_size,
-                          layer_scale=config.layer_scale, norm_layer=ours.norm_layer).double()
+    model = TorchConvNeXt(
+        num_classes=num_classes,
+        depths=ours.depths,
+        dims=ours.dims,
+        patch_size=ours.patch_size,
+        layer_scale=config.layer_scale,
+        norm_layer=ours.norm_layer,
+    ).double()
     model.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
     named = list(model.named_parameters())
     optimizer = torch.optim.AdamW(
-        [{"params": [p for n, p in named if p.ndim > 1 and not n.endswith("gamma")], "weight_decay": config.weight_decay},
-         {"params": [p for n, p in named if p.ndim <= 1 or n.endswith("gamma")], "weight_decay": 0.0}], lr=config.lr)
+        [
+            {
+                "params": [p for n, p in named if p.ndim > 1 and not n.endswith("gamma")],
+                "weight_decay": config.weight_decay,
+            },
+            {"params": [p for n, p in named if p.ndim <= 1 or n.endswith("gamma")], "weight_decay": 0.0},
+        ],
+        lr=config.lr,
+    )
     return model, optimizer
 
 
 def _max_relative_difference(ours, theirs, skip=()):
     mine = ours.state_dict()
-    return max(float(np.max(np.abs(mine[k] - v.detach().numpy())) / max(float(np.max(np.abs(mine[k]))), 1e-300))
-               for k, v in theirs.state_dict().items() if k not in skip)
+    return max(
+        float(np.max(np.abs(mine[k] - v.detach().numpy())) / max(float(np.max(np.abs(mine[k]))), 1e-300))
+        for k, v in theirs.state_dict().items()
+        if k not in skip
+    )
 
 
 def _step_both(ours, opt, theirs, torch_opt, x, y, label_smoothing):
@@ -49,8 +65,9 @@ def _step_both(ours, opt, theirs, torch_opt, x, y, label_smoothing):
     loss, _ = forward_backward(ours, x, y, "cpu", label_smoothing)
     opt.step()
     torch_opt.zero_grad()
-    torch_loss = torch.nn.functional.cross_entropy(theirs(torch.from_numpy(x)), torch.from_numpy(y),
-                                                   label_smoothing=label_smoothing)
+    torch_loss = torch.nn.functional.cross_entropy(
+        theirs(torch.from_numpy(x)), torch.from_numpy(y), label_smoothing=label_smoothing
+    )
     torch_loss.backward()
     torch_opt.step()
     assert loss == pytest.approx(torch_loss.item(), rel=1e-12, abs=0)
@@ -79,8 +96,9 @@ def test_training_steps_match_pytorch_in_float64():
         opt.step()
 
         torch_opt.zero_grad()
-        torch_loss = torch.nn.functional.cross_entropy(theirs(torch.from_numpy(x)), torch.from_numpy(y),
-                                                       label_smoothing=config.label_smoothing)
+        torch_loss = torch.nn.functional.cross_entropy(
+            theirs(torch.from_numpy(x)), torch.from_numpy(y), label_smoothing=config.label_smoothing
+        )
         torch_loss.backward()
         torch_norm = float(torch.nn.utils.clip_grad_norm_(theirs.parameters(), config.grad_clip))
         torch_opt.step()
@@ -97,39 +115,66 @@ def test_training_steps_match_pytorch_in_float64():
 def test_resnet_sgd_steps_match_pytorch_in_float64():
     """The ResNet-D baseline's recipe: SGD with Nesterov momentum and coupled (L2) weight decay on the conv
     and linear weights only, BatchNorm in training mode with its running statistics, label smoothing."""
-    from tinyconvnext.train import TrainConfig, build_optimizer
     from torch_resnet import TorchResNet
 
-    config = TrainConfig(model="resnet18d", depths="1,1,1,1", dims="8,16,24,32", optimizer="sgd", lr=0.2,
-                         weight_decay=5e-3, drop_path=0.0)
+    from tinyconvnext.train import TrainConfig, build_optimizer
+
+    config = TrainConfig(
+        model="resnet18d",
+        depths="1,1,1,1",
+        dims="8,16,24,32",
+        optimizer="sgd",
+        lr=0.2,
+        weight_decay=5e-3,
+        drop_path=0.0,
+    )
     num_classes, steps, batch, side = 10, 6, 6, 32
     ag.manual_seed(0)
     ours = build_model(config, num_classes, 0.0).to(dtype=np.float64)
     opt = build_optimizer(config, ours)
-    theirs = TorchResNet(depths=ours.depths, widths=ours.widths, stem_width=ours.stem_width, num_classes=num_classes).double()
+    theirs = TorchResNet(
+        depths=ours.depths, widths=ours.widths, stem_width=ours.stem_width, num_classes=num_classes
+    ).double()
     theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
     named = list(theirs.named_parameters())
-    torch_opt = torch.optim.SGD([{"params": [p for _, p in named if p.ndim > 1], "weight_decay": config.weight_decay},
-                                 {"params": [p for _, p in named if p.ndim <= 1], "weight_decay": 0.0}],
-                                lr=config.lr, momentum=0.9, nesterov=True)
+    torch_opt = torch.optim.SGD(
+        [
+            {"params": [p for _, p in named if p.ndim > 1], "weight_decay": config.weight_decay},
+            {"params": [p for _, p in named if p.ndim <= 1], "weight_decay": 0.0},
+        ],
+        lr=config.lr,
+        momentum=0.9,
+        nesterov=True,
+    )
     rng = np.random.default_rng(0)
     for step in range(steps):
         x = rng.standard_normal((batch, 3, side, side))
         y = rng.integers(0, num_classes, batch)
         _step_both(ours, opt, theirs, torch_opt, x, y, config.label_smoothing)
-        assert _max_relative_difference(ours, theirs) < 1e-9, f"weights or running statistics differ after step {step + 1}"
+        assert _max_relative_difference(ours, theirs) < 1e-9, (
+            f"weights or running statistics differ after step {step + 1}"
+        )
     ours.eval()
     theirs.eval()
     x = rng.standard_normal((4, 3, side, side))
     with ag.no_grad():
-        np.testing.assert_allclose(ours(x).data, theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(
+            ours(x).data, theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-9, atol=1e-12
+        )
 
 
 def test_batchnorm_convnext_adamw_steps_match_pytorch_in_float64():
     """``--norm-layer batch``: AdamW steps on a ConvNeXt whose norms are BatchNorm (running statistics
     compared too, as state-dict buffers), then evaluation with those statistics."""
-    config = dataclasses.replace(train_cifar.CIFAR_DEFAULTS, norm_layer="batch", depths="1,2", dims="8,16",
-                                 drop_path=0.0, grad_clip=0.0, lr=4e-3)
+    config = dataclasses.replace(
+        train_cifar.CIFAR_DEFAULTS,
+        norm_layer="batch",
+        depths="1,2",
+        dims="8,16",
+        drop_path=0.0,
+        grad_clip=0.0,
+        lr=4e-3,
+    )
     num_classes, steps, batch, side = 10, 5, 6, 16
     ag.manual_seed(0)
     ours = build_model(config, num_classes, 0.0).to(dtype=np.float64)
@@ -148,13 +193,19 @@ def test_batchnorm_convnext_adamw_steps_match_pytorch_in_float64():
         # would be ~1e-3.
         if step == 0:
             before_batch_norm = [name for name, p in theirs.named_parameters() if p.grad.abs().max() < 1e-15]
-            assert "downsample_layers.0.0.bias" in before_batch_norm and "stages.1.1.dwconv.bias" in before_batch_norm
+            assert (
+                "downsample_layers.0.0.bias" in before_batch_norm
+                and "stages.1.1.dwconv.bias" in before_batch_norm
+            )
         for name in before_batch_norm:
             assert np.abs(ours.state_dict()[name]).max() < 1e-8, name
-        assert _max_relative_difference(ours, theirs, skip=before_batch_norm) < 1e-6, \
+        assert _max_relative_difference(ours, theirs, skip=before_batch_norm) < 1e-6, (
             f"weights or running statistics differ after step {step + 1}"
+        )
     ours.eval()
     theirs.eval()
     x = rng.standard_normal((4, 3, side, side))
     with ag.no_grad():
-        np.testing.assert_allclose(ours(x).data, theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(
+            ours(x).data, theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-6, atol=1e-9
+        )

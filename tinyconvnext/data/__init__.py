@@ -11,8 +11,15 @@ Where files go: downloads and decoded ``.npy`` arrays in ``cache_dir()`` (``$TIN
 """
 
 from .cifar import Cifar10, find_cifar10, load_cifar10, read_cifar10  # noqa: F401
+
 # The function download() stays in .download: re-exported here it would hide the module of the same name.
 from .download import cache_dir, default_data_dir, file_digest  # noqa: F401
 from .errors import ChecksumError, DataError, DataNotFoundError  # noqa: F401
-from .imagenette import (ImageSet, Imagenette, find_imagenette, list_imagenette, load_imagenette,  # noqa: F401
-                         read_imagenette)
+from .imagenette import (
+    Imagenette,
+    ImageSet,
+    find_imagenette,
+    list_imagenette,
+    load_imagenette,  # noqa: F401
+    read_imagenette,
+)

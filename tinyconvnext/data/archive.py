@@ -13,8 +13,8 @@ from __future__ import annotations
 import lzma
 import tarfile
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from tqdm import tqdm
 from tqdm.utils import CallbackIOWrapper
@@ -30,13 +30,14 @@ def is_archive(path) -> bool:
     return Path(path).is_file() and str(path).lower().endswith(ARCHIVE_SUFFIXES)
 
 
-def archive_names(stem: str) -> "list[str]":
+def archive_names(stem: str) -> list[str]:
     """``stem`` with every archive suffix: ``cifar-10-binary`` -> ``cifar-10-binary.tar.gz`` ..."""
     return [stem + suffix for suffix in ARCHIVE_SUFFIXES]
 
 
-def iter_archive(path, wanted: Callable[[str], bool], progress: bool = False,
-                 description: "str | None" = None) -> Iterator["tuple[str, bytes | None]"]:
+def iter_archive(
+    path, wanted: Callable[[str], bool], progress: bool = False, description: str | None = None
+) -> Iterator[tuple[str, bytes | None]]:
     """Yield ``(member name, contents)`` for each regular file of a tar archive, in archive order.
 
     Contents are read only for members where ``wanted(name)`` is true, else ``None`` (listing a
@@ -45,9 +46,17 @@ def iter_archive(path, wanted: Callable[[str], bool], progress: bool = False,
     """
     path = Path(path)
     try:
-        with open(path, "rb") as raw, tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
-                                           unit_divisor=1024, desc=description or path.name,
-                                           disable=not progress) as bar:
+        with (
+            open(path, "rb") as raw,
+            tqdm(
+                total=path.stat().st_size,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=description or path.name,
+                disable=not progress,
+            ) as bar,
+        ):
             with tarfile.open(fileobj=CallbackIOWrapper(bar.update, raw, "read"), mode="r:*") as archive:
                 for member in archive:
                     if not member.isfile():
@@ -57,8 +66,10 @@ def iter_archive(path, wanted: Callable[[str], bool], progress: bool = False,
                         continue
                     data = archive.extractfile(member).read()
                     if len(data) != member.size:
-                        raise DataError(f"{path}: member {member.name} is truncated: expected "
-                                        f"{member.size} bytes, found {len(data)}")
+                        raise DataError(
+                            f"{path}: member {member.name} is truncated: expected "
+                            f"{member.size} bytes, found {len(data)}"
+                        )
                     yield member.name, data
     except DataError:
         raise
@@ -70,7 +81,7 @@ def iter_archive(path, wanted: Callable[[str], bool], progress: bool = False,
         raise DataError(f"{path}: truncated or corrupt archive ({type(error).__name__}: {error})") from None
 
 
-def find_first(folders, names) -> "Path | None":
+def find_first(folders, names) -> Path | None:
     """The first existing ``folder/name`` over ``folders`` (in order) and ``names`` (in order).
 
     A folder that is itself one of the names is returned as is.

@@ -46,8 +46,10 @@ def source_identity(path) -> str:
 
 def decoded_dir(dataset: str, source, **options) -> Path:
     """The cache folder of ``dataset`` decoded from ``source`` with ``options``."""
-    description = "|".join([f"format={CACHE_FORMAT}", source_identity(source)]
-                           + [f"{name}={options[name]}" for name in sorted(options)])
+    description = "|".join(
+        [f"format={CACHE_FORMAT}", source_identity(source)]
+        + [f"{name}={options[name]}" for name in sorted(options)]
+    )
     return cache_dir() / "decoded" / f"{dataset}-{hashlib.sha256(description.encode()).hexdigest()[:16]}"
 
 
@@ -81,8 +83,12 @@ def uint8_npy_header(length: int) -> bytes:
     return buffer.getvalue()
 
 
-def save_arrays(folder, arrays: "dict[str, np.ndarray]", info: "dict | None" = None,
-                written: "dict[str, np.ndarray] | None" = None) -> None:
+def save_arrays(
+    folder,
+    arrays: dict[str, np.ndarray],
+    info: dict | None = None,
+    written: dict[str, np.ndarray] | None = None,
+) -> None:
     """Save ``arrays`` as ``folder/NAME.npy`` and then the manifest (listing them and ``written``).
 
     ``written`` names arrays already saved in the folder by the caller (large ones streamed to disk).
@@ -92,8 +98,11 @@ def save_arrays(folder, arrays: "dict[str, np.ndarray]", info: "dict | None" = N
     for name, array in arrays.items():
         save_npy(folder / f"{name}.npy", array)
     listed = {**(written or {}), **arrays}
-    manifest = {"format": CACHE_FORMAT, "info": info or {},
-                "arrays": {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in listed.items()}}
+    manifest = {
+        "format": CACHE_FORMAT,
+        "info": info or {},
+        "arrays": {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in listed.items()},
+    }
     temporary = temporary_beside(folder / MANIFEST)
     try:
         temporary.write_text(json.dumps(manifest, indent=1))
@@ -103,7 +112,7 @@ def save_arrays(folder, arrays: "dict[str, np.ndarray]", info: "dict | None" = N
         raise
 
 
-def load_arrays(folder, mmap: bool = False) -> "tuple[dict[str, np.ndarray], dict] | None":
+def load_arrays(folder, mmap: bool = False) -> tuple[dict[str, np.ndarray], dict] | None:
     """The arrays and info of a finished cache folder, or ``None`` if it is absent, unfinished or damaged."""
     folder = Path(folder)
     try:
@@ -111,17 +120,21 @@ def load_arrays(folder, mmap: bool = False) -> "tuple[dict[str, np.ndarray], dic
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as error:
-        warnings.warn(f"{folder / MANIFEST}: unreadable cache manifest ({error}); decoding again")
+        warnings.warn(
+            f"{folder / MANIFEST}: unreadable cache manifest ({error}); decoding again", stacklevel=2
+        )
         return None
     arrays = {}
     try:
         for name, spec in manifest["arrays"].items():
             array = np.load(folder / f"{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
             if list(array.shape) != spec["shape"] or str(array.dtype) != spec["dtype"]:
-                raise ValueError(f"{name}.npy is {array.dtype} {list(array.shape)}, the manifest says "
-                                 f"{spec['dtype']} {spec['shape']}")
+                raise ValueError(
+                    f"{name}.npy is {array.dtype} {list(array.shape)}, the manifest says "
+                    f"{spec['dtype']} {spec['shape']}"
+                )
             arrays[name] = array
     except (OSError, ValueError, KeyError, TypeError) as error:
-        warnings.warn(f"{folder}: damaged cache ({error}); decoding again")
+        warnings.warn(f"{folder}: damaged cache ({error}); decoding again", stacklevel=2)
         return None
     return arrays, manifest.get("info", {})

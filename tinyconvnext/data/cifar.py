@@ -41,7 +41,8 @@ import numpy as np
 
 from .archive import archive_names, find_first, is_archive, iter_archive
 from .cache import decoded_dir, load_arrays, save_arrays
-from .download import cache_dir, default_data_dir, download as download_file, file_digest
+from .download import cache_dir, default_data_dir, file_digest
+from .download import download as download_file
 from .errors import ChecksumError, DataError, DataNotFoundError
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -68,8 +69,9 @@ RECORD_BYTES = 1 + IMAGE_BYTES
 
 # Searched in this order: folders before archives (nothing to decompress), the binary format before the
 # pickles (no code to guard against).
-KNOWN_NAMES = ([BINARY_FOLDER] + archive_names("cifar-10-binary")
-               + [PYTHON_FOLDER] + archive_names("cifar-10-python"))
+KNOWN_NAMES = (
+    [BINARY_FOLDER] + archive_names("cifar-10-binary") + [PYTHON_FOLDER] + archive_names("cifar-10-python")
+)
 
 
 @dataclass
@@ -80,7 +82,7 @@ class Cifar10:
     train_labels: np.ndarray
     test_images: np.ndarray
     test_labels: np.ndarray
-    classes: "tuple[str, ...]"
+    classes: tuple[str, ...]
     source: Path
 
 
@@ -98,8 +100,10 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         if (module, name) not in self._allowed:
-            raise pickle.UnpicklingError(f"refusing to load global {module}.{name}: a CIFAR-10 batch holds "
-                                         f"only arrays, lists and strings")
+            raise pickle.UnpicklingError(
+                f"refusing to load global {module}.{name}: a CIFAR-10 batch holds "
+                f"only arrays, lists and strings"
+            )
         return self._allowed[(module, name)]
 
 
@@ -118,15 +122,18 @@ def _check_labels(labels: np.ndarray, name: str) -> None:
 
 def _check_count(count: int, name: str, trust_archive: bool) -> None:
     if not trust_archive and count != RECORDS_PER_FILE:
-        raise DataError(f"{name}: {count} records, expected {RECORDS_PER_FILE} (a truncated or foreign file; "
-                        f"pass trust_archive=True for a data set you built)")
+        raise DataError(
+            f"{name}: {count} records, expected {RECORDS_PER_FILE} (a truncated or foreign file; "
+            f"pass trust_archive=True for a data set you built)"
+        )
 
 
-def decode_binary_batch(data: bytes, name: str, trust_archive: bool = False) -> "tuple[np.ndarray, np.ndarray]":
+def decode_binary_batch(data: bytes, name: str, trust_archive: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """One ``.bin`` file -> images (N, 32, 32, 3) uint8 and labels (N,) int64."""
     if len(data) % RECORD_BYTES:
-        raise DataError(f"{name}: {len(data)} bytes is not a whole number of {RECORD_BYTES}-byte records "
-                        f"(truncated?)")
+        raise DataError(
+            f"{name}: {len(data)} bytes is not a whole number of {RECORD_BYTES}-byte records (truncated?)"
+        )
     records = np.frombuffer(data, dtype=np.uint8).reshape(-1, RECORD_BYTES)
     _check_count(len(records), name, trust_archive)
     labels = records[:, 0].astype(np.int64)
@@ -135,12 +142,14 @@ def decode_binary_batch(data: bytes, name: str, trust_archive: bool = False) -> 
     return np.ascontiguousarray(images), labels
 
 
-def decode_python_batch(data: bytes, name: str, trust_archive: bool = False) -> "tuple[np.ndarray, np.ndarray]":
+def decode_python_batch(data: bytes, name: str, trust_archive: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """One pickled batch -> images (N, 32, 32, 3) uint8 and labels (N,) int64. Check the source first."""
     batch = _unpickle(data, name)
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
-        raise DataError(f"{name}: expected a dict with b'data' and b'labels', found {type(batch).__name__}"
-                        + (f" with keys {sorted(batch)}" if isinstance(batch, dict) else ""))
+        raise DataError(
+            f"{name}: expected a dict with b'data' and b'labels', found {type(batch).__name__}"
+            + (f" with keys {sorted(batch)}" if isinstance(batch, dict) else "")
+        )
     pixels = np.asarray(batch[b"data"])
     labels = np.asarray(batch[b"labels"], dtype=np.int64)
     if pixels.dtype != np.uint8 or pixels.ndim != 2 or pixels.shape[1] != IMAGE_BYTES:
@@ -152,7 +161,7 @@ def decode_python_batch(data: bytes, name: str, trust_archive: bool = False) -> 
     return np.ascontiguousarray(pixels.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)), labels
 
 
-def _class_names(meta: "bytes | None", binary: bool, name: str) -> "tuple[str, ...]":
+def _class_names(meta: bytes | None, binary: bool, name: str) -> tuple[str, ...]:
     if meta is None:
         return CLASSES
     if binary:
@@ -164,13 +173,13 @@ def _class_names(meta: "bytes | None", binary: bool, name: str) -> "tuple[str, .
     return tuple(names)
 
 
-def _read_members(source: Path, progress: bool) -> "tuple[dict[str, bytes], str]":
+def _read_members(source: Path, progress: bool) -> tuple[dict[str, bytes], str]:
     """The batch files of an archive or folder by file name, and the format: "binary" or "python"."""
     wanted = {f"{b}.bin" for b in TRAIN_BATCHES + (TEST_BATCH,)} | {"batches.meta.txt"}
     wanted |= set(TRAIN_BATCHES + (TEST_BATCH,)) | {"batches.meta"}
-    files: "dict[str, dict[str, bytes]]" = {BINARY_FOLDER: {}, PYTHON_FOLDER: {}}
+    files: dict[str, dict[str, bytes]] = {BINARY_FOLDER: {}, PYTHON_FOLDER: {}}
 
-    def folder_and_file(member: str) -> "tuple[str, str]":
+    def folder_and_file(member: str) -> tuple[str, str]:
         parts = member.replace("\\", "/").split("/")
         return (parts[-2] if len(parts) > 1 else ""), parts[-1]
 
@@ -183,6 +192,7 @@ def _read_members(source: Path, progress: bool) -> "tuple[dict[str, bytes], str]
             if (folder / name).is_file():
                 files[kind][name] = (folder / name).read_bytes()
     else:
+
         def is_wanted(member):
             folder, name = folder_and_file(member)
             return folder in files and name in wanted
@@ -195,8 +205,10 @@ def _read_members(source: Path, progress: bool) -> "tuple[dict[str, bytes], str]
         return files[BINARY_FOLDER], "binary"
     if files[PYTHON_FOLDER]:
         return files[PYTHON_FOLDER], "python"
-    raise DataError(f"{source}: no CIFAR-10 batches found (expected {BINARY_FOLDER}/data_batch_1.bin ... or "
-                    f"{PYTHON_FOLDER}/data_batch_1 ...)")
+    raise DataError(
+        f"{source}: no CIFAR-10 batches found (expected {BINARY_FOLDER}/data_batch_1.bin ... or "
+        f"{PYTHON_FOLDER}/data_batch_1 ...)"
+    )
 
 
 def read_cifar10(source, trust_archive: bool = False, progress: bool = True) -> Cifar10:
@@ -217,46 +229,65 @@ def read_cifar10(source, trust_archive: bool = False, progress: bool = True) -> 
     if not source.exists():
         raise DataNotFoundError(f"{source}: no such file or folder")
     files, kind = _read_members(source, progress)
-    expected = [f"{b}.bin" for b in TRAIN_BATCHES + (TEST_BATCH,)] if kind == "binary" \
+    expected = (
+        [f"{b}.bin" for b in TRAIN_BATCHES + (TEST_BATCH,)]
+        if kind == "binary"
         else list(TRAIN_BATCHES + (TEST_BATCH,))
+    )
     missing = [name for name in expected if name not in files]
     if missing:
-        raise DataError(f"{source}: missing {', '.join(missing)} (an incomplete CIFAR-10 {kind} archive or "
-                        f"folder)")
+        raise DataError(
+            f"{source}: missing {', '.join(missing)} (an incomplete CIFAR-10 {kind} archive or folder)"
+        )
     # An extracted pickle folder has no published checksum: the restricted unpickler is what guards it.
     if kind == "python" and not trust_archive and not source.is_dir():
         actual = file_digest(source, "md5")
         if actual != PYTHON_ARCHIVE_MD5:
-            raise ChecksumError(f"{source}: MD5 {actual}, expected the official cifar-10-python.tar.gz's "
-                                f"{PYTHON_ARCHIVE_MD5}. Not unpickling it, since unpickling can run code from the "
-                                f"file. For an archive you built yourself, pass trust_archive=True.")
+            raise ChecksumError(
+                f"{source}: MD5 {actual}, expected the official cifar-10-python.tar.gz's "
+                f"{PYTHON_ARCHIVE_MD5}. Not unpickling it, since unpickling can run code from the "
+                f"file. For an archive you built yourself, pass trust_archive=True."
+            )
     if kind == "binary" and not trust_archive:
         for name in expected:
             actual = hashlib.md5(files[name]).hexdigest()
             if actual != BINARY_FILE_MD5[name]:
-                raise ChecksumError(f"{source}: {name} has MD5 {actual}, expected the official "
-                                    f"{BINARY_FILE_MD5[name]} (corrupt, or not the official CIFAR-10; pass "
-                                    f"trust_archive=True for a data set you built)")
+                raise ChecksumError(
+                    f"{source}: {name} has MD5 {actual}, expected the official "
+                    f"{BINARY_FILE_MD5[name]} (corrupt, or not the official CIFAR-10; pass "
+                    f"trust_archive=True for a data set you built)"
+                )
     decode = decode_binary_batch if kind == "binary" else decode_python_batch
     meta_name = "batches.meta.txt" if kind == "binary" else "batches.meta"
     classes = _class_names(files.get(meta_name), kind == "binary", f"{source}: {meta_name}")
     splits = []
     for names in (expected[:-1], expected[-1:]):
         decoded = [decode(files[name], f"{source}: {name}", trust_archive) for name in names]
-        splits.append((np.concatenate([images for images, _ in decoded]),
-                       np.concatenate([labels for _, labels in decoded])))
+        splits.append(
+            (
+                np.concatenate([images for images, _ in decoded]),
+                np.concatenate([labels for _, labels in decoded]),
+            )
+        )
     (train_images, train_labels), (test_images, test_labels) = splits
     return Cifar10(train_images, train_labels, test_images, test_labels, classes, source)
 
 
-def find_cifar10(data_dir=None) -> "Path | None":
+def find_cifar10(data_dir=None) -> Path | None:
     """The first CIFAR-10 archive or folder (``KNOWN_NAMES``) in ``data_dir`` (or ``$TINYCONVNEXT_DATA``),
     then in the cache folder where ``download=True`` puts it; None if there is none."""
     return find_first([default_data_dir(data_dir), cache_dir()], KNOWN_NAMES)
 
 
-def load_cifar10(data_dir=None, *, download: bool = False, cache: bool = True, trust_archive: bool = False,
-                 mmap: bool = False, progress: bool = True) -> Cifar10:
+def load_cifar10(
+    data_dir=None,
+    *,
+    download: bool = False,
+    cache: bool = True,
+    trust_archive: bool = False,
+    mmap: bool = False,
+    progress: bool = True,
+) -> Cifar10:
     """CIFAR-10, found in ``data_dir`` / ``$TINYCONVNEXT_DATA`` / the cache folder, or downloaded.
 
     Args:
@@ -278,24 +309,41 @@ def load_cifar10(data_dir=None, *, download: bool = False, cache: bool = True, t
     if source is None:
         if not download:
             searched = [str(p) for p in (default_data_dir(data_dir), cache_dir()) if p is not None]
-            raise DataNotFoundError(f"CIFAR-10 not found in {' or '.join(searched)} (looked for "
-                                    f"{', '.join(KNOWN_NAMES)}); set TINYCONVNEXT_DATA, pass data_dir, "
-                                    f"or pass download=True")
-        source = download_file(BINARY_URL, cache_dir() / "cifar-10-binary.tar.gz", md5=BINARY_ARCHIVE_MD5,
-                               progress=progress)
+            raise DataNotFoundError(
+                f"CIFAR-10 not found in {' or '.join(searched)} (looked for "
+                f"{', '.join(KNOWN_NAMES)}); set TINYCONVNEXT_DATA, pass data_dir, "
+                f"or pass download=True"
+            )
+        source = download_file(
+            BINARY_URL, cache_dir() / "cifar-10-binary.tar.gz", md5=BINARY_ARCHIVE_MD5, progress=progress
+        )
     if not cache:
         return read_cifar10(source, trust_archive=trust_archive, progress=progress)
     folder = decoded_dir("cifar10", source, trusted=trust_archive)
     cached = load_arrays(folder, mmap=mmap)
     if cached is not None:
         arrays, _ = cached
-        return Cifar10(arrays["train_images"], arrays["train_labels"], arrays["test_images"],
-                       arrays["test_labels"], tuple(str(c) for c in arrays["classes"]), source)
+        return Cifar10(
+            arrays["train_images"],
+            arrays["train_labels"],
+            arrays["test_images"],
+            arrays["test_labels"],
+            tuple(str(c) for c in arrays["classes"]),
+            source,
+        )
     data = read_cifar10(source, trust_archive=trust_archive, progress=progress)
     try:
-        save_arrays(folder, {"train_images": data.train_images, "train_labels": data.train_labels,
-                                   "test_images": data.test_images, "test_labels": data.test_labels,
-                                   "classes": np.array(data.classes)}, info={"source": str(source)})
+        save_arrays(
+            folder,
+            {
+                "train_images": data.train_images,
+                "train_labels": data.train_labels,
+                "test_images": data.test_images,
+                "test_labels": data.test_labels,
+                "classes": np.array(data.classes),
+            },
+            info={"source": str(source)},
+        )
     except OSError as error:
-        warnings.warn(f"could not cache decoded CIFAR-10 in {folder}: {error}")
+        warnings.warn(f"could not cache decoded CIFAR-10 in {folder}: {error}", stacklevel=2)
     return data

@@ -35,7 +35,7 @@ def cache_dir() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "tinyconvnext"
 
 
-def default_data_dir(data_dir=None) -> "Path | None":
+def default_data_dir(data_dir=None) -> Path | None:
     """Where to look for data sets: ``data_dir`` if given, else ``$TINYCONVNEXT_DATA`` if set, else None."""
     if data_dir is not None:
         return Path(data_dir).expanduser()
@@ -52,21 +52,24 @@ def file_digest(path, algorithm: str = "md5") -> str:
     return digest.hexdigest()
 
 
-def _expected_digests(md5, sha256) -> "dict[str, str]":
+def _expected_digests(md5, sha256) -> dict[str, str]:
     return {name: value.lower() for name, value in (("md5", md5), ("sha256", sha256)) if value}
 
 
-def check_digests(path, md5: "str | None" = None, sha256: "str | None" = None, name=None) -> None:
+def check_digests(path, md5: str | None = None, sha256: str | None = None, name=None) -> None:
     """Raise ``ChecksumError`` naming the file, the expected and the actual digest if one differs."""
     for algorithm, expected in _expected_digests(md5, sha256).items():
         actual = file_digest(path, algorithm)
         if actual != expected:
-            raise ChecksumError(f"{name or path}: {algorithm.upper()} mismatch: expected {expected}, "
-                                f"found {actual} (the file is corrupt, incomplete or not the published one)")
+            raise ChecksumError(
+                f"{name or path}: {algorithm.upper()} mismatch: expected {expected}, "
+                f"found {actual} (the file is corrupt, incomplete or not the published one)"
+            )
 
 
-def download(url: str, destination, md5: "str | None" = None, sha256: "str | None" = None,
-             progress: bool = True) -> Path:
+def download(
+    url: str, destination, md5: str | None = None, sha256: str | None = None, progress: bool = True
+) -> Path:
     """Download ``url`` to ``destination`` and return its path.
 
     Args:
@@ -88,8 +91,9 @@ def download(url: str, destination, md5: "str | None" = None, sha256: "str | Non
         except ChecksumError:
             pass  # a stale or damaged earlier file: download again and replace it
     destination.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.",
-                                             suffix=".part")
+    descriptor, temporary = tempfile.mkstemp(
+        dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
+    )
     digests = {algorithm: hashlib.new(algorithm) for algorithm in expected}
     try:
         with os.fdopen(descriptor, "wb") as out:
@@ -101,14 +105,21 @@ def download(url: str, destination, md5: "str | None" = None, sha256: "str | Non
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
                 received = 0
-                with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                          desc=destination.name, disable=not progress) as bar:
+                with tqdm(
+                    total=total,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=destination.name,
+                    disable=not progress,
+                ) as bar:
                     while True:
                         try:
                             block = response.read(CHUNK_BYTES)
                         except OSError as error:
-                            raise DownloadError(f"download of {url} failed after {received} bytes: "
-                                                f"{error}") from None
+                            raise DownloadError(
+                                f"download of {url} failed after {received} bytes: {error}"
+                            ) from None
                         if not block:
                             break
                         out.write(block)
@@ -123,8 +134,10 @@ def download(url: str, destination, md5: "str | None" = None, sha256: "str | Non
         for algorithm, value in expected.items():
             actual = digests[algorithm].hexdigest()
             if actual != value:
-                raise ChecksumError(f"{destination} (from {url}): {algorithm.upper()} mismatch: expected "
-                                    f"{value}, found {actual}; the download was discarded")
+                raise ChecksumError(
+                    f"{destination} (from {url}): {algorithm.upper()} mismatch: expected "
+                    f"{value}, found {actual}; the download was discarded"
+                )
         os.replace(temporary, destination)
     except BaseException:  # KeyboardInterrupt included: never leave the partial file behind
         Path(temporary).unlink(missing_ok=True)

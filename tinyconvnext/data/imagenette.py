@@ -51,13 +51,20 @@ from tqdm import tqdm
 from ..images import resize_short_side, to_rgb
 from .archive import archive_names, find_first, is_archive, iter_archive
 from .cache import decoded_dir, load_arrays, save_arrays, temporary_beside, uint8_npy_header
-from .download import cache_dir, default_data_dir, download as download_file
+from .download import cache_dir, default_data_dir
+from .download import download as download_file
 from .errors import DataError, DataNotFoundError
 
 CLASSES = (
-    ("n01440764", "tench"), ("n02102040", "English springer"), ("n02979186", "cassette player"),
-    ("n03000684", "chain saw"), ("n03028079", "church"), ("n03394916", "French horn"),
-    ("n03417042", "garbage truck"), ("n03425413", "gas pump"), ("n03445777", "golf ball"),
+    ("n01440764", "tench"),
+    ("n02102040", "English springer"),
+    ("n02979186", "cassette player"),
+    ("n03000684", "chain saw"),
+    ("n03028079", "church"),
+    ("n03394916", "French horn"),
+    ("n03417042", "garbage truck"),
+    ("n03425413", "gas pump"),
+    ("n03445777", "golf ball"),
     ("n03888257", "parachute"),
 )
 WNIDS = tuple(wnid for wnid, _ in CLASSES)
@@ -66,7 +73,10 @@ EXPECTED_COUNTS = {"train": 9469, "val": 3925}
 
 # variant -> (root folder and archive stem, short side of its JPEGs; None = original ImageNet sizes)
 VARIANTS = {"160": ("imagenette2-160", 160), "320": ("imagenette2-320", 320), "full": ("imagenette2", None)}
-URLS = {variant: f"https://s3.amazonaws.com/fast-ai-imageclas/{root}.tgz" for variant, (root, _) in VARIANTS.items()}
+URLS = {
+    variant: f"https://s3.amazonaws.com/fast-ai-imageclas/{root}.tgz"
+    for variant, (root, _) in VARIANTS.items()
+}
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 CHUNK_IMAGES = 32
@@ -92,7 +102,7 @@ class ImageSet:
 
     def __getitem__(self, i: int) -> np.ndarray:
         offset, height, width = (int(v) for v in self.index[i])
-        return self.pixels[offset:offset + height * width * 3].reshape(height, width, 3)
+        return self.pixels[offset : offset + height * width * 3].reshape(height, width, 3)
 
 
 @dataclass
@@ -103,12 +113,12 @@ class Imagenette:
     val: ImageSet
     size: int
     source: Path
-    classes: "tuple[str, ...]" = tuple(name for _, name in CLASSES)
-    wnids: "tuple[str, ...]" = WNIDS
-    skipped: "tuple[str, ...]" = field(default_factory=tuple)
+    classes: tuple[str, ...] = tuple(name for _, name in CLASSES)
+    wnids: tuple[str, ...] = WNIDS
+    skipped: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _parse_member(name: str) -> "tuple[str, str, str] | None":
+def _parse_member(name: str) -> tuple[str, str, str] | None:
     """``(split, wnid, relative name)`` of an image path in the ImageFolder layout, else None."""
     match = _MEMBER.search(name.replace("\\", "/"))
     if match is None or not match.group(3).lower().endswith(IMAGE_SUFFIXES):
@@ -119,7 +129,9 @@ def _parse_member(name: str) -> "tuple[str, str, str] | None":
 
 def _label(wnid: str, name: str, source) -> int:
     if wnid not in WNIDS:
-        raise DataError(f"{source}: {name} is in class folder {wnid}, expected one of the ten Imagenette wnids")
+        raise DataError(
+            f"{source}: {name} is in class folder {wnid}, expected one of the ten Imagenette wnids"
+        )
     return WNIDS.index(wnid)
 
 
@@ -150,7 +162,7 @@ def _iter_images(source: Path):
             yield split, _label(wnid, name, source), name, data
 
 
-def list_imagenette(source) -> "dict[str, list[str]]":
+def list_imagenette(source) -> dict[str, list[str]]:
     """The image names (``train/<wnid>/<file>``) of each split of an archive or folder, without decoding."""
     source = Path(source)
     found = {split: [] for split in SPLITS}
@@ -235,18 +247,25 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _decode_into(source: Path, size: int, folder: Path, workers: int, progress: bool,
-                 check_counts: bool) -> "tuple[dict[str, np.ndarray], list[str]]":
+def _decode_into(
+    source: Path, size: int, folder: Path, workers: int, progress: bool, check_counts: bool
+) -> tuple[dict[str, np.ndarray], list[str]]:
     """Decode every image of ``source`` into ``folder/<split>_pixels.npy``; return the small arrays (index,
     labels, names of each split) and the names of the skipped images."""
     context = multiprocessing.get_context()
     counters = context.Array("q", len(SPLITS))
     header_bytes = len(uint8_npy_header(0))
-    targets = {split: (str(temporary_beside(folder / f"{split}_pixels.npy")), header_bytes) for split in SPLITS}
+    targets = {
+        split: (str(temporary_beside(folder / f"{split}_pixels.npy")), header_bytes) for split in SPLITS
+    }
     results = []  # (split, label, name, offset, height, width, error)
     skipped = 0
-    bar = tqdm(total=sum(EXPECTED_COUNTS.values()) if check_counts else None, unit="img",
-               desc=f"decoding {source.name} at {size} px", disable=not progress)
+    bar = tqdm(
+        total=sum(EXPECTED_COUNTS.values()) if check_counts else None,
+        unit="img",
+        desc=f"decoding {source.name} at {size} px",
+        disable=not progress,
+    )
 
     def collect(chunk_results):
         nonlocal skipped
@@ -262,8 +281,9 @@ def _decode_into(source: Path, size: int, folder: Path, workers: int, progress: 
             for chunk in chunks:
                 collect(decode_chunk(chunk, size, targets))
         else:
-            with ProcessPoolExecutor(workers, mp_context=context, initializer=_share_counters,
-                                     initargs=(counters,)) as pool:
+            with ProcessPoolExecutor(
+                workers, mp_context=context, initializer=_share_counters, initargs=(counters,)
+            ) as pool:
                 pending = deque()
                 for chunk in chunks:
                     pending.append(pool.submit(decode_chunk, chunk, size, targets))
@@ -275,25 +295,34 @@ def _decode_into(source: Path, size: int, folder: Path, workers: int, progress: 
         errors = [f"{name} ({error})" for _, _, name, _, _, _, error in results if error is not None]
         if errors:
             shown = "; ".join(errors[:20]) + (f"; and {len(errors) - 20} more" if len(errors) > 20 else "")
-            warnings.warn(f"{source}: skipped {len(errors)} unreadable image(s) of {len(results)}: {shown}")
+            warnings.warn(
+                f"{source}: skipped {len(errors)} unreadable image(s) of {len(results)}: {shown}",
+                stacklevel=2,
+            )
         counts = {split: sum(result[0] == split for result in results) for split in SPLITS}
         if check_counts and counts != EXPECTED_COUNTS:
-            raise DataError(f"{source}: found {counts['train']} train and {counts['val']} val images, expected "
-                            f"{EXPECTED_COUNTS['train']} and {EXPECTED_COUNTS['val']} (truncated, or not an "
-                            f"official Imagenette archive; pass check_counts=False for a subset you built)")
+            raise DataError(
+                f"{source}: found {counts['train']} train and {counts['val']} val images, expected "
+                f"{EXPECTED_COUNTS['train']} and {EXPECTED_COUNTS['val']} (truncated, or not an "
+                f"official Imagenette archive; pass check_counts=False for a subset you built)"
+            )
         arrays = {}
         for number, split in enumerate(SPLITS):
             path, _ = targets[split]
             header = uint8_npy_header(counters[number])
             if len(header) != header_bytes:
-                raise RuntimeError(f"the .npy header of {counters[number]} bytes is not {header_bytes} bytes long")
+                raise RuntimeError(
+                    f"the .npy header of {counters[number]} bytes is not {header_bytes} bytes long"
+                )
             with open(path, "r+b") as file:
                 file.write(header)
             os.replace(path, folder / f"{split}_pixels.npy")
             # Listed sorted by name, so the order depends neither on the archive nor on the scheduling.
-            rows = sorted((name, label, offset, height, width)
-                          for kind, label, name, offset, height, width, error in results
-                          if kind == split and error is None)
+            rows = sorted(
+                (name, label, offset, height, width)
+                for kind, label, name, offset, height, width, error in results
+                if kind == split and error is None
+            )
             arrays[f"{split}_index"] = np.array([row[2:] for row in rows], dtype=np.int64).reshape(-1, 3)
             arrays[f"{split}_labels"] = np.array([row[1] for row in rows], dtype=np.int64)
             arrays[f"{split}_names"] = np.array([row[0] for row in rows], dtype=str)
@@ -305,48 +334,66 @@ def _decode_into(source: Path, size: int, folder: Path, workers: int, progress: 
 
 
 def _assemble(arrays, size, source, skipped) -> Imagenette:
-    sets = {split: ImageSet(arrays[f"{split}_pixels"], arrays[f"{split}_index"], arrays[f"{split}_labels"],
-                            arrays[f"{split}_names"]) for split in SPLITS}
+    sets = {
+        split: ImageSet(
+            arrays[f"{split}_pixels"],
+            arrays[f"{split}_index"],
+            arrays[f"{split}_labels"],
+            arrays[f"{split}_names"],
+        )
+        for split in SPLITS
+    }
     return Imagenette(sets["train"], sets["val"], size, Path(source), skipped=tuple(skipped))
 
 
-def read_imagenette(source, size: int = 160, *, workers: "int | None" = None, progress: bool = True,
-                    check_counts: bool = True) -> Imagenette:
+def read_imagenette(
+    source, size: int = 160, *, workers: int | None = None, progress: bool = True, check_counts: bool = True
+) -> Imagenette:
     """Decode Imagenette from an archive or extracted folder into memory (no cache); see ``load_imagenette``."""
     source = Path(source)
     if not source.exists():
         raise DataNotFoundError(f"{source}: no such file or folder")
     with tempfile.TemporaryDirectory(prefix="imagenette-") as folder:
-        arrays, skipped = _decode_into(source, size, Path(folder), workers or default_workers(), progress,
-                                       check_counts)
+        arrays, skipped = _decode_into(
+            source, size, Path(folder), workers or default_workers(), progress, check_counts
+        )
         for split in SPLITS:
             arrays[f"{split}_pixels"] = np.load(Path(folder) / f"{split}_pixels.npy", allow_pickle=False)
     return _assemble(arrays, size, source, skipped)
 
 
-def _preferred_variants(size: int) -> "list[str]":
+def _preferred_variants(size: int) -> list[str]:
     """Variants whose JPEGs are at least ``size`` on the short side, smallest first; then the others."""
     native = {variant: short or 10**9 for variant, (_, short) in VARIANTS.items()}
     large_enough = sorted((v for v in VARIANTS if native[v] >= size), key=native.get)
     return large_enough + sorted((v for v in VARIANTS if native[v] < size), key=native.get, reverse=True)
 
 
-def find_imagenette(data_dir=None, size: int = 160, variant: "str | None" = None) -> "Path | None":
+def find_imagenette(data_dir=None, size: int = 160, variant: str | None = None) -> Path | None:
     """An Imagenette archive or folder in ``data_dir`` (or ``$TINYCONVNEXT_DATA``), then in the cache folder.
 
     Without ``variant`` ("160", "320" or "full"), the smallest one whose images are at least ``size`` px
     is preferred (no upsampling), then the largest of the others.
     """
     names = []
-    for choice in ([variant] if variant else _preferred_variants(size)):
+    for choice in [variant] if variant else _preferred_variants(size):
         root = VARIANTS[choice][0]
         names += [root] + archive_names(root)
     return find_first([default_data_dir(data_dir), cache_dir()], names)
 
 
-def load_imagenette(data_dir=None, size: int = 160, *, variant: "str | None" = None, download: bool = False,
-                    cache: bool = True, mmap: bool = False, workers: "int | None" = None, progress: bool = True,
-                    check_counts: bool = True) -> Imagenette:
+def load_imagenette(
+    data_dir=None,
+    size: int = 160,
+    *,
+    variant: str | None = None,
+    download: bool = False,
+    cache: bool = True,
+    mmap: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
+    check_counts: bool = True,
+) -> Imagenette:
     """Imagenette decoded at short side ``size``, from the cache, a local archive/folder or a download.
 
     Args:
@@ -366,8 +413,11 @@ def load_imagenette(data_dir=None, size: int = 160, *, variant: "str | None" = N
     Returns:
         ``Imagenette`` with ``train`` and ``val`` ``ImageSet``s, ``classes``, ``wnids``, ``skipped``.
     """
-    if data_dir is not None and (is_archive(data_dir) or (Path(data_dir) / "train").is_dir()
-                                 or Path(data_dir).name in [root for root, _ in VARIANTS.values()]):
+    if data_dir is not None and (
+        is_archive(data_dir)
+        or (Path(data_dir) / "train").is_dir()
+        or Path(data_dir).name in [root for root, _ in VARIANTS.values()]
+    ):
         source = Path(data_dir)
     else:
         source = find_imagenette(data_dir, size, variant)
@@ -375,9 +425,11 @@ def load_imagenette(data_dir=None, size: int = 160, *, variant: "str | None" = N
         choice = variant or _preferred_variants(size)[0]
         root = VARIANTS[choice][0]
         if not download:
-            raise DataNotFoundError(f"Imagenette not found (looked for {root}.tgz or {root}/ in "
-                                    f"{data_dir or os.environ.get('TINYCONVNEXT_DATA') or '-'} and {cache_dir()}); "
-                                    f"set TINYCONVNEXT_DATA, pass data_dir, or pass download=True")
+            raise DataNotFoundError(
+                f"Imagenette not found (looked for {root}.tgz or {root}/ in "
+                f"{data_dir or os.environ.get('TINYCONVNEXT_DATA') or '-'} and {cache_dir()}); "
+                f"set TINYCONVNEXT_DATA, pass data_dir, or pass download=True"
+            )
         source = download_file(URLS[choice], cache_dir() / f"{root}.tgz", progress=progress)
     if not cache:
         return read_imagenette(source, size, workers=workers, progress=progress, check_counts=check_counts)
@@ -387,10 +439,18 @@ def load_imagenette(data_dir=None, size: int = 160, *, variant: "str | None" = N
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            warnings.warn(f"cannot cache decoded Imagenette in {folder} ({error}); decoding into memory")
-            return read_imagenette(source, size, workers=workers, progress=progress, check_counts=check_counts)
-        arrays, skipped = _decode_into(source, size, folder, workers or default_workers(), progress, check_counts)
-        written = {f"{split}_pixels": np.load(folder / f"{split}_pixels.npy", mmap_mode="r") for split in SPLITS}
+            warnings.warn(
+                f"cannot cache decoded Imagenette in {folder} ({error}); decoding into memory", stacklevel=2
+            )
+            return read_imagenette(
+                source, size, workers=workers, progress=progress, check_counts=check_counts
+            )
+        arrays, skipped = _decode_into(
+            source, size, folder, workers or default_workers(), progress, check_counts
+        )
+        written = {
+            f"{split}_pixels": np.load(folder / f"{split}_pixels.npy", mmap_mode="r") for split in SPLITS
+        }
         save_arrays(folder, arrays, info={"source": str(source), "skipped": skipped}, written=written)
         cached = load_arrays(folder, mmap=mmap)
         if cached is None:

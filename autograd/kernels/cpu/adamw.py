@@ -46,14 +46,33 @@ def _adamw_range(p, g, m, v, start, stop, decay, beta1, beta2, step_size, bias_c
 def _adamw_chunks(p, g, m, v, decay, beta1, beta2, step_size, bias_correction2_sqrt, eps):
     """The same update, in chunks of CHUNK elements shared by Numba's threads."""
     for c in prange((p.size + CHUNK - 1) // CHUNK):
-        _adamw_range(p, g, m, v, c * CHUNK, min((c + 1) * CHUNK, p.size), decay, beta1, beta2, step_size,
-                     bias_correction2_sqrt, eps)
+        _adamw_range(
+            p,
+            g,
+            m,
+            v,
+            c * CHUNK,
+            min((c + 1) * CHUNK, p.size),
+            decay,
+            beta1,
+            beta2,
+            step_size,
+            bias_correction2_sqrt,
+            eps,
+        )
 
 
 def adamw_hyper(lr, beta1, beta2, eps, weight_decay, step):
     """The per-parameter numbers of one step, as the kernels take them:
     (decay = 1 - lr * weight_decay, beta1, beta2, step_size = lr / (1 - beta1^t), sqrt(1 - beta2^t), eps)."""
-    return (1.0 - lr * weight_decay, beta1, beta2, lr / (1.0 - beta1 ** step), math.sqrt(1.0 - beta2 ** step), eps)
+    return (
+        1.0 - lr * weight_decay,
+        beta1,
+        beta2,
+        lr / (1.0 - beta1**step),
+        math.sqrt(1.0 - beta2**step),
+        eps,
+    )
 
 
 def adamw_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step):
@@ -71,7 +90,7 @@ def segment_tasks(bounds, chunk: int = CHUNK):
     """Cut segments [bounds[s], bounds[s+1]) into tasks of at most ``chunk`` elements: three int64 arrays
     (start, stop, segment) for ``adamw_update_segments``."""
     starts, stops, segments = [], [], []
-    for s, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+    for s, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=False)):
         cuts = list(range(int(a), int(b), chunk)) + [int(b)]
         starts += cuts[:-1]
         stops += cuts[1:]
@@ -80,12 +99,26 @@ def segment_tasks(bounds, chunk: int = CHUNK):
 
 
 @njit(parallel=True, cache=True)
-def _adamw_tasks(p, g, m, v, start, stop, segment, decay, beta1, beta2, step_size, bias_correction2_sqrt, eps):
+def _adamw_tasks(
+    p, g, m, v, start, stop, segment, decay, beta1, beta2, step_size, bias_correction2_sqrt, eps
+):
     """The update of each task's elements with its segment's hyper-parameters, tasks shared by the threads."""
     for t in prange(start.size):
         s = segment[t]
-        _adamw_range(p, g, m, v, start[t], stop[t], decay[s], beta1[s], beta2[s], step_size[s],
-                     bias_correction2_sqrt[s], eps[s])
+        _adamw_range(
+            p,
+            g,
+            m,
+            v,
+            start[t],
+            stop[t],
+            decay[s],
+            beta1[s],
+            beta2[s],
+            step_size[s],
+            bias_correction2_sqrt[s],
+            eps[s],
+        )
 
 
 def adamw_update_segments(p, g, m, v, tasks, hyper):

@@ -43,6 +43,7 @@ _ROWS_PER_CHUNK = 16  # at least this many rows per chunk
 # Helpers
 # --------------------------------------------------------------------------------------------------------
 
+
 def _float_dtype(x):
     return np.float32 if x.dtype == np.float32 else np.float64
 
@@ -64,7 +65,7 @@ def _channel_vector(a, channels, dtype):
     return np.ascontiguousarray(a, dtype=dtype).reshape(channels)
 
 
-@njit(cache=True, fastmath={'reassoc'})
+@njit(cache=True, fastmath={"reassoc"})
 def _plane_sum(x, n, c, center):
     """sum over plane (n, c) of (x - center), in float64."""
     plane = x[n, c]
@@ -74,7 +75,7 @@ def _plane_sum(x, n, c, center):
     return total
 
 
-@njit(cache=True, fastmath={'reassoc'})
+@njit(cache=True, fastmath={"reassoc"})
 def _plane_squared_deviation(x, n, c, center):
     plane = x[n, c]
     total = 0.0
@@ -84,7 +85,7 @@ def _plane_squared_deviation(x, n, c, center):
     return total
 
 
-@njit(cache=True, fastmath={'reassoc'})
+@njit(cache=True, fastmath={"reassoc"})
 def _plane_backward_sums(grad_y, x, n, c, mean):
     """sum over plane (n, c) of dy and of dy * (x - mean), in float64."""
     dy_plane = grad_y[n, c]
@@ -101,6 +102,7 @@ def _plane_backward_sums(grad_y, x, n, c, mean):
 # --------------------------------------------------------------------------------------------------------
 # Channels last: (rows, C)
 # --------------------------------------------------------------------------------------------------------
+
 
 @njit(parallel=True, cache=True, fastmath=False)
 def _rows_sums(x, center, squared, partial):
@@ -159,6 +161,7 @@ def _rows_grad_input(grad_y, x, mean, a, k1, k2, grad_x):
 # --------------------------------------------------------------------------------------------------------
 # Channels first: (N, C, S)
 # --------------------------------------------------------------------------------------------------------
+
 
 @njit(parallel=True, cache=True, fastmath=False)
 def _planes_sums(x, center, squared, out):
@@ -219,6 +222,7 @@ def _planes_grad_input(grad_y, x, mean, a, k1, k2, grad_x):
 # The kernels an op calls
 # --------------------------------------------------------------------------------------------------------
 
+
 def _sums(x3, center, squared):
     """Per-channel float64 sums of (x - center), or of its square, over a (outer, C, inner) view."""
     channels = x3.shape[1]
@@ -277,7 +281,9 @@ def batch_norm_normalize(x, mean, rstd, weight, bias, channels_last=False):
     return y.reshape(x.shape)
 
 
-def batch_norm_backward(grad_y, x, weight, mean, rstd, training=True, channels_last=False, needs_weight_grad=True):
+def batch_norm_backward(
+    grad_y, x, weight, mean, rstd, training=True, channels_last=False, needs_weight_grad=True
+):
     """Gradients of ``batch_norm_normalize`` with the statistics of ``batch_norm_statistics`` (``training``)
     or fixed ones (evaluation).
 
@@ -306,8 +312,13 @@ def batch_norm_backward(grad_y, x, weight, mean, rstd, training=True, channels_l
             chunks = _row_chunks(outer)
             partial_dy = np.zeros((chunks, channels), np.float64)
             partial_dy_xmu = np.zeros((chunks, channels), np.float64)
-            _rows_backward_sums(grad_y3.reshape(outer, channels), x3.reshape(outer, channels), mean_x,
-                                partial_dy, partial_dy_xmu)
+            _rows_backward_sums(
+                grad_y3.reshape(outer, channels),
+                x3.reshape(outer, channels),
+                mean_x,
+                partial_dy,
+                partial_dy_xmu,
+            )
             sum_dy, sum_dy_xmu = partial_dy.sum(axis=0), partial_dy_xmu.sum(axis=0)
         else:
             sum_dy = np.empty(channels, np.float64)
@@ -323,8 +334,13 @@ def batch_norm_backward(grad_y, x, weight, mean, rstd, training=True, channels_l
     grad_x = np.empty_like(x3)
     coefficients = [v.astype(dtype) for v in (a, k1, k2)]
     if channels_last:
-        _rows_grad_input(grad_y3.reshape(outer, channels), x3.reshape(outer, channels), mean_x, *coefficients,
-                         grad_x.reshape(outer, channels))
+        _rows_grad_input(
+            grad_y3.reshape(outer, channels),
+            x3.reshape(outer, channels),
+            mean_x,
+            *coefficients,
+            grad_x.reshape(outer, channels),
+        )
     else:
         _planes_grad_input(grad_y3, x3, mean_x, *coefficients, grad_x)
     grad_x = grad_x.reshape(x.shape)
@@ -336,6 +352,7 @@ def batch_norm_backward(grad_y, x, weight, mean, rstd, training=True, channels_l
 # --------------------------------------------------------------------------------------------------------
 # Plain references (float64 inside; NumPy or CuPy)
 # --------------------------------------------------------------------------------------------------------
+
 
 def _reference_layout(x, channels_last):
     """The axes a channel is reduced over, and the shape that broadcasts a (C,) vector against x."""
@@ -368,8 +385,9 @@ def batch_norm_normalize_reference(x, mean, rstd, weight, bias, channels_last=Fa
     return y.astype(_float_dtype(x))
 
 
-def batch_norm_backward_reference(grad_y, x, weight, mean, rstd, training=True, channels_last=False,
-                                  needs_weight_grad=True):
+def batch_norm_backward_reference(
+    grad_y, x, weight, mean, rstd, training=True, channels_last=False, needs_weight_grad=True
+):
     """Plain twin of batch_norm_backward."""
     xp = get_array_module(grad_y, x, weight, mean, rstd)
     axes, shape = _reference_layout(x, channels_last)
@@ -379,8 +397,11 @@ def batch_norm_backward_reference(grad_y, x, weight, mean, rstd, training=True, 
     xhat = (xp.asarray(x, xp.float64) - xp.asarray(mean, xp.float64).reshape(shape)) * rstd
     dxhat = dy if weight is None else dy * xp.asarray(weight, xp.float64).reshape(shape)
     if training:
-        grad_x = rstd * (dxhat - dxhat.mean(axis=axes, keepdims=True)
-                         - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True))
+        grad_x = rstd * (
+            dxhat
+            - dxhat.mean(axis=axes, keepdims=True)
+            - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)
+        )
     else:
         grad_x = dxhat * rstd
     if not needs_weight_grad:

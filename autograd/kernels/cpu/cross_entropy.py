@@ -58,6 +58,7 @@ def _exp_overload(x):
 # a function would be reference counted on every call, with all threads writing the same counter.
 # --------------------------------------------------------------------------------------------------------
 
+
 @njit(cache=True, fastmath=False)
 def _row_max(z, i):
     """max_k z_ik, kept in eight independent running maxima so the loop is not one long dependency
@@ -80,7 +81,7 @@ def _row_max(z, i):
     return max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
 
 
-@njit(cache=True, fastmath={'reassoc'}, error_model='numpy')
+@njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
 def _row_exp_sum(z, i, shift, probs):
     """probs[i, k] = exp(z_ik - shift); returns their sum in float64."""
     total = 0.0
@@ -91,7 +92,7 @@ def _row_exp_sum(z, i, shift, probs):
     return total
 
 
-@njit(cache=True, fastmath={'reassoc'})
+@njit(cache=True, fastmath={"reassoc"})
 def _row_sum(z, i):
     total = 0.0
     for k in range(z.shape[1]):
@@ -99,7 +100,7 @@ def _row_sum(z, i):
     return total
 
 
-@njit(cache=True, fastmath={'reassoc'})
+@njit(cache=True, fastmath={"reassoc"})
 def _row_soft_target_sums(z, target, i, keep, spread):
     """sum_k q_ik and sum_k q_ik * z_ik, with q = keep * t + spread, in float64."""
     sum_q = 0.0
@@ -111,7 +112,7 @@ def _row_soft_target_sums(z, target, i, keep, spread):
     return sum_q, sum_qz
 
 
-@njit(cache=True, fastmath=False, error_model='numpy')
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _row_softmax(z, i, probs):
     """Write softmax(z_i) into probs[i]; return lse_i in float64. All -inf or any +inf or nan in the
     row gives nan, as in PyTorch."""
@@ -123,7 +124,7 @@ def _row_softmax(z, i, probs):
     return np.float64(m) + math.log(total)
 
 
-@njit(cache=True, fastmath=False, error_model='numpy')
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _forward_index_row(z, target, ignore_index, smoothing, loss, probs, i):
     """Loss of row i with a class-index target; returns 1 if the target is out of range."""
     classes = z.shape[1]
@@ -141,14 +142,14 @@ def _forward_index_row(z, target, ignore_index, smoothing, loss, probs, i):
     return 0
 
 
-@njit(cache=True, fastmath=False, error_model='numpy')
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _forward_soft_row(z, target, smoothing, loss, probs, i):
     lse = _row_softmax(z, i, probs)
     sum_q, sum_qz = _row_soft_target_sums(z, target, i, 1.0 - smoothing, smoothing / z.shape[1])
     loss[i] = lse * sum_q - sum_qz
 
 
-@njit(cache=True, fastmath=False, error_model='numpy')
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _backward_index_row(grad_loss, probs, target, ignore_index, smoothing, grad_z, i):
     classes = probs.shape[1]
     t = target[i]
@@ -163,7 +164,7 @@ def _backward_index_row(grad_loss, probs, target, ignore_index, smoothing, grad_
     grad_z[i, t] -= scale * (1.0 - smoothing)
 
 
-@njit(cache=True, fastmath=False, error_model='numpy')
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _backward_soft_row(grad_loss, probs, target, smoothing, grad_z, i):
     classes = probs.shape[1]
     keep = 1.0 - smoothing
@@ -181,7 +182,8 @@ def _backward_soft_row(grad_loss, probs, target, smoothing, grad_z, i):
 # Kernels: a parallel and a serial loop over rows around each row function
 # --------------------------------------------------------------------------------------------------------
 
-@njit(parallel=True, cache=True, fastmath=False, error_model='numpy')
+
+@njit(parallel=True, cache=True, fastmath=False, error_model="numpy")
 def _forward_index_parallel(z, target, ignore_index, smoothing, loss, probs):
     invalid = 0
     for i in prange(z.shape[0]):
@@ -189,7 +191,7 @@ def _forward_index_parallel(z, target, ignore_index, smoothing, loss, probs):
     return invalid
 
 
-@njit(cache=True, fastmath=False, error_model='numpy')
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _forward_index_serial(z, target, ignore_index, smoothing, loss, probs):
     invalid = 0
     for i in range(z.shape[0]):
@@ -197,37 +199,37 @@ def _forward_index_serial(z, target, ignore_index, smoothing, loss, probs):
     return invalid
 
 
-@njit(parallel=True, cache=True, fastmath=False, error_model='numpy')
+@njit(parallel=True, cache=True, fastmath=False, error_model="numpy")
 def _forward_soft_parallel(z, target, smoothing, loss, probs):
     for i in prange(z.shape[0]):
         _forward_soft_row(z, target, smoothing, loss, probs, i)
 
 
-@njit(cache=True, fastmath=False, error_model='numpy')
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _forward_soft_serial(z, target, smoothing, loss, probs):
     for i in range(z.shape[0]):
         _forward_soft_row(z, target, smoothing, loss, probs, i)
 
 
-@njit(parallel=True, cache=True, fastmath=False, error_model='numpy')
+@njit(parallel=True, cache=True, fastmath=False, error_model="numpy")
 def _backward_index_parallel(grad_loss, probs, target, ignore_index, smoothing, grad_z):
     for i in prange(probs.shape[0]):
         _backward_index_row(grad_loss, probs, target, ignore_index, smoothing, grad_z, i)
 
 
-@njit(cache=True, fastmath=False, error_model='numpy')
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _backward_index_serial(grad_loss, probs, target, ignore_index, smoothing, grad_z):
     for i in range(probs.shape[0]):
         _backward_index_row(grad_loss, probs, target, ignore_index, smoothing, grad_z, i)
 
 
-@njit(parallel=True, cache=True, fastmath=False, error_model='numpy')
+@njit(parallel=True, cache=True, fastmath=False, error_model="numpy")
 def _backward_soft_parallel(grad_loss, probs, target, smoothing, grad_z):
     for i in prange(probs.shape[0]):
         _backward_soft_row(grad_loss, probs, target, smoothing, grad_z, i)
 
 
-@njit(cache=True, fastmath=False, error_model='numpy')
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _backward_soft_serial(grad_loss, probs, target, smoothing, grad_z):
     for i in range(probs.shape[0]):
         _backward_soft_row(grad_loss, probs, target, smoothing, grad_z, i)
@@ -236,6 +238,7 @@ def _backward_soft_serial(grad_loss, probs, target, smoothing, grad_z):
 # --------------------------------------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------------------------------------
+
 
 def _check_options(label_smoothing, reduction):
     if reduction not in REDUCTIONS:
@@ -312,8 +315,9 @@ def cross_entropy_forward(logits, target, label_smoothing=0.0, reduction="mean",
     return np.asarray(total, dtype), probs
 
 
-def cross_entropy_backward(grad_loss, probabilities, target, label_smoothing=0.0, reduction="mean",
-                           ignore_index=-100):
+def cross_entropy_backward(
+    grad_loss, probabilities, target, label_smoothing=0.0, reduction="mean", ignore_index=-100
+):
     """Gradient of cross_entropy_forward with respect to the logits.
 
     Args:
@@ -333,7 +337,7 @@ def cross_entropy_backward(grad_loss, probabilities, target, label_smoothing=0.0
         g = float(np.asarray(grad_loss).reshape(()))
         if reduction == "mean":
             count = _valid_count(target, soft, ignore_index)
-            g = g / count if count else 0.0      # all samples ignored: every row's gradient is 0
+            g = g / count if count else 0.0  # all samples ignored: every row's gradient is 0
         scale = np.full(rows, g, dtype)
     grad_z = np.empty_like(probs)
     parallel = probs.size >= _PARALLEL_MIN_SIZE
@@ -377,12 +381,13 @@ def cross_entropy_forward_reference(logits, target, label_smoothing=0.0, reducti
     total = loss.sum()
     if reduction == "mean":
         with np.errstate(invalid="ignore", divide="ignore"):
-            total = total / valid.sum()     # nan when every sample is ignored, as in PyTorch
+            total = total / valid.sum()  # nan when every sample is ignored, as in PyTorch
     return xp.asarray(total, dtype), probs.astype(dtype)
 
 
-def cross_entropy_backward_reference(grad_loss, probabilities, target, label_smoothing=0.0, reduction="mean",
-                                     ignore_index=-100):
+def cross_entropy_backward_reference(
+    grad_loss, probabilities, target, label_smoothing=0.0, reduction="mean", ignore_index=-100
+):
     """Plain twin of cross_entropy_backward (float64 inside), on the array module of the probabilities."""
     xp = get_array_module(probabilities)
     dtype = np.float32 if xp.asarray(probabilities).dtype == np.float32 else np.float64

@@ -64,22 +64,33 @@ _F32_TANH_CUBIC = np.float32(_TANH_CUBIC)
 _F32_TANH_CUBIC_3 = np.float32(3.0 * _TANH_CUBIC)
 _F32_INV_SQRT_2PI = np.float32(_INV_SQRT_2PI)
 _F32_THIRD = np.float32(1.0 / 3.0)
-_F32_EXP_MAX = np.float32(88.72283)     # exp overflows float32 above this
-_F32_EXP_MIN = np.float32(-87.0)        # below this the result is (almost) subnormal: return 0
+_F32_EXP_MAX = np.float32(88.72283)  # exp overflows float32 above this
+_F32_EXP_MIN = np.float32(-87.0)  # below this the result is (almost) subnormal: return 0
 _F32_LOG2E = np.float32(1.4426950408889634)
-_F32_LN2_HI = np.float32(0.693359375)   # ln 2 split in two for the range reduction (Cody and Waite)
+_F32_LN2_HI = np.float32(0.693359375)  # ln 2 split in two for the range reduction (Cody and Waite)
 _F32_LN2_LO = np.float32(-2.12194440e-4)
 _F32_INV_FACT = tuple(np.float32(1.0 / math.factorial(k)) for k in range(8))
 # Mills' ratio fit: Phi(-a) * exp(a^2 / 2) = t * P(t), t = 1 / (1 + a / 3).
-_F32_MILLS = tuple(np.float32(c) for c in (
-    0.13295316666287862, 0.13360607607135333, 0.11218527175638933, 0.12086888363202719,
-    -0.05570104200265705, 0.22244943613887716, -0.27442986601180835, 0.1311623379503606,
-    -0.023094243372975633))
+_F32_MILLS = tuple(
+    np.float32(c)
+    for c in (
+        0.13295316666287862,
+        0.13360607607135333,
+        0.11218527175638933,
+        0.12086888363202719,
+        -0.05570104200265705,
+        0.22244943613887716,
+        -0.27442986601180835,
+        0.1311623379503606,
+        -0.023094243372975633,
+    )
+)
 
 
 # --------------------------------------------------------------------------------------------------------
 # Vectorisable float32 math
 # --------------------------------------------------------------------------------------------------------
+
 
 @intrinsic
 def _float32_from_bits(typingctx, bits):
@@ -98,7 +109,7 @@ def _exp_float32_source(x):
     Branch free, so that loops calling it vectorise."""
     xc = min(max(x, _F32_EXP_MIN), _F32_EXP_MAX)
     n = np.floor(xc * _F32_LOG2E + _F32_HALF)
-    r = (xc - n * _F32_LN2_HI) - n * _F32_LN2_LO          # |r| <= ln(2) / 2
+    r = (xc - n * _F32_LN2_HI) - n * _F32_LN2_LO  # |r| <= ln(2) / 2
     c = _F32_INV_FACT
     p = c[7]
     p = p * r + c[6]
@@ -124,11 +135,11 @@ def _exp_float32_source(x):
 # Not cached on disk: Numba keys its cache by the Python function and the signature, not the fastmath flags,
 # so two cached compilations of one function would overwrite each other. They only ever run inlined into
 # the kernels below and in cross_entropy.py, which are cached.
-_exp_float32 = njit(fastmath=False, error_model='numpy')(_exp_float32_source)
-_exp_float32_fma = njit(fastmath=_FLOAT32_FASTMATH, error_model='numpy')(_exp_float32_source)
+_exp_float32 = njit(fastmath=False, error_model="numpy")(_exp_float32_source)
+_exp_float32_fma = njit(fastmath=_FLOAT32_FASTMATH, error_model="numpy")(_exp_float32_source)
 
 
-@njit(cache=True, fastmath=_FLOAT32_FASTMATH, error_model='numpy')
+@njit(cache=True, fastmath=_FLOAT32_FASTMATH, error_model="numpy")
 def _phi_tail_float32(a, gaussian):
     """Phi(-a) for a >= 0, given gaussian = exp(-a^2 / 2)."""
     t = _F32_ONE / (_F32_ONE + a * _F32_THIRD)
@@ -145,7 +156,7 @@ def _phi_tail_float32(a, gaussian):
     return gaussian * t * p
 
 
-@njit(cache=True, fastmath=_FLOAT32_FASTMATH, error_model='numpy')
+@njit(cache=True, fastmath=_FLOAT32_FASTMATH, error_model="numpy")
 def _normal_cdf_float32(x, gaussian):
     """Phi(x), given gaussian = exp(-x^2 / 2)."""
     tail = _phi_tail_float32(abs(x), gaussian)
@@ -156,7 +167,8 @@ def _normal_cdf_float32(x, gaussian):
 # Kernels
 # --------------------------------------------------------------------------------------------------------
 
-@njit(cache=True, fastmath=_FLOAT32_FASTMATH, error_model='numpy')
+
+@njit(cache=True, fastmath=_FLOAT32_FASTMATH, error_model="numpy")
 def _sigmoid_float32(z, e):
     """sigmoid(z), given e = exp(-|z|)."""
     return _F32_ONE / (_F32_ONE + e) if z >= _F32_ZERO else e / (_F32_ONE + e)
@@ -165,14 +177,15 @@ def _sigmoid_float32(z, e):
 # Each form's value and slope at one element, (y, dy/dx). The kernels call these inside their loops; what a
 # kernel does not use (the slope in the forward pass, y in the backward pass) is dropped by the compiler.
 
-@njit(cache=True, fastmath=_FLOAT32_FASTMATH, error_model='numpy')
+
+@njit(cache=True, fastmath=_FLOAT32_FASTMATH, error_model="numpy")
 def _erf_gelu_and_slope_float32(v):
     gaussian = _exp_float32_fma(-_F32_HALF * v * v)
     cdf = _normal_cdf_float32(v, gaussian)
     return v * cdf, cdf + v * gaussian * _F32_INV_SQRT_2PI
 
 
-@njit(cache=True, fastmath=_FLOAT32_FASTMATH, error_model='numpy')
+@njit(cache=True, fastmath=_FLOAT32_FASTMATH, error_model="numpy")
 def _tanh_gelu_and_slope_float32(v):
     v2 = v * v
     z = _F32_TWO * _F32_SQRT_2_OVER_PI * (v + _F32_TANH_CUBIC * v2 * v)
@@ -184,19 +197,19 @@ def _tanh_gelu_and_slope_float32(v):
     return v * s, s + _F32_TWO * v * s_one_minus_s * du
 
 
-@njit(cache=True, fastmath=False, error_model='numpy')
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _sigmoid_float64(z, e):
     """sigmoid(z), given e = exp(-|z|)."""
     return 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
 
 
-@njit(cache=True, fastmath=False, error_model='numpy')
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _erf_gelu_and_slope_float64(v):
     cdf = 0.5 * math.erfc(-v * _INV_SQRT_2)
     return v * cdf, cdf + v * math.exp(-0.5 * v * v) * _INV_SQRT_2PI
 
 
-@njit(cache=True, fastmath=False, error_model='numpy')
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _tanh_gelu_and_slope_float64(v):
     v2 = v * v
     z = 2.0 * _SQRT_2_OVER_PI * (v + _TANH_CUBIC * v2 * v)
@@ -232,7 +245,8 @@ def _tanh_gelu_and_slope_typed(v):
 # The loops, compiled once per dtype. The form is chosen outside each loop, so that the loop body has no
 # branch on it and vectorises. The arithmetic is in the per-element functions, with their own fastmath flags.
 
-@njit(parallel=True, cache=True, error_model='numpy')
+
+@njit(parallel=True, cache=True, error_model="numpy")
 def _gelu_forward_kernel(x, y, use_tanh):
     if use_tanh:
         for i in prange(x.shape[0]):
@@ -242,7 +256,7 @@ def _gelu_forward_kernel(x, y, use_tanh):
             y[i] = _erf_gelu_and_slope(x[i])[0]
 
 
-@njit(parallel=True, cache=True, error_model='numpy')
+@njit(parallel=True, cache=True, error_model="numpy")
 def _gelu_forward_with_slope_kernel(x, y, slope, use_tanh):
     if use_tanh:
         for i in prange(x.shape[0]):
@@ -252,13 +266,13 @@ def _gelu_forward_with_slope_kernel(x, y, slope, use_tanh):
             y[i], slope[i] = _erf_gelu_and_slope(x[i])
 
 
-@njit(parallel=True, cache=True, error_model='numpy')
+@njit(parallel=True, cache=True, error_model="numpy")
 def _multiply_kernel(a, b, out):
     for i in prange(a.shape[0]):
         out[i] = a[i] * b[i]
 
 
-@njit(parallel=True, cache=True, error_model='numpy')
+@njit(parallel=True, cache=True, error_model="numpy")
 def _gelu_backward_kernel(x, grad_y, grad_x, use_tanh):
     if use_tanh:
         for i in prange(x.shape[0]):
@@ -272,10 +286,12 @@ def _gelu_backward_kernel(x, grad_y, grad_x, use_tanh):
 # and on the way back the bias gradient (column sums) is taken inside the multiply by the slope. One serial
 # function per row (or chunk of rows), called from the parallel loop with the whole arrays and an index.
 
-_COLUMN_SUM_CHUNKS = 16  # row chunks of the bias gradient: fixed, so the result does not depend on the threads
+_COLUMN_SUM_CHUNKS = (
+    16  # row chunks of the bias gradient: fixed, so the result does not depend on the threads
+)
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def _bias_gelu_with_slope_row(pre, bias, y, slope, r, use_tanh):
     if use_tanh:
         for c in range(pre.shape[1]):
@@ -285,7 +301,7 @@ def _bias_gelu_with_slope_row(pre, bias, y, slope, r, use_tanh):
             y[r, c], slope[r, c] = _erf_gelu_and_slope(pre[r, c] + bias[c])
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def _bias_gelu_row(pre, bias, y, r, use_tanh):
     if use_tanh:
         for c in range(pre.shape[1]):
@@ -295,19 +311,19 @@ def _bias_gelu_row(pre, bias, y, r, use_tanh):
             y[r, c] = _erf_gelu_and_slope(pre[r, c] + bias[c])[0]
 
 
-@njit(parallel=True, cache=True, error_model='numpy')
+@njit(parallel=True, cache=True, error_model="numpy")
 def _bias_gelu_kernel(pre, bias, y, use_tanh):
     for r in prange(pre.shape[0]):
         _bias_gelu_row(pre, bias, y, r, use_tanh)
 
 
-@njit(parallel=True, cache=True, error_model='numpy')
+@njit(parallel=True, cache=True, error_model="numpy")
 def _bias_gelu_with_slope_kernel(pre, bias, y, slope, use_tanh):
     for r in prange(pre.shape[0]):
         _bias_gelu_with_slope_row(pre, bias, y, slope, r, use_tanh)
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def _multiply_column_sum_rows(grad, slope, out, partials, k):
     """Rows of chunk k: out = grad * slope, and partials[k] = the column sums of out (float64)."""
     rows, chunks = grad.shape[0], partials.shape[0]
@@ -319,7 +335,7 @@ def _multiply_column_sum_rows(grad, slope, out, partials, k):
             partials[k, c] += value
 
 
-@njit(parallel=True, cache=True, error_model='numpy')
+@njit(parallel=True, cache=True, error_model="numpy")
 def _multiply_column_sum_kernel(grad, slope, out, partials):
     for k in prange(partials.shape[0]):
         _multiply_column_sum_rows(grad, slope, out, partials, k)
@@ -328,6 +344,7 @@ def _multiply_column_sum_kernel(grad, slope, out, partials):
 # --------------------------------------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------------------------------------
+
 
 def _check_approximate(approximate):
     if approximate not in APPROXIMATIONS:
@@ -401,7 +418,9 @@ def gelu_backward_from_slope(grad_y, slope):
     flat_slope = np.ascontiguousarray(slope).reshape(-1)
     flat_grad = np.ascontiguousarray(grad_y, dtype=flat_slope.dtype).reshape(-1)
     if flat_grad.shape != flat_slope.shape:
-        raise ValueError(f"grad_y shape {np.shape(grad_y)} does not match the slope's shape {np.shape(slope)}")
+        raise ValueError(
+            f"grad_y shape {np.shape(grad_y)} does not match the slope's shape {np.shape(slope)}"
+        )
     grad_x = np.empty_like(flat_slope)
     _multiply_kernel(flat_grad, flat_slope, grad_x)
     return grad_x.reshape(np.shape(slope))
@@ -440,7 +459,9 @@ def gelu_backward_from_slope_with_bias_grad(grad_y, slope):
     slope = np.ascontiguousarray(slope)
     grad_y = np.ascontiguousarray(grad_y, dtype=slope.dtype)
     if grad_y.shape != slope.shape or slope.ndim != 2:
-        raise ValueError(f"grad_y shape {grad_y.shape} does not match the slope's shape {slope.shape} (rows, F)")
+        raise ValueError(
+            f"grad_y shape {grad_y.shape} does not match the slope's shape {slope.shape} (rows, F)"
+        )
     grad_pre = np.empty_like(slope)
     partials = np.empty((min(_COLUMN_SUM_CHUNKS, max(1, slope.shape[0])), slope.shape[1]))
     _multiply_column_sum_kernel(grad_y, slope, grad_pre, partials)
@@ -474,7 +495,7 @@ def gelu_forward_reference(x, approximate="none"):
     dtype = _float_dtype(xp.asarray(x))
     x = xp.asarray(x, xp.float64)
     if approximate == "tanh":
-        y = 0.5 * x * (1.0 + xp.tanh(_SQRT_2_OVER_PI * (x + _TANH_CUBIC * x ** 3)))
+        y = 0.5 * x * (1.0 + xp.tanh(_SQRT_2_OVER_PI * (x + _TANH_CUBIC * x**3)))
     else:
         y = x * _normal_cdf_reference(x)
     return y.astype(dtype)
@@ -482,8 +503,9 @@ def gelu_forward_reference(x, approximate="none"):
 
 def gelu_forward_with_slope_reference(x, approximate="none"):
     """Plain twin of gelu_forward_with_slope: (y, dy/dx) from the two references."""
-    return gelu_forward_reference(x, approximate), gelu_backward_reference(x, get_array_module(x).ones_like(x),
-                                                                           approximate)
+    return gelu_forward_reference(x, approximate), gelu_backward_reference(
+        x, get_array_module(x).ones_like(x), approximate
+    )
 
 
 def gelu_backward_from_slope_reference(grad_y, slope):
@@ -521,11 +543,11 @@ def gelu_backward_reference(x, grad_y, approximate="none"):
     x = xp.asarray(x, xp.float64)
     grad_y = xp.asarray(grad_y, xp.float64)
     if approximate == "tanh":
-        tanh_u = xp.tanh(_SQRT_2_OVER_PI * (x + _TANH_CUBIC * x ** 3))
-        du_dx = _SQRT_2_OVER_PI * (1.0 + 3.0 * _TANH_CUBIC * x ** 2)
-        dy_dx = 0.5 * (1.0 + tanh_u) + 0.5 * x * (1.0 - tanh_u ** 2) * du_dx
+        tanh_u = xp.tanh(_SQRT_2_OVER_PI * (x + _TANH_CUBIC * x**3))
+        du_dx = _SQRT_2_OVER_PI * (1.0 + 3.0 * _TANH_CUBIC * x**2)
+        dy_dx = 0.5 * (1.0 + tanh_u) + 0.5 * x * (1.0 - tanh_u**2) * du_dx
     else:
         cdf = _normal_cdf_reference(x)
-        pdf = xp.exp(-0.5 * x ** 2) / math.sqrt(2.0 * math.pi)
+        pdf = xp.exp(-0.5 * x**2) / math.sqrt(2.0 * math.pi)
         dy_dx = cdf + x * pdf
     return (grad_y * dy_dx).astype(dtype)

@@ -47,6 +47,7 @@ _SPATIAL_BLOCK = 256
 # Helpers
 # --------------------------------------------------------------------------------------------------------
 
+
 def _float_dtype(x):
     return np.float32 if x.dtype == np.float32 else np.float64
 
@@ -67,7 +68,7 @@ def _affine_params(weight, bias, size, dtype):
     return w, b
 
 
-@njit(cache=True, fastmath={'reassoc'})
+@njit(cache=True, fastmath={"reassoc"})
 def _row_sum(x, i):
     total = 0.0
     for j in range(x.shape[1]):
@@ -75,7 +76,7 @@ def _row_sum(x, i):
     return total
 
 
-@njit(cache=True, fastmath={'reassoc'})
+@njit(cache=True, fastmath={"reassoc"})
 def _row_squared_deviation(x, i, mean):
     total = 0.0
     for j in range(x.shape[1]):
@@ -84,7 +85,7 @@ def _row_squared_deviation(x, i, mean):
     return total
 
 
-@njit(cache=True, fastmath={'reassoc'})
+@njit(cache=True, fastmath={"reassoc"})
 def _row_backward_sums(grad_y, x, weight, i, mean, rstd):
     """sum_j(dy*w) and sum_j(dy*w*xhat) over row i, in float64."""
     sum_g = 0.0
@@ -98,7 +99,7 @@ def _row_backward_sums(grad_y, x, weight, i, mean, rstd):
     return sum_g, sum_g_xhat
 
 
-@njit(cache=True, fastmath={'reassoc'})
+@njit(cache=True, fastmath={"reassoc"})
 def _block_backward_sums(grad_y, x, n, c, start, stop, weight_c, mean, rstd, sum_g, sum_g_xhat):
     """Channels first: add channel c of the spatial block [start, stop) of sample n into the per-position
     sums of dy*w and dy*w*xhat; return this channel's share of dw and db (block sums of dy*xhat, dy).
@@ -112,7 +113,7 @@ def _block_backward_sums(grad_y, x, n, c, start, stop, weight_c, mean, rstd, sum
     for k in range(stop - start):
         dy = np.float64(grad_y_block[k])
         xhat = (np.float64(x_block[k]) - mean[k]) * rstd[k]
-        g = np.float64(grad_y_block[k] * weight_c)     # in the input dtype, as in the elementwise loop
+        g = np.float64(grad_y_block[k] * weight_c)  # in the input dtype, as in the elementwise loop
         sum_g[k] += g
         sum_g_xhat[k] += g * xhat
         dw += dy * xhat
@@ -123,6 +124,7 @@ def _block_backward_sums(grad_y, x, n, c, start, stop, weight_c, mean, rstd, sum
 # --------------------------------------------------------------------------------------------------------
 # Rows: normalise over the last axis of a (rows, D) array
 # --------------------------------------------------------------------------------------------------------
+
 
 @njit(parallel=True, cache=True, fastmath=False)
 def _layer_norm_forward(x, weight, bias, eps, y, mean, rstd):
@@ -140,8 +142,9 @@ def _layer_norm_forward(x, weight, bias, eps, y, mean, rstd):
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _layer_norm_backward(grad_y, x, weight, mean, rstd, needs_weight_grad, grad_x,
-                         partial_weight, partial_bias):
+def _layer_norm_backward(
+    grad_y, x, weight, mean, rstd, needs_weight_grad, grad_x, partial_weight, partial_bias
+):
     rows, size = x.shape
     chunks = partial_weight.shape[0]
     for chunk in prange(chunks):
@@ -224,8 +227,9 @@ def layer_norm_backward(grad_y2d, x2d, weight, mean, rstd, needs_weight_grad=Tru
     partial_size = size if needs_weight_grad else 0
     partial_weight = np.zeros((chunks, partial_size), np.float64)
     partial_bias = np.zeros((chunks, partial_size), np.float64)
-    _layer_norm_backward(grad_y, x, w, mean, rstd, bool(needs_weight_grad), grad_x,
-                         partial_weight, partial_bias)
+    _layer_norm_backward(
+        grad_y, x, w, mean, rstd, bool(needs_weight_grad), grad_x, partial_weight, partial_bias
+    )
     if not needs_weight_grad:
         return grad_x, None, None
     return grad_x, _sum_partials(partial_weight, dtype), _sum_partials(partial_bias, dtype)
@@ -268,6 +272,7 @@ def layer_norm_backward_reference(grad_y2d, x2d, weight, mean, rstd, needs_weigh
 # Channels first: normalise over axis 1 of (N, C, *spatial)
 # --------------------------------------------------------------------------------------------------------
 
+
 @njit(parallel=True, cache=True, fastmath=False)
 def _layer_norm_channels_first_forward(x, weight, bias, eps, y, mean, rstd, block):
     # Work on 1-D slices of contiguous memory: LLVM vectorises those loops, not 3-D indexing.
@@ -307,8 +312,9 @@ def _layer_norm_channels_first_forward(x, weight, bias, eps, y, mean, rstd, bloc
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _layer_norm_channels_first_backward(grad_y, x, weight, mean, rstd, needs_weight_grad, grad_x,
-                                        partial_weight, partial_bias, block):
+def _layer_norm_channels_first_backward(
+    grad_y, x, weight, mean, rstd, needs_weight_grad, grad_x, partial_weight, partial_bias, block
+):
     batch, channels, spatial = x.shape
     blocks = (spatial + block - 1) // block
     tasks = batch * blocks
@@ -331,8 +337,9 @@ def _layer_norm_channels_first_backward(grad_y, x, weight, mean, rstd, needs_wei
             sum_g = np.zeros(width, np.float64)
             sum_g_xhat = np.zeros(width, np.float64)
             for c in range(channels):
-                dw, db = _block_backward_sums(grad_y, x, n, c, start, stop, weight[c],
-                                              block_mean, block_rstd, sum_g, sum_g_xhat)
+                dw, db = _block_backward_sums(
+                    grad_y, x, n, c, start, stop, weight[c], block_mean, block_rstd, sum_g, sum_g_xhat
+                )
                 if needs_weight_grad:
                     partial_weight[chunk, c] += dw
                     partial_bias[chunk, c] += db
@@ -400,8 +407,18 @@ def layer_norm_channels_first_backward(grad_y, x, weight, mean, rstd, needs_weig
     chunks = _grad_chunks(tasks, 1)
     partial_weight = np.zeros((chunks, channels), np.float64)
     partial_bias = np.zeros((chunks, channels), np.float64)
-    _layer_norm_channels_first_backward(grad_y3, x3, w, mean2, rstd2, bool(needs_weight_grad), grad_x,
-                                        partial_weight, partial_bias, _SPATIAL_BLOCK)
+    _layer_norm_channels_first_backward(
+        grad_y3,
+        x3,
+        w,
+        mean2,
+        rstd2,
+        bool(needs_weight_grad),
+        grad_x,
+        partial_weight,
+        partial_bias,
+        _SPATIAL_BLOCK,
+    )
     grad_x = grad_x.reshape(shape)
     if not needs_weight_grad:
         return grad_x, None, None
@@ -441,5 +458,8 @@ def layer_norm_channels_first_backward_reference(grad_y, x, weight, mean, rstd, 
     if not needs_weight_grad:
         return grad_x.astype(dtype), None, None
     other_axes = (0,) + tuple(range(2, x.ndim))
-    return (grad_x.astype(dtype), (dy * xhat).sum(axis=other_axes).astype(dtype),
-            dy.sum(axis=other_axes).astype(dtype))
+    return (
+        grad_x.astype(dtype),
+        (dy * xhat).sum(axis=other_axes).astype(dtype),
+        dy.sum(axis=other_axes).astype(dtype),
+    )

@@ -89,13 +89,16 @@ def max_pool2d_backward(grad_y, winner, x_shape, kernel=None, stride=None, paddi
     n, c, h, w = x_shape
     ho, wo = grad_y.shape[2:]
     grad_x = np.zeros((n * c, h * w), grad_y.dtype)
-    _max_pool_backward(np.ascontiguousarray(grad_y).reshape(n * c, ho, wo), winner.reshape(n * c, ho, wo), grad_x)
+    _max_pool_backward(
+        np.ascontiguousarray(grad_y).reshape(n * c, ho, wo), winner.reshape(n * c, ho, wo), grad_x
+    )
     return grad_x.reshape(x_shape)
 
 
 # --------------------------------------------------------------------------------------------------------
 # Plain reference (NumPy or CuPy): every window as a strided view, argmax over its taps
 # --------------------------------------------------------------------------------------------------------
+
 
 def _window_origins(xp, ho, wo, sh, sw, ph, pw):
     """Row and column of each window's top-left tap, broadcastable against (N, C, Ho, Wo)."""
@@ -134,5 +137,7 @@ def max_pool2d_backward_reference(grad_y, winner, x_shape, kernel, stride, paddi
     grad_pad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), grad_y.dtype)
     for u in range(kh):
         for v in range(kw):
-            grad_pad[:, :, u:u + sh * ho:sh, v:v + sw * wo:sw] += xp.where(tap == u * kw + v, grad_y, 0)
-    return grad_pad[:, :, ph:ph + h, pw:pw + w]
+            grad_pad[:, :, u : u + sh * ho : sh, v : v + sw * wo : sw] += xp.where(
+                tap == u * kw + v, grad_y, 0
+            )
+    return grad_pad[:, :, ph : ph + h, pw : pw + w]

@@ -65,6 +65,7 @@ def scaled_residual_backward_reference(grad, x, gamma=None, sample_scale=None, n
 # Each parallel loop runs over the samples and calls a serial function for one sample, on the whole
 # arrays and the sample's index (as layer_norm.py does), so that no view is made inside the parallel loop.
 
+
 @njit(cache=True)
 def _forward_sample(shortcut, x, scale, out, n):
     for r in range(x.shape[1]):
@@ -113,7 +114,9 @@ def _gamma_partials_kernel(grad, x, sample_scale, partials):
 def scaled_residual_forward(shortcut, x, gamma=None, sample_scale=None):
     scale = _scales(np, x, gamma, sample_scale)
     out = np.empty(x.shape, dtype=x.dtype)
-    _forward_kernel(_per_sample(shortcut.astype(x.dtype, copy=False)), _per_sample(x), scale, _per_sample(out))
+    _forward_kernel(
+        _per_sample(shortcut.astype(x.dtype, copy=False)), _per_sample(x), scale, _per_sample(out)
+    )
     return out
 
 

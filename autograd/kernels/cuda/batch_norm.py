@@ -23,7 +23,9 @@ from .source import CudaSource
 
 VALUES_PER_CHUNK = 256  # values of one channel summed by one thread of the sum kernels
 
-SOURCE = CudaSource("batch_norm", r"""
+SOURCE = CudaSource(
+    "batch_norm",
+    r"""
 __device__ __forceinline__ long long value_index(long long k, long long c, long long C, long long inner) {
     return (k / inner) * C * inner + c * inner + k % inner;
 }
@@ -79,7 +81,8 @@ extern "C" __global__ void batch_norm_grad_input(const scalar_t* dy, const scala
         dx[i] = a[c] * (dy[i] - k1[c] - (x[i] - mean[c]) * k2[c]);
     }
 }
-""")
+""",
+)
 
 
 def _float_dtype(x):
@@ -106,8 +109,12 @@ def _sums(x, center, squared, outer, C, inner):
     m = outer * inner
     chunks = _chunks(m)
     partial = xp.empty((chunks, C), xp.float64)
-    SOURCE.launch("batch_norm_partial_sums", chunks * C,
-                  (x, center, partial, m, C, inner, chunks, int(squared)), x.dtype)
+    SOURCE.launch(
+        "batch_norm_partial_sums",
+        chunks * C,
+        (x, center, partial, m, C, inner, chunks, int(squared)),
+        x.dtype,
+    )
     return partial.sum(axis=0)
 
 
@@ -134,12 +141,18 @@ def batch_norm_normalize(x, mean, rstd, weight, bias, channels_last=False):
         scale = scale * _channel_vector(xp, weight, C, xp.float64)
     shift = xp.zeros(C, dtype) if bias is None else _channel_vector(xp, bias, C, dtype)
     y = xp.empty_like(x)
-    SOURCE.launch("batch_norm_normalize", x.size,
-                  (x, _channel_vector(xp, mean, C, dtype), scale.astype(dtype), shift, y, x.size, C, inner), dtype)
+    SOURCE.launch(
+        "batch_norm_normalize",
+        x.size,
+        (x, _channel_vector(xp, mean, C, dtype), scale.astype(dtype), shift, y, x.size, C, inner),
+        dtype,
+    )
     return y
 
 
-def batch_norm_backward(grad_y, x, weight, mean, rstd, training=True, channels_last=False, needs_weight_grad=True):
+def batch_norm_backward(
+    grad_y, x, weight, mean, rstd, training=True, channels_last=False, needs_weight_grad=True
+):
     """grad_x like x, and grad_weight, grad_bias (C,) (None, None when not needed)."""
     xp = get_array_module(x, grad_y)
     dtype = _float_dtype(x)
@@ -155,8 +168,12 @@ def batch_norm_backward(grad_y, x, weight, mean, rstd, training=True, channels_l
         chunks = _chunks(count)
         partial_dy = xp.empty((chunks, C), xp.float64)
         partial_dy_xmu = xp.empty((chunks, C), xp.float64)
-        SOURCE.launch("batch_norm_backward_partial_sums", chunks * C,
-                      (dy, x, mean_x, partial_dy, partial_dy_xmu, count, C, inner, chunks), dtype)
+        SOURCE.launch(
+            "batch_norm_backward_partial_sums",
+            chunks * C,
+            (dy, x, mean_x, partial_dy, partial_dy_xmu, count, C, inner, chunks),
+            dtype,
+        )
         sum_dy = partial_dy.sum(axis=0)
         sum_dy_xhat = partial_dy_xmu.sum(axis=0) * rstd64
     a = w64 * rstd64
@@ -165,8 +182,12 @@ def batch_norm_backward(grad_y, x, weight, mean, rstd, training=True, channels_l
     else:
         k1 = k2 = xp.zeros(C)
     dx = xp.empty_like(x)
-    SOURCE.launch("batch_norm_grad_input", x.size,
-                  (dy, x, mean_x, a.astype(dtype), k1.astype(dtype), k2.astype(dtype), dx, x.size, C, inner), dtype)
+    SOURCE.launch(
+        "batch_norm_grad_input",
+        x.size,
+        (dy, x, mean_x, a.astype(dtype), k1.astype(dtype), k2.astype(dtype), dx, x.size, C, inner),
+        dtype,
+    )
     if not needs_weight_grad:
         return dx, None, None
     return dx, sum_dy_xhat.astype(dtype), sum_dy.astype(dtype)

@@ -18,7 +18,9 @@ from ...backend import get_array_module
 from ..cpu.cross_entropy import _check_options
 from .source import CudaSource
 
-SOURCE = CudaSource("cross_entropy", r"""
+SOURCE = CudaSource(
+    "cross_entropy",
+    r"""
 /* Write softmax(z_i) into probs_i and return lse_i. */
 __device__ double row_softmax(const scalar_t* z, scalar_t* probs, long long i, long long K) {
     double m = z[i * K];
@@ -93,7 +95,8 @@ extern "C" __global__ void cross_entropy_backward_soft(const scalar_t* grad_loss
         }
     }
 }
-""")
+""",
+)
 
 
 def _prepare(xp, scores, target):
@@ -125,11 +128,17 @@ def cross_entropy_forward(logits, target, label_smoothing=0.0, reduction="mean",
     loss = xp.empty(N, xp.float64)
     probs = xp.empty_like(z)
     if soft:
-        SOURCE.launch("cross_entropy_forward_soft", N, (z, target, loss, probs, N, K, float(label_smoothing)), dtype)
+        SOURCE.launch(
+            "cross_entropy_forward_soft", N, (z, target, loss, probs, N, K, float(label_smoothing)), dtype
+        )
     else:
         bad = xp.empty(N, xp.int32)
-        SOURCE.launch("cross_entropy_forward_index", N,
-                      (z, target, loss, probs, bad, N, K, int(ignore_index), float(label_smoothing)), dtype)
+        SOURCE.launch(
+            "cross_entropy_forward_index",
+            N,
+            (z, target, loss, probs, bad, N, K, int(ignore_index), float(label_smoothing)),
+            dtype,
+        )
         invalid = int(bad.sum())
         if invalid:
             raise IndexError(f"{invalid} target(s) out of range [0, {K})")
@@ -142,8 +151,9 @@ def cross_entropy_forward(logits, target, label_smoothing=0.0, reduction="mean",
     return total.astype(dtype), probs
 
 
-def cross_entropy_backward(grad_loss, probabilities, target, label_smoothing=0.0, reduction="mean",
-                           ignore_index=-100):
+def cross_entropy_backward(
+    grad_loss, probabilities, target, label_smoothing=0.0, reduction="mean", ignore_index=-100
+):
     """grad_logits (N, K) = (p sum(q) - q) grad_loss_i, divided by the sample count for "mean"."""
     _check_options(label_smoothing, reduction)
     xp = get_array_module(probabilities, target)
@@ -155,12 +165,21 @@ def cross_entropy_backward(grad_loss, probabilities, target, label_smoothing=0.0
         scale = xp.broadcast_to(xp.asarray(grad_loss, dtype=dtype).reshape(()), (N,))
         if reduction == "mean":
             count = _valid_count(target, soft, ignore_index)
-            scale = scale / count if count else scale * 0   # all samples ignored: every gradient is 0
+            scale = scale / count if count else scale * 0  # all samples ignored: every gradient is 0
         scale = xp.ascontiguousarray(scale, dtype=dtype)
     grad_z = xp.empty_like(probs)
     if soft:
-        SOURCE.launch("cross_entropy_backward_soft", N, (scale, probs, target, grad_z, N, K, float(label_smoothing)), dtype)
+        SOURCE.launch(
+            "cross_entropy_backward_soft",
+            N,
+            (scale, probs, target, grad_z, N, K, float(label_smoothing)),
+            dtype,
+        )
     else:
-        SOURCE.launch("cross_entropy_backward_index", N,
-                      (scale, probs, target, grad_z, N, K, int(ignore_index), float(label_smoothing)), dtype)
+        SOURCE.launch(
+            "cross_entropy_backward_index",
+            N,
+            (scale, probs, target, grad_z, N, K, int(ignore_index), float(label_smoothing)),
+            dtype,
+        )
     return grad_z

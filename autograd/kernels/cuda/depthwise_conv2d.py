@@ -20,7 +20,9 @@ from ...backend import get_array_module
 from ..cpu.depthwise_conv2d import _check_geometry, _float_dtype
 from .source import CudaSource
 
-SOURCE = CudaSource("depthwise_conv2d", r"""
+SOURCE = CudaSource(
+    "depthwise_conv2d",
+    r"""
 __device__ __forceinline__ long long pixel(long long n, long long c, long long h, long long w,
                                            long long C, long long H, long long W, int channels_last) {
     return channels_last ? ((n * H + h) * W + w) * C + c : ((n * C + c) * H + h) * W + w;
@@ -125,7 +127,8 @@ extern "C" __global__ void depthwise_backward_bias(const scalar_t* grad_out, dou
         partial_b[t] = acc;
     }
 }
-""")
+""",
+)
 
 
 def _geometry(x, weight, stride, padding, channels_last):
@@ -151,9 +154,14 @@ def _forward(x, weight, bias, stride, padding, channels_last):
     dt = _float_dtype(x, weight, bias)
     b = xp.zeros(C, dt) if bias is None else xp.ascontiguousarray(bias, dtype=dt).reshape(C)
     out = xp.empty((N, Ho, Wo, C) if channels_last else (N, C, Ho, Wo), dt)
-    SOURCE.launch("depthwise_forward", out.size,
-                  (xp.ascontiguousarray(x, dtype=dt), xp.ascontiguousarray(weight, dtype=dt), b, out) + geometry
-                  + (int(channels_last),), dt)
+    SOURCE.launch(
+        "depthwise_forward",
+        out.size,
+        (xp.ascontiguousarray(x, dtype=dt), xp.ascontiguousarray(weight, dtype=dt), b, out)
+        + geometry
+        + (int(channels_last),),
+        dt,
+    )
     return out
 
 
@@ -166,8 +174,12 @@ def _backward(x, weight, grad_out, stride, padding, needs_bias_grad, channels_la
     g = xp.ascontiguousarray(grad_out, dtype=dt)
     layout = (int(channels_last),)
     grad_x = xp.empty(x.shape, dt)
-    SOURCE.launch("depthwise_backward_input", grad_x.size,
-                  (g, xp.ascontiguousarray(weight, dtype=dt), grad_x) + geometry + layout, dt)
+    SOURCE.launch(
+        "depthwise_backward_input",
+        grad_x.size,
+        (g, xp.ascontiguousarray(weight, dtype=dt), grad_x) + geometry + layout,
+        dt,
+    )
     partial_w = xp.empty((N, KH, KW, C), xp.float64)
     SOURCE.launch("depthwise_backward_weight", partial_w.size, (x, g, partial_w) + geometry + layout, dt)
     grad_w = partial_w.sum(axis=0).astype(dt)  # (KH, KW, C)

@@ -41,8 +41,13 @@ using std::exp; using std::log; using std::sqrt; using std::tanh; using std::erf
 using std::fabs; using std::isnan; using std::isinf;
 """
 
-_CTYPES = {"scalar_t": None, "long long": ctypes.c_longlong, "int": ctypes.c_int,
-           "float": ctypes.c_float, "double": ctypes.c_double}
+_CTYPES = {
+    "scalar_t": None,
+    "long long": ctypes.c_longlong,
+    "int": ctypes.c_int,
+    "float": ctypes.c_float,
+    "double": ctypes.c_double,
+}
 
 
 def compiler() -> str | None:
@@ -73,7 +78,9 @@ extern "C" void emulate_{name}(unsigned int emulated_blocks, unsigned int emulat
 
 def _cache_dir() -> Path:
     """Where compiled libraries are kept: $TINYCONVNEXT_CACHE or ~/.cache/tinyconvnext, else a temporary folder."""
-    root = os.environ.get("TINYCONVNEXT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "tinyconvnext")
+    root = os.environ.get("TINYCONVNEXT_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "tinyconvnext"
+    )
     for path in (Path(root) / "cuda_emulator", Path(tempfile.gettempdir()) / "tinyconvnext_cuda_emulator"):
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -83,11 +90,13 @@ def _cache_dir() -> Path:
     raise RuntimeError(f"the CUDA emulator found no writable folder for its libraries (tried {root})")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _library(code: str) -> ctypes.CDLL:
     cxx = compiler()
     if cxx is None:
-        raise RuntimeError("the CUDA emulator needs a C++ compiler (c++, g++ or clang++; or set $CXX), and none was found")
+        raise RuntimeError(
+            "the CUDA emulator needs a C++ compiler (c++, g++ or clang++; or set $CXX), and none was found"
+        )
     digest = hashlib.sha256(code.encode()).hexdigest()[:20]
     target = _cache_dir() / f"kernels_{digest}.so"
     if not target.exists():
@@ -95,8 +104,11 @@ def _library(code: str) -> ctypes.CDLL:
             source = Path(tmp) / "kernels.cpp"
             source.write_text(code)
             built = Path(tmp) / "kernels.so"
-            result = subprocess.run([cxx, "-O2", "-std=c++14", "-shared", "-fPIC", "-o", str(built), str(source)],
-                                    capture_output=True, text=True)
+            result = subprocess.run(
+                [cxx, "-O2", "-std=c++14", "-shared", "-fPIC", "-o", str(built), str(source)],
+                capture_output=True,
+                text=True,
+            )
             if result.returncode != 0:
                 raise RuntimeError(f"the CUDA emulator could not compile the kernels:\n{result.stderr}")
             os.replace(built, target)  # atomic: a concurrent run sees the whole library or none
@@ -111,10 +123,11 @@ def emulated_kernel(source, kernel: str, dtype):
     scalar = ctypes.c_float if np.dtype(dtype) == np.float32 else ctypes.c_double
     function.restype = None
     function.argtypes = [ctypes.c_uint, ctypes.c_uint] + [
-        ctypes.c_void_p if p.pointer else (_CTYPES[p.ctype] or scalar) for p in params]
+        ctypes.c_void_p if p.pointer else (_CTYPES[p.ctype] or scalar) for p in params
+    ]
 
     def run(blocks, block, args):
-        values = [a.ctypes.data if p.pointer else a.item() for p, a in zip(params, args)]
+        values = [a.ctypes.data if p.pointer else a.item() for p, a in zip(params, args, strict=False)]
         function(blocks, block, *values)
 
     return run

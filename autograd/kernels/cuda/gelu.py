@@ -13,11 +13,16 @@ from __future__ import annotations
 import numpy as np
 
 from ...backend import get_array_module
-from ..cpu.gelu import _check_approximate, gelu_backward_from_slope_reference
-from ..cpu.gelu import gelu_backward_from_slope_with_bias_grad_reference
+from ..cpu.gelu import (
+    _check_approximate,
+    gelu_backward_from_slope_reference,
+    gelu_backward_from_slope_with_bias_grad_reference,
+)
 from .source import CudaSource
 
-SOURCE = CudaSource("gelu", r"""
+SOURCE = CudaSource(
+    "gelu",
+    r"""
 __device__ __forceinline__ scalar_t normal_cdf(scalar_t x) {
     return (scalar_t)0.5 * erfc(-x * (scalar_t)0.70710678118654752440);
 }
@@ -63,7 +68,8 @@ extern "C" __global__ void gelu_backward(const scalar_t* x, const scalar_t* grad
         grad_x[i] = grad_y[i] * slope;
     }
 }
-""")
+""",
+)
 
 
 def _float(xp, a):

@@ -23,7 +23,9 @@ from .source import CudaSource
 
 GROUPS_PER_CHUNK = 64  # groups summed by one thread of the dw/db kernel
 
-SOURCE = CudaSource("layer_norm", r"""
+SOURCE = CudaSource(
+    "layer_norm",
+    r"""
 __device__ __forceinline__ long long group_start(long long r, long long C, long long inner) {
     return (r / inner) * C * inner + r % inner;
 }
@@ -92,7 +94,8 @@ extern "C" __global__ void layer_norm_backward_affine(const scalar_t* dy, const 
         partial_b[t] = sum_b;
     }
 }
-""")
+""",
+)
 
 
 def _float_dtype(xp, x):
@@ -135,8 +138,12 @@ def _backward(grad_y, x, weight, mean, rstd, needs_weight_grad, outer, C, inner)
     chunks = -(-groups // GROUPS_PER_CHUNK)
     partial_w = xp.empty((chunks, C), xp.float64)
     partial_b = xp.empty((chunks, C), xp.float64)
-    SOURCE.launch("layer_norm_backward_affine", chunks * C,
-                  (dy, x, mean, rstd, partial_w, partial_b, groups, C, inner, GROUPS_PER_CHUNK, chunks), dtype)
+    SOURCE.launch(
+        "layer_norm_backward_affine",
+        chunks * C,
+        (dy, x, mean, rstd, partial_w, partial_b, groups, C, inner, GROUPS_PER_CHUNK, chunks),
+        dtype,
+    )
     return dx, partial_w.sum(axis=0).astype(dtype), partial_b.sum(axis=0).astype(dtype)
 
 

@@ -15,7 +15,9 @@ import numpy as np
 from ...backend import get_array_module
 from .source import CudaSource
 
-SOURCE = CudaSource("max_pool2d", r"""
+SOURCE = CudaSource(
+    "max_pool2d",
+    r"""
 extern "C" __global__ void max_pool2d_forward(const scalar_t* x, scalar_t* y, int* winner, long long planes,
                                               long long H, long long W, long long Ho, long long Wo,
                                               long long kh, long long kw, long long sh, long long sw,
@@ -63,7 +65,8 @@ extern "C" __global__ void max_pool2d_backward(const scalar_t* dy, const int* wi
         dx[t] = (scalar_t)total;
     }
 }
-""")
+""",
+)
 
 
 def max_pool2d_forward(x, kernel, stride, padding):
@@ -75,8 +78,9 @@ def max_pool2d_forward(x, kernel, stride, padding):
     ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
     y = xp.empty((n, c, ho, wo), x.dtype)
     winner = xp.empty((n, c, ho, wo), np.int32)
-    SOURCE.launch("max_pool2d_forward", y.size,
-                  (x, y, winner, n * c, h, w, ho, wo, kh, kw, sh, sw, ph, pw), x.dtype)
+    SOURCE.launch(
+        "max_pool2d_forward", y.size, (x, y, winner, n * c, h, w, ho, wo, kh, kw, sh, sw, ph, pw), x.dtype
+    )
     return y, winner
 
 
@@ -88,7 +92,10 @@ def max_pool2d_backward(grad_y, winner, x_shape, kernel, stride, padding):
     ho, wo = grad_y.shape[2:]
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     dx = xp.empty(x_shape, grad_y.dtype)
-    SOURCE.launch("max_pool2d_backward", dx.size,
-                  (grad_y, xp.ascontiguousarray(winner), dx, n * c, h, w, ho, wo, kh, kw, sh, sw, ph, pw),
-                  grad_y.dtype)
+    SOURCE.launch(
+        "max_pool2d_backward",
+        dx.size,
+        (grad_y, xp.ascontiguousarray(winner), dx, n * c, h, w, ho, wo, kh, kw, sh, sw, ph, pw),
+        grad_y.dtype,
+    )
     return dx

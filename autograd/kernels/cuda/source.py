@@ -76,7 +76,7 @@ class CudaSource:
         self.code = code
         self.kernels = {m.group(1): parse_params(m.group(2)) for m in _KERNEL.finditer(code)}
         if not self.kernels:
-            raise ValueError(f"CUDA source {name!r} defines no extern \"C\" __global__ kernel")
+            raise ValueError(f'CUDA source {name!r} defines no extern "C" __global__ kernel')
         self._compiled = {}
 
     def code_for(self, dtype) -> str:
@@ -90,10 +90,12 @@ class CudaSource:
         """Run ``kernel`` with at least ``threads`` threads (grid-stride loops take any surplus)."""
         params = self.kernels[kernel]
         if len(args) != len(params):
-            raise TypeError(f"{kernel}: expected {len(params)} arguments ({', '.join(p.name for p in params)}), got {len(args)}")
-        converted = tuple(self._check(kernel, p, a, dtype) for p, a in zip(params, args))
+            raise TypeError(
+                f"{kernel}: expected {len(params)} arguments ({', '.join(p.name for p in params)}), got {len(args)}"
+            )
+        converted = tuple(self._check(kernel, p, a, dtype) for p, a in zip(params, args, strict=False))
         blocks = max(1, min(MAX_BLOCKS, -(-int(threads) // BLOCK)))
-        devices = {device_of(a) for a, p in zip(args, params) if p.pointer}
+        devices = {device_of(a) for a, p in zip(args, params, strict=False) if p.pointer}
         if devices == {"cuda"}:
             self._cupy_function(kernel, dtype)((blocks,), (BLOCK,), converted)
         elif devices <= {"cpu"}:
@@ -108,11 +110,16 @@ class CudaSource:
         if param.pointer:
             if getattr(value, "dtype", None) != expected or not value.flags.c_contiguous:
                 got = f"{getattr(value, 'dtype', type(value).__name__)}" + (
-                    "" if not hasattr(value, "flags") or value.flags.c_contiguous else " (not C-contiguous)")
-                raise TypeError(f"{kernel}: argument {param.name!r} must be a C-contiguous {expected} array, got {got}")
+                    "" if not hasattr(value, "flags") or value.flags.c_contiguous else " (not C-contiguous)"
+                )
+                raise TypeError(
+                    f"{kernel}: argument {param.name!r} must be a C-contiguous {expected} array, got {got}"
+                )
             return value
         if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
-            raise TypeError(f"{kernel}: argument {param.name!r} must be a number, got an array of shape {value.shape}")
+            raise TypeError(
+                f"{kernel}: argument {param.name!r} must be a number, got an array of shape {value.shape}"
+            )
         return expected.type(value)
 
     def _cupy_function(self, kernel, dtype):
@@ -121,6 +128,7 @@ class CudaSource:
         if module is None:
             import cupy
 
-            module = self._compiled[dtype] = cupy.RawModule(code=self.code_for(dtype), options=("--std=c++14",))
+            module = self._compiled[dtype] = cupy.RawModule(
+                code=self.code_for(dtype), options=("--std=c++14",)
+            )
         return module.get_function(kernel)
-

@@ -19,6 +19,6 @@ from .conv import conv2d, depthwise_conv2d_channels_last, patchify_conv2d_channe
 from .fully_connected import linear, linear_gelu  # noqa: F401
 from .loss import cross_entropy  # noqa: F401
 from .norm import batch_norm, layer_norm, layer_norm_channels_first  # noqa: F401
+from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: F401
 from .regularization import drop_path, dropout  # noqa: F401
 from .residual import residual_add  # noqa: F401
-from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: F401

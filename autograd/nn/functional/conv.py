@@ -62,7 +62,7 @@ def _im2col_channels_last(xp, x_nhwc, kh, kw, stride, padding, groups):
     n, h, w, c = x_nhwc.shape
     if ph or pw:
         x_pad = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=x_nhwc.dtype)
-        x_pad[:, ph:ph + h, pw:pw + w, :] = x_nhwc
+        x_pad[:, ph : ph + h, pw : pw + w, :] = x_nhwc
     else:  # no padding: the windows are cut from the (possibly transposed) view, copied once below
         x_pad = x_nhwc
     windows = _sliding_windows(xp, x_pad, kh, kw, sh, sw, channels_last=True)  # (N, Ho, Wo, C, KH, KW)
@@ -86,7 +86,11 @@ class Conv2dIm2col(Function):
         o, cg, kh, kw = weight.shape
         cols, ho, wo = _im2col_channels_last(xp, x.transpose(0, 2, 3, 1), kh, kw, stride, padding, groups)
         # w_mat[g, (u, v, c), o']: the filters of group g, in the columns' order.
-        w_mat = weight.reshape(groups, o // groups, cg, kh, kw).transpose(0, 3, 4, 2, 1).reshape(groups, kh * kw * cg, o // groups)
+        w_mat = (
+            weight.reshape(groups, o // groups, cg, kh, kw)
+            .transpose(0, 3, 4, 2, 1)
+            .reshape(groups, kh * kw * cg, o // groups)
+        )
         out = cols @ w_mat  # (G, N*Ho*Wo, O/G)
         out = out.reshape(groups, n, ho, wo, o // groups).transpose(1, 0, 4, 2, 3).reshape(n, o, ho, wo)
         if bias is not None:
@@ -101,23 +105,33 @@ class Conv2dIm2col(Function):
         x_shape, (sh, sw), (ph, pw), groups, ho, wo = self.geometry
         n, c, h, w = x_shape
         o, cg, kh, kw = weight.shape
-        g2 = grad.reshape(n, groups, o // groups, ho, wo).transpose(1, 0, 3, 4, 2).reshape(groups, n * ho * wo, -1)
+        g2 = (
+            grad.reshape(n, groups, o // groups, ho, wo)
+            .transpose(1, 0, 3, 4, 2)
+            .reshape(groups, n * ho * wo, -1)
+        )
         grad_x = grad_w = grad_b = None
         if self.needs_input_grad[0]:
             if (sh, sw) == (1, 1) and ph <= kh - 1 and pw <= kw - 1:  # a conv of dout with the flipped kernel
-                grad_cols, _, _ = _im2col_channels_last(xp, grad.transpose(0, 2, 3, 1), kh, kw, (1, 1),
-                                                        (kh - 1 - ph, kw - 1 - pw), groups)  # (G, N*H*W, (u, v, o'))
+                grad_cols, _, _ = _im2col_channels_last(
+                    xp, grad.transpose(0, 2, 3, 1), kh, kw, (1, 1), (kh - 1 - ph, kw - 1 - pw), groups
+                )  # (G, N*H*W, (u, v, o'))
                 flipped = weight.reshape(groups, o // groups, cg, kh, kw)[:, :, :, ::-1, ::-1]
                 flipped = flipped.transpose(0, 3, 4, 1, 2).reshape(groups, kh * kw * (o // groups), cg)
-                grad_x = (grad_cols @ flipped).reshape(groups, n, h, w, cg).transpose(1, 0, 4, 2, 3).reshape(n, c, h, w)
+                grad_x = (
+                    (grad_cols @ flipped)
+                    .reshape(groups, n, h, w, cg)
+                    .transpose(1, 0, 4, 2, 3)
+                    .reshape(n, c, h, w)
+                )
             else:  # col2im: every tap adds its column back where it was read
                 grad_cols = (g2 @ w_mat.transpose(0, 2, 1)).reshape(groups, n, ho, wo, kh, kw, cg)
                 grad_pad = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=grad.dtype)
                 for u in range(kh):
                     for v in range(kw):
                         tap = grad_cols[:, :, :, :, u, v, :].transpose(1, 2, 3, 0, 4).reshape(n, ho, wo, c)
-                        grad_pad[:, u:u + sh * ho:sh, v:v + sw * wo:sw, :] += tap
-                grad_x = xp.ascontiguousarray(grad_pad[:, ph:ph + h, pw:pw + w, :].transpose(0, 3, 1, 2))
+                        grad_pad[:, u : u + sh * ho : sh, v : v + sw * wo : sw, :] += tap
+                grad_x = xp.ascontiguousarray(grad_pad[:, ph : ph + h, pw : pw + w, :].transpose(0, 3, 1, 2))
         if self.needs_input_grad[1]:
             grad_w = g2.transpose(0, 2, 1) @ cols  # (G, O/G, (u, v, c))
             grad_w = grad_w.reshape(o, kh, kw, cg).transpose(0, 3, 1, 2).copy()
@@ -133,8 +147,10 @@ class PatchifyConv2d(Function):
         n, c, h, w = x.shape
         o, _, kh, kw = weight.shape
         ho, wo = h // kh, w // kw
-        x = x[:, :, :ho * kh, :wo * kw]  # rows and columns that no window reaches are dropped, as PyTorch
-        patches = x.reshape(n, c, ho, kh, wo, kw).transpose(0, 2, 4, 1, 3, 5).reshape(n * ho * wo, c * kh * kw)
+        x = x[:, :, : ho * kh, : wo * kw]  # rows and columns that no window reaches are dropped, as PyTorch
+        patches = (
+            x.reshape(n, c, ho, kh, wo, kw).transpose(0, 2, 4, 1, 3, 5).reshape(n * ho * wo, c * kh * kw)
+        )
         w_mat = weight.reshape(o, c * kh * kw)
         out = patches @ w_mat.T
         if bias is not None:
@@ -176,8 +192,9 @@ class DepthwiseConv2d(Function):
     def backward(self, grad):
         x, filters = self.saved
         stride, padding = self.options
-        grad_x, grad_w, grad_b = self.kernels.depthwise_conv2d_nchw_backward(x, filters, grad, stride, padding,
-                                                                             self.has_bias)
+        grad_x, grad_w, grad_b = self.kernels.depthwise_conv2d_nchw_backward(
+            x, filters, grad, stride, padding, self.has_bias
+        )
         grad_w = grad_w.reshape(filters.shape[0], 1, *filters.shape[1:])
         return (grad_x, grad_w, grad_b) if self.has_bias else (grad_x, grad_w)
 
@@ -202,7 +219,9 @@ def _check_conv_arguments(x, weight, bias, stride, padding, groups):
     if bias is not None and bias.shape != (o,):
         raise ValueError(f"conv2d: bias must have shape ({o},) for weight {weight.shape}, got {bias.shape}")
     if min(stride) < 1 or min(padding) < 0:
-        raise ValueError(f"conv2d: stride must be >= 1 and padding >= 0, got stride={stride}, padding={padding}")
+        raise ValueError(
+            f"conv2d: stride must be >= 1 and padding >= 0, got stride={stride}, padding={padding}"
+        )
     ho = conv_output_size(h, kh, stride[0], padding[0])
     wo = conv_output_size(w, kw, stride[1], padding[1])
     if ho < 1 or wo < 1:
@@ -267,8 +286,9 @@ class DepthwiseConv2dChannelsLast(Function):
     def backward(self, grad):
         x, filters = self.saved
         stride, padding = self.options
-        grad_x, grad_w, grad_b = self.kernels.depthwise_conv2d_nhwc_backward(x, filters, grad, stride, padding,
-                                                                             self.has_bias)
+        grad_x, grad_w, grad_b = self.kernels.depthwise_conv2d_nhwc_backward(
+            x, filters, grad, stride, padding, self.has_bias
+        )
         grad_w = grad_w.transpose(2, 0, 1).reshape(self.weight_shape)
         return (grad_x, grad_w, grad_b) if self.has_bias else (grad_x, grad_w)
 
@@ -280,8 +300,10 @@ class PatchifyConv2dChannelsLast(Function):
         n, h, w, c = x.shape
         o, _, kh, kw = weight.shape
         ho, wo = h // kh, w // kw
-        x = x[:, :ho * kh, :wo * kw]
-        patches = x.reshape(n, ho, kh, wo, kw, c).transpose(0, 1, 3, 2, 4, 5).reshape(n * ho * wo, kh * kw * c)
+        x = x[:, : ho * kh, : wo * kw]
+        patches = (
+            x.reshape(n, ho, kh, wo, kw, c).transpose(0, 1, 3, 2, 4, 5).reshape(n * ho * wo, kh * kw * c)
+        )
         w_mat = weight.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)  # patch order (u, v, c)
         out = patches @ w_mat.T
         if bias is not None:
@@ -297,7 +319,12 @@ class PatchifyConv2dChannelsLast(Function):
         g2 = grad.reshape(n * ho * wo, o)
         grad_x = grad_w = grad_b = None
         if self.needs_input_grad[0]:
-            grad_x = (g2 @ w_mat).reshape(n, ho, wo, kh, kw, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, ho * kh, wo * kw, c)
+            grad_x = (
+                (g2 @ w_mat)
+                .reshape(n, ho, wo, kh, kw, c)
+                .transpose(0, 1, 3, 2, 4, 5)
+                .reshape(n, ho * kh, wo * kw, c)
+            )
             if (ho * kh, wo * kw) != (h, w):
                 grad_x = xp.pad(grad_x, ((0, 0), (0, h - ho * kh), (0, w - wo * kw), (0, 0)))
         if self.needs_input_grad[1]:
@@ -313,9 +340,13 @@ def _channels_last_arguments(name, x, weight, bias):
     if x.ndim != 4:
         raise ValueError(f"{name} expects input of shape (N, H, W, C), got shape {x.shape}")
     if weight.ndim != 4:
-        raise ValueError(f"{name} expects a weight in PyTorch's layout (O, C/groups, KH, KW), got shape {weight.shape}")
+        raise ValueError(
+            f"{name} expects a weight in PyTorch's layout (O, C/groups, KH, KW), got shape {weight.shape}"
+        )
     if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"{name}: bias must have shape ({weight.shape[0]},) for weight {weight.shape}, got {bias.shape}")
+        raise ValueError(
+            f"{name}: bias must have shape ({weight.shape[0]},) for weight {weight.shape}, got {bias.shape}"
+        )
     return x, weight, bias
 
 
@@ -328,8 +359,10 @@ def depthwise_conv2d_channels_last(x, weight, bias=None, stride=1, padding=0):
     x, weight, bias = _channels_last_arguments("depthwise_conv2d_channels_last", x, weight, bias)
     c = x.shape[3]
     if weight.shape[:2] != (c, 1):
-        raise ValueError(f"depthwise_conv2d_channels_last: weight must be ({c}, 1, KH, KW) for input {x.shape}, "
-                         f"got {weight.shape}")
+        raise ValueError(
+            f"depthwise_conv2d_channels_last: weight must be ({c}, 1, KH, KW) for input {x.shape}, "
+            f"got {weight.shape}"
+        )
     stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
     _check_conv_arguments(x.permute(0, 3, 1, 2), weight, bias, stride, padding, c)
     tensors = (x, weight) if bias is None else (x, weight, bias)
@@ -341,10 +374,14 @@ def patchify_conv2d_channels_last(x, weight, bias=None):
     -> (N, H // K, W // K, O). The stem (K = 4) and the downsampling layers (K = 2) of ConvNeXt."""
     x, weight, bias = _channels_last_arguments("patchify_conv2d_channels_last", x, weight, bias)
     if weight.shape[1] != x.shape[3]:
-        raise ValueError(f"patchify_conv2d_channels_last: weight {weight.shape} expects {weight.shape[1]} input "
-                         f"channels, but the input {x.shape} has {x.shape[3]}")
+        raise ValueError(
+            f"patchify_conv2d_channels_last: weight {weight.shape} expects {weight.shape[1]} input "
+            f"channels, but the input {x.shape} has {x.shape[3]}"
+        )
     kh, kw = weight.shape[2:]
     if x.shape[1] < kh or x.shape[2] < kw:
-        raise ValueError(f"patchify_conv2d_channels_last: input {x.shape} is smaller than the patch {(kh, kw)}")
+        raise ValueError(
+            f"patchify_conv2d_channels_last: input {x.shape} is smaller than the patch {(kh, kw)}"
+        )
     tensors = (x, weight) if bias is None else (x, weight, bias)
     return PatchifyConv2dChannelsLast.apply(*tensors)

@@ -59,7 +59,8 @@ class LinearGELU(Function):
     def backward(self, grad):
         rows, weight, slope = self.saved
         grad_pre, grad_b = self.kernels.gelu_backward_from_slope_with_bias_grad(
-            grad.reshape(-1, weight.shape[0]), slope)
+            grad.reshape(-1, weight.shape[0]), slope
+        )
         grad_x = (grad_pre @ weight).reshape(self.input_shape) if self.needs_input_grad[0] else None
         grad_w = grad_pre.T @ rows if self.needs_input_grad[1] else None
         return grad_x, grad_w, (grad_b if self.needs_input_grad[2] else None)
@@ -73,7 +74,9 @@ def _check_linear(x, weight, bias, name):
             f"{name}: input {x.shape} must end with in_features={weight.shape[1]} to match weight {weight.shape}"
         )
     if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"{name}: bias must have shape ({weight.shape[0]},) for weight {weight.shape}, got {bias.shape}")
+        raise ValueError(
+            f"{name}: bias must have shape ({weight.shape[0]},) for weight {weight.shape}, got {bias.shape}"
+        )
 
 
 def linear_gelu(x, weight, bias=None, approximate: str = "none"):

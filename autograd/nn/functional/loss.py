@@ -24,12 +24,14 @@ from ...tensor import Tensor, as_tensor
 class CrossEntropy(Function):
     """Fused softmax + cross-entropy (see the module docstring). Inputs: logits, and soft targets if any."""
 
-    def forward(self, logits, soft_target=None, labels=None, label_smoothing=0.0, reduction="mean",
-                ignore_index=-100):
+    def forward(
+        self, logits, soft_target=None, labels=None, label_smoothing=0.0, reduction="mean", ignore_index=-100
+    ):
         target = labels if soft_target is None else soft_target
         self.kernels = dispatch.kernels("cross_entropy", logits, target)
-        loss, probabilities = self.kernels.cross_entropy_forward(logits, target, label_smoothing, reduction,
-                                                                  ignore_index)
+        loss, probabilities = self.kernels.cross_entropy_forward(
+            logits, target, label_smoothing, reduction, ignore_index
+        )
         self.save_for_backward(logits, target, probabilities)
         self.options = (label_smoothing, reduction, ignore_index)
         return loss
@@ -37,21 +39,27 @@ class CrossEntropy(Function):
     def backward(self, grad):
         logits, target, probabilities = self.saved
         label_smoothing, reduction, ignore_index = self.options
-        grad_logits = self.kernels.cross_entropy_backward(grad, probabilities, target, label_smoothing, reduction,
-                                                          ignore_index)
+        grad_logits = self.kernels.cross_entropy_backward(
+            grad, probabilities, target, label_smoothing, reduction, ignore_index
+        )
         if len(self.needs_input_grad) == 1:
             return grad_logits
         grad_target = None
         if self.needs_input_grad[1]:
             xp = get_array_module(logits)
-            scale = grad if reduction == "none" else xp.full(logits.shape[0], grad / (
-                logits.shape[0] if reduction == "mean" else 1.0))
+            scale = (
+                grad
+                if reduction == "none"
+                else xp.full(logits.shape[0], grad / (logits.shape[0] if reduction == "mean" else 1.0))
+            )
             log_p = logits - stable_logsumexp(logits, axis=1)
             grad_target = (-(1.0 - label_smoothing) * log_p * scale.reshape(-1, 1)).astype(logits.dtype)
         return grad_logits, grad_target
 
 
-def cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str = "mean", ignore_index: int = -100):
+def cross_entropy(
+    logits, target, label_smoothing: float = 0.0, reduction: str = "mean", ignore_index: int = -100
+):
     """As ``torch.nn.functional.cross_entropy`` for (N, K) logits (no class weights).
 
     Args:
@@ -72,16 +80,25 @@ def cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str =
     n, k = logits.shape
     if np.issubdtype(target_array.dtype, np.floating):
         if tuple(target_array.shape) != (n, k):
-            raise ValueError(f"cross_entropy: soft targets must have the logits' shape {(n, k)}, got {tuple(target_array.shape)}")
+            raise ValueError(
+                f"cross_entropy: soft targets must have the logits' shape {(n, k)}, got {tuple(target_array.shape)}"
+            )
         options = dict(label_smoothing=label_smoothing, reduction=reduction, ignore_index=ignore_index)
         return CrossEntropy.apply(logits, as_tensor(target, like=logits), **options)
     if not np.issubdtype(target_array.dtype, np.integer):
-        raise ValueError(f"cross_entropy: target must hold integer labels or float probabilities, got dtype {target_array.dtype}")
+        raise ValueError(
+            f"cross_entropy: target must hold integer labels or float probabilities, got dtype {target_array.dtype}"
+        )
     if tuple(target_array.shape) != (n,):
-        raise ValueError(f"cross_entropy: labels must have shape ({n},) for logits {(n, k)}, got {tuple(target_array.shape)}")
+        raise ValueError(
+            f"cross_entropy: labels must have shape ({n},) for logits {(n, k)}, got {tuple(target_array.shape)}"
+        )
     labels = target_array.astype(np.int64, copy=False)
     if device_of(labels) != logits.device:
-        raise ValueError(f"cross_entropy: the labels are on {device_of(labels)} but the logits on {logits.device}; "
-                         f"move them with .to({logits.device!r}) first")
-    return CrossEntropy.apply(logits, labels=labels, label_smoothing=label_smoothing, reduction=reduction,
-                              ignore_index=ignore_index)
+        raise ValueError(
+            f"cross_entropy: the labels are on {device_of(labels)} but the logits on {logits.device}; "
+            f"move them with .to({logits.device!r}) first"
+        )
+    return CrossEntropy.apply(
+        logits, labels=labels, label_smoothing=label_smoothing, reduction=reduction, ignore_index=ignore_index
+    )

@@ -41,7 +41,7 @@ class LayerNorm(Function):
     """Normalise over the last ``normalized_ndim`` axes (see the module docstring)."""
 
     def forward(self, x, weight=None, bias=None, normalized_ndim=1, eps=1e-5):
-        size = int(np.prod(x.shape[x.ndim - normalized_ndim:]))
+        size = int(np.prod(x.shape[x.ndim - normalized_ndim :]))
         x2d = x.reshape(-1, size)
         w = None if weight is None else weight.reshape(size)
         b = None if bias is None else bias.reshape(size)
@@ -55,8 +55,9 @@ class LayerNorm(Function):
         x2d, w, mean, rstd = self.saved
         x_shape, w_shape = self.shapes
         needs_affine = w_shape is not None and any(self.needs_input_grad[1:])
-        grad_x, grad_w, grad_b = self.kernels.layer_norm_backward(grad.reshape(x2d.shape), x2d, w, mean, rstd,
-                                                                  needs_affine)
+        grad_x, grad_w, grad_b = self.kernels.layer_norm_backward(
+            grad.reshape(x2d.shape), x2d, w, mean, rstd, needs_affine
+        )
         if w_shape is None:
             return grad_x.reshape(x_shape)
         if not needs_affine:
@@ -76,8 +77,9 @@ class LayerNormChannelsFirst(Function):
     def backward(self, grad):
         x, weight, mean, rstd = self.saved
         needs_affine = weight is not None and any(self.needs_input_grad[1:])
-        grad_x, grad_w, grad_b = self.kernels.layer_norm_channels_first_backward(grad, x, weight, mean, rstd,
-                                                                                 needs_affine)
+        grad_x, grad_w, grad_b = self.kernels.layer_norm_channels_first_backward(
+            grad, x, weight, mean, rstd, needs_affine
+        )
         if weight is None:
             return grad_x
         return grad_x, grad_w, grad_b
@@ -91,7 +93,9 @@ def _affine_tensors(name, weight, bias, shape, x):
     weight, bias = as_tensor(weight), as_tensor(bias)
     for label, t in (("weight", weight), ("bias", bias)):
         if t.shape != tuple(shape):
-            raise ValueError(f"{name}: {label} must have shape {tuple(shape)} for input {x.shape}, got {t.shape}")
+            raise ValueError(
+                f"{name}: {label} must have shape {tuple(shape)} for input {x.shape}, got {t.shape}"
+            )
     return weight, bias
 
 
@@ -100,7 +104,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     x = as_tensor(x)
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     k = len(normalized_shape)
-    if k == 0 or x.ndim < k or x.shape[x.ndim - k:] != normalized_shape:
+    if k == 0 or x.ndim < k or x.shape[x.ndim - k :] != normalized_shape:
         raise ValueError(f"layer_norm: input {x.shape} must end with normalized_shape {normalized_shape}")
     affine = _affine_tensors("layer_norm", weight, bias, normalized_shape, x)
     return LayerNorm.apply(x, *affine, normalized_ndim=k, eps=eps)
@@ -118,8 +122,18 @@ def layer_norm_channels_first(x, weight=None, bias=None, eps=1e-6):
 class BatchNorm(Function):
     """See the module docstring; ``running_mean``/``running_var`` arrays are updated in place."""
 
-    def forward(self, x, weight=None, bias=None, running_mean=None, running_var=None,
-                training=True, momentum=0.1, eps=1e-5, channels_last=False):
+    def forward(
+        self,
+        x,
+        weight=None,
+        bias=None,
+        running_mean=None,
+        running_var=None,
+        training=True,
+        momentum=0.1,
+        eps=1e-5,
+        channels_last=False,
+    ):
         xp = get_array_module(x)
         self.kernels = dispatch.kernels("batch_norm", x)
         if training:
@@ -142,15 +156,25 @@ class BatchNorm(Function):
         x, weight, mean, rstd = self.saved
         training, channels_last = self.options
         needs_affine = weight is not None and any(self.needs_input_grad[1:])
-        grad_x, grad_w, grad_b = self.kernels.batch_norm_backward(grad, x, weight, mean, rstd, training,
-                                                                  channels_last, needs_affine)
+        grad_x, grad_w, grad_b = self.kernels.batch_norm_backward(
+            grad, x, weight, mean, rstd, training, channels_last, needs_affine
+        )
         if weight is None:
             return grad_x
         return grad_x, grad_w, grad_b
 
 
-def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5,
-               channels_last=False):
+def batch_norm(
+    x,
+    running_mean,
+    running_var,
+    weight=None,
+    bias=None,
+    training=False,
+    momentum=0.1,
+    eps=1e-5,
+    channels_last=False,
+):
     """As ``torch.nn.functional.batch_norm``: running statistics are Tensors (or None in training).
 
     ``channels_last=True`` takes (N, ..., C) input, as ConvNeXt's channels-last activations: the same
@@ -160,16 +184,27 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         layout = "(N, ..., C)" if channels_last else "(N, C, ...)"
         raise ValueError(f"batch_norm expects input of shape {layout}, got shape {x.shape}")
     channels = x.shape[-1] if channels_last else x.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
+    for name, t in (
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("weight", weight),
+        ("bias", bias),
+    ):
         if t is not None and tuple(t.shape) != (channels,):
-            raise ValueError(f"batch_norm: {name} must have shape ({channels},) for input {x.shape}, got {tuple(t.shape)}")
+            raise ValueError(
+                f"batch_norm: {name} must have shape ({channels},) for input {x.shape}, got {tuple(t.shape)}"
+            )
     if (weight is None) != (bias is None):
         raise ValueError("batch_norm: give both weight and bias, or neither")
     if not training and (running_mean is None or running_var is None):
         raise ValueError("batch_norm in evaluation mode needs running_mean and running_var")
     if training and x.size // channels < 2:
         raise ValueError(f"batch_norm in training needs more than one value per channel, got input {x.shape}")
-    stats = {"running_mean": None if running_mean is None else running_mean.data,
-             "running_var": None if running_var is None else running_var.data}
+    stats = {
+        "running_mean": None if running_mean is None else running_mean.data,
+        "running_var": None if running_var is None else running_var.data,
+    }
     tensors = (x,) if weight is None else (x, as_tensor(weight), as_tensor(bias))
-    return BatchNorm.apply(*tensors, training=training, momentum=momentum, eps=eps, channels_last=channels_last, **stats)
+    return BatchNorm.apply(
+        *tensors, training=training, momentum=momentum, eps=eps, channels_last=channels_last, **stats
+    )

@@ -24,7 +24,7 @@ def _scatter_taps(xp, grad_taps, pad_shape, kh, kw, sh, sw, ho, wo):
     grad_pad = xp.zeros(pad_shape, dtype=grad_taps.dtype)
     for u in range(kh):
         for v in range(kw):
-            grad_pad[:, :, u:u + sh * ho:sh, v:v + sw * wo:sw] += grad_taps[..., u, v]
+            grad_pad[:, :, u : u + sh * ho : sh, v : v + sw * wo : sw] += grad_taps[..., u, v]
     return grad_pad
 
 
@@ -44,7 +44,7 @@ class AvgPool2d(Function):
         x_shape, pad_shape, (kh, kw), (sh, sw), (ph, pw), ho, wo = self.geometry
         share = xp.broadcast_to((grad / (kh * kw))[..., None, None], grad.shape + (kh, kw))
         grad_pad = _scatter_taps(xp, share, pad_shape, kh, kw, sh, sw, ho, wo)
-        return grad_pad[:, :, ph:ph + x_shape[2], pw:pw + x_shape[3]]
+        return grad_pad[:, :, ph : ph + x_shape[2], pw : pw + x_shape[3]]
 
 
 class MaxPool2d(Function):

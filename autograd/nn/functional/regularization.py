@@ -55,7 +55,9 @@ def _drop(name, x, p, training, generator, per_sample):
     if not training or p == 0.0:
         return x
     shape = (x.shape[0],) + (1,) * (x.ndim - 1) if per_sample else x.shape
-    return ScaleByMask.apply(x, factors=_keep_factors(shape, p, x.data, generator))  # p = 1: all zeros, no draw
+    return ScaleByMask.apply(
+        x, factors=_keep_factors(shape, p, x.data, generator)
+    )  # p = 1: all zeros, no draw
 
 
 def dropout(x, p: float = 0.5, training: bool = True, generator=None):

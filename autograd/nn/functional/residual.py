@@ -33,7 +33,8 @@ class ScaledResidual(Function):
         x, gamma = self.saved
         need = self.needs_input_grad
         grad_x, grad_gamma = self.kernels.scaled_residual_backward(
-            grad, x, gamma, self.sample_scale, need_x=need[1], need_gamma=len(need) == 3 and need[2])
+            grad, x, gamma, self.sample_scale, need_x=need[1], need_gamma=len(need) == 3 and need[2]
+        )
         grads = (grad if need[0] else None, grad_x)
         return grads + (grad_gamma,) if gamma is not None else grads
 
@@ -46,8 +47,10 @@ def residual_add(shortcut, x, gamma=None, drop_prob: float = 0.0, training: bool
     _check_p("residual_add", drop_prob)
     shortcut, x = as_tensor(shortcut), as_tensor(x)
     if shortcut.shape != x.shape or x.ndim < 2:
-        raise ValueError(f"residual_add: shortcut and x must have the same shape (N, ..., C), got "
-                         f"{shortcut.shape} and {x.shape}")
+        raise ValueError(
+            f"residual_add: shortcut and x must have the same shape (N, ..., C), got "
+            f"{shortcut.shape} and {x.shape}"
+        )
     sample_scale = None
     if training and drop_prob > 0.0:
         sample_scale = _keep_factors((x.shape[0],), drop_prob, x.data, generator)
@@ -55,5 +58,7 @@ def residual_add(shortcut, x, gamma=None, drop_prob: float = 0.0, training: bool
         return ScaledResidual.apply(shortcut, x, sample_scale=sample_scale)
     gamma = as_tensor(gamma)
     if gamma.shape != (x.shape[-1],):
-        raise ValueError(f"residual_add: gamma must have shape ({x.shape[-1]},) for x of shape {x.shape}, got {gamma.shape}")
+        raise ValueError(
+            f"residual_add: gamma must have shape ({x.shape[-1]},) for x of shape {x.shape}, got {gamma.shape}"
+        )
     return ScaledResidual.apply(shortcut, x, gamma, sample_scale=sample_scale)
