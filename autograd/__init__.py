@@ -2,7 +2,9 @@
 
 It knows nothing of ConvNeXt. Read it in this order: ``backend`` (arrays), ``tensor`` (Tensor),
 ``function`` (one op = forward + backward), ``graph`` (backward over the recorded graph), ``ops``
-(the differentiable ops), ``gradcheck`` (proving them), then ``nn`` and ``optim``.
+(the differentiable ops), ``gradcheck`` (proving them), then ``nn`` and ``optim``. The fast kernels come
+last, as a chapter of their own: ``kernels`` (the one switch, and which op has which fast path), then
+``kernels/cpu`` and ``kernels/cuda``.
 """
 
 import numpy as _np

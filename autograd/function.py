@@ -7,14 +7,21 @@ Calling ``SomeOp.apply(*tensors, **options)``:
    and whatever ``forward`` saved for ``backward``.
 
 ``backward(grad_output)`` returns one gradient per input (an array or None), in the shape of the op's
-output or of the input: the engine (``autograd.graph``) sums a gradient back over broadcast dimensions.
+output or of the input: the engine (``autograd.graph``) sums a gradient back over broadcast dimensions, and
+drops the gradients of inputs that need none. An optional input (a bias) may be passed as None: ``forward``
+gets None, and ``backward`` returns None in its place.
 This is the ``ctx`` pattern of MiniTorch and PyTorch, and DeZero's ``Function``.
+
+An op with a fast kernel names it in ``fast_paths`` and writes ``fast_forward``/``fast_backward`` beside its
+own body; ``apply`` runs them when ``autograd.kernels`` finds a kernel for the inputs' device and the switch
+is on (see ``autograd/kernels/__init__.py``). Either way the op computes the same numbers.
 """
 
 from __future__ import annotations
 
 import functools
 
+from . import kernels
 from .backend import device_of
 
 
@@ -78,6 +85,7 @@ class Function:
     """
 
     registry: dict[str, type] = {}
+    fast_paths: dict[str, str] = {}  # device ("cpu", "cuda") -> kernel module; empty: the body always runs
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -93,6 +101,7 @@ class Function:
         self.inputs = ()
         self.needs_input_grad = ()
         self.saved = ()
+        self.kernels = None  # the kernel module that ran forward, or None: the op's own body did
         self.freed = False
 
     # -- what subclasses write --------------------------------------------------------------
@@ -100,6 +109,14 @@ class Function:
         raise NotImplementedError
 
     def backward(self, grad_output):
+        raise NotImplementedError
+
+    def fast_forward(self, kernels, *arrays, **options):
+        """``forward`` through the kernel module ``kernels`` (only ops that name ``fast_paths``)."""
+        raise NotImplementedError
+
+    def fast_backward(self, grad_output):
+        """``backward`` through ``self.kernels``, the module ``fast_forward`` used."""
         raise NotImplementedError
 
     # -- helpers ---------------------------------------------------------------------------
@@ -113,24 +130,28 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **options):
+        """Run the op on Tensors (None for an absent optional input) and record it for backward."""
         from .tensor import Tensor
 
         for t in inputs:
-            if not isinstance(t, Tensor):
+            if t is not None and not isinstance(t, Tensor):
                 raise TypeError(f"{cls.__name__} expects Tensor inputs, got {type(t).__name__}")
-        if len(inputs) > 1:
-            devices = {device_of(t.data) for t in inputs}
-            if len(devices) > 1:
-                shown = ", ".join(f"{device_of(t.data)} {tuple(t.shape)}" for t in inputs)
-                raise ValueError(
-                    f"{cls.__name__}: all inputs must be on the same device, got {shown}; "
-                    "move them with .to(device) first"
-                )
+        present = [t for t in inputs if t is not None]
+        if len({device_of(t.data) for t in present}) > 1:
+            shown = ", ".join(f"{device_of(t.data)} {tuple(t.shape)}" for t in present)
+            raise ValueError(
+                f"{cls.__name__}: all inputs must be on the same device, got {shown}; "
+                "move them with .to(device) first"
+            )
         ctx = cls()
-        needs = tuple(t.requires_grad for t in inputs)
-        record = _GradMode.enabled and any(needs)
-        ctx.needs_input_grad = needs
-        data = ctx.forward(*(t.data for t in inputs), **options)
+        ctx.needs_input_grad = tuple(t is not None and t.requires_grad for t in inputs)
+        record = _GradMode.enabled and any(ctx.needs_input_grad)
+        arrays = tuple(None if t is None else t.data for t in inputs)
+        ctx.kernels = kernels.kernel_for(cls, arrays)
+        if ctx.kernels is None:
+            data = ctx.forward(*arrays, **options)
+        else:
+            data = ctx.fast_forward(ctx.kernels, *arrays, **options)
         out = Tensor(data, requires_grad=record)
         if record:
             ctx.inputs = inputs

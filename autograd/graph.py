@@ -48,14 +48,14 @@ def topological_order(root):
         ctx = tensor._ctx
         if ctx is not None and not ctx.freed:
             for parent in ctx.inputs:
-                if parent.requires_grad and id(parent) not in visited:
+                if parent is not None and parent.requires_grad and id(parent) not in visited:
                     stack.append((parent, False))
     order.reverse()  # post-order reversed: every tensor before its inputs
     return order
 
 
-def backward(root, grad=None, retain_graph: bool = False) -> None:
-    """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad."""
+def _initial_gradient(root, grad):
+    """d(root)/d(root): ones for a scalar root, else the given ``grad``, checked and in the root's dtype."""
     from .tensor import Tensor
 
     if not root.requires_grad:
@@ -69,20 +69,23 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
                 f"backward() without a gradient needs a scalar output, got shape {tuple(root.shape)}; "
                 "pass grad= with that shape (e.g. loss.sum().backward() or y.backward(autograd.ones_like(y)))"
             )
-        xp = get_array_module(root.data)
-        grad = xp.ones(root.shape, dtype=root.dtype)
-    else:
-        grad = grad.data if isinstance(grad, Tensor) else grad
-        if device_of(grad) != device_of(root.data):
-            raise ValueError(
-                f"backward(grad=...): grad is on {device_of(grad)} but the output on "
-                f"{device_of(root.data)}; move it with .to({device_of(root.data)!r}) first"
-            )
-        if tuple(grad.shape) != tuple(root.shape):
-            raise ValueError(
-                f"backward(grad=...): grad has shape {tuple(grad.shape)}, expected {tuple(root.shape)}"
-            )
-        grad = grad.astype(root.dtype, copy=False)
+        return get_array_module(root.data).ones(root.shape, dtype=root.dtype)
+    grad = grad.data if isinstance(grad, Tensor) else grad
+    if device_of(grad) != device_of(root.data):
+        raise ValueError(
+            f"backward(grad=...): grad is on {device_of(grad)} but the output on "
+            f"{device_of(root.data)}; move it with .to({device_of(root.data)!r}) first"
+        )
+    if tuple(grad.shape) != tuple(root.shape):
+        raise ValueError(
+            f"backward(grad=...): grad has shape {tuple(grad.shape)}, expected {tuple(root.shape)}"
+        )
+    return grad.astype(root.dtype, copy=False)
+
+
+def backward(root, grad=None, retain_graph: bool = False) -> None:
+    """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad."""
+    grad = _initial_gradient(root, grad)
 
     if root._ctx is not None and root._ctx.freed:
         raise RuntimeError(_FREED_MESSAGE)
@@ -99,12 +102,13 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
             continue
         if ctx.freed:
             raise RuntimeError(_FREED_MESSAGE)
-        input_grads = ctx.backward(g)
+        input_grads = ctx.backward(g) if ctx.kernels is None else ctx.fast_backward(g)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if len(input_grads) != len(ctx.inputs):
             raise RuntimeError(
-                f"{type(ctx).__name__}.backward returned {len(input_grads)} gradients for {len(ctx.inputs)} inputs"
+                f"{type(ctx).__name__}.backward returned {len(input_grads)} gradients for "
+                f"{len(ctx.inputs)} inputs"
             )
         for parent, parent_grad, needed in zip(ctx.inputs, input_grads, ctx.needs_input_grad, strict=False):
             if not needed or parent_grad is None:

@@ -50,7 +50,8 @@ class Profile:
         for row in self.rows()[:limit]:
             share = row["seconds"] / attributed if attributed else 0.0
             lines.append(
-                f"{row['op']:<28s} {row['phase']:<9s} {row['calls']:6d} {1e3 * row['seconds']:9.2f} {share:6.1%}"
+                f"{row['op']:<28s} {row['phase']:<9s} {row['calls']:6d} {1e3 * row['seconds']:9.2f} "
+                f"{share:6.1%}"
             )
         lines.append(f"ops: {1e3 * attributed:.1f} ms of the block's {1e3 * self.total_seconds:.1f} ms")
         return "\n".join(lines)
@@ -94,12 +95,19 @@ def profile(synchronize: bool | None = None):
         for base in cls.__mro__
         if issubclass(base, Function) and base is not Function
     }
+    # The fast path of an op counts as its forward and backward too.
+    phases = {
+        "forward": "forward",
+        "backward": "backward",
+        "fast_forward": "forward",
+        "fast_backward": "backward",
+    }
     for cls in owners:
-        for phase in ("forward", "backward"):
-            if phase in cls.__dict__:
-                original = cls.__dict__[phase]
-                setattr(cls, phase, _timed(original, phase, result, sync))
-                patched.append((cls, phase, original))
+        for method, phase in phases.items():
+            if method in cls.__dict__:
+                original = cls.__dict__[method]
+                setattr(cls, method, _timed(original, phase, result, sync))
+                patched.append((cls, method, original))
     start = time.perf_counter()
     try:
         yield result
@@ -107,5 +115,5 @@ def profile(synchronize: bool | None = None):
         if sync:
             _synchronize()
         result.total_seconds = time.perf_counter() - start
-        for cls, phase, original in patched:
-            setattr(cls, phase, original)
+        for cls, method, original in patched:
+            setattr(cls, method, original)

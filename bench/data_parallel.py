@@ -146,7 +146,8 @@ def main(argv=None):
             parallel.close()
     print(
         f"ours, {args.processes} processes x 1 thread:  {args.batch_size / dp_seconds:7.0f} images/s  "
-        f"(ours / PyTorch time {dp_seconds / torch_seconds:.2f}; {one_seconds / dp_seconds:.2f}x one process)",
+        f"(ours / PyTorch time {dp_seconds / torch_seconds:.2f}; "
+        f"{one_seconds / dp_seconds:.2f}x one process)",
         flush=True,
     )
 

@@ -62,7 +62,8 @@ def apply_malloc(choice: str) -> None:
 
 
 def require_device(device: str) -> None:
-    """Exit with a message saying what is missing when ``device`` is 'cuda' and either framework lacks the GPU."""
+    """Exit with a message saying what is missing when ``device`` is 'cuda' and either framework lacks the
+    GPU."""
     if device != "cuda":
         return
     problems = []
@@ -181,11 +182,14 @@ def describe_gpu() -> str:
 
     return "\n".join(
         [
-            f"GPU: {props.name}, {props.total_memory / 2**30:.1f} GiB, compute capability {props.major}.{props.minor}",
+            f"GPU: {props.name}, {props.total_memory / 2**30:.1f} GiB, "
+            f"compute capability {props.major}.{props.minor}",
             f"CUDA driver {version(runtime.driverGetVersion())}, CuPy {cupy.__version__} "
             f"(CUDA runtime {version(runtime.runtimeGetVersion())}), torch CUDA {torch.version.cuda}, "
             f"cuDNN {torch.backends.cudnn.version()}",
-            f"torch TF32: matmul {torch.backends.cuda.matmul.allow_tf32}, cudnn {torch.backends.cudnn.allow_tf32}; "
-            f"cudnn.benchmark {torch.backends.cudnn.benchmark}; CUPY_TF32={os.environ.get('CUPY_TF32', '(unset)')}",
+            f"torch TF32: matmul {torch.backends.cuda.matmul.allow_tf32}, "
+            f"cudnn {torch.backends.cudnn.allow_tf32}; "
+            f"cudnn.benchmark {torch.backends.cudnn.benchmark}; "
+            f"CUPY_TF32={os.environ.get('CUPY_TF32', '(unset)')}",
         ]
     )

@@ -1,6 +1,7 @@
 """Whole-model speed and memory, ours against PyTorch eager on the same CPU (or the same GPU), in one run.
 
-    python bench/model.py                     # ConvNeXt-T inference (batch 8, 224x224) and a CIFAR training step
+    python bench/model.py                     # ConvNeXt-T inference (batch 8, 224x224) and a CIFAR
+                                              # training step
     python bench/model.py --quick
     python bench/model.py --cifar-model convnext_cifar_pico --batch-size 128
     python bench/model.py --device cuda       # CuPy against PyTorch CUDA: the three tasks below, on one GPU
@@ -37,11 +38,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
-from devices import (
+from devices import (  # noqa: E402
     WARMUP,
     add_device_argument,
     add_malloc_argument,
-    apply_malloc,  # noqa: E402
+    apply_malloc,
     describe_environment,
     gpu_memory_mib,
     interleaved_medians,
@@ -88,7 +89,8 @@ def task_spec(task, args):
 
 
 def build(task, args):
-    """(our step, torch step) closures for a task, on twin models with identical weights, on ``args.device``."""
+    """(our step, torch step) closures for a task, on twin models with identical weights, on
+    ``args.device``."""
     _, name, num_classes, shape, training = task_spec(task, args)
     device = args.device
     options = dict(IMAGENETTE_MODEL, layer_scale_init_value=0.1) if task == "imagenette-train" else {}
@@ -207,7 +209,8 @@ def peak_memory(task, framework, args):
 def run_cpu(tasks, args, repeats):
     """Side by side, alone (a child process per framework) and peak resident memory, per task."""
     print(
-        f"\n{'task':40s} {'ours':>9s} {'torch':>9s} {'ratio':>6s}   {'alone: ours':>11s} {'torch':>7s} {'ratio':>6s}"
+        f"\n{'task':40s} {'ours':>9s} {'torch':>9s} {'ratio':>6s}"
+        f"   {'alone: ours':>11s} {'torch':>7s} {'ratio':>6s}"
         f"   {'ours MiB':>9s} {'torch MiB':>9s} {'ratio':>6s}"
     )
     for task in tasks:
@@ -229,7 +232,8 @@ def run_gpu(tasks, args, repeats):
     """Side by side on one GPU, each step timed between device synchronisations; and GPU memory per task."""
     sync_ours, sync_torch = synchronizers("cuda")
     print(
-        f"\n{'task':40s} {'ours':>10s} {'torch':>10s} {'ratio':>6s}   {'ours MiB':>9s} {'torch MiB':>9s} {'ratio':>6s}"
+        f"\n{'task':40s} {'ours':>10s} {'torch':>10s} {'ratio':>6s}"
+        f"   {'ours MiB':>9s} {'torch MiB':>9s} {'ratio':>6s}"
     )
     for task in tasks:
         label = task_spec(task, args)[0]

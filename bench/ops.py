@@ -28,11 +28,11 @@ import torch.nn.functional as TF
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from devices import (
+from devices import (  # noqa: E402
     WARMUP,
     add_device_argument,
     add_malloc_argument,
-    apply_malloc,  # noqa: E402
+    apply_malloc,
     describe_environment,
     interleaved_medians,
     require_device,

@@ -1,7 +1,7 @@
 """One AdamW step over a model's parameters: ours (fused Numba kernel per parameter, or one call for all of
 them laid flat) against PyTorch.
 
-    python bench/optimizer.py                               # convnext_cifar_3stage: what train_cifar.py trains
+    python bench/optimizer.py  # convnext_cifar_3stage: what train_cifar.py trains
     python bench/optimizer.py --model convnext_tiny --threads 1
 
 In data-parallel training (``tinyconvnext/parallel.py``) the main process steps the optimizer while the
@@ -81,7 +81,8 @@ def main(argv=None):
     sizes = [p.data.size for _, p in named]
     print(
         f"{args.model}: {len(sizes)} parameters, {sum(sizes):,} elements, {sum(s < 1000 for s in sizes)} of "
-        f"them under 1,000 elements; {blas_summary()}; torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"them under 1,000 elements; {blas_summary()}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
     ours_ms = 1000 * best_seconds_per_step(ours.step, steps=20, repeats=5)
     print(f"{'ours (fused Numba, per parameter)':42s} {ours_ms:7.2f} ms")

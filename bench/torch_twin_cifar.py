@@ -2,16 +2,18 @@
 
     python bench/torch_twin_cifar.py --data ../shared/data --out runs/torch_twin   # train_cifar.py's recipe
     python bench/torch_twin_cifar.py --model convnext_cifar_pico --lr 2e-3 --epochs 10
-    python bench/torch_twin_cifar.py --dataset imagenette --model resnet18d --optimizer sgd ...  # the ResNet-D baseline
+    python bench/torch_twin_cifar.py --dataset imagenette --model resnet18d --optimizer sgd ...
+                                                                                   # the ResNet-D baseline
 
 It checks our engine at the scale of a whole training run: the same recipe must end within a point of
 ``train_cifar.py``'s accuracy. (It was meant for fast recipe searches too, but on the 2-core CPU machines
-PyTorch is slower per step than our engine for these small models: 202 against 265-280 images/s.) The batches come from our
-``BatchLoader`` and augmentations with the same seed, the model from ``tests/torch_convnext.py`` with our
-initial weights (a ResNet-D from ``tests/torch_resnet.py``), the optimizer is torch's AdamW or SGD with the
-same groups, schedule and clipping (no EMA). Under data parallelism our BatchNorm normalises each
-process's slice on its own (as DistributedDataParallel without SyncBatchNorm), where the twin's one
-process normalises the whole batch: the same recipe, but not the same gradient step.
+PyTorch is slower per step than our engine for these small models: 202 against 265-280 images/s.) The
+batches come from our ``BatchLoader`` and augmentations with the same seed, the model from
+``tests/torch_convnext.py`` with our initial weights (a ResNet-D from ``tests/torch_resnet.py``), the
+optimizer is torch's AdamW or SGD with the same groups, schedule and clipping (no EMA). Under data
+parallelism our BatchNorm normalises each process's slice on its own (as DistributedDataParallel without
+SyncBatchNorm), where the twin's one process normalises the whole batch: the same recipe, but not the same
+gradient step.
 It runs in one process with PyTorch's threads: ``--processes`` (our data parallelism) is ignored, and since
 the gradient of a batch is the same either way, the recipe is the same. ``--tta`` is not done here either:
 compare the plain test accuracies.
@@ -36,11 +38,11 @@ from torch_resnet import TorchResNet  # noqa: E402
 
 from autograd import optim as our_optim  # noqa: E402
 from tinyconvnext.curves import append_metrics, plot_curves  # noqa: E402
-from tinyconvnext.train import (
+from tinyconvnext.train import (  # noqa: E402
     build_model,
     config_from_args,
     make_loaders,
-    progressive_stride,  # noqa: E402
+    progressive_stride,
     train_image_size,
 )
 from tinyconvnext.variants import RESNET_VARIANTS  # noqa: E402

@@ -265,7 +265,7 @@ for n in sizes:
     y = rng.standard_normal(n)
     w0 = rng.standard_normal(n)
 
-    def scalar_step():
+    def scalar_step(w0=w0, X=X, y=y, n=n):
         w = [Value(v) for v in w0]
         residuals = [
             sum((xij * wj for xij, wj in zip(row, w, strict=False)), Value(0.0)) - yi
@@ -275,7 +275,7 @@ for n in sizes:
         loss.backward()
         return np.array([wj.grad for wj in w])
 
-    def tensor_step():
+    def tensor_step(w0=w0, X=X, y=y):
         w = ag.tensor(w0, requires_grad=True)
         loss = ((ag.tensor(X) @ w - ag.tensor(y)) ** 2).mean()
         loss.backward()

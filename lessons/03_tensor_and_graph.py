@@ -243,7 +243,7 @@ section("8. Figure")
 position = {
     key: (layer * 1.6, 0.0) for key, (label, layer, kind) in nodes.items() if kind in ("op", "tensor")
 }
-for key, (label, _layer, kind) in nodes.items():
+for key, (_label, _layer, kind) in nodes.items():
     if kind in ("leaf", "constant"):
         consumer = next(target for source, target in edges if source == key)
         column = (nodes[consumer][1] - 1) * 1.6

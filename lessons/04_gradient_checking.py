@@ -297,7 +297,7 @@ for (name, central), err in errors.items():
         markersize=3,
         label=f"{name}, {'central' if central else 'one-sided'} difference",
     )
-for name, u, colour in (
+for _name, u, colour in (
     ("float32", np.finfo(np.float32).eps / 2, "tab:red"),
     ("float64", np.finfo(np.float64).eps / 2, "tab:blue"),
 ):

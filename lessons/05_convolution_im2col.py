@@ -166,10 +166,12 @@ for u in range(3):  # col2im: each of the 9 taps adds its copies back where they
         )
 grad_x = grad_xpad[:, :, 1:-1, 1:-1]
 print(
-    f"dL/dweight by hand vs the engine's backward: largest difference {np.abs(grad_weight - wt.grad.numpy()).max():.1e}"
+    f"dL/dweight by hand vs the engine's backward: largest difference "
+    f"{np.abs(grad_weight - wt.grad.numpy()).max():.1e}"
 )
 print(
-    f"dL/dx      by hand vs the engine's backward: largest difference {np.abs(grad_x - xt.grad.numpy()).max():.1e}"
+    f"dL/dx      by hand vs the engine's backward: largest difference "
+    f"{np.abs(grad_x - xt.grad.numpy()).max():.1e}"
 )
 
 # With stride 1 there is a shortcut the engine takes: dL/dx is itself a convolution, of the upstream
@@ -205,7 +207,8 @@ im2col_seconds = min(im2col_seconds)
 print(f"3x3 conv, x {shape} -> {channels} channels, float32:")
 print(f"    loops                {loop_seconds * 1e3:9.1f} ms")
 print(
-    f"    im2col (best of 5)   {im2col_seconds * 1e3:9.1f} ms   ({loop_seconds / im2col_seconds:.0f}x faster, "
+    f"    im2col (best of 5)   {im2col_seconds * 1e3:9.1f} ms   "
+    f"({loop_seconds / im2col_seconds:.0f}x faster, "
     f"largest difference {np.abs(slow - fast).max():.1e})"
 )
 
@@ -250,7 +253,8 @@ ours = ours.transpose(0, 3, 1, 2)
 engine = F.conv2d(ag.tensor(x), ag.tensor(stem_weight), ag.tensor(stem_bias), stride=4).numpy()
 print(f"stem on x {x.shape}: patches {patchify(x, 4).shape} @ weights (48, 96) -> {ours.shape}")
 print(
-    f"    patchify vs F.conv2d (its PatchifyConv2d path): largest difference {np.abs(ours - engine).max():.1e}"
+    f"    patchify vs F.conv2d (its PatchifyConv2d path): largest difference "
+    f"{np.abs(ours - engine).max():.1e}"
 )
 print(
     f"    patchify vs im2col: largest difference "

@@ -1,23 +1,27 @@
-"""Lesson 06: depthwise convolution, the plain NumPy reference against the fused Numba kernel.
+"""Lesson 06: depthwise convolution, the op's own body and the kernel chapter's steps.
 
 ConvNeXt mixes information across space with a 7x7 DEPTHWISE convolution: one 7x7 filter per
 channel, each channel filtered on its own (groups = channels). Mixing across channels is left to
 the 1x1 layers that follow (the paper's Section 2.3, "ResNeXt-ify", and 2.5, "large kernel sizes").
 
-The engine computes it in two ways, chosen in one place (`autograd.kernels.dispatch`):
-* the reference, plain NumPy: 49 shifted multiply-adds over the whole batch, one per filter tap;
-* the fast kernel, Numba: one pass over each channel's image that accumulates all 49 taps at once.
-This lesson shows the reference, checks that both agree, times them and explains the difference.
+The op `DepthwiseConv2d` (autograd/nn/functional/conv.py) computes it in its own body, plain NumPy:
+49 shifted multiply-adds over the whole batch, one per filter tap. It also names fast paths, Numba
+kernels on the CPU, which `Function.apply` runs instead unless one switch turns them off. Those kernels
+are a chapter of their own (autograd/kernels/cpu/depthwise_conv2d/), told as steps that each add one
+idea. This lesson shows the body, then runs every step, checks it against the body and times it.
+The activations are channels-last (N, H, W, C), as in ConvNeXt's block.
 
-    python lessons/06_depthwise_convolution.py --quick
+    python lessons/06_depthwise_convolution.py --quick    # times only the first and the last step
     python lessons/06_depthwise_convolution.py
 
 Figure (in --out, default lessons/output/06/):
-    depthwise_times.png   forward and backward time, reference against fast kernel, per shape
+    depthwise_times.png   forward and backward time per step (the op's body first), per shape
 """
 
 import argparse
 import inspect
+import re
+import textwrap
 import time
 from pathlib import Path
 
@@ -26,19 +30,20 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 import autograd as ag  # noqa: E402
-from autograd.kernels.cpu.depthwise_conv2d import (  # noqa: E402
-    depthwise_conv2d_nchw_backward_reference,
-    depthwise_conv2d_nchw_forward_reference,
-)
-from autograd.kernels.dispatch import use_reference  # noqa: E402
+from autograd import kernels  # noqa: E402
+from autograd.kernels.cpu.depthwise_conv2d import STEPS  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
+from autograd.nn.functional.conv import DepthwiseConv2d  # noqa: E402
 
 parser = argparse.ArgumentParser(
-    description="Lesson 06: depthwise convolution, reference against fast kernel"
+    description="Lesson 06: depthwise convolution, the op's body and its kernels"
 )
-parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (what CI runs)")
+parser.add_argument(
+    "--quick", action="store_true", help="small sizes, first and last step timed (what CI runs)"
+)
 parser.add_argument(
     "--out",
     type=Path,
@@ -48,10 +53,68 @@ parser.add_argument(
 args = parser.parse_args()
 args.out.mkdir(parents=True, exist_ok=True)
 rng = np.random.default_rng(0)
+K, STRIDE, PADDING = 7, (1, 1), (3, 3)  # ConvNeXt's dwconv: 7x7, stride 1, "same" padding
 
 
 def section(title):
     print(f"\n{'=' * 100}\n{title}\n{'=' * 100}")
+
+
+def random_problem(shape, dtype=np.float32):
+    """x (N, H, W, C), weight (KH, KW, C) as the kernels take it, bias (C,), upstream gradient."""
+    c = shape[3]
+    x = rng.standard_normal(shape).astype(dtype)
+    w = (rng.standard_normal((K, K, c)) * 0.1).astype(dtype)
+    b = rng.standard_normal(c).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)  # stride 1, "same" padding: out has x's shape
+    return x, w, b, g
+
+
+def op_weight(w):
+    """(KH, KW, C) -> (C, 1, KH, KW), PyTorch's layout, which the op takes."""
+    return np.ascontiguousarray(w.transpose(2, 0, 1)[:, None])
+
+
+def run_body(x, w, b, g):
+    """The op's own body (fast paths off), forward and backward: (out, grad_x, grad_w (KH, KW, C), grad_b)."""
+    xt, wt, bt = (ag.tensor(a, requires_grad=True) for a in (x, op_weight(w), b))
+    with kernels.use_reference():
+        out = F.depthwise_conv2d_channels_last(xt, wt, bt, padding=PADDING)
+        out.backward(ag.tensor(g))
+    grad_w = wt.grad.numpy()[:, 0].transpose(1, 2, 0)
+    return out.numpy(), xt.grad.numpy(), grad_w, bt.grad.numpy()
+
+
+def run_step(step, x, w, b, g):
+    """One step of the kernel chapter, forward and backward: (out, grad_x, grad_w (KH, KW, C), grad_b)."""
+    out = step.depthwise_conv2d_nhwc_forward(x, w, b, STRIDE, PADDING)
+    return (out, *step.depthwise_conv2d_nhwc_backward(x, w, g, STRIDE, PADDING, True))
+
+
+def time_body(x, w, b, g):
+    """Seconds for the forward and for the backward of the op's own body, through the engine."""
+    xt, wt, bt = (ag.tensor(a, requires_grad=True) for a in (x, op_weight(w), b))
+    upstream = ag.tensor(g)
+    with kernels.use_reference():
+        start = time.perf_counter()
+        out = F.depthwise_conv2d_channels_last(xt, wt, bt, padding=PADDING)
+        middle = time.perf_counter()
+        out.backward(upstream)
+    return middle - start, time.perf_counter() - middle
+
+
+def time_step(step, x, w, b, g):
+    """Seconds for the forward and for the backward of one step."""
+    start = time.perf_counter()
+    step.depthwise_conv2d_nhwc_forward(x, w, b, STRIDE, PADDING)
+    middle = time.perf_counter()
+    step.depthwise_conv2d_nhwc_backward(x, w, g, STRIDE, PADDING, True)
+    return middle - start, time.perf_counter() - middle
+
+
+def relative_errors(results, exact):
+    """Largest error of each of (out, grad_x, grad_w, grad_b), relative to the largest exact value."""
+    return [np.abs(r - e).max() / np.abs(e).max() for r, e in zip(results, exact, strict=True)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -59,224 +122,240 @@ section("1. What depthwise means, in parameters and arithmetic")
 # --------------------------------------------------------------------------------------------------
 # A dense conv from C to C channels has C*C filters: every output channel looks at every input
 # channel. Depthwise keeps only the C filters on the diagonal. Weight shape (C, 1, 7, 7), groups=C.
-channels, size, k = 96, 56, 7  # ConvNeXt-T, stage 1, at 224x224 input
-dense_weights, depthwise_weights = channels * channels * k * k, channels * k * k
+channels, size = 96, 56  # ConvNeXt-T, stage 1, at 224x224 input
+dense_weights, depthwise_weights = channels * channels * K * K, channels * K * K
 print(f"7x7 conv, {channels} -> {channels} channels, on {size}x{size} pixels:")
-print(
-    f"    dense:     {dense_weights:9,d} weights, {dense_weights * size * size / 1e6:7.1f} M multiply-adds per image"
-)
-print(
-    f"    depthwise: {depthwise_weights:9,d} weights, {depthwise_weights * size * size / 1e6:7.1f} M multiply-adds per image "
-    f"({channels}x fewer)"
-)
-print("Few multiply-adds per number read: depthwise conv is limited by memory traffic, not by arithmetic.")
-print("That decides how it must be computed (section 4).")
+for name, weights in (("dense", dense_weights), ("depthwise", depthwise_weights)):
+    print(
+        f"    {name:10s} {weights:9,d} weights, {weights * size * size / 1e6:7.1f} M multiply-adds per image"
+    )
+print(f"Depthwise does {channels}x fewer. Each input number now meets only 49 weights, so the work is")
+print("few multiply-adds per number read: depthwise conv is limited by memory traffic, not by arithmetic.")
 
 # --------------------------------------------------------------------------------------------------
 section("2. The definition, as loops, against the engine")
 # --------------------------------------------------------------------------------------------------
-#     out[n, c, i, j] = b[c] + sum_{u, v} w[c, u, v] * xpad[n, c, i + u, j + v]      (stride 1, pad 3)
+#     out[n, i, j, c] = b[c] + sum_{u, v} w[u, v, c] * xpad[n, i + u, j + v, c]      (stride 1, pad 3)
 
 
-def depthwise_loops(x, w, b, padding):
-    n_images, n_channels, height, width = x.shape
-    kh, kw = w.shape[1:]
-    xpad = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    ho, wo = height + 2 * padding - kh + 1, width + 2 * padding - kw + 1
-    out = np.empty((n_images, n_channels, ho, wo), dtype=x.dtype)
+def depthwise_loops(x, w, b):
+    n_images, height, width, n_channels = x.shape
+    xpad = np.pad(x, ((0, 0), (PADDING[0],) * 2, (PADDING[1],) * 2, (0, 0)))
+    out = np.empty_like(x)
     for n in range(n_images):
-        for c in range(n_channels):
-            for i in range(ho):
-                for j in range(wo):
-                    out[n, c, i, j] = b[c] + np.sum(w[c] * xpad[n, c, i : i + kh, j : j + kw])
+        for i in range(height):
+            for j in range(width):
+                for c in range(n_channels):
+                    out[n, i, j, c] = b[c] + np.sum(w[:, :, c] * xpad[n, i : i + K, j : j + K, c])
     return out
 
 
-x = rng.standard_normal((2, 4, 10, 10)).astype(np.float32)
-w = rng.standard_normal((4, 7, 7)).astype(np.float32)
-b = rng.standard_normal(4).astype(np.float32)
-loops = depthwise_loops(x, w, b, padding=3)
-start = time.perf_counter()  # the first call of the fast kernel in this process: see section 6
-engine = F.conv2d(ag.tensor(x), ag.tensor(w.reshape(4, 1, 7, 7)), ag.tensor(b), padding=3, groups=4).numpy()
-first_forward = time.perf_counter() - start
+x, w, b, _ = random_problem((2, 10, 10, 4))
+loops = depthwise_loops(x, w, b)
+start = time.perf_counter()
+engine = F.depthwise_conv2d_channels_last(ag.tensor(x), ag.tensor(op_weight(w)), ag.tensor(b), padding=3)
+first_engine_call = time.perf_counter() - start
+with kernels.use_reference():
+    body = F.depthwise_conv2d_channels_last(ag.tensor(x), ag.tensor(op_weight(w)), ag.tensor(b), padding=3)
+print(f"x {x.shape} (N, H, W, C), 7x7 filters, padding 3, largest difference from the loops:")
 print(
-    f"x {x.shape}, 7x7 filters, padding 3: loops vs F.conv2d(groups=4) largest difference "
-    f"{np.abs(loops - engine).max():.1e}"
+    f"    F.depthwise_conv2d_channels_last, as it runs by default: {np.abs(loops - engine.numpy()).max():.1e}"
 )
+print(
+    f"    the same with the fast paths switched off:                {np.abs(loops - body.numpy()).max():.1e}"
+)
+print(f"The engine's first call took {first_engine_call:.2f} s: Numba compiled its kernel (or loaded it from")
+print("its on-disk cache). Section 3 says which code ran in each case.")
 
 # --------------------------------------------------------------------------------------------------
-section("3. The reference: 49 whole-array multiply-adds")
+section("3. The op's own body: 49 whole-array multiply-adds")
 # --------------------------------------------------------------------------------------------------
 # Turn the loops inside out: instead of visiting each output pixel and summing its 49 taps, visit
 # each of the 49 taps and add its contribution to EVERY output pixel at once, with one NumPy
-# expression over a shifted view of the padded input. This is the engine's reference, verbatim:
-print(inspect.getsource(depthwise_conv2d_nchw_forward_reference))
-# Its backward (depthwise_conv2d_nchw_backward_reference) has the same shape: for every tap, the
-# input gradient gets weight * grad added at the shifted place, and the weight gradient of that tap
-# is sum(grad * shifted input).
+# expression over a shifted view of the padded input. This is DepthwiseConv2d.forward, verbatim:
+print(inspect.getsource(DepthwiseConv2d.forward))
+# DepthwiseConv2d.backward sits right beneath it in autograd/nn/functional/conv.py, with the same loop
+# over taps: the input gradient gets w * grad added at the shifted place, and the weight gradient of
+# that tap is sum(grad * shifted input). An NCHW input is viewed channels-last by a transpose, so the
+# one body serves both layouts. The class also names its fast paths, one kernel module per device:
+print(f"DepthwiseConv2d.fast_paths = {DepthwiseConv2d.fast_paths}")
+# Function.apply asks autograd.kernels which module suits the input arrays. When there is one, it
+# calls fast_forward (and later fast_backward) instead of the body; they hand the same arrays to the
+# kernels, after putting the weight in the layout the kernels want:
+print(inspect.getsource(DepthwiseConv2d.fast_forward))
+chosen = kernels.kernel_for(DepthwiseConv2d, (x,))
+with kernels.use_reference():
+    switched_off = kernels.kernel_for(DepthwiseConv2d, (x,))
+print("What runs DepthwiseConv2d here:")
+print(f"    NumPy arrays (cpu): {chosen.__name__ if chosen else 'its own body'}")
+print("    CuPy arrays (cuda): the CUDA kernels of autograd.kernels.cuda.depthwise_conv2d (lesson 12)")
+print(f"    inside `with autograd.kernels.use_reference():` {switched_off or 'its own body'}")
+print("The one switch turns every fast path off: use_reference() for a block, set_enabled(False), or")
+print("AUTOGRAD_KERNELS=reference in the environment. `python -m autograd.kernels` lists every op's paths.")
 
 # --------------------------------------------------------------------------------------------------
-section("4. Why the reference is slow, and what the fused kernel does instead")
+section("4. Why the body is slow")
 # --------------------------------------------------------------------------------------------------
-# Each tap of the reference is a full trip through memory: read a shifted view of the input, write
-# the product to a temporary, read the output and the temporary, write the output back. For a batch
-# of ConvNeXt-T stage-1 activations (8 images: 9.6 MB) that is 49 x ~5 x 9.6 MB, about 2.4 GB of
-# traffic for 118 M multiply-adds: the arithmetic units mostly wait for memory.
-#
-# The fast kernel (autograd/kernels/cpu/depthwise_conv2d.py) turns it around again, per channel:
-#   * one (image, channel) plane at a time is copied into a small zero-padded buffer that stays in
-#     the CPU's cache (a 56x56 float32 plane is 12.5 KB);
-#   * the padded rows are laid end to end as one long row, so every tap is a constant shift of it;
-#     7 or 14 taps are applied in a single loop over the whole plane, with one load and one store of
-#     the accumulator per group, and LLVM turns that loop into fused multiply-add vector instructions;
-#   * planes are independent, so they are shared among the cores (numba prange).
-# Input and output cross main memory once. The backward has the same structure; the weight
-# gradient sums per plane into float64 partial sums.
+# Each tap of the body is a full trip through memory: read a shifted view of the input, write the
+# product to a temporary, read the output and the temporary, write the output back. A batch of
+# ConvNeXt-T stage-1 activations is larger than the CPU's caches, so the arithmetic units mostly wait.
+# A kernel instead computes each output pixel's 49 taps while its inputs are in cache, and writes it once.
 batch = 8
 stage1 = batch * channels * size * size * 4
-print(
-    f"reference forward, {batch} images at stage 1: about 49 taps x 5 passes x {stage1 / 1e6:.1f} MB = "
-    f"{49 * 5 * stage1 / 1e9:.1f} GB moved; fused: about 2 x {stage1 / 1e6:.1f} MB"
-)
+print(f"forward of {batch} images at stage 1 ({stage1 / 1e6:.1f} MB of float32 activations):")
+print(f"    the body moves about 49 taps x 5 passes x {stage1 / 1e6:.1f} MB = {49 * 5 * stage1 / 1e9:.1f} GB")
+print(f"    a kernel needs about 2 x {stage1 / 1e6:.1f} MB: read the input once, write the output once")
 
 # --------------------------------------------------------------------------------------------------
-section("5. Equal? Both against a float64 answer")
+section("5. The kernel chapter, step by step, each checked against the body")
 # --------------------------------------------------------------------------------------------------
-# The two float32 paths add the same products in different orders (and the fast one with fused
-# multiply-adds), so they cannot agree bit for bit. The right question is whether each is as close
-# to the exact answer as float32 allows; the exact answer is the reference run in float64.
-shape = (2, 96, 28, 28) if args.quick else (8, 96, 56, 56)
-x = rng.standard_normal(shape).astype(np.float32)
-w = (rng.standard_normal((shape[1], 7, 7)) * 0.1).astype(np.float32)
-b = rng.standard_normal(shape[1]).astype(np.float32)
-upstream = rng.standard_normal(shape).astype(np.float32)
+# autograd/kernels/cpu/depthwise_conv2d/ tells the kernel as steps, in the manner of llm.c's dev/cuda:
+# each step file starts with a docstring saying what it adds, and STEPS maps a step's name to its two
+# entry points (channels-last, weight (KH, KW, C)). The last step is what the engine runs.
+# C = 20 is not a multiple of 16 on purpose: step 4 puts 16 channels in the vector lanes, so its last
+# block is partly empty. H != W catches a swapped axis.
+check_shape = (2, 13, 11, 20)
+last_step = list(STEPS)[-1]
+same = chosen.depthwise_conv2d_nhwc_forward is STEPS[last_step].depthwise_conv2d_nhwc_forward
+print(f"Is the engine's CPU kernel step {last_step!r}? {same}. Every step is checked against the body on")
+print(f"x {check_shape} (N, H, W, C), float32; differences are relative to the largest value.")
 
 
-def run(reference):
-    """Forward and backward through F.conv2d: (out, grad_x, grad_w, grad_b) as float64 arrays."""
-    xt = ag.tensor(x, requires_grad=True)
-    wt = ag.tensor(w.reshape(-1, 1, 7, 7), requires_grad=True)
-    bt = ag.tensor(b, requires_grad=True)
-    with use_reference(reference):
-        out = F.conv2d(xt, wt, bt, padding=3, groups=shape[1])
-        out.backward(ag.tensor(upstream))
-    return [
-        t.astype(np.float64)
-        for t in (out.numpy(), xt.grad.numpy(), wt.grad.numpy().reshape(w.shape), bt.grad.numpy())
+def step_story(step):
+    """The titles of the step's module docstrings, and the first sentence of the forward's."""
+    modules = [
+        inspect.getmodule(f)
+        for f in (step.depthwise_conv2d_nhwc_forward, step.depthwise_conv2d_nhwc_backward)
     ]
+    titles = list(dict.fromkeys(inspect.getdoc(m).split("\n\n")[0] for m in modules))
+    text = " ".join(inspect.getdoc(modules[0]).split("\n\n")[1].split())
+    return titles, re.split(r"(?<=\.)\s", text, maxsplit=1)[0]
 
 
-start = time.perf_counter()
-fast = run(reference=False)  # includes the first call of the fast backward
-first_forward_backward = time.perf_counter() - start
-reference = run(reference=True)
-x64, w64, b64, g64 = (a.astype(np.float64) for a in (x, w, b, upstream))
-exact_out = depthwise_conv2d_nchw_forward_reference(x64, w64, b64, 1, 3)
-exact = [exact_out, *depthwise_conv2d_nchw_backward_reference(x64, w64, g64, 1, 3)]
-print(f"x {shape}, float32, largest error relative to the largest value:")
-print(f"    {'':8s} {'fast vs reference':>18s} {'fast vs float64':>16s} {'reference vs float64':>21s}")
-for name, f_, r_, e_ in zip(("out", "grad x", "grad w", "grad b"), fast, reference, exact, strict=False):
-    scale = np.abs(e_).max()
-    print(
-        f"    {name:8s} {np.abs(f_ - r_).max() / scale:18.1e} {np.abs(f_ - e_).max() / scale:16.1e} "
-        f"{np.abs(r_ - e_).max() / scale:21.1e}"
+problem = random_problem(check_shape)
+body_results = run_body(*problem)
+tolerance = 1e-5  # relative to the largest value; float32 rounding is 6e-8 per operation
+first_calls = {}
+for name, step in STEPS.items():
+    titles, sentence = step_story(step)
+    print(f"\nstep {name!r}")
+    for title in titles:
+        print(textwrap.fill(title, 100, initial_indent="    ", subsequent_indent="    "))
+    print(textwrap.fill(sentence, 100, initial_indent="      ", subsequent_indent="      "))
+    first_calls[name] = time_step(step, *problem)
+    errors = relative_errors(run_step(step, *problem), body_results)
+    shown = ", ".join(
+        f"{q} {e:.0e}" for q, e in zip(("out", "grad x", "grad w", "grad b"), errors, strict=True)
     )
-print("float32 has 24 bits of precision (6e-8): both paths are within a few units of its rounding, and")
-print("neither is systematically worse. Their difference is the rounding, not a bug.")
+    print(f"    largest difference from the body: {shown}")
+    assert max(errors) < tolerance, f"step {name!r} differs from the op's body by {max(errors):.1e}"
+print(f"\nEvery step agrees with the body within {tolerance:.0e}.")
+print("First call of each step in this process: Numba compiles it, or loads it from its on-disk cache")
+print("(autograd/kernels/cpu/depthwise_conv2d/__pycache__); a function already run by section 2 is warm:")
+for name, (forward_s, backward_s) in first_calls.items():
+    print(f"    {name:18s} forward {forward_s:6.2f} s   backward {backward_s:6.2f} s")
 
 # --------------------------------------------------------------------------------------------------
-section("6. Timing")
+section("6. Equal? Every path against a float64 answer")
 # --------------------------------------------------------------------------------------------------
-# The first fast call in a process pays for Numba: compiling the kernels (several seconds) or, when
-# an earlier run left them in the on-disk cache (autograd/kernels/cpu/__pycache__), loading them.
-print(
-    f"first fast forward in this process: {first_forward:.2f} s; first fast forward + backward: "
-    f"{first_forward_backward:.2f} s (compile or cache load included; the timings below are warm)"
-)
+# The body and the steps add the same products in different orders (step 4 with fused multiply-adds,
+# the steps' weight gradients in float64 partial sums), so they cannot agree bit for bit. The right
+# question is whether each is as close to the exact answer as float32 allows; the exact answer is the
+# body run in float64.
+accuracy_shape = (2, 28, 28, 96) if args.quick else (8, 56, 56, 96)
+problem = random_problem(accuracy_shape)
+exact = run_body(*(a.astype(np.float64) for a in problem))
+rows = {"op body (NumPy)": run_body(*problem)}
+rows.update({f"step {name}": run_step(step, *problem) for name, step in STEPS.items()})
+print(f"x {accuracy_shape}, float32, largest error relative to the largest value of the float64 answer:")
+print(f"    {'':22s} {'out':>8s} {'grad x':>8s} {'grad w':>8s} {'grad b':>8s}")
+for name, results in rows.items():
+    print(f"    {name:22s}" + "".join(f" {e:8.1e}" for e in relative_errors(results, exact)))
+print("float32 keeps 24 bits (6e-8): every path is within a few units of its rounding, so their")
+print("differences are rounding, not bugs. The steps add up their weight and bias gradients in float64")
+print("partial sums; the body sums them in float32, hence its larger grad w and grad b errors.")
 
-repeats = 3 if args.quick else 7
+# --------------------------------------------------------------------------------------------------
+section("7. Timing: the body, then the steps, one after another")
+# --------------------------------------------------------------------------------------------------
+repeats = 3 if args.quick else 5
 shapes = (
-    [("stage 1", (2, 96, 56, 56))]
+    [("stage 1", (2, 56, 56, 96))]
     if args.quick
-    else [("stage 1", (16, 96, 56, 56)), ("stage 2", (16, 192, 28, 28)), ("stage 3", (16, 384, 14, 14))]
+    else [("stage 1", (8, 56, 56, 96)), ("stage 2", (8, 28, 28, 192)), ("stage 3", (8, 14, 14, 384))]
 )
+timed_steps = [list(STEPS)[0], list(STEPS)[-1]] if args.quick else list(STEPS)
 
 
-def best_times(x, w, b, g, reference):
-    """Best-of-`repeats` seconds for the forward and for the backward of F.conv2d, depthwise 7x7."""
-    forward, backward = [], []
-    channels = x.shape[1]
-    for _ in range(repeats):
-        xt = ag.tensor(x, requires_grad=True)
-        wt = ag.tensor(w, requires_grad=True)
-        bt = ag.tensor(b, requires_grad=True)
-        with use_reference(reference):
-            start = time.perf_counter()
-            out = F.conv2d(xt, wt, bt, padding=3, groups=channels)
-            middle = time.perf_counter()
-            out.backward(g)
-            end = time.perf_counter()
-        forward.append(middle - start)
-        backward.append(end - middle)
-    return min(forward), min(backward)
+def best_times(time_once, *arguments):
+    """Best of `repeats` (forward seconds, backward seconds) of time_once(*arguments)."""
+    times = [time_once(*arguments) for _ in range(repeats)]
+    return min(t[0] for t in times), min(t[1] for t in times)
 
 
-results = {}
-print(
-    f"best of {repeats}, float32, 7x7, padding 3 (the machine's cores are shared: trust ratios more than ms)"
-)
-print(f"    {'shape':26s} {'':9s} {'reference':>10s} {'fast':>9s} {'speed-up':>9s}")
+if args.quick:
+    print(
+        f"--quick: the body and steps {timed_steps[0]!r} and {timed_steps[-1]!r} only "
+        f"(all {len(STEPS)} without --quick)."
+    )
+print(f"Best of {repeats}, float32, 7x7, padding 3, warm (first calls above). The machine's cores may be")
+print("shared with other work: trust the ratios more than the milliseconds.")
+# Where few cores are free, step 2 may be no faster than step 1: threads help only as far as there are
+# idle cores, and its backward's gather tests, for every input pixel, which taps reach it. Steps 3 and 4
+# change how memory is walked (unit-stride rows, then 16 channels per vector), which pays on any machine.
+results = {}  # shape label -> {path: (forward s, backward s)}
 for label, shape in shapes:
-    x = rng.standard_normal(shape).astype(np.float32)
-    w = (rng.standard_normal((shape[1], 1, 7, 7)) * 0.1).astype(np.float32)
-    b = np.zeros(shape[1], np.float32)
-    g = ag.tensor(rng.standard_normal(shape).astype(np.float32))
-    reference_times = best_times(x, w, b, g, reference=True)
-    fast_times = best_times(x, w, b, g, reference=False)
-    results[f"{label}\n{shape}"] = (reference_times, fast_times)
-    for i, direction in enumerate(("forward", "backward")):
+    x, w, b, g = random_problem(shape)
+    times = {"op body": best_times(time_body, x, w, b, g)}
+    for name in timed_steps:
+        times[f"step {name}"] = best_times(time_step, STEPS[name], x, w, b, g)
+    results[f"{label}\n{shape}"] = times
+    body_forward, body_backward = times["op body"]
+    head = f"{label}, x {shape} (N, H, W, C)"
+    print(f"\n    {head:40s} {'forward':>9s} {'backward':>9s} {'speed-up (fwd, bwd)':>20s}")
+    for path, (forward_s, backward_s) in times.items():
         print(
-            f"    {label + ' ' + str(shape):26s} {direction:9s} {reference_times[i] * 1e3:8.1f}ms "
-            f"{fast_times[i] * 1e3:7.1f}ms {reference_times[i] / fast_times[i]:8.1f}x"
+            f"    {path:40s} {forward_s * 1e3:7.1f}ms {backward_s * 1e3:7.1f}ms   "
+            f"{body_forward / forward_s:10.1f}x {body_backward / backward_s:8.1f}x"
         )
     bytes_moved = 2 * x.nbytes  # read the input, write the output: the least any forward can do
+    last_forward = times[f"step {timed_steps[-1]}"][0]
     print(
-        f"    {'':26s} fast forward moves at least {bytes_moved / 1e6:.0f} MB: "
-        f"{bytes_moved / fast_times[0] / 1e9:.1f} GB/s effective"
+        f"    the last step's forward moves at least {bytes_moved / 1e6:.1f} MB: "
+        f"{bytes_moved / last_forward / 1e9:.1f} GB/s effective"
     )
 
 # --------------------------------------------------------------------------------------------------
-section("7. Figure")
+section("8. Figure")
 # --------------------------------------------------------------------------------------------------
-fig, axes = plt.subplots(1, 2, figsize=(5 + 2.5 * len(results), 4.8))
 labels = list(results)
-positions = np.arange(len(labels))
+paths = list(results[labels[0]])
+colors = ["#adb5bd"] + [plt.cm.plasma(0.15 + 0.7 * i / max(1, len(paths) - 2)) for i in range(len(paths) - 1)]
+width = 0.8 / len(paths)
+all_ms = [t * 1e3 for times in results.values() for pair in times.values() for t in pair]
+fig, axes = plt.subplots(1, 2, figsize=(4 + 3 * len(labels), 5.2), sharey=True)
 for ax, index, direction in ((axes[0], 0, "forward"), (axes[1], 1, "backward")):
-    reference_ms = [results[label][0][index] * 1e3 for label in labels]
-    fast_ms = [results[label][1][index] * 1e3 for label in labels]
-    ax.bar(positions - 0.17, reference_ms, 0.32, label="reference: 49 NumPy multiply-adds", color="#adb5bd")
-    ax.bar(positions + 0.17, fast_ms, 0.32, label="fast: fused Numba kernel", color="#e76f51")
-    top = max(reference_ms)
-    for position, r, f in zip(positions, reference_ms, fast_ms, strict=False):
-        ax.text(position - 0.17, r + top * 0.01, f"{r:.1f} ms", ha="center", va="bottom", fontsize=8)
-        ax.text(
-            position + 0.17,
-            f + top * 0.01,
-            f"{f:.1f} ms\n{r / f:.0f}x faster",
-            ha="center",
-            va="bottom",
-            fontsize=9,
-            fontweight="bold",
-        )
-    ax.set_xticks(positions)
+    for p, (path, color) in enumerate(zip(paths, colors, strict=True)):
+        positions = np.arange(len(labels)) + (p - (len(paths) - 1) / 2) * width
+        ms = [results[label][path][index] * 1e3 for label in labels]
+        ax.bar(positions, ms, width * 0.92, color=color, label=path)
+        for position, value in zip(positions, ms, strict=True):
+            ax.text(position, value * 1.08, f"{value:.3g}", ha="center", va="bottom", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylim(10 ** np.floor(np.log10(min(all_ms))), max(all_ms) * 3)  # one base for every bar
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(np.arange(len(labels)))
     ax.set_xticklabels(labels, fontsize=8)
-    ax.set_xlim(-0.6, len(labels) - 0.4)
-    ax.set_ylim(0, top * 1.25)
-    ax.set_ylabel("time (ms)")
-    ax.set_title(f"depthwise 7x7, {direction} (float32, best of {repeats})", fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
-fig.tight_layout()
+    ax.set_title(direction, fontsize=10)
+    ax.grid(axis="y", which="both", alpha=0.3)
+axes[0].set_ylabel("time (ms, log scale)")
+fig.suptitle(
+    f"depthwise 7x7 conv, float32, channels-last, best of {repeats}: the op's body, then the steps",
+    fontsize=11,
+)
+fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(paths), fontsize=8)
+fig.tight_layout(rect=(0, 0.07, 1, 1))
 fig.savefig(args.out / "depthwise_times.png", dpi=120)
 plt.close(fig)
 print(f"wrote {args.out / 'depthwise_times.png'}")

@@ -106,7 +106,8 @@ for name, normalise in (
     first_a = normalise(batch_a).numpy()[0]
     first_b = normalise(batch_b).numpy()[0]
     print(
-        f"{name}: image 0 normalised in batch A vs in batch B, largest difference {np.abs(first_a - first_b).max():.3f}"
+        f"{name}: image 0 normalised in batch A vs in batch B, largest difference "
+        f"{np.abs(first_a - first_b).max():.3f}"
     )
 # So BatchNorm behaves differently in training (batch statistics) and in evaluation (running
 # averages collected during training), needs batches large enough for stable statistics, and ties
@@ -166,10 +167,12 @@ for value in (-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0):
 phi = np.exp(-(grid**2) / 2) / math.sqrt(2 * math.pi)
 Phi = 0.5 * (1 + np.vectorize(math.erf)(grid / math.sqrt(2)))
 print(
-    f"GELU's minimum: {gelu[lowest]:.4f} at x = {grid[lowest]:.3f}; its derivative is negative for x < {grid[lowest]:.3f}"
+    f"GELU's minimum: {gelu[lowest]:.4f} at x = {grid[lowest]:.3f}; "
+    f"its derivative is negative for x < {grid[lowest]:.3f}"
 )
 print(
-    f"backward vs the formula Phi + x phi: largest difference {np.abs(gelu_derivative - (Phi + grid * phi)).max():.1e}"
+    f"backward vs the formula Phi + x phi: largest difference "
+    f"{np.abs(gelu_derivative - (Phi + grid * phi)).max():.1e}"
 )
 print(
     f"tanh form vs exact GELU: largest difference {np.abs(curves['GELU, tanh form'][0] - gelu).max():.1e} "
@@ -190,7 +193,8 @@ for name, fn in (("ReLU", F.relu), ("GELU", F.gelu)):
     )
 print("(exact values for N(0,1): mean relu = 1/sqrt(2 pi) = 0.399, mean gelu = 1/(2 sqrt(pi)) = 0.282)")
 print(
-    "ReLU passes no gradient at all through half of its inputs; GELU passes a little through almost every one."
+    "ReLU passes no gradient at all through half of its inputs; "
+    "GELU passes a little through almost every one."
 )
 
 # --------------------------------------------------------------------------------------------------

@@ -117,7 +117,8 @@ for name, formula, layer in layers:
     print(f"    {name:30s} formula {formula:6,d}   counted {layer.num_parameters():6,d}")
 print(f"    {'gamma   (d,)':30s} formula {dim:6,d}   counted {block.gamma.size:6,d}")
 print(
-    f"    {'total   8 d^2 + 58 d':30s} formula {8 * dim * dim + 58 * dim:6,d}   counted {block.num_parameters():6,d}"
+    f"    {'total   8 d^2 + 58 d':30s} formula {8 * dim * dim + 58 * dim:6,d}   "
+    f"counted {block.num_parameters():6,d}"
 )
 # Multiply-adds per pixel: 49 d for the depthwise conv, 8 d^2 for the two Linears. From d = 96 on,
 # the pointwise layers do more than 90% of the arithmetic: the 7x7 kernel is cheap because it is
@@ -203,7 +204,8 @@ with ag.no_grad():
     logits = model.head(pooled)
     print(f"    {'head: Linear':40s} {logits.shape}")
     print(
-        f"the trace against model(image): largest difference {np.abs(logits.numpy() - model(image).numpy()).max():.1e}"
+        f"the trace against model(image): largest difference "
+        f"{np.abs(logits.numpy() - model(image).numpy()).max():.1e}"
     )
 
 # --------------------------------------------------------------------------------------------------
@@ -223,11 +225,13 @@ def print_costs(model, image_size, title):
         f"{model.num_parameters() / 1e6:.2f}M), {total_macs / 1e9:.3f} G multiply-adds per image"
     )
     print(
-        f"    {'part':13s} {'pixels':>8s} {'parameters':>12s} {'share':>6s} {'multiply-adds':>15s} {'share':>6s}"
+        f"    {'part':13s} {'pixels':>8s} {'parameters':>12s} {'share':>6s} "
+        f"{'multiply-adds':>15s} {'share':>6s}"
     )
     for r in rows:
         print(
-            f"    {r['part']:13s} {r['side']:>3d} x{r['side']:>3d} {r['params']:12,d} {r['params'] / total_params:6.1%} "
+            f"    {r['part']:13s} {r['side']:>3d} x{r['side']:>3d} {r['params']:12,d} "
+            f"{r['params'] / total_params:6.1%} "
             f"{r['macs']:15,d} {r['macs'] / total_macs:6.1%}"
         )
     return rows
@@ -246,7 +250,8 @@ for name in ("convnext_cifar_atto", "convnext_cifar_femto", "convnext_cifar_pico
     config = VARIANTS[name]
     print(
         f"    {name:22s} {str(config['depths']):14s} {str(config['dims']):20s} "
-        f"{cifar_models[name].num_parameters() / 1e6:10.2f}M {count_flops(cifar_models[name], 32) / 1e6:16.1f}"
+        f"{cifar_models[name].num_parameters() / 1e6:10.2f}M "
+        f"{count_flops(cifar_models[name], 32) / 1e6:16.1f}"
     )
 cifar_rows = print_costs(
     cifar_models["convnext_cifar_atto"], 32, "\nconvnext_cifar_atto at 32 x 32, 10 classes"
@@ -267,11 +272,13 @@ for _ in range(repeats + 1):
 macs = count_flops(model, 224)
 best = min(times[1:])
 print(
-    f"{timed_name}, batch 1, 224 x 224, float32: first call {times[0] * 1e3:.0f} ms, best of {repeats} after it "
+    f"{timed_name}, batch 1, 224 x 224, float32: first call {times[0] * 1e3:.0f} ms, "
+    f"best of {repeats} after it "
     f"{best * 1e3:.0f} ms"
 )
 print(
-    f"    {macs / 1e9:.2f} G multiply-adds -> {2 * macs / best / 1e9:.1f} GFLOP/s on this machine's shared cores"
+    f"    {macs / 1e9:.2f} G multiply-adds -> {2 * macs / best / 1e9:.1f} GFLOP/s "
+    "on this machine's shared cores"
 )
 
 # --------------------------------------------------------------------------------------------------

@@ -134,10 +134,12 @@ with ag.no_grad():
     after = other(image).numpy()
     original = model.eval()(image).numpy()
 print(
-    f"a second model, other random weights: logits differ from the first by up to {np.abs(before - original).max():.2f}"
+    f"a second model, other random weights: logits differ from the first by up to "
+    f"{np.abs(before - original).max():.2f}"
 )
 print(
-    f"after load_weights: logits identical to the first model's, bit for bit: {np.array_equal(after, original)}"
+    "after load_weights: logits identical to the first model's, bit for bit: "
+    f"{np.array_equal(after, original)}"
 )
 
 # Checkpoints saved from a model wrapped for several GPUs (DataParallel) or compiled (torch.compile)
@@ -145,7 +147,8 @@ print(
 prefixed = save_npz({f"module.{k}": v for k, v in state.items()}, scratch / "prefixed.npz")
 load_weights(other, prefixed)
 print(
-    f"keys prefixed with 'module.' load too: logits identical {np.array_equal(other(image).numpy(), original)}"
+    "keys prefixed with 'module.' load too: logits identical "
+    f"{np.array_equal(other(image).numpy(), original)}"
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -206,7 +209,8 @@ else:
             raise CheckpointError(f"no variant has depths {depths} and widths {dims}")
         classes = official_state["head.weight"].shape[0]
         print(
-            f"{official}: {len(official_state)} keys; depths {depths}, widths {dims}, {classes} classes -> {name}"
+            f"{official}: {len(official_state)} keys; depths {depths}, widths {dims}, "
+            f"{classes} classes -> {name}"
         )
         model = create_model(name, num_classes=classes)
         load_weights(model, official)

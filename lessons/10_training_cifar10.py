@@ -229,13 +229,15 @@ except DataNotFoundError:
     )
     sys.exit(0)
 print(
-    f"CIFAR-10 from {cifar.source}: {len(cifar.train_labels):,d} training and {len(cifar.test_labels):,d} test "
+    f"CIFAR-10 from {cifar.source}: {len(cifar.train_labels):,d} training and "
+    f"{len(cifar.test_labels):,d} test "
     f"images, {cifar.train_images.shape[1:]} {cifar.train_images.dtype}"
 )
 print(f"classes: {', '.join(cifar.classes)}")
 print(
     f"this run trains on {config.subset:,d} of them (drawn at random, fixed by the seed) and tests on "
-    f"{config.eval_subset:,d} test images; each training batch is randomly cropped (4-pixel padding) and flipped"
+    f"{config.eval_subset:,d} test images; "
+    "each training batch is randomly cropped (4-pixel padding) and flipped"
 )
 config.data = str(data_dir) if data_dir else None
 dataset = ImageDataset(
@@ -267,7 +269,8 @@ print(
 )
 for r in records:
     print(
-        f"    {r['epoch']:5d} {r['lr']:10.2e} {r['train_loss']:11.3f} {r['train_acc']:10.1%} {r['test_loss']:10.3f} "
+        f"    {r['epoch']:5d} {r['lr']:10.2e} {r['train_loss']:11.3f} {r['train_acc']:10.1%} "
+        f"{r['test_loss']:10.3f} "
         f"{r['test_acc']:9.1%} {r['test_acc_ema']:8.1%} {r['images_per_second']:9.0f}"
     )
 last = records[-1]

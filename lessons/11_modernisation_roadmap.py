@@ -171,7 +171,8 @@ config = TrainConfig(
 )
 train_loader, test_loader, _ = make_loaders(config, dataset)
 print(
-    f"{train_loader.num_items:,d} training images, {test_loader.num_items:,d} test images; {epochs} epoch(s) of "
+    f"{train_loader.num_items:,d} training images, {test_loader.num_items:,d} test images; "
+    f"{epochs} epoch(s) of "
     f"{len(train_loader)} batches of {config.batch_size} per step; AdamW lr {config.lr:g}, weight decay "
     f"{config.weight_decay:g}, warmup {config.warmup_epochs:g} epoch then cosine, label smoothing "
     f"{config.label_smoothing:g}"
@@ -268,7 +269,8 @@ print("\n| step | parameters | MACs | test accuracy | change |\n| --- | --- | --
 for i, r in enumerate(results):
     change = "" if i == 0 else f"{100 * (r['test_acc'] - results[i - 1]['test_acc']):+.1f}"
     print(
-        f"| {r['step']} | {r['params'] / 1e6:.2f}M | {r['macs'] / 1e6:.1f}M | {100 * r['test_acc']:.1f}% | {change} |"
+        f"| {r['step']} | {r['params'] / 1e6:.2f}M | {r['macs'] / 1e6:.1f}M | "
+        f"{100 * r['test_acc']:.1f}% | {change} |"
     )
 print(
     f"\nbaseline {accuracies[0]:.1f}% -> last step {accuracies[-1]:.1f}%; the whole lesson took "

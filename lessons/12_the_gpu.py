@@ -32,8 +32,8 @@ import numpy as np  # noqa: E402
 
 import autograd as ag  # noqa: E402
 from autograd import optim  # noqa: E402
+from autograd.kernels import emulate_cuda  # noqa: E402
 from autograd.kernels.cuda import gelu as cuda_gelu  # noqa: E402
-from autograd.kernels.dispatch import emulate_cuda  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
 from tinyconvnext import create_model  # noqa: E402
 
@@ -75,7 +75,8 @@ else:
         print("CuPy is installed but sees no GPU: the GPU half of this lesson will be skipped.")
     except ImportError:
         print(
-            "CuPy is not installed (no NVIDIA GPU here, or not set up): the GPU half of this lesson will be skipped."
+            "CuPy is not installed (no NVIDIA GPU here, or not set up): "
+            "the GPU half of this lesson will be skipped."
         )
 
 # --------------------------------------------------------------------------------------------------
@@ -122,7 +123,8 @@ def profiled_step(device):
 
 cpu_profile = profiled_step("cpu")
 print(
-    f"{model_name}, batch {batch}, best of {repeats}: {1e3 * cpu_profile.total_seconds:.0f} ms per step on the CPU "
+    f"{model_name}, batch {batch}, best of {repeats}: "
+    f"{1e3 * cpu_profile.total_seconds:.0f} ms per step on the CPU "
     f"({batch / cpu_profile.total_seconds:.0f} images/s)"
 )
 print(cpu_profile.table(12))
@@ -141,7 +143,8 @@ if gpu:
     gpu_profile = profiled_step("cuda")
     profiles["GPU"] = gpu_profile
     print(
-        f"{1e3 * gpu_profile.total_seconds:.1f} ms per step on the GPU ({batch / gpu_profile.total_seconds:.0f} "
+        f"{1e3 * gpu_profile.total_seconds:.1f} ms per step on the GPU "
+        f"({batch / gpu_profile.total_seconds:.0f} "
         f"images/s): {cpu_profile.total_seconds / gpu_profile.total_seconds:.0f}x the CPU"
     )
     print(gpu_profile.table(12))
@@ -196,11 +199,13 @@ y_cuda_code = cuda_gelu.gelu_forward(x)
 emulated_ms = 1e3 * (time.perf_counter() - tic)
 y_numba = F.gelu(ag.tensor(x)).numpy()
 print(
-    f"GELU of {x.size:,} values by the CUDA kernel in the emulator ({-(-x.size // 256)} blocks of 256 threads, "
-    f"{emulated_ms:.0f} ms, with a compile when the cache was cold): largest difference from the Numba kernel "
+    f"GELU of {x.size:,} values by the CUDA kernel in the emulator "
+    f"({-(-x.size // 256)} blocks of 256 threads, "
+    f"{emulated_ms:.0f} ms, with a compile when the cache was cold): "
+    "largest difference from the Numba kernel "
     f"{np.abs(y_cuda_code - y_numba).max():.1e}"
 )
-# dispatch.emulate_cuda() sends every op's NumPy arrays to its CUDA kernels, so a whole training step
+# autograd.kernels.emulate_cuda() sends every op's NumPy arrays to its CUDA kernels, so a training step
 # takes the GPU's code path here. Its loss equals the CPU path's to float32 rounding:
 ag.manual_seed(0)
 model = create_model(model_name, num_classes=10)
@@ -233,7 +238,7 @@ try:
     cifar = load_cifar10(data_dir, download=False, progress=False)
 except DataNotFoundError:
     print("CIFAR-10 not found: skipping the training comparison.")
-    raise SystemExit(0)
+    raise SystemExit(0) from None
 dataset = ImageDataset(
     cifar.train_images, cifar.train_labels, cifar.test_images, cifar.test_labels, list(cifar.classes)
 )

@@ -38,11 +38,11 @@ import numpy as np  # noqa: E402
 
 import autograd as ag  # noqa: E402
 from tinyconvnext.data import DataNotFoundError, load_cifar10  # noqa: E402
-from tinyconvnext.train import (
+from tinyconvnext.train import (  # noqa: E402
     ImageDataset,
     TrainConfig,
     build_model,
-    load_trained_model,  # noqa: E402
+    load_trained_model,
     normalization,
     train,
 )
@@ -89,7 +89,8 @@ dataset = ImageDataset(
 if args.run is not None:
     trained, config = load_trained_model(args.run)
     print(
-        f"loaded the model of the run in {args.run}: {config.model}, depths {trained.depths}, widths {trained.dims}"
+        f"loaded the model of the run in {args.run}: {config.model}, "
+        f"depths {trained.depths}, widths {trained.dims}"
     )
 else:
     # Quick: a narrow CIFAR ConvNeXt for two epochs on 2,048 images (about a minute). Full: the project's
@@ -117,7 +118,8 @@ else:
     record = train(config, dataset=dataset)
     trained, _ = load_trained_model(config.out)
     print(
-        f"trained {config.model} (depths {trained.depths}, widths {trained.dims}) for {config.epochs} epochs on "
+        f"trained {config.model} (depths {trained.depths}, widths {trained.dims}) "
+        f"for {config.epochs} epochs on "
         f"{config.subset:,d} images: {record['test_acc']:.1%} test accuracy"
     )
 ag.manual_seed(config.seed)

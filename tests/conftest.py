@@ -58,6 +58,7 @@ def pytest_configure(config):
 
     seed = config.getoption("hypothesis_seed", default=None) or os.environ.get("HYPOTHESIS_SEED")
     seed = int(seed) if seed is not None else random.randrange(2**32)
+    os.environ["HYPOTHESIS_SEED"] = str(seed)  # pytest-xdist's workers, started after this, use the same seed
     core.global_force_seed = seed
     config._tinyconvnext_hypothesis_seed = seed
 

@@ -55,8 +55,8 @@ class TorchOverlapStem(tnn.Module):
 
 
 class TorchDeepStem(tnn.Module):
-    """ResNet-D's deep stem: three 3x3 convs (3 -> 32 stride 2, 32 -> 32, 32 -> dim), norm and ReLU after each,
-    then a 3x3 max pool of stride 2."""
+    """ResNet-D's deep stem: three 3x3 convs (3 -> 32 stride 2, 32 -> 32, 32 -> dim), norm and ReLU after
+    each, then a 3x3 max pool of stride 2."""
 
     def __init__(self, in_chans, dim, norm, width=32):
         super().__init__()

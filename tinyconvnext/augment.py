@@ -35,7 +35,8 @@ def random_crop_flip(
 ) -> np.ndarray:
     """A random size x size crop of each zero-padded image (torchvision's RandomCrop(size, padding=4); size
     defaults to the images' side), then a coin-flip horizontal mirror. images: (B, H, W, C) uint8. A crop
-    smaller than the image keeps the objects' scale (Krizhevsky et al. 2012 trained on 24x24 crops of CIFAR)."""
+    smaller than the image keeps the objects' scale (Krizhevsky et al. 2012 trained on 24x24 crops of
+    CIFAR)."""
     b, height, width, _ = images.shape
     h, w = (size, size) if size is not None else (height, width)
     if size is not None and not 0 < size <= min(height, width) + 2 * padding:

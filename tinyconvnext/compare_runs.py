@@ -128,7 +128,8 @@ def format_report(result: dict, name_a: str = "A", name_b: str = "B", markdown: 
     last = result["last"]
     lines.append("")
     lines.append(
-        f"{result['key']}: B higher at {result['b_ahead']} of {n} common epochs, A higher at {result['a_ahead']}; "
+        f"{result['key']}: B higher at {result['b_ahead']} of {n} common epochs, "
+        f"A higher at {result['a_ahead']}; "
         f"mean B - A {means}; epoch {last['epoch']}: {scale * last['a']:.{digits}f} -> "
         f"{scale * last['b']:.{digits}f} ({scale * last['b_minus_a']:+.{digits}f})"
     )

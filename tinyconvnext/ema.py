@@ -1,4 +1,5 @@
-"""Exponential moving average of a model's weights (Polyak averaging; the paper evaluates an EMA, Section 2.1).
+"""Exponential moving average of a model's weights (Polyak averaging; the paper evaluates an EMA,
+Section 2.1).
 
 After every optimizer step:  ema <- decay * ema + (1 - decay) * weights  (buffers are copied). Evaluating
 the averaged weights is usually a little better and much smoother than evaluating the last ones.

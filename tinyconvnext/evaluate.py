@@ -5,7 +5,8 @@
     python -m tinyconvnext.evaluate runs/imagenette --image-size 160 --crop-pct 1.0  # test at another size
     python -m tinyconvnext.evaluate runs/cifar10 --tta --save at32.npz   # also keep each image's logits
                                                                          # (to compare: tinyconvnext.paired)
-    python -m tinyconvnext.evaluate runs/imagenette --precise-bn-batches 100  # BatchNorm statistics recomputed
+    python -m tinyconvnext.evaluate runs/imagenette --precise-bn-batches 100
+                                                                         # (BatchNorm statistics recomputed)
 
 Test-time augmentation scores the mean of the logits over several views of each image: the image itself,
 its mirror image (``flip``), and with ``shift=s`` each of those moved ``s`` pixels diagonally, down-right

@@ -67,8 +67,7 @@ def traced_macs(model, image_size: int, in_chans: int = 3) -> int:
     from autograd.nn.functional import conv, fully_connected
 
     total = 0
-    channels_first = (conv.Conv2dIm2col, conv.PatchifyConv2d, conv.DepthwiseConv2d)  # out (N, O, H, W)
-    channels_last = (conv.DepthwiseConv2dChannelsLast, conv.PatchifyConv2dChannelsLast)  # out (N, H, W, O)
+    convs = (conv.Conv2dIm2col, conv.PatchifyConv2d, conv.DepthwiseConv2d)  # out (N, O, H, W) or (N, H, W, O)
     linear = (fully_connected.Linear, fully_connected.LinearGELU)  # out (..., out_features)
 
     def counting(op):
@@ -77,19 +76,16 @@ def traced_macs(model, image_size: int, in_chans: int = 3) -> int:
         def wrapped(*inputs, **options):
             nonlocal total
             y = apply(*inputs, **options)
-            positions = (
-                y.shape[2:]
-                if op in channels_first
-                else y.shape[1:-1]
-                if op in channels_last
-                else y.shape[:-1]
-            )
+            if op in convs:
+                positions = y.shape[1:-1] if options.get("channels_last") else y.shape[2:]
+            else:
+                positions = y.shape[:-1]
             total += int(np.prod(positions)) * inputs[1].size  # inputs[1]: the weight
             return y
 
         return staticmethod(wrapped)
 
-    ops = channels_first + channels_last + linear
+    ops = convs + linear
     for op in ops:
         op.apply = counting(op)
     was_training = model.training
@@ -119,7 +115,8 @@ def variants_table() -> str:
         model = _structure_only(ConvNeXt, config, classes)
         lines.append(
             f"| `{name}` | {config['depths']} | {config['dims']} | {model.patch_size}x{model.patch_size} | "
-            f"{size} | {classes} | {model.num_parameters() / 1e6:.2f}M | {count_flops(model, size) / 1e9:.3f} |"
+            f"{size} | {classes} | {model.num_parameters() / 1e6:.2f}M | "
+            f"{count_flops(model, size) / 1e9:.3f} |"
         )
     return "\n".join(lines)
 

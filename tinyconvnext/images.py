@@ -40,7 +40,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def load_rgb(path) -> Image.Image:
-    """Open and fully decode an image as RGB; a missing or corrupt file raises ``ImageReadError`` naming it."""
+    """Open and fully decode an image as RGB; a missing or corrupt file raises ``ImageReadError`` naming
+    it."""
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")

@@ -63,7 +63,8 @@ class Block(nn.Module):
             x, self.pwconv1.weight, self.pwconv1.bias, self.act.approximate
         )  # self.act(self.pwconv1(x))
         x = self.pwconv2(x)
-        # shortcut + self.drop_path(self.gamma * x), fused into one pass each way (autograd/kernels/cpu/residual.py)
+        # shortcut + self.drop_path(self.gamma * x), fused into one pass each way
+        # (autograd/kernels/cpu/residual.py)
         return F.residual_add(shortcut, x, self.gamma, getattr(self.drop_path, "p", 0.0), self.training)
 
 
@@ -91,7 +92,8 @@ class OverlapStem(nn.Module):
     cuts it into disjoint 4x4 patches. Both reduce the side 4x (to ceil(H/4)).
 
         "overlap"         conv(in -> dim), conv(dim -> dim)
-        "overlap_tiered"  conv(in -> dim // 2), conv(dim // 2 -> dim)   (timm rounds dim // 2 to a multiple of 8)
+        "overlap_tiered"  conv(in -> dim // 2), conv(dim // 2 -> dim)
+                          (timm rounds dim // 2 to a multiple of 8)
         "overlap_act"     conv(in -> dim), GELU, conv(dim -> dim)
 
     Without the GELU the two convs compose to one linear 7x7 stride-4 filter. Input and output are

@@ -26,8 +26,8 @@ import numpy as np
 
 
 def load_logits(spec: str) -> tuple[np.ndarray, np.ndarray]:
-    """(logits, labels) from ``FILE.npz`` or ``FILE.npz:KEY`` (KEY: ``logits``, the default, or ``logits_tta``),
-    a file written by ``python -m tinyconvnext.evaluate --save``."""
+    """(logits, labels) from ``FILE.npz`` or ``FILE.npz:KEY`` (KEY: ``logits``, the default, or
+    ``logits_tta``), a file written by ``python -m tinyconvnext.evaluate --save``."""
     path, colon, key = spec.rpartition(":")
     if not colon or not key.startswith("logits"):  # no key given (or a colon that belongs to the path)
         path, key = spec, "logits"

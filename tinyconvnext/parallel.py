@@ -18,9 +18,9 @@ The workers only ever read the weights and the main process only writes them whi
 their next command, so no locks are needed. Buffers (BatchNorm's running statistics) follow rank 0, as
 DistributedDataParallel's ``broadcast_buffers``: each worker normalises with its own slice's statistics,
 rank 0's running averages are written to shared memory after each training step, and every worker, and
-the main model after every step, copies them from there. Stochastic depth in worker r draws from a generator seeded by
-(seed, step, r): a run is reproducible, and resumes exactly, for a given number of processes (a run with
-another number of processes is a different run, as it is in PyTorch).
+the main model after every step, copies them from there. Stochastic depth in worker r draws from a
+generator seeded by (seed, step, r): a run is reproducible, and resumes exactly, for a given number of
+processes (a run with another number of processes is a different run, as it is in PyTorch).
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ def batch_slices(batch_size: int, processes: int) -> list[tuple[int, int]]:
 
 
 def _flat_views(params, flat: np.ndarray) -> list:
-    """One view into ``flat`` per parameter, shaped like it, in order: the layout of every flat buffer here."""
+    """One view into ``flat`` per parameter, shaped like it, in order: the layout of every flat buffer
+    here."""
     return consecutive_views(flat, [p.shape for p in params])
 
 

@@ -1,6 +1,7 @@
-"""Classify images with a ConvNeXt and print the top classes with their probabilities.
+r"""Classify images with a ConvNeXt and print the top classes with their probabilities.
 
-    python -m tinyconvnext.predict dog.jpg cat.png --model convnext_tiny --weights convnext_tiny_1k_224_ema.pth
+    python -m tinyconvnext.predict dog.jpg cat.png --model convnext_tiny \
+        --weights convnext_tiny_1k_224_ema.pth
 
 Uses the official evaluation preprocessing (short side 256, bicubic; centre crop 224; ImageNet mean/std).
 A missing or unreadable image is reported by name on stderr; the others are still classified, and the exit

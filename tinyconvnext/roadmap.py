@@ -6,21 +6,23 @@ and ``RoadmapNet`` builds the network any config describes (NCHW activations thr
 the same kind of object). The last step is ConvNeXt without layer scale: ``tests/model/test_roadmap.py``
 copies its weights into ``tinyconvnext.ConvNeXt`` and gets the same logits.
 
-| step (paper, Section) | what changes here |
-| --- | --- |
-| ResNet-style baseline (2.1) | bottleneck blocks (1x1 down, 3x3, 1x1 up), BN and ReLU after every conv, 3x3 stem + max pool, downsampling by a stride-2 block with a projection shortcut |
-| stage ratio (2.2) | depths (2, 3, 4, 2) -> (2, 2, 6, 2), the paper's 3:4:6:3 -> 3:3:9:3 |
-| "patchify" stem (2.2) | 3x3 conv + pool -> a 2x2 stride-2 conv (the paper's 4x4 at 224 px) |
-| depthwise conv (2.3) | the 3x3 conv gets groups = channels |
-| width up (2.3) | all widths x1.5 (the paper's 64 -> 96) |
-| inverted bottleneck (2.4) | the block becomes d -> 4d -> d around the spatial conv |
-| move up depthwise conv (2.5) | spatial conv first, then the two 1x1 convs |
-| kernel size 3 -> 7 (2.5) | |
-| ReLU -> GELU (2.6) | |
-| fewer activations (2.6) | one activation, between the two 1x1 convs |
-| fewer norms (2.6) | one norm, after the spatial conv |
-| BN -> LN (2.6) | LayerNorm over channels |
-| separate downsampling layers (2.6) | LN + 2x2 stride-2 conv between stages; LN after the stem and before the head |
+The steps (the paper's Section in parentheses) and what each changes here:
+
+* ResNet-style baseline (2.1): bottleneck blocks (1x1 down, 3x3, 1x1 up), BN and ReLU after every conv,
+  3x3 stem + max pool, downsampling by a stride-2 block with a projection shortcut
+* stage ratio (2.2): depths (2, 3, 4, 2) -> (2, 2, 6, 2), the paper's 3:4:6:3 -> 3:3:9:3
+* "patchify" stem (2.2): 3x3 conv + pool -> a 2x2 stride-2 conv (the paper's 4x4 at 224 px)
+* depthwise conv (2.3): the 3x3 conv gets groups = channels
+* width up (2.3): all widths x1.5 (the paper's 64 -> 96)
+* inverted bottleneck (2.4): the block becomes d -> 4d -> d around the spatial conv
+* move up depthwise conv (2.5): spatial conv first, then the two 1x1 convs
+* kernel size 3 -> 7 (2.5)
+* ReLU -> GELU (2.6)
+* fewer activations (2.6): one activation, between the two 1x1 convs
+* fewer norms (2.6): one norm, after the spatial conv
+* BN -> LN (2.6): LayerNorm over channels
+* separate downsampling layers (2.6): LN + 2x2 stride-2 conv between stages; LN after the stem and
+  before the head
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""Training ConvNeXt: the loop, its recipe (the paper's Section 2.1 at small scale), checkpoints and records.
+r"""Training ConvNeXt: the loop, its recipe (the paper's Section 2.1 at small scale), checkpoints and records.
 
     python -m tinyconvnext.train --dataset cifar10 --model convnext_cifar_atto --epochs 30
     python -m tinyconvnext.train --dataset imagenette --model convnext_atto --image-size 128 --epochs 20
-    python -m tinyconvnext.train --dataset imagenette --model resnet18d --optimizer sgd --lr 0.1 --weight-decay 5e-4
+    python -m tinyconvnext.train --dataset imagenette --model resnet18d --optimizer sgd --lr 0.1 \
+        --weight-decay 5e-4
 
 Recipe: AdamW (no decay on biases, norms and layer-scale gammas), or SGD with Nesterov momentum for the
 ResNet-D baselines (``--optimizer sgd``), linear warmup then cosine decay per step,
@@ -73,7 +74,8 @@ class TrainConfig:
     mixup: float = 0.0
     cutmix: float = 0.0
     rand_augment: int = 0  # magnitude; 0 = off
-    crop_scale: float = 0.08  # smallest area kept by RandomResizedCrop (ImageNet-style data); fastai's Imagenette runs use 0.35
+    # smallest area kept by RandomResizedCrop (ImageNet-style data); fastai's Imagenette runs use 0.35
+    crop_scale: float = 0.08
     random_erasing: float = 0.0
     ema_decay: float = 0.0  # 0 = no EMA
     ema_eval_every: int = (
@@ -165,7 +167,8 @@ class ImageDataset:
 
 
 def load_dataset(config) -> ImageDataset:
-    """The data set named by ``config.dataset``, found in --data, $TINYCONVNEXT_DATA or the cache, or downloaded."""
+    """The data set named by ``config.dataset``, found in --data, $TINYCONVNEXT_DATA or the cache, or
+    downloaded."""
     if config.dataset == "cifar10":
         from .data.cifar import load_cifar10
 
@@ -474,7 +477,8 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
         raise ValueError(
-            f"batch size {config.batch_size} is larger than the training set ({train_loader.num_items} images)"
+            f"batch size {config.batch_size} is larger than the training set "
+            f"({train_loader.num_items} images)"
         )
     total_steps = config.epochs * steps_per_epoch
     warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
@@ -677,7 +681,8 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
 
 def load_trained_model(path, ema: bool = False):
     """(model, config) of a training run: ``path`` is its run folder (``--out``) or its ``checkpoint.npz``.
-    ``ema=True`` loads the averaged weights (the run must have used ``--ema-decay``). The model is in eval mode."""
+    ``ema=True`` loads the averaged weights (the run must have used ``--ema-decay``). The model is in eval
+    mode."""
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.npz"
@@ -740,7 +745,8 @@ def config_from_args(defaults: TrainConfig, argv, prog) -> TrainConfig:
     args = parser.parse_args(argv)
     if args.layer_scale is not None and args.model in RESNET_VARIANTS:
         parser.error(
-            f"--layer-scale sets the init of ConvNeXt's layer-scale gammas; {args.model} is a ResNet and has none"
+            "--layer-scale sets the init of ConvNeXt's layer-scale gammas; "
+            f"{args.model} is a ResNet and has none"
         )
     if args.layer_scale is None:
         args.layer_scale = defaults.layer_scale

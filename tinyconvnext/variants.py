@@ -60,7 +60,8 @@ def _create_resnet(name, num_classes, drop_path_rate, layer_scale_init_value, he
     unknown = sorted(set(overrides) - set(RESNET_OPTIONS))
     if unknown:
         raise ValueError(
-            f"{name} is a ResNet: unknown option(s) {', '.join(unknown)}; it takes {', '.join(RESNET_OPTIONS)}"
+            f"{name} is a ResNet: unknown option(s) {', '.join(unknown)}; "
+            f"it takes {', '.join(RESNET_OPTIONS)}"
         )
     return ResNet(
         num_classes=num_classes, drop_path_rate=drop_path_rate, **{**RESNET_VARIANTS[name], **overrides}

@@ -1,9 +1,9 @@
 """Loading and saving ConvNeXt weights: official PyTorch ``.pth`` checkpoints and our ``.npz`` format.
 
 * Official checkpoints (``convnext_tiny_1k_224_ema.pth`` ...) hold ``{"model": state_dict}``; a bare state
-  dict and keys prefixed ``module.`` (DataParallel) or ``_orig_mod.`` (torch.compile) are accepted too. They are
-  read with ``torch.load(path, map_location="cpu", weights_only=True)``, which refuses to run pickled code.
-  PyTorch is needed only here.
+  dict and keys prefixed ``module.`` (DataParallel) or ``_orig_mod.`` (torch.compile) are accepted too.
+  They are read with ``torch.load(path, map_location="cpu", weights_only=True)``, which refuses to run
+  pickled code. PyTorch is needed only here.
 * Our format is a plain ``.npz`` of float arrays by parameter name, read with ``allow_pickle=False``: no
   PyTorch, no code execution. ``python -m tinyconvnext.convert IN.pth OUT.npz`` converts once.
 
@@ -62,7 +62,8 @@ def read_official_checkpoint(path) -> OrderedDict[str, np.ndarray]:
         import torch
     except ImportError:
         raise ImportError(
-            f"reading the PyTorch checkpoint {path} needs PyTorch: pip install torch==2.13.0 (CPU is enough), "
+            f"reading the PyTorch checkpoint {path} needs PyTorch: "
+            "pip install torch==2.13.0 (CPU is enough), "
             "or convert it once on a machine that has it: python -m tinyconvnext.convert IN.pth OUT.npz"
         ) from None
     try:

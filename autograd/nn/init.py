@@ -62,14 +62,17 @@ def uniform_(tensor, low=0.0, high=1.0, generator=None):
     return _fill(tensor, draws * dtype(high - low) + dtype(low))
 
 
-def kaiming_uniform_(tensor, a=math.sqrt(5), generator=None):
+SQRT_5 = math.sqrt(5)  # PyTorch's default a, for Conv2d and Linear
+
+
+def kaiming_uniform_(tensor, a=SQRT_5, generator=None):
     gain = math.sqrt(2.0 / (1 + a * a))
     bound = gain * math.sqrt(3.0 / fan_in(tensor))
     return uniform_(tensor, -bound, bound, generator)
 
 
 def kaiming_normal_(tensor, mode="fan_in", generator=None):
-    """normal(0, sqrt(2 / fan)) for a ReLU network, as ``torch.nn.init.kaiming_normal_(nonlinearity="relu")``."""
+    """normal(0, sqrt(2 / fan)) for a ReLU network: ``torch.nn.init.kaiming_normal_(nonlinearity="relu")``."""
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"kaiming_normal_: mode must be 'fan_in' or 'fan_out', got {mode!r}")
     fan = fan_in(tensor) if mode == "fan_in" else fan_out(tensor)

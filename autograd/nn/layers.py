@@ -8,13 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import creation
+from ..utils import pair
 from . import functional as F
 from . import init
 from .module import Module, Parameter
-
-
-def _pair(v):
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
 def _default_init(weight, bias):
@@ -33,9 +30,10 @@ class Conv2d(Module):
         super().__init__()
         if in_channels % groups or out_channels % groups:
             raise ValueError(
-                f"Conv2d: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
+                f"Conv2d: groups={groups} must divide in_channels={in_channels} and "
+                f"out_channels={out_channels}"
             )
-        kh, kw = _pair(kernel_size)
+        kh, kw = pair(kernel_size, "kernel_size")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding, self.groups = (kh, kw), stride, padding, groups
         self.weight = Parameter(creation.empty(out_channels, in_channels // groups, kh, kw))
@@ -224,7 +222,7 @@ class DepthwiseConv2dChannelsLast(Module):
 
     def __init__(self, channels, kernel_size, stride=1, padding=0, bias=True):
         super().__init__()
-        kh, kw = _pair(kernel_size)
+        kh, kw = pair(kernel_size, "kernel_size")
         self.channels, self.kernel_size, self.stride, self.padding = channels, (kh, kw), stride, padding
         self.weight = Parameter(creation.empty(channels, 1, kh, kw))
         self.bias = Parameter(creation.empty(channels)) if bias else None

@@ -28,7 +28,7 @@ class Parameter(Tensor):
 
 
 class Module:
-    """Base class of every layer and model. Subclasses set attributes in ``__init__`` and define ``forward``."""
+    """Base class of every layer and model: subclasses set attributes in ``__init__``, define ``forward``."""
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())

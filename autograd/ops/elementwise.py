@@ -14,7 +14,7 @@ from ..function import Function
 from ..tensor import Tensor, as_tensor
 
 
-def _pair(x, y):
+def _as_tensors(x, y):
     """Both operands as tensors; a Python number takes the other operand's dtype."""
     if isinstance(x, Tensor):
         return x, as_tensor(y, like=x)
@@ -222,7 +222,7 @@ class Clip(Function):
 
 
 class Maximum(Function):
-    """z = max(x, y) elementwise; the gradient goes to the larger input, split in half on ties (as PyTorch)."""
+    """z = max(x, y) elementwise; the gradient goes to the larger input, halved on ties (as PyTorch)."""
 
     def forward(self, x, y):
         _check_broadcast("maximum", x, y)
@@ -288,23 +288,23 @@ class ToDevice(Function):
 
 # -- the public functions ------------------------------------------------------------------------
 def add(x, y):
-    return Add.apply(*_pair(x, y))
+    return Add.apply(*_as_tensors(x, y))
 
 
 def sub(x, y):
-    return Sub.apply(*_pair(x, y))
+    return Sub.apply(*_as_tensors(x, y))
 
 
 def mul(x, y):
-    return Mul.apply(*_pair(x, y))
+    return Mul.apply(*_as_tensors(x, y))
 
 
 def div(x, y):
-    return Div.apply(*_pair(x, y))
+    return Div.apply(*_as_tensors(x, y))
 
 
 def pow(x, y):
-    return Pow.apply(*_pair(x, y))
+    return Pow.apply(*_as_tensors(x, y))
 
 
 def neg(x):
@@ -347,16 +347,16 @@ def clip(x, min=None, max=None):
 
 
 def maximum(x, y):
-    return Maximum.apply(*_pair(x, y))
+    return Maximum.apply(*_as_tensors(x, y))
 
 
 def minimum(x, y):
-    return Minimum.apply(*_pair(x, y))
+    return Minimum.apply(*_as_tensors(x, y))
 
 
 def where(condition, x, y):
     """Pick from ``x`` where ``condition`` is true, else from ``y`` (broadcasting all three)."""
-    x, y = _pair(x, y)
+    x, y = _as_tensors(x, y)
     condition = condition.data if isinstance(condition, Tensor) else condition
     xp = get_array_module(x.data)
     condition = xp.asarray(condition, dtype=bool)
@@ -364,14 +364,15 @@ def where(condition, x, y):
         np.broadcast_shapes(condition.shape, x.shape, y.shape)
     except ValueError:
         raise ValueError(
-            f"where: condition {tuple(condition.shape)}, x {x.shape} and y {y.shape} cannot be broadcast together"
+            f"where: condition {tuple(condition.shape)}, x {x.shape} and y {y.shape} cannot be broadcast "
+            "together"
         ) from None
     return Where.apply(x, y, condition=condition)
 
 
 def compare(x, y, name: str) -> Tensor:
     """Elementwise comparison (``less``, ``equal``, ...): a boolean tensor outside the graph."""
-    x, y = _pair(x, y)
+    x, y = _as_tensors(x, y)
     xp = get_array_module(x.data)
     return Tensor(getattr(xp, name)(x.data, y.data))
 

@@ -45,7 +45,8 @@ def matmul(a, b):
     if inner_a != inner_b:
         raise ValueError(
             f"matmul: shapes {a.shape} and {b.shape} do not align: "
-            f"{inner_a} (last axis of the first) != {inner_b} ({'only' if b.ndim == 1 else 'second-to-last'} axis of the second)"
+            f"{inner_a} (last axis of the first) != {inner_b} "
+            f"({'only' if b.ndim == 1 else 'second-to-last'} axis of the second)"
         )
     if a.ndim > 2 and b.ndim > 2:
         try:

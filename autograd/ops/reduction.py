@@ -62,7 +62,7 @@ class Mean(Function):
 
 
 class _Extremum(Function):
-    """z = max (or min) of x over ``axes``; the gradient goes to the extreme elements, shared evenly on ties."""
+    """z = max (or min) of x over ``axes``; the gradient goes to the extreme elements, shared on ties."""
 
     def forward(self, x, axes=(), keepdims=False):
         z = getattr(x, self.pick)(axis=axes, keepdims=True)

@@ -238,7 +238,7 @@ def stack(tensors, axis=0):
 
 
 def pad(x, pad_width, value=0.0):
-    """Constant padding, NumPy style: ``pad_width`` is ((before, after), ...) per axis, or one pair for all."""
+    """Constant padding, NumPy style: ``pad_width`` is ((before, after), ...) per axis, or one pair."""
     x = as_tensor(x)
     widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64).reshape(-1, 2), (x.ndim, 2))
     if (widths < 0).any():

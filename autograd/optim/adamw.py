@@ -4,27 +4,30 @@ For each parameter p with gradient g, at step t:
     p <- p - lr * weight_decay * p                      (decoupled weight decay: lr * wd, as PyTorch)
     m <- beta1 m + (1 - beta1) g;   v <- beta2 v + (1 - beta2) g^2
     p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-The whole update of a parameter is one fused pass: Numba on the CPU (``autograd.kernels.cpu.adamw``), CUDA
-on the GPU (``autograd.kernels.cuda.adamw``); the reference below is the same formula written with array
-operations (NumPy or CuPy). When the parameters lie side by side in one flat buffer (``optim/flat.py``; as
-``DataParallel`` keeps them), the CPU step is one multi-threaded call for all of them, with the same
-arithmetic per element.
+``adamw_update`` below is that formula, written with array operations (NumPy or CuPy): it is what the
+step computes. Its fast paths, like the ops', are switched off by ``autograd.kernels`` (``AUTOGRAD_KERNELS=
+reference``): then ``adamw_update`` runs for every parameter. Otherwise
+* on the CPU the whole update of a parameter is one fused Numba pass (``autograd/kernels/cpu/adamw.py``), and
+  when the parameters lie side by side in one flat buffer (``optim/flat.py``; as ``DataParallel`` keeps them),
+  one multi-threaded call updates all of them, with the same arithmetic per element;
+* on the GPU it is one CUDA kernel per parameter (``autograd/kernels/cuda/adamw.py``).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from .. import kernels
 from ..backend import get_array_module
-from ..kernels import dispatch
 from .flat import FlatLayout
 from .optimizer import Optimizer
 
 
-def adamw_update_reference(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step):
+def adamw_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step):
     """One AdamW step in place on arrays p, m, v (NumPy or CuPy)."""
     xp = get_array_module(p)
     p *= 1 - lr * weight_decay
@@ -53,7 +56,8 @@ class AdamW(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
         if lr < 0 or eps < 0 or weight_decay < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
             raise ValueError(
-                f"AdamW: invalid hyper-parameters lr={lr}, betas={betas}, eps={eps}, weight_decay={weight_decay}"
+                f"AdamW: invalid hyper-parameters lr={lr}, betas={betas}, eps={eps}, "
+                f"weight_decay={weight_decay}"
             )
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
         self._flat: _FlatState | None = None
@@ -75,35 +79,21 @@ class AdamW(Optimizer):
                         "exp_avg_sq": xp.zeros_like(p.data),
                     }
                 state["step"] += 1
-                args = (
-                    p.data,
-                    p.grad.data,
-                    state["exp_avg"],
-                    state["exp_avg_sq"],
-                    group["lr"],
-                    beta1,
-                    beta2,
-                    group["eps"],
-                    group["weight_decay"],
-                    state["step"],
-                )
-                if dispatch.use_cuda_kernel(p.data, p.grad.data) and p.data.flags.c_contiguous:
-                    from ..kernels.cuda.adamw import adamw_update
-
-                    adamw_update(*args)
-                elif dispatch.use_fast_cpu_kernel(p.data, p.grad.data) and p.data.flags.c_contiguous:
-                    from ..kernels.cpu.adamw import adamw_update
-
-                    adamw_update(*args)
+                arrays = (p.data, p.grad.data, state["exp_avg"], state["exp_avg_sq"])
+                numbers = (group["lr"], beta1, beta2, group["eps"], group["weight_decay"], state["step"])
+                device = kernels.device_for_kernels(p.data, p.grad.data)
+                if device is not None and p.data.flags.c_contiguous:  # the fast path: one fused kernel
+                    fused = importlib.import_module(f"autograd.kernels.{device}.adamw")
+                    fused.adamw_update(*arrays, fused.adamw_hyper(*numbers))
                 else:
-                    adamw_update_reference(*args)
+                    adamw_update(*arrays, *numbers)
 
     # -- all parameters in one call, when they lie flat ----------------------------------------------
     def _step_flat(self) -> bool:
         """Update every parameter with one call of the Numba segments kernel when the parameters and their
         gradients lie flat (``FlatLayout``); return False, having done nothing, when they do not."""
         first = self.param_groups[0]["params"][0]
-        if not dispatch.use_fast_cpu_kernel(first.data):
+        if kernels.device_for_kernels(first.data) != "cpu":
             return False
         flat = self._flat
         if flat is None or not flat.layout.still_holds() or not self._flat_state_holds(flat):

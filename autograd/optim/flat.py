@@ -1,4 +1,4 @@
-"""Parameters that lie side by side in one flat buffer, found so that an optimizer can update them in one pass.
+"""Parameters side by side in one flat buffer, found so that an optimizer can update them in one pass.
 
 ``tinyconvnext.parallel.DataParallel`` keeps a model's parameters as consecutive views of one (shared)
 buffer and their summed gradients as consecutive views of another. An optimizer that knows this can treat

@@ -8,7 +8,7 @@ import math
 def cosine_with_warmup(
     step: int, total_steps: int, warmup_steps: int, base_lr: float, min_lr: float = 0.0
 ) -> float:
-    """lr at ``step`` (0-based): linear from base_lr / warmup_steps up to base_lr, then half a cosine to min_lr."""
+    """lr at ``step`` (0-based): linear up to base_lr, then a half cosine to min_lr."""
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))

@@ -1,4 +1,5 @@
-"""Small data sets in the official layouts, built by the tests: CIFAR-10 (binary and pickle) and Imagenette."""
+"""Small data sets in the official layouts, built by the tests: CIFAR-10 (binary and pickle) and
+Imagenette."""
 
 import hashlib
 import io

@@ -1,4 +1,5 @@
-"""CIFAR-10 readers on small archives in both official formats: layouts, checksums, damage, cache, download."""
+"""CIFAR-10 readers on small archives in both official formats: layouts, checksums, damage, cache,
+download."""
 
 import os
 import pickle

@@ -12,6 +12,7 @@ from tinyconvnext.data.download import DownloadError, cache_dir, download, file_
 from tinyconvnext.data.errors import ChecksumError
 
 PAYLOAD = bytes(range(256)) * 9000  # 2.2 MiB: more than one read block
+PAYLOAD_LENGTH = len(PAYLOAD)
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ def test_missing_source(tmp_path):
 class FailingResponse(io.BytesIO):
     """A response that delivers one block and then fails the way a dropped connection or Ctrl-C does."""
 
-    def __init__(self, failure, length=len(PAYLOAD)):
+    def __init__(self, failure, length=PAYLOAD_LENGTH):
         super().__init__(PAYLOAD)
         self.failure, self.calls = failure, 0
         self.headers = {"Content-Length": str(length)}

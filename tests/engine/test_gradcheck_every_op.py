@@ -1,5 +1,6 @@
 """Every differentiable op of the engine passes a float64 gradient check on hypothesis-drawn shapes, on
-every device (the "cuda" runs are skipped without CuPy and a GPU)."""
+every device (the "cuda" runs are skipped without CuPy and a GPU). An op with fast kernels is checked twice:
+through its fast path, and through its own body with the kernels switched off."""
 
 import pytest
 from gradcheck_cases import load_all
@@ -8,10 +9,16 @@ from hypothesis import strategies as st
 
 import autograd
 import autograd.nn  # noqa: F401  (registers the nn ops too, once they exist)
+from autograd import kernels
 from autograd.function import Function
 
 CASES = load_all()
-CASE_LIST = [(cls, builder) for cls, builders in CASES.items() for builder in builders]
+CASE_LIST = [
+    (cls, builder, path)
+    for cls, builders in CASES.items()
+    for builder in builders
+    for path in (("fast", "body") if cls.fast_paths else ("body",))
+]
 
 
 def test_every_op_has_a_gradcheck_case():
@@ -21,10 +28,13 @@ def test_every_op_has_a_gradcheck_case():
 
 
 @pytest.mark.parametrize(
-    "builder", [b for _, b in CASE_LIST], ids=[f"{c.__name__}-{b.__name__}" for c, b in CASE_LIST]
+    "builder, path",
+    [(b, p) for _, b, p in CASE_LIST],
+    ids=[f"{c.__name__}-{b.__name__}-{p}" for c, b, p in CASE_LIST],
 )
 @given(data=st.data())
-def test_gradcheck(builder, device, data):
+def test_gradcheck(builder, path, device, data):
     fn, inputs = builder(data.draw, device)
     assert all(t.device == device and t.is_leaf for t in inputs)
-    assert autograd.gradcheck(fn, inputs)
+    with kernels.use_reference(path == "body"):
+        assert autograd.gradcheck(fn, inputs)

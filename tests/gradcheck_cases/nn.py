@@ -115,7 +115,7 @@ def layer_norm_case(draw, device):
     )
 
 
-@case(norm.LayerNormChannelsFirst)
+@case(norm.LayerNorm)
 def layer_norm_channels_first_case(draw, device):
     rng = rng_from(draw)
     shape = (
@@ -253,7 +253,7 @@ def cross_entropy_case(draw, device):
     ]
 
 
-@case(conv.DepthwiseConv2dChannelsLast)
+@case(conv.DepthwiseConv2d)
 def depthwise_channels_last_case(draw, device):
     rng = rng_from(draw)
     c = draw(st.integers(1, 5))
@@ -270,7 +270,7 @@ def depthwise_channels_last_case(draw, device):
     ), inputs
 
 
-@case(conv.PatchifyConv2dChannelsLast)
+@case(conv.PatchifyConv2d)
 def patchify_channels_last_case(draw, device):
     rng = rng_from(draw)
     k, c, o = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 3))

@@ -1,5 +1,7 @@
-"""Batch norm kernels: fast (Numba) == plain NumPy reference == PyTorch, forward and backward, in both
-layouts, in training (batch statistics) and evaluation (fixed statistics)."""
+"""Batch norm kernels: every step of STEPS, run through the op BatchNorm, == the op's own body (output,
+gradients and the running statistics it updates), in both layouts, in training (batch statistics) and
+evaluation (running statistics); the fast (Numba) kernels == PyTorch; strides and threads give the same
+bits."""
 
 import numba
 import numpy as np
@@ -7,11 +9,15 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from op_runs import assert_same, run
 
-from autograd.backend import device_of, get_array_module, to_device, to_numpy
+import autograd as ag
+import autograd.nn.functional as F
+from autograd.backend import device_of, get_array_module
 from autograd.kernels.cpu import batch_norm
 
 EPS = 1e-5
+STEP_NAMES = list(batch_norm.STEPS)
 
 
 def assert_close(actual, expected, tol):
@@ -48,27 +54,66 @@ def fixed_statistics(rng, channels, dtype):
     return rng.standard_normal(channels).astype(dtype), rng.uniform(0.2, 3.0, channels).astype(dtype)
 
 
-def run(module_kernels, x, grad_y, weight, bias, training, channels_last, stats=None, suffix=""):
-    """(y, mean, rstd, grad_x, grad_w, grad_b) from the kernels named with ``suffix`` ("" or "_reference")."""
-    statistics = getattr(module_kernels, "batch_norm_statistics" + suffix)
-    normalize = getattr(module_kernels, "batch_norm_normalize" + suffix)
-    backward = getattr(module_kernels, "batch_norm_backward" + suffix)
-    mean, var = statistics(x, channels_last) if training else stats
+def run_kernels(module_kernels, inputs, training, channels_last, stats=None):
+    """(y, mean, rstd, grad_x, grad_w, grad_b) from the entry points of ``module_kernels`` (the package, or
+    one step of STEPS), on inputs = (x, grad_y, weight, bias)."""
+    x, grad_y, weight, bias = inputs
+    mean, var = module_kernels.batch_norm_statistics(x, channels_last) if training else stats
     rstd = rstd_of(var)
-    y = normalize(x, mean, rstd, weight, bias, channels_last)
-    return (y, mean, rstd) + backward(grad_y, x, weight, mean, rstd, training, channels_last)
+    y = module_kernels.batch_norm_normalize(x, mean, rstd, weight, bias, channels_last)
+    return (y, mean, rstd) + module_kernels.batch_norm_backward(
+        grad_y, x, weight, mean, rstd, training, channels_last
+    )
 
 
-def check_fast_against_reference(x, grad_y, weight, bias, training, channels_last, tol, stats=None):
-    fast = run(batch_norm, x, grad_y, weight, bias, training, channels_last, stats)
-    reference = run(batch_norm, x, grad_y, weight, bias, training, channels_last, stats, "_reference")
-    for a, b in zip(fast, reference, strict=False):
-        assert_close(a, b, tol)
+def run_op(x, weight, bias, training, channels_last, stats, device="cpu", **how):
+    """(y, [grad_x, grad_w, grad_b, running_mean, running_var]) of F.batch_norm, run as ``how`` says (the
+    arguments of op_runs.run): the running statistics start as copies of ``stats`` and the op updates them."""
+    running = [ag.tensor(s).to(device) for s in stats]
+
+    def norm(x, weight=None, bias=None):
+        on_device = [None if t is None else t.to(device) for t in (x, weight, bias)]
+        options = dict(training=training, eps=EPS, channels_last=channels_last)
+        y = F.batch_norm(on_device[0], *running, *on_device[1:], **options)
+        assert device_of(y.data) == device
+        return y
+
+    y, grads = run(norm, [x] if weight is None else [x, weight, bias], **how)
+    return y, list(grads) + [r.numpy() for r in running]
+
+
+def conditioning(x, training, channels_last, stats):
+    """y and dx carry a factor rstd: where a channel's values nearly coincide (few of them, drawn close
+    together), float32 rounding of the mean and of the sums is amplified by it. Scale the tolerance to
+    match."""
+    axes = tuple(range(x.ndim - 1)) if channels_last else (0,) + tuple(range(2, x.ndim))
+    var = x.astype(np.float64).var(axis=axes) if training else stats[1].astype(np.float64)
+    return max(1.0, float(np.max(1.0 / np.sqrt(var + EPS), initial=1.0)))
+
+
+def check_against_body(kernels, x, weight, bias, training, channels_last, stats, tol, **how):
+    """``kernels`` (the package, or one step of STEPS) through the op == the op's body.
+
+    A ``grad_seed`` (in ``how``) for the upstream gradient: never the seed x was drawn with, or dy would be
+    x's own draws, and dx (nearly) zero in training."""
+    case = (x, weight, bias, training, channels_last, stats)
+    actual = run_op(*case, kernels=kernels, family="batch_norm", **how)
+    tol *= conditioning(x, training, channels_last, stats)
+    assert_same(actual, run_op(*case, path="body", **how), x.dtype, rtol=tol)
+    return actual
 
 
 shapes = st.tuples(st.integers(1, 6), st.integers(1, 9), st.integers(1, 7), st.integers(1, 7))
 
 
+def test_steps_are_in_story_order_and_the_last_is_the_public_kernels():
+    assert [name.split()[0] for name in STEP_NAMES] == [str(i) for i in range(1, len(STEP_NAMES) + 1)]
+    last = batch_norm.STEPS[STEP_NAMES[-1]]
+    for name in ["batch_norm_statistics", "batch_norm_normalize", "batch_norm_backward"]:
+        assert getattr(last, name) is getattr(batch_norm, name)
+
+
+@pytest.mark.parametrize("step", STEP_NAMES)
 @settings(deadline=None, max_examples=60)
 @given(
     shape=shapes,
@@ -77,23 +122,28 @@ shapes = st.tuples(st.integers(1, 6), st.integers(1, 9), st.integers(1, 7), st.i
     affine=st.booleans(),
     seed=st.integers(0, 2**31),
 )
-def test_fast_matches_reference_float64(shape, channels_last, training, affine, seed):
+def test_every_step_matches_the_body_float64(step, shape, channels_last, training, affine, seed):
     rng = np.random.default_rng(seed)
     if training and np.prod(shape) // (shape[-1] if channels_last else shape[1]) < 2:
         shape = (2,) + shape[1:]  # training needs two values per channel
-    x, grad_y, weight, bias = random_inputs(rng, shape, channels_last, np.float64, affine)
+    x, _, weight, bias = random_inputs(rng, shape, channels_last, np.float64, affine)
     stats = fixed_statistics(rng, shape[-1] if channels_last else shape[1], np.float64)
-    check_fast_against_reference(x, grad_y, weight, bias, training, channels_last, 1e-10, stats)
+    check_against_body(
+        batch_norm.STEPS[step], x, weight, bias, training, channels_last, stats, 1e-10, grad_seed=seed + 1
+    )
 
 
+@pytest.mark.parametrize("step", STEP_NAMES)
 @settings(deadline=None, max_examples=60)
 @given(shape=shapes, channels_last=st.booleans(), training=st.booleans(), seed=st.integers(0, 2**31))
-def test_fast_matches_reference_float32(shape, channels_last, training, seed):
+def test_every_step_matches_the_body_float32(step, shape, channels_last, training, seed):
     rng = np.random.default_rng(seed)
     shape = (max(2, shape[0]),) + shape[1:]
-    x, grad_y, weight, bias = random_inputs(rng, shape, channels_last, np.float32)
+    x, _, weight, bias = random_inputs(rng, shape, channels_last, np.float32)
     stats = fixed_statistics(rng, shape[-1] if channels_last else shape[1], np.float32)
-    check_fast_against_reference(x, grad_y, weight, bias, training, channels_last, 2e-5, stats)
+    check_against_body(
+        batch_norm.STEPS[step], x, weight, bias, training, channels_last, stats, 2e-5, grad_seed=seed + 1
+    )
 
 
 def torch_batch_norm(x, grad_y, weight, bias, training, channels_last, stats=None):
@@ -119,7 +169,7 @@ def test_matches_torch(shape, channels_last, training, dtype):
         shape = (shape[0], shape[3], shape[1], shape[2])
     x, grad_y, weight, bias = random_inputs(rng, shape, channels_last, dtype)
     stats = fixed_statistics(rng, weight.size, dtype)
-    ours = run(batch_norm, x, grad_y, weight, bias, training, channels_last, stats)
+    ours = run_kernels(batch_norm, (x, grad_y, weight, bias), training, channels_last, stats)
     y, _, _, grad_x, grad_w, grad_b = ours
     tol = 1e-5 if dtype == np.float32 else 1e-10
     for a, b in zip(
@@ -130,47 +180,63 @@ def test_matches_torch(shape, channels_last, training, dtype):
         assert_close(a, b, tol)
 
 
+@pytest.mark.parametrize("step", STEP_NAMES)
 @pytest.mark.parametrize("channels_last", [True, False])
-def test_non_contiguous_inputs_give_the_contiguous_results(channels_last):
+def test_non_contiguous_inputs_give_the_contiguous_results(channels_last, step):
+    kernels = batch_norm.STEPS[step]
     rng = np.random.default_rng(2)
     x, grad_y, weight, bias = random_inputs(rng, (6, 5, 4, 8), channels_last, np.float32)
     x_view = np.ascontiguousarray(x.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1)  # same values, other strides
     grad_view = strided(grad_y)
     assert not x_view.flags.c_contiguous and not grad_view.flags.c_contiguous
     for a, b in zip(
-        run(batch_norm, x_view, grad_view, weight, bias, True, channels_last),
-        run(batch_norm, x, grad_y, weight, bias, True, channels_last),
+        run_kernels(kernels, (x_view, grad_view, weight, bias), True, channels_last),
+        run_kernels(kernels, (x, grad_y, weight, bias), True, channels_last),
         strict=False,
     ):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("step", STEP_NAMES)
 @pytest.mark.parametrize("channels_last", [True, False])
-def test_without_weight_grad_and_without_affine(channels_last):
+def test_without_weight_grad_and_without_affine(channels_last, step):
+    kernels = batch_norm.STEPS[step]
     rng = np.random.default_rng(3)
     x, grad_y, weight, bias = random_inputs(rng, (5, 6, 7, 9), channels_last, np.float32)
-    mean, var = batch_norm.batch_norm_statistics(x, channels_last)
+    mean, var = kernels.batch_norm_statistics(x, channels_last)
     rstd = rstd_of(var)
-    grad_x, grad_w, grad_b = batch_norm.batch_norm_backward(
+    grad_x, grad_w, grad_b = kernels.batch_norm_backward(
         grad_y, x, weight, mean, rstd, True, channels_last, False
     )
     assert grad_w is None and grad_b is None
     np.testing.assert_array_equal(
-        grad_x, batch_norm.batch_norm_backward(grad_y, x, weight, mean, rstd, True, channels_last)[0]
+        grad_x, kernels.batch_norm_backward(grad_y, x, weight, mean, rstd, True, channels_last)[0]
     )
-    plain = batch_norm.batch_norm_normalize(x, mean, rstd, None, None, channels_last)
+    plain = kernels.batch_norm_normalize(x, mean, rstd, None, None, channels_last)
     axes = (0, 1, 2) if channels_last else (0, 2, 3)
     np.testing.assert_allclose(plain.mean(axis=axes), 0.0, atol=1e-5)
     np.testing.assert_allclose(plain.var(axis=axes), 1.0, atol=1e-3)  # var / (var + eps)
+    # Through the op: a weight and bias that need no gradient take the "no weight gradient" path.
+    stats = fixed_statistics(rng, weight.size, np.float32)
+    for training in (True, False):
+        case = (x, weight, bias, training, channels_last, stats, 2e-5)
+        _, grads = check_against_body(kernels, *case, needs_grad=[True, False, False])
+        assert grads[1] is None and grads[2] is None
 
 
-def test_a_constant_channel_is_finite():
+@pytest.mark.parametrize("step", STEP_NAMES)
+def test_a_constant_channel_is_finite(step):
+    kernels = batch_norm.STEPS[step]
     x = np.full((4, 3, 3, 16), 3.0, np.float32)
-    mean, var = batch_norm.batch_norm_statistics(x, channels_last=True)
+    mean, var = kernels.batch_norm_statistics(x, channels_last=True)
     np.testing.assert_array_equal(mean, 3.0)
     np.testing.assert_array_equal(var, 0.0)
-    y = batch_norm.batch_norm_normalize(x, mean, rstd_of(var), None, None, channels_last=True)
+    y = kernels.batch_norm_normalize(x, mean, rstd_of(var), None, None, channels_last=True)
     np.testing.assert_array_equal(y, 0.0)
+    stats = fixed_statistics(np.random.default_rng(12), 16, np.float32)
+    y, grads = check_against_body(kernels, x, None, None, True, True, stats, 2e-5)
+    np.testing.assert_array_equal(y, 0.0)
+    assert all(np.isfinite(g).all() for g in grads)
 
 
 def test_results_do_not_depend_on_the_thread_count():
@@ -184,10 +250,10 @@ def test_results_do_not_depend_on_the_thread_count():
     try:
         for threads in sorted({1, threads_before}):
             numba.set_num_threads(threads)
-            results.append([run(batch_norm, x, g, w, b, True, cl) for x, g, w, b, cl in cases])
+            results.append([run_kernels(batch_norm, (x, g, w, b), True, cl) for x, g, w, b, cl in cases])
     finally:
         numba.set_num_threads(threads_before)
-    results.append([run(batch_norm, x, g, w, b, True, cl) for x, g, w, b, cl in cases])
+    results.append([run_kernels(batch_norm, (x, g, w, b), True, cl) for x, g, w, b, cl in cases])
     for other in results[1:]:
         for case_a, case_b in zip(results[0], other, strict=False):
             for a, b in zip(case_a, case_b, strict=False):
@@ -196,23 +262,12 @@ def test_results_do_not_depend_on_the_thread_count():
 
 @pytest.mark.parametrize("channels_last", [True, False])
 @pytest.mark.parametrize("training", [True, False])
-def test_reference_runs_on_device(device, channels_last, training):
-    """The references compute with the array module of their inputs: on ``device`` they return arrays
-    there, equal to the NumPy results up to rounding."""
+def test_body_runs_on_device(device, channels_last, training):
+    """The op's body computes with the array module of its inputs: on ``device`` it returns arrays there
+    (and updates running statistics there), equal to the NumPy results up to rounding."""
     rng = np.random.default_rng(10)
-    inputs = random_inputs(rng, (3, 5, 4, 6), channels_last, np.float64)
+    x, _, weight, bias = random_inputs(rng, (3, 5, 4, 6), channels_last, np.float64)
     stats = fixed_statistics(rng, 6 if channels_last else 5, np.float64)
-    on_device = [None if a is None else to_device(a, device) for a in inputs]
-    results = run(
-        batch_norm,
-        *on_device,
-        training,
-        channels_last,
-        tuple(to_device(s, device) for s in stats),
-        "_reference",
-    )
-    assert all(device_of(r) == device for r in results)
-    for a, b in zip(
-        results, run(batch_norm, *inputs, training, channels_last, stats, "_reference"), strict=False
-    ):
-        assert_close(to_numpy(a), b, 1e-12)
+    case = (x, weight, bias, training, channels_last, stats)
+    expected = run_op(*case, path="body")
+    assert_same(run_op(*case, device=device, path="body"), expected, np.float64, rtol=1e-12)

@@ -1,4 +1,6 @@
-"""Layer norm kernels: fast (Numba) == plain NumPy reference == PyTorch, forward and backward."""
+"""Layer norm kernels: every step of STEPS, run through the op LayerNorm, == the op's own body, forward and
+backward, in both layouts; the fast (Numba) kernels == PyTorch; layouts, strides and threads give the same
+bits."""
 
 import numba
 import numpy as np
@@ -6,12 +8,28 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from op_runs import assert_same, run
 
-from autograd.backend import device_of, to_device, to_numpy
+import autograd.nn.functional as F
+from autograd.backend import device_of
 from autograd.kernels.cpu import layer_norm
 
-F = torch.nn.functional
 EPS = 1e-6
+STEP_NAMES = list(layer_norm.STEPS)
+# The steps that implement the channels-first entry points too (the last one, at least).
+CHANNELS_FIRST_STEPS = [
+    name for name in STEP_NAMES if hasattr(layer_norm.STEPS[name], "layer_norm_channels_first_forward")
+]
+
+
+def rows_norm(x, weight=None, bias=None):
+    """LayerNorm over the last axis (the rows kernels)."""
+    return F.layer_norm(x, x.shape[-1:], weight, bias, EPS)
+
+
+def channels_first_norm(x, weight=None, bias=None):
+    """LayerNorm over axis 1 of (N, C, ...) (the channels-first kernels)."""
+    return F.layer_norm_channels_first(x, weight, bias, EPS)
 
 
 def assert_close(actual, expected, tol):
@@ -32,15 +50,20 @@ def random_inputs(rng, shape, params, dtype, affine=True):
     return x, grad_y, weight, bias
 
 
+def op_arrays(x, weight, bias):
+    """The op's inputs: x, and weight and bias when there are some."""
+    return [x] if weight is None else [x, weight, bias]
+
+
 def torch_layer_norm(x, grad_y, weight, bias, channels_first=False):
     """y, grad_x, grad_weight, grad_bias from torch autograd (channels first: permute + layer_norm)."""
     xt = torch.from_numpy(np.ascontiguousarray(x)).requires_grad_()
     wt = None if weight is None else torch.from_numpy(weight).requires_grad_()
     bt = None if bias is None else torch.from_numpy(bias).requires_grad_()
     if channels_first:
-        yt = F.layer_norm(xt.movedim(1, -1), (x.shape[1],), wt, bt, EPS).movedim(-1, 1)
+        yt = torch.nn.functional.layer_norm(xt.movedim(1, -1), (x.shape[1],), wt, bt, EPS).movedim(-1, 1)
     else:
-        yt = F.layer_norm(xt, (x.shape[-1],), wt, bt, EPS)
+        yt = torch.nn.functional.layer_norm(xt, (x.shape[-1],), wt, bt, EPS)
     yt.backward(torch.from_numpy(np.ascontiguousarray(grad_y)))
     return (
         yt.detach().numpy(),
@@ -50,63 +73,45 @@ def torch_layer_norm(x, grad_y, weight, bias, channels_first=False):
     )
 
 
-def _conditioning(rstd):
+def conditioning(x, axis):
     """y and dx carry a factor rstd: where a group's values nearly coincide (two channels drawn close
-    together), float32 rounding of the mean and of the sums is amplified by it. Scale the tolerance to match."""
-    return max(1.0, float(np.max(np.asarray(rstd, np.float64), initial=1.0)))
+    together), float32 rounding of the mean and of the sums is amplified by it. Scale the tolerance to
+    match."""
+    var = np.asarray(x, np.float64).var(axis=axis)
+    return max(1.0, float(np.max(1.0 / np.sqrt(var + EPS), initial=1.0)))
 
 
-def check_rows(x, grad_y, weight, bias, tol):
-    y, mean, rstd = layer_norm.layer_norm_forward(x, weight, bias, EPS)
-    y_ref, mean_ref, rstd_ref = layer_norm.layer_norm_forward_reference(x, weight, bias, EPS)
-    assert_close(
-        y, y_ref, tol * _conditioning(rstd_ref)
-    )  # y = (x - mean) rstd: rounding of the mean times rstd
-    for a, b in [(mean, mean_ref), (rstd, rstd_ref)]:
-        assert_close(a, b, tol)
-    grads = layer_norm.layer_norm_backward(grad_y, x, weight, mean, rstd)
-    grads_ref = layer_norm.layer_norm_backward_reference(grad_y, x, weight, mean_ref, rstd_ref)
-    for a, b in zip(grads, grads_ref, strict=False):
-        assert_close(a, b, tol * _conditioning(rstd_ref))
+def check_against_body(norm, arrays, kernels, tol, grad_seed=0, needs_grad=None):
+    """``norm`` through ``kernels`` (one step of STEPS, or the package) == through the op's body.
 
-
-def check_channels_first(x, grad_y, weight, bias, tol):
-    y, mean, rstd = layer_norm.layer_norm_channels_first_forward(x, weight, bias, EPS)
-    y_ref, mean_ref, rstd_ref = layer_norm.layer_norm_channels_first_forward_reference(x, weight, bias, EPS)
-    assert_close(
-        y, y_ref, tol * _conditioning(rstd_ref)
-    )  # y = (x - mean) rstd: rounding of the mean times rstd
-    for a, b in [(mean, mean_ref), (rstd, rstd_ref)]:
-        assert_close(a, b, tol)
-    grads = layer_norm.layer_norm_channels_first_backward(grad_y, x, weight, mean, rstd)
-    grads_ref = layer_norm.layer_norm_channels_first_backward_reference(grad_y, x, weight, mean_ref, rstd_ref)
-    for a, b in zip(grads, grads_ref, strict=False):
-        assert_close(a, b, tol * _conditioning(rstd_ref))
+    ``grad_seed`` seeds the upstream gradient: never the seed x was drawn with, or dy would be x's own
+    draws, and dx (nearly) zero."""
+    how = dict(grad_seed=grad_seed, needs_grad=needs_grad)
+    actual = run(norm, arrays, kernels=kernels, family="layer_norm", **how)
+    assert_same(actual, run(norm, arrays, path="body", **how), arrays[0].dtype, rtol=tol)
+    return actual
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("affine", [True, False])
 @pytest.mark.parametrize("layout", ["rows", "channels_first"])
-def test_reference_runs_on_device(device, layout, affine, dtype):
-    """The references compute with the array module of their inputs: on ``device`` they return arrays
-    there, equal to the NumPy results up to rounding (reductions may add in another order)."""
+def test_body_runs_on_device(device, layout, affine, dtype):
+    """The op's body computes with the array module of its inputs: on ``device`` it returns arrays there,
+    equal to the NumPy results up to rounding (reductions may add in another order)."""
     rng = np.random.default_rng(10)
     if layout == "rows":
-        forward, backward = layer_norm.layer_norm_forward_reference, layer_norm.layer_norm_backward_reference
-        inputs = random_inputs(rng, (9, 33), 33, dtype, affine)
+        norm, (x, _, weight, bias) = rows_norm, random_inputs(rng, (9, 33), 33, dtype, affine)
     else:
-        forward = layer_norm.layer_norm_channels_first_forward_reference
-        backward = layer_norm.layer_norm_channels_first_backward_reference
-        inputs = random_inputs(rng, (2, 6, 5, 7), 6, dtype, affine)
+        norm, (x, _, weight, bias) = channels_first_norm, random_inputs(rng, (2, 6, 5, 7), 6, dtype, affine)
 
-    def forward_backward(x, grad_y, weight, bias):
-        y, mean, rstd = forward(x, weight, bias, EPS)
-        return (y, mean, rstd) + backward(grad_y, x, weight, mean, rstd)
+    def on_device(*tensors):
+        out = norm(*(t.to(device) for t in tensors))
+        assert device_of(out.data) == device
+        return out
 
-    results = forward_backward(*(None if a is None else to_device(a, device) for a in inputs))
-    assert all(device_of(r) == device for r in results)
-    for a, b in zip(results, forward_backward(*inputs), strict=False):
-        assert_close(to_numpy(a), b, 1e-12 if dtype == np.float64 else 1e-6)
+    arrays = op_arrays(x, weight, bias)
+    expected = run(norm, arrays, path="body")
+    assert_same(run(on_device, arrays, path="body"), expected, dtype, 1e-12 if dtype == np.float64 else 1e-6)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -114,18 +119,28 @@ def test_reference_runs_on_device(device, layout, affine, dtype):
 # ---------------------------------------------------------------------------------------------------------
 
 
-@settings(deadline=None)
-@given(rows=st.integers(1, 40), size=st.integers(1, 70), affine=st.booleans(), seed=st.integers(0, 2**31))
-def test_rows_fast_matches_reference_float64(rows, size, affine, seed):
-    rng = np.random.default_rng(seed)
-    check_rows(*random_inputs(rng, (rows, size), size, np.float64, affine), tol=1e-10)
+def test_steps_are_in_story_order_and_the_last_is_the_public_kernels():
+    assert [name.split()[0] for name in STEP_NAMES] == [str(i) for i in range(1, len(STEP_NAMES) + 1)]
+    last = layer_norm.STEPS[STEP_NAMES[-1]]
+    assert CHANNELS_FIRST_STEPS[-1] == STEP_NAMES[-1]
+    for name in [
+        "layer_norm_forward",
+        "layer_norm_backward",
+        "layer_norm_channels_first_forward",
+        "layer_norm_channels_first_backward",
+    ]:
+        assert getattr(last, name) is getattr(layer_norm, name)
 
 
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 1e-5)], ids=["float64", "float32"])
+@pytest.mark.parametrize("step", STEP_NAMES)
 @settings(deadline=None)
 @given(rows=st.integers(1, 40), size=st.integers(1, 70), affine=st.booleans(), seed=st.integers(0, 2**31))
-def test_rows_fast_matches_reference_float32(rows, size, affine, seed):
+def test_rows_every_step_matches_the_body(step, dtype, tol, rows, size, affine, seed):
     rng = np.random.default_rng(seed)
-    check_rows(*random_inputs(rng, (rows, size), size, np.float32, affine), tol=1e-5)
+    x, _, weight, bias = random_inputs(rng, (rows, size), size, dtype, affine)
+    arrays = op_arrays(x, weight, bias)
+    check_against_body(rows_norm, arrays, layer_norm.STEPS[step], tol * conditioning(x, -1), seed + 1)
 
 
 @pytest.mark.parametrize("shape", [(1, 2), (3, 5), (37, 129), (300, 96), (257, 768)])
@@ -155,31 +170,49 @@ def test_rows_match_torch_float64():
 def test_rows_non_contiguous_inputs():
     rng = np.random.default_rng(2)
     base = rng.standard_normal((40, 90)).astype(np.float32)
-    x = base[::2, 5:80:3].T  # (25, 20), strided and transposed
-    grad_y = rng.standard_normal((20, 25)).astype(np.float32).T
-    weight = rng.standard_normal(40).astype(np.float32)[::2]
+    weight_base = rng.standard_normal(40).astype(np.float32)
     bias = rng.standard_normal(20).astype(np.float32)
-    assert not x.flags.c_contiguous and not grad_y.flags.c_contiguous and not weight.flags.c_contiguous
-    check_rows(x, grad_y, weight, bias, tol=1e-5)
+
+    def strided_norm(base, weight_base, bias):
+        x, weight = base[::2, 5:80:3].T, weight_base[::2]  # x (25, 20), strided and transposed
+        assert not x.data.flags.c_contiguous and not weight.data.flags.c_contiguous
+        return F.layer_norm(x, (20,), weight, bias, EPS).T  # the op's incoming gradient is transposed too
+
+    x = base[::2, 5:80:3].T
+    check_against_body(strided_norm, [base, weight_base, bias], layer_norm, 1e-5 * conditioning(x, -1))
+    weight = weight_base[::2]
     y, mean, rstd = layer_norm.layer_norm_forward(x, weight, bias, EPS)
-    y_ref = layer_norm.layer_norm_forward(np.ascontiguousarray(x), weight.copy(), bias, EPS)[0]
-    np.testing.assert_array_equal(y, y_ref)
+    y_contiguous = layer_norm.layer_norm_forward(np.ascontiguousarray(x), weight.copy(), bias, EPS)[0]
+    np.testing.assert_array_equal(y, y_contiguous)
 
 
-def test_rows_without_weight_grad():
+@pytest.mark.parametrize("step", STEP_NAMES)
+def test_rows_without_weight_grad(step):
+    kernels = layer_norm.STEPS[step]
     rng = np.random.default_rng(3)
     x, grad_y, weight, bias = random_inputs(rng, (17, 33), 33, np.float32)
-    y, mean, rstd = layer_norm.layer_norm_forward(x, weight, bias, EPS)
-    grad_x, grad_weight, grad_bias = layer_norm.layer_norm_backward(grad_y, x, weight, mean, rstd, False)
+    y, mean, rstd = kernels.layer_norm_forward(x, weight, bias, EPS)
+    grad_x, grad_weight, grad_bias = kernels.layer_norm_backward(grad_y, x, weight, mean, rstd, False)
     assert grad_weight is None and grad_bias is None
-    np.testing.assert_array_equal(grad_x, layer_norm.layer_norm_backward(grad_y, x, weight, mean, rstd)[0])
+    np.testing.assert_array_equal(grad_x, kernels.layer_norm_backward(grad_y, x, weight, mean, rstd)[0])
+    # Through the op: a weight and bias that need no gradient take the "no weight gradient" path.
+    _, grads = check_against_body(
+        rows_norm, [x, weight, bias], kernels, 1e-5 * conditioning(x, -1), needs_grad=[True, False, False]
+    )
+    assert grads[1] is None and grads[2] is None
 
 
-def test_rows_constant_row_is_finite():
+@pytest.mark.parametrize("step", STEP_NAMES)
+def test_rows_constant_row_is_finite(step):
     x = np.full((4, 16), 3.0, np.float32)
-    y, mean, rstd = layer_norm.layer_norm_forward(x, None, None, 1e-5)
+    y, mean, rstd = layer_norm.STEPS[step].layer_norm_forward(x, None, None, 1e-5)
     np.testing.assert_array_equal(y, 0.0)
     np.testing.assert_allclose(rstd, 1.0 / np.sqrt(1e-5), rtol=1e-6)
+    rng = np.random.default_rng(11)
+    weight, bias = rng.standard_normal((2, 16)).astype(np.float32)
+    y, grads = check_against_body(rows_norm, [x, weight, bias], layer_norm.STEPS[step], 1e-5)
+    np.testing.assert_array_equal(y, np.broadcast_to(bias, x.shape))  # xhat = 0: y = bias exactly
+    assert all(np.isfinite(g).all() for g in grads)
 
 
 def test_weight_grad_is_deterministic_across_thread_counts():
@@ -213,6 +246,8 @@ def test_weight_grad_is_deterministic_across_thread_counts():
 # ---------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 1e-5)], ids=["float64", "float32"])
+@pytest.mark.parametrize("step", CHANNELS_FIRST_STEPS)
 @settings(deadline=None)
 @given(
     batch=st.integers(1, 3),
@@ -222,25 +257,15 @@ def test_weight_grad_is_deterministic_across_thread_counts():
     affine=st.booleans(),
     seed=st.integers(0, 2**31),
 )
-def test_channels_first_fast_matches_reference_float64(batch, channels, height, width, affine, seed):
+def test_channels_first_every_step_matches_the_body(
+    step, dtype, tol, batch, channels, height, width, affine, seed
+):
     rng = np.random.default_rng(seed)
-    inputs = random_inputs(rng, (batch, channels, height, width), channels, np.float64, affine)
-    check_channels_first(*inputs, tol=1e-10)
-
-
-@settings(deadline=None)
-@given(
-    batch=st.integers(1, 3),
-    channels=st.integers(1, 12),
-    height=st.integers(1, 9),
-    width=st.integers(1, 40),
-    affine=st.booleans(),
-    seed=st.integers(0, 2**31),
-)
-def test_channels_first_fast_matches_reference_float32(batch, channels, height, width, affine, seed):
-    rng = np.random.default_rng(seed)
-    inputs = random_inputs(rng, (batch, channels, height, width), channels, np.float32, affine)
-    check_channels_first(*inputs, tol=1e-5)
+    x, _, weight, bias = random_inputs(rng, (batch, channels, height, width), channels, dtype, affine)
+    arrays = op_arrays(x, weight, bias)
+    check_against_body(
+        channels_first_norm, arrays, layer_norm.STEPS[step], tol * conditioning(x, 1), seed + 1
+    )
 
 
 @pytest.mark.parametrize(
@@ -284,13 +309,20 @@ def test_channels_first_equals_rows_on_moved_axis():
 
 def test_channels_first_non_contiguous_inputs():
     rng = np.random.default_rng(8)
-    x = (
-        rng.standard_normal((3, 9, 11, 10)).astype(np.float32).transpose(0, 3, 2, 1)
-    )  # (3, 10, 11, 9) NHWC memory
-    grad_y = rng.standard_normal((3, 10, 22, 9)).astype(np.float32)[:, :, ::2]
-    weight = rng.standard_normal(20).astype(np.float32)[::2]
+    nhwc = rng.standard_normal((3, 9, 11, 10)).astype(np.float32)
+    x = nhwc.transpose(0, 3, 2, 1)  # (3, 10, 11, 9) in NHWC memory
+    weight_base = rng.standard_normal(20).astype(np.float32)
     bias = rng.standard_normal(10).astype(np.float32)
-    check_channels_first(x, grad_y, weight, bias, tol=1e-5)
+
+    def strided_norm(nhwc, weight_base, bias):
+        x, weight = nhwc.permute(0, 3, 2, 1), weight_base[::2]
+        assert not x.data.flags.c_contiguous and not weight.data.flags.c_contiguous
+        y = F.layer_norm_channels_first(x, weight, bias, EPS)
+        return y.permute(0, 2, 3, 1)  # the op's incoming gradient is a permuted view too
+
+    check_against_body(strided_norm, [nhwc, weight_base, bias], layer_norm, 1e-5 * conditioning(x, 1))
+    grad_y = rng.standard_normal((3, 10, 22, 9)).astype(np.float32)[:, :, ::2]
+    weight = weight_base[::2]
     y_t, grad_x_t, grad_weight_t, grad_bias_t = torch_layer_norm(x, grad_y, weight, bias, channels_first=True)
     y, mean, rstd = layer_norm.layer_norm_channels_first_forward(x, weight, bias, EPS)
     grad_x, grad_weight, grad_bias = layer_norm.layer_norm_channels_first_backward(
@@ -300,13 +332,23 @@ def test_channels_first_non_contiguous_inputs():
         assert_close(a, b, 1e-5)
 
 
-def test_channels_first_without_weight_grad():
+@pytest.mark.parametrize("step", CHANNELS_FIRST_STEPS)
+def test_channels_first_without_weight_grad(step):
+    kernels = layer_norm.STEPS[step]
     rng = np.random.default_rng(9)
     x, grad_y, weight, bias = random_inputs(rng, (2, 4, 6, 6), 4, np.float32)
-    y, mean, rstd = layer_norm.layer_norm_channels_first_forward(x, weight, bias, EPS)
-    grad_x, grad_weight, grad_bias = layer_norm.layer_norm_channels_first_backward(
+    y, mean, rstd = kernels.layer_norm_channels_first_forward(x, weight, bias, EPS)
+    grad_x, grad_weight, grad_bias = kernels.layer_norm_channels_first_backward(
         grad_y, x, weight, mean, rstd, needs_weight_grad=False
     )
     assert grad_weight is None and grad_bias is None
-    full = layer_norm.layer_norm_channels_first_backward(grad_y, x, weight, mean, rstd)[0]
+    full = kernels.layer_norm_channels_first_backward(grad_y, x, weight, mean, rstd)[0]
     np.testing.assert_array_equal(grad_x, full)
+    _, grads = check_against_body(
+        channels_first_norm,
+        [x, weight, bias],
+        kernels,
+        1e-5 * conditioning(x, 1),
+        needs_grad=[True, False, False],
+    )
+    assert grads[1] is None and grads[2] is None

@@ -116,7 +116,8 @@ def test_overlapping_stem_shapes_flops_and_names(stem_type, mid):
 
 @pytest.mark.parametrize("norm_layer", ["batch", "layer"])
 def test_deep_stem_shapes_flops_names_and_init(norm_layer):
-    # ResNet-D's stem: 3 -> 32 (stride 2) -> 32 -> dims[0], a norm and ReLU after each conv, a stride-2 max pool
+    # ResNet-D's stem: 3 -> 32 (stride 2) -> 32 -> dims[0], a norm and ReLU after each conv, a stride-2
+    # max pool
     model = tinyconvnext.ConvNeXt(
         num_classes=10, depths=(1, 1, 1), dims=(24, 48, 96), stem_type="deep", norm_layer=norm_layer
     )

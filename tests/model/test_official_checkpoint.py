@@ -1,6 +1,8 @@
-"""Opt-in: a real official checkpoint, when TINYCONVNEXT_OFFICIAL_CKPT names one (they cannot be downloaded here).
+r"""Opt-in: a real official checkpoint, when TINYCONVNEXT_OFFICIAL_CKPT names one (they cannot be
+downloaded here).
 
-    TINYCONVNEXT_OFFICIAL_CKPT=convnext_tiny_1k_224_ema.pth [TINYCONVNEXT_OFFICIAL_MODEL=convnext_tiny] pytest tests/model
+    TINYCONVNEXT_OFFICIAL_CKPT=convnext_tiny_1k_224_ema.pth [TINYCONVNEXT_OFFICIAL_MODEL=convnext_tiny] \
+        pytest tests/model
 
 Compares our logits with an independent PyTorch forward of the same weights, and checks top-1 on a few
 Imagenette validation images (Imagenette's ten classes are ImageNet classes).

@@ -103,7 +103,8 @@ def test_bad_input_and_convnext_only_options_are_clear_errors():
 
 
 def test_multiply_adds_are_resnet18d_s():
-    """traced_macs (every conv and matmul the forward runs): 2.05 G at 224 px, timm's 2.1 GMACs for resnet18d."""
+    """traced_macs (every conv and matmul the forward runs): 2.05 G at 224 px, timm's 2.1 GMACs for
+    resnet18d."""
     from tinyconvnext.flops import traced_macs
 
     assert round(traced_macs(create_model("resnet18d"), 224) / 1e9, 2) == 2.05

@@ -1,4 +1,5 @@
-"""The roadmap networks (tinyconvnext.roadmap): each step one change, every step trains, the last is ConvNeXt."""
+"""The roadmap networks (tinyconvnext.roadmap): each step one change, every step trains, the last is
+ConvNeXt."""
 
 import dataclasses
 

@@ -121,7 +121,7 @@ def test_truncated_and_corrupt_files(tmp_path, atto_state, suffix):
     garbage.write_bytes(b"this is not a checkpoint" * 100)
     model = _our_atto()
     for path in (truncated, garbage):
-        message = _unchanged_after_failure(model, lambda: load_weights(model, path))
+        message = _unchanged_after_failure(model, lambda path=path: load_weights(model, path))
         assert str(path) in message and ("truncated" in message or "corrupt" in message)
 
 

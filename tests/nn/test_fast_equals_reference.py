@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import autograd as ag
-from autograd.kernels import dispatch
+from autograd import kernels
 from autograd.nn import functional as F
 
 RNG = np.random.default_rng(2)
@@ -89,9 +89,9 @@ def test_fast_kernel_equals_reference(name, layout, dtype):
         if arrays[0].ndim != 4:
             pytest.skip("4-D inputs only")
         arrays[0] = _nchw_transposed(arrays[0])
-    with dispatch.use_reference(False):
+    with kernels.use_reference(False):
         fast_out, fast_grads = _forward_backward(fn, arrays)
-    with dispatch.use_reference(True):
+    with kernels.use_reference(True):
         ref_out, ref_grads = _forward_backward(fn, arrays)
     # Sums in another order differ by rounding: about machine epsilon times the size of the terms.
     eps = 1e-6 if dtype == np.float32 else 1e-13
@@ -101,7 +101,28 @@ def test_fast_kernel_equals_reference(name, layout, dtype):
 
 def test_reference_switch_really_switches_paths():
     x = ag.tensor(RNG.standard_normal((4, 8)).astype(np.float32), requires_grad=True)
-    with dispatch.use_reference(True):
-        assert F.gelu(x).grad_fn.kernels.path == "reference"
-    with dispatch.use_reference(False):
-        assert F.gelu(x).grad_fn.kernels.path == "numba"
+    with kernels.use_reference(True):
+        assert F.gelu(x).grad_fn.kernels is None  # the op's own body ran
+    with kernels.use_reference(False):
+        assert F.gelu(x).grad_fn.kernels.__name__ == "autograd.kernels.cpu.gelu"
+    kernels.set_enabled(False)
+    try:
+        assert not kernels.enabled() and F.gelu(x).grad_fn.kernels is None
+    finally:
+        kernels.set_enabled(True)
+
+
+def test_switch_turns_off_the_optimizer_fast_path_too(monkeypatch):
+    """AdamW's fused step is a fast path like the ops': with the switch off, the plain formula runs."""
+    from autograd import optim
+    from autograd.kernels.cpu import adamw as fused
+
+    calls = []
+    monkeypatch.setattr(fused, "adamw_update", lambda *args: calls.append(args))
+    p = ag.tensor(np.ones(5, np.float32), requires_grad=True)
+    p.grad = ag.tensor(np.ones(5, np.float32))
+    with kernels.use_reference(True):
+        optim.AdamW([p], lr=0.1).step()
+    assert not calls and np.all(p.numpy() < 1)
+    optim.AdamW([p], lr=0.1).step()
+    assert len(calls) == 1

@@ -1,4 +1,4 @@
-"""Modules: registration order, state dicts with one error for every bad key, modes, devices, layers vs torch.nn."""
+"""Modules: registration order, state dicts with one error per bad key, modes, devices, layers vs torch.nn."""
 
 import subprocess
 import sys
@@ -153,9 +153,9 @@ def test_kaiming_normal_has_pytorchs_std_for_relu(mode, fan):
 def test_reference_kernels_can_be_forced_from_the_environment():
     code = (
         "import autograd as ag; from autograd.nn import functional as F; "
-        "print(F.gelu(ag.ones(3, requires_grad=True)).grad_fn.kernels.path)"
+        "print(getattr(F.gelu(ag.ones(3, requires_grad=True)).grad_fn.kernels, '__name__', 'the op body'))"
     )
-    for value, expected in (("reference", "reference"), ("fast", "numba")):
+    for value, expected in (("reference", "the op body"), ("fast", "autograd.kernels.cpu.gelu")):
         out = subprocess.run(
             [sys.executable, "-c", code],
             capture_output=True,

@@ -1,12 +1,11 @@
-"""Optimizers against torch.optim over several steps, fast AdamW = reference, state dicts, clipping, groups."""
+"""Optimizers against torch.optim over several steps, fused AdamW = formula, state dicts, clipping, groups."""
 
 import numpy as np
 import pytest
 import torch
 
 import autograd as ag
-from autograd import nn, optim
-from autograd.kernels import dispatch
+from autograd import kernels, nn, optim
 from autograd.nn.utils import clip_grad_norm_
 
 RNG = np.random.default_rng(0)
@@ -41,7 +40,7 @@ def test_adamw_matches_torch(reference):
     def groups(ps):
         return [{"params": ps[:1], "weight_decay": 0.05}, {"params": ps[1:], "weight_decay": 0.0}]
 
-    with dispatch.use_reference(reference):
+    with kernels.use_reference(reference):
         _run(
             optim.AdamW(groups(ours), lr=1e-2, betas=(0.9, 0.99), eps=1e-8),
             torch.optim.AdamW(groups(theirs), lr=1e-2, betas=(0.9, 0.99), eps=1e-8),
@@ -129,7 +128,7 @@ def test_fused_adamw_serial_and_chunked_paths_equal_the_reference(monkeypatch, s
     """The Numba update, serial or cut into chunks (sizes that are not a multiple of the chunk), against the
     array formula; the two Numba paths give the very same bits."""
     from autograd.kernels.cpu import adamw as fused
-    from autograd.optim.adamw import adamw_update_reference
+    from autograd.optim.adamw import adamw_update
 
     monkeypatch.setattr(fused, "PARALLEL_MIN_SIZE", parallel_from)
     rng = np.random.default_rng(size)
@@ -137,13 +136,13 @@ def test_fused_adamw_serial_and_chunked_paths_equal_the_reference(monkeypatch, s
     v0, g = rng.random(size).astype(np.float32) * 0.01, rng.standard_normal(size).astype(np.float32)
     hyper = dict(lr=3e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.05, step=7)
     fast, ref = [a.copy() for a in (p0, m0, v0)], [a.copy() for a in (p0, m0, v0)]
-    fused.adamw_update(fast[0], g, fast[1], fast[2], **hyper)
-    adamw_update_reference(ref[0], g, ref[1], ref[2], **hyper)
+    fused.adamw_update(fast[0], g, fast[1], fast[2], fused.adamw_hyper(**hyper))
+    adamw_update(ref[0], g, ref[1], ref[2], **hyper)
     for a, b in zip(fast, ref, strict=False):
         np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7)
     monkeypatch.setattr(fused, "PARALLEL_MIN_SIZE", 1 << 30 if parallel_from == 1 else 1)
     other = [a.copy() for a in (p0, m0, v0)]
-    fused.adamw_update(other[0], g, other[1], other[2], **hyper)
+    fused.adamw_update(other[0], g, other[1], other[2], fused.adamw_hyper(**hyper))
     for a, b in zip(fast, other, strict=False):
         np.testing.assert_array_equal(a, b)
 
@@ -328,9 +327,8 @@ def test_segments_kernel_equals_one_call_per_segment():
     )
     for s, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=False)):
         one = [x[a:b].copy() for x in (p, m, v)]
-        fused.adamw_update(
-            one[0], g[a:b], one[1], one[2], 1e-3 * (s + 1), 0.9, 0.99 + 0.001 * s, 1e-8, 0.05 * (s % 2), 3
-        )
+        numbers = fused.adamw_hyper(1e-3 * (s + 1), 0.9, 0.99 + 0.001 * s, 1e-8, 0.05 * (s % 2), 3)
+        fused.adamw_update(one[0], g[a:b], one[1], one[2], numbers)
         for x, y in zip(flat, one, strict=False):
             np.testing.assert_array_equal(x[a:b], y)
     start, stop, segment = fused.segment_tasks(bounds, chunk=1000)

@@ -16,7 +16,7 @@ def test_random_crop_flip_is_a_shifted_possibly_mirrored_window():
     assert out.shape == images.shape and out.dtype == np.uint8
     padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
     for i in range(64):  # every output is some 32x32 window of the padded image, maybe mirrored
-        windows = [padded[i, t : t + 32, l : l + 32] for t in range(9) for l in range(9)]
+        windows = [padded[i, top : top + 32, left : left + 32] for top in range(9) for left in range(9)]
         assert any(np.array_equal(out[i], w) or np.array_equal(out[i], w[:, ::-1]) for w in windows)
 
 
@@ -30,14 +30,14 @@ def test_random_crop_flip_to_a_smaller_side_keeps_the_scale():
     offsets = set()
     for i in range(200):
         found = [
-            (t, l)
-            for t in range(17)
-            for l in range(17)
-            if np.array_equal(out[i], padded[i, t : t + 24, l : l + 24])
-            or np.array_equal(out[i], padded[i, t : t + 24, l : l + 24][:, ::-1])
+            (top, left)
+            for top in range(17)
+            for left in range(17)
+            if np.array_equal(out[i], padded[i, top : top + 24, left : left + 24])
+            or np.array_equal(out[i], padded[i, top : top + 24, left : left + 24][:, ::-1])
         ]
         assert found, f"image {i} is not a window of its padded image"
-        offsets.update(t for t, _ in found)
+        offsets.update(top for top, _ in found)
     assert offsets == set(range(17))
 
 

@@ -18,7 +18,8 @@ def _reflect(index, size):
 
 
 def _moved(x, dy, dx):
-    """``x`` moved dy pixels down and dx pixels right, written pixel by pixel with reflection at the border."""
+    """``x`` moved dy pixels down and dx pixels right, written pixel by pixel with reflection at the
+    border."""
     height, width = x.shape[2:]
     out = np.empty_like(x)
     for i in range(height):

@@ -221,7 +221,8 @@ train(tiny_config(Path({folder!r}), epochs=200, processes={processes}), syntheti
 
 @pytest.mark.parametrize("processes", [1, 2])
 def test_ctrl_c_saves_and_exits_cleanly(tmp_path, processes):
-    """Ctrl-C in a terminal signals the whole process group: the loop saves, the workers stop, nothing is left."""
+    """Ctrl-C in a terminal signals the whole process group: the loop saves, the workers stop, nothing is
+    left."""
     import os
     import signal
     import subprocess

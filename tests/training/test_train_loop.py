@@ -206,7 +206,9 @@ def test_progressive_crop_mode_crops_at_full_scale_and_resize_mode_scales_down()
         is_window = [
             any(
                 np.array_equal(crops[i], w) or np.array_equal(crops[i], w[:, ::-1])
-                for w in (padded[i, t : t + 24, l : l + 24] for t in range(17) for l in range(17))
+                for w in (
+                    padded[i, top : top + 24, left : left + 24] for top in range(17) for left in range(17)
+                )
             )
             for i in range(8)
         ]

@@ -186,9 +186,9 @@ def test_batchnorm_convnext_adamw_steps_match_pytorch_in_float64():
         x = rng.standard_normal((batch, 3, side, side))
         y = rng.integers(0, num_classes, batch)
         _step_both(ours, opt, theirs, torch_opt, x, y, config.label_smoothing)
-        # A bias whose per-channel shift a later BatchNorm subtracts again (the stem conv's, each dwconv's, and
-        # stage 1's last pwconv2 here) has a zero gradient up to rounding, ~1e-17. AdamW turns that noise into
-        # steps of ~lr * 1e-17 / eps, so those biases stay near 0 on both sides, too small to compare
+        # A bias whose per-channel shift a later BatchNorm subtracts again (the stem conv's, each dwconv's,
+        # and stage 1's last pwconv2 here) has a zero gradient up to rounding, ~1e-17. AdamW turns that noise
+        # into steps of ~lr * 1e-17 / eps, so those biases stay near 0 on both sides, too small to compare
         # relatively. Their ~1e-10 differences reach the other weights at ~1e-8 relative; a recipe difference
         # would be ~1e-3.
         if step == 0:

@@ -15,11 +15,11 @@ from .cifar import Cifar10, find_cifar10, load_cifar10, read_cifar10  # noqa: F4
 # The function download() stays in .download: re-exported here it would hide the module of the same name.
 from .download import cache_dir, default_data_dir, file_digest  # noqa: F401
 from .errors import ChecksumError, DataError, DataNotFoundError  # noqa: F401
-from .imagenette import (
+from .imagenette import (  # noqa: F401
     Imagenette,
     ImageSet,
     find_imagenette,
     list_imagenette,
-    load_imagenette,  # noqa: F401
+    load_imagenette,
     read_imagenette,
 )

@@ -349,7 +349,8 @@ def _assemble(arrays, size, source, skipped) -> Imagenette:
 def read_imagenette(
     source, size: int = 160, *, workers: int | None = None, progress: bool = True, check_counts: bool = True
 ) -> Imagenette:
-    """Decode Imagenette from an archive or extracted folder into memory (no cache); see ``load_imagenette``."""
+    """Decode Imagenette from an archive or extracted folder into memory (no cache); see
+    ``load_imagenette``."""
     source = Path(source)
     if not source.exists():
         raise DataNotFoundError(f"{source}: no such file or folder")

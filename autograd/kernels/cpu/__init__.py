@@ -1,15 +1,24 @@
-"""Numba CPU kernels: pure functions on NumPy arrays, each beside its plain NumPy reference.
+"""The CPU kernels, a chapter of their own: Numba kernels on NumPy arrays, each family told in numbered steps.
+
+Each family starts from its plain loops and adds one idea a step; the last step is the one the ops use, and
+each family's ``STEPS`` lists them all (``tests/kernels`` checks every step against the op's own body, and
+lesson 06 times the depthwise convolution's one after another). Read them in this order:
+
+* ``depthwise_conv2d/``: ConvNeXt's 7x7 depthwise conv: threads, wide rows, channels in the vector lanes;
+* ``layer_norm/``, ``batch_norm/``: normalisation in one or two passes, in either layout, without transposing;
+* ``gelu/``: GELU with its slope, then float32 polynomials that let the loop vectorise (``fast_math.py``);
+* ``cross_entropy/``: softmax and cross-entropy fused over each row;
+* ``max_pool2d.py``, ``residual.py``, ``adamw.py``: short ones; ``common.py``: the helpers they share.
 
 Threading (unless NUMBA_THREADING_LAYER says otherwise), chosen at import from Numba's thread count:
 - several threads: Numba's "workqueue" layer. Its threads sleep between kernels, whereas OpenMP threads
-  spin-wait and then fight OpenBLAS's threads for the two cores of a small machine: measured on a ConvNeXt
-  training step here, 0.52-0.61 s with workqueue against 0.93-0.95 s with OpenMP. The kernels are only
-  called from one thread at a time, which workqueue requires.
+  spin-wait and then fight OpenBLAS's threads for the cores of a small machine (a whole training step is much
+  slower with OpenMP there: docs/benchmarks.md). The kernels are only called from one thread at a time, which
+  workqueue requires.
 - one thread (NUMBA_NUM_THREADS=1, as in every data-parallel worker, ``tinyconvnext/parallel.py``):
-  OpenMP. With one thread there is nothing to spin, and entering a parallel loop costs about 1 us, against
-  about 135 us with workqueue, which wakes its queue even for a single thread. A training step calls the
-  kernels some 150 times: one worker's CIFAR step (batch 32, one thread) took 164 ms with workqueue and
-  143 ms with OpenMP at 32x32 pixels, 108 and 86 ms at 24x24. Without an OpenMP runtime, workqueue.
+  OpenMP. With one thread there is nothing to spin, and entering a parallel loop costs far less than with
+  workqueue, which wakes its queue even for a single thread; a training step enters some 150 parallel loops.
+  Without an OpenMP runtime, workqueue.
 """
 
 import os

@@ -1,5 +1,7 @@
-"""2-D max pooling over NCHW planes: a Numba CPU kernel beside its plain reference (which runs on NumPy
-and CuPy arrays alike: it takes the array module of its inputs).
+"""2-D max pooling, steps 1-2: plain loops, then one task per plane across threads (the one in use).
+
+Over NCHW planes (the plain math, which both steps are tested against, is the op's own body: ``MaxPool2d``
+in ``autograd/nn/functional/pooling.py``):
 
     y[n, c, i, j] = max over the KH x KW window at (i sh - ph, j sw - pw) of x[n, c]   (padding never wins)
 
@@ -10,23 +12,104 @@ the maximum, as ``numpy.argmax``). Backward sends each output's gradient to that
     dx[n, c, r] = sum over the outputs (i, j) whose winner is r of dy[n, c, i, j]
 
 Windows overlap when the stride is smaller than the kernel (ResNet's 3x3/s2 pool), so one input may win
-several windows: the Numba kernel adds them plane by plane in a fixed order (one task per plane), so the
-result is deterministic.
+several windows, and its gradients are added up.
+
+The steps (``STEPS``, in story order; both implement max_pool2d_forward and max_pool2d_backward, with
+the signatures of the public functions):
+1 plain loops             the formula as four nested loops over (n, c, i, j) and the window's taps, and
+                          the backward's scatter, on one thread.
+2 planes across threads   the (N, C) planes as one flat loop, one plane per task, over Numba's threads
+                          (prange). A plane's scatter is done by one task alone, in a fixed order: the
+                          gradients that land on one input are added in the same order on any number
+                          of threads, so the result is deterministic, without atomics. The public
+                          functions are step 2's.
 """
+
+from types import SimpleNamespace
 
 import numpy as np
 from numba import njit, prange
 
-from autograd.backend import get_array_module
-from autograd.nn.functional.conv import _sliding_windows  # every window as a strided view, as conv2d
+from autograd.kernels.cpu.common import check_window_geometry, pair
 
 
-def _output_size(size, kernel, stride, padding):
-    return (size + 2 * padding - kernel) // stride + 1
+def _geometry(x_shape, kernel, stride, padding):
+    """The window as three pairs of ints (kernel, stride, padding), and the output's height and width."""
+    kernel = pair(kernel, "kernel")
+    sh, sw, ph, pw, ho, wo = check_window_geometry(
+        x_shape[2], x_shape[3], kernel[0], kernel[1], stride, padding
+    )
+    return (kernel, (sh, sw), (ph, pw)), ho, wo
+
+
+# --------------------------------------------------------------------------------------------------------
+# Step 1: plain loops
+# --------------------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _forward_plain_loops(x, kernel, stride, padding, y, winner):
+    kh, kw = kernel
+    sh, sw = stride
+    ph, pw = padding
+    batch, channels, height, width = x.shape
+    for n in range(batch):
+        for c in range(channels):
+            for i in range(y.shape[2]):
+                for j in range(y.shape[3]):
+                    best = x[n, c, 0, 0]
+                    index = -1
+                    for u in range(kh):
+                        for v in range(kw):
+                            row, col = i * sh - ph + u, j * sw - pw + v
+                            if row < 0 or row >= height or col < 0 or col >= width:
+                                continue  # padding
+                            value = x[n, c, row, col]
+                            if index < 0 or (not np.isnan(best) and (value > best or np.isnan(value))):
+                                best = value
+                                index = row * width + col
+                    y[n, c, i, j] = best
+                    winner[n, c, i, j] = index
+
+
+@njit(cache=True)
+def _backward_plain_loops(grad_y, winner, grad_x):
+    batch, channels, out_h, out_w = grad_y.shape
+    width = grad_x.shape[3]
+    for n in range(batch):
+        for c in range(channels):
+            for i in range(out_h):
+                for j in range(out_w):
+                    index = winner[n, c, i, j]
+                    grad_x[n, c, index // width, index % width] += grad_y[n, c, i, j]
+
+
+def _max_pool2d_forward_plain_loops(x, kernel, stride, padding):
+    window, ho, wo = _geometry(x.shape, kernel, stride, padding)
+    x = np.ascontiguousarray(x)
+    y = np.empty(x.shape[:2] + (ho, wo), x.dtype)
+    winner = np.empty(x.shape[:2] + (ho, wo), np.int32)
+    _forward_plain_loops(x, *window, y, winner)
+    return y, winner
+
+
+def _max_pool2d_backward_plain_loops(grad_y, winner, x_shape, kernel=None, stride=None, padding=None):
+    grad_x = np.zeros(x_shape, grad_y.dtype)
+    _backward_plain_loops(np.ascontiguousarray(grad_y), np.ascontiguousarray(winner), grad_x)
+    return grad_x
+
+
+# --------------------------------------------------------------------------------------------------------
+# Step 2: planes across threads (the public functions)
+# --------------------------------------------------------------------------------------------------------
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _max_pool_forward(x, kh, kw, sh, sw, ph, pw, y, winner):
+def _forward_planes_parallel(x, kernel, stride, padding, y, winner):
+    """x (planes, H, W); one task per plane."""
+    kh, kw = kernel
+    sh, sw = stride
+    ph, pw = padding
     planes, height, width = x.shape
     out_h, out_w = y.shape[1], y.shape[2]
     for p in prange(planes):
@@ -53,7 +136,8 @@ def _max_pool_forward(x, kh, kw, sh, sw, ph, pw, y, winner):
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _max_pool_backward(grad_y, winner, grad_x):
+def _backward_planes_parallel(grad_y, winner, grad_x):
+    """grad_x (planes, H * W), zeros on entry; one task per plane adds up its plane's gradients."""
     planes, out_h, out_w = grad_y.shape
     for p in prange(planes):
         plane = grad_x[p]
@@ -74,70 +158,32 @@ def max_pool2d_forward(x, kernel, stride, padding):
         plane of each output's maximum.
     """
     n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    ho, wo = _output_size(h, kh, sh, ph), _output_size(w, kw, sw, pw)
+    window, ho, wo = _geometry(x.shape, kernel, stride, padding)
     x3 = np.ascontiguousarray(x).reshape(n * c, h, w)
     y = np.empty((n * c, ho, wo), x3.dtype)
     winner = np.empty((n * c, ho, wo), np.int32)
-    _max_pool_forward(x3, kh, kw, sh, sw, ph, pw, y, winner)
+    _forward_planes_parallel(x3, *window, y, winner)
     return y.reshape(n, c, ho, wo), winner.reshape(n, c, ho, wo)
 
 
 def max_pool2d_backward(grad_y, winner, x_shape, kernel=None, stride=None, padding=None):
     """dx (x_shape) from dy (N, C, Ho, Wo) and the forward's ``winner`` (the geometry is not needed here;
-    the reference takes it)."""
+    the op passes it, as the CUDA kernel's signature has it)."""
     n, c, h, w = x_shape
     ho, wo = grad_y.shape[2:]
     grad_x = np.zeros((n * c, h * w), grad_y.dtype)
-    _max_pool_backward(
+    _backward_planes_parallel(
         np.ascontiguousarray(grad_y).reshape(n * c, ho, wo), winner.reshape(n * c, ho, wo), grad_x
     )
     return grad_x.reshape(x_shape)
 
 
-# --------------------------------------------------------------------------------------------------------
-# Plain reference (NumPy or CuPy): every window as a strided view, argmax over its taps
-# --------------------------------------------------------------------------------------------------------
-
-
-def _window_origins(xp, ho, wo, sh, sw, ph, pw):
-    """Row and column of each window's top-left tap, broadcastable against (N, C, Ho, Wo)."""
-    return (xp.arange(ho) * sh - ph)[:, None], (xp.arange(wo) * sw - pw)[None, :]
-
-
-def max_pool2d_forward_reference(x, kernel, stride, padding):
-    """Plain twin of max_pool2d_forward."""
-    xp = get_array_module(x)
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    h, w = x.shape[2:]
-    x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf) if ph or pw else x
-    windows = _sliding_windows(xp, x_pad, kh, kw, sh, sw)  # (N, C, Ho, Wo, KH, KW)
-    ho, wo = windows.shape[2:4]
-    flat = windows.reshape(windows.shape[:4] + (kh * kw,))
-    tap = flat.argmax(axis=-1)  # the first maximal tap
-    top, left = _window_origins(xp, ho, wo, sh, sw, ph, pw)
-    row, col = top + tap // kw, left + tap % kw
-    # Only where every real input of a window is -inf can a padded tap (-inf too) come first: take the
-    # window's first real tap then, as the kernel does.
-    padded = (row < 0) | (row >= h) | (col < 0) | (col >= w)
-    row, col = xp.where(padded, xp.maximum(top, 0), row), xp.where(padded, xp.maximum(left, 0), col)
-    y = xp.take_along_axis(flat, tap[..., None], axis=-1)[..., 0]
-    return y, (row * w + col).astype(xp.int32)
-
-
-def max_pool2d_backward_reference(grad_y, winner, x_shape, kernel, stride, padding):
-    """Plain twin of max_pool2d_backward: each output's gradient goes to its winning tap, and every tap
-    (u, v) of every window is added back where it was read."""
-    xp = get_array_module(grad_y, winner)
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    n, c, h, w = x_shape
-    ho, wo = grad_y.shape[2:]
-    top, left = _window_origins(xp, ho, wo, sh, sw, ph, pw)
-    tap = (winner // w - top) * kw + winner % w - left
-    grad_pad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), grad_y.dtype)
-    for u in range(kh):
-        for v in range(kw):
-            grad_pad[:, :, u : u + sh * ho : sh, v : v + sw * wo : sw] += xp.where(
-                tap == u * kw + v, grad_y, 0
-            )
-    return grad_pad[:, :, ph : ph + h, pw : pw + w]
+STEPS = {
+    "1 plain loops": SimpleNamespace(
+        max_pool2d_forward=_max_pool2d_forward_plain_loops,
+        max_pool2d_backward=_max_pool2d_backward_plain_loops,
+    ),
+    "2 planes across threads": SimpleNamespace(
+        max_pool2d_forward=max_pool2d_forward, max_pool2d_backward=max_pool2d_backward
+    ),
+}

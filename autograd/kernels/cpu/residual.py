@@ -1,4 +1,4 @@
-"""The end of a residual block in one pass: the layer scale, drop path and the residual sum, fused.
+"""Scaled residual, steps 1 and 2: the end of a residual block (layer scale, drop path, sum) in one pass.
 
 ConvNeXt's block ends with ``shortcut + drop_path(gamma * x)`` (Section 2.1; layer scale from Touvron et
 al., 2021, "Going deeper with Image Transformers"; drop path from Huang et al., 2016). Written op by op
@@ -11,22 +11,27 @@ s[n] (0 for a dropped sample, 1 / (1 - p) for a kept one; 1 in evaluation), it i
     d x[n, ..., c]   = d out[n, ..., c] * scale[n, c]
     d gamma[c]       = sum over n and ... of d out[n, ..., c] * x[n, ..., c] * s[n]
 
-``scale`` is rounded to the dtype of x before use, in the kernels and in the references alike, so the two
-give the same bits for out and d x; d gamma is summed in float64, per sample in a fixed order.
-On a CIFAR training step of ``convnext_cifar_3stage`` (batch 32, one thread) the fused op takes about a
-quarter of the time of the three ops it replaces.
+``scale`` is rounded to the dtype of x before use; d gamma is summed in float64, per sample in a fixed
+order, then over the samples. The kernels see x as (N, rows, C). The plain math, which the tests compare
+both steps with, is the op's own body: ``ScaledResidual`` in autograd/nn/functional/residual.py (it
+multiplies by gamma and s[n] one after the other, so in float32 it rounds a little differently).
+
+The steps (``STEPS``; both implement scaled_residual_forward and scaled_residual_backward):
+1. plain loops: the formulas as serial loops over n, rows and c, one pass each way.
+2. samples on threads: the same loops, one sample per task, the samples shared by Numba's threads (prange
+   over a serial function per sample). What the public functions run.
 """
+
+from types import SimpleNamespace
 
 import numpy as np
 from numba import njit, prange
 
-from autograd.backend import get_array_module
 
-
-def _scales(xp, x, gamma, sample_scale):
+def _scales(x, gamma, sample_scale):
     """scale[n, c] = gamma[c] * s[n] in x's dtype, shape (N, C); gamma or s may be None (all ones)."""
     n, c = x.shape[0], x.shape[-1]
-    scale = xp.ones((n, c), dtype=x.dtype)
+    scale = np.ones((n, c), dtype=x.dtype)
     if gamma is not None:
         scale = scale * gamma.astype(x.dtype, copy=False)[None, :]
     if sample_scale is not None:
@@ -39,31 +44,79 @@ def _per_sample(a):
     return np.ascontiguousarray(a).reshape(a.shape[0], -1, a.shape[-1])
 
 
-# -- the references (NumPy or CuPy) -------------------------------------------------------------------
-def scaled_residual_forward_reference(shortcut, x, gamma=None, sample_scale=None):
-    xp = get_array_module(x)
-    scale = _scales(xp, x, gamma, sample_scale).reshape((x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],))
-    return shortcut + x * scale
+def _forward(kernels, shortcut, x, gamma, sample_scale):
+    """out = shortcut + x * scale by ``kernels.forward(shortcut, x, scale, out)`` on (N, rows, C) arrays."""
+    scale = _scales(x, gamma, sample_scale)
+    out = np.empty(x.shape, dtype=x.dtype)
+    shortcut = shortcut.astype(x.dtype, copy=False)
+    kernels.forward(_per_sample(shortcut), _per_sample(x), scale, _per_sample(out))
+    return out
 
 
-def scaled_residual_backward_reference(grad, x, gamma=None, sample_scale=None, need_x=True, need_gamma=True):
-    """(d x, d gamma): each None when not needed (d gamma is None without gamma)."""
-    xp = get_array_module(x)
+def _backward(kernels, grad, x, gamma, sample_scale, need_x, need_gamma):
+    """(d x, d gamma) by ``kernels.backward_x(grad, scale, grad_x)`` and
+    ``kernels.gamma_partials(grad, x, s, partials)`` (partials: (N, C) float64, summed here over n)."""
     n, c = x.shape[0], x.shape[-1]
-    scale = _scales(xp, x, gamma, sample_scale)
-    grad_x = (grad * scale.reshape((n,) + (1,) * (x.ndim - 2) + (c,))) if need_x else None
-    grad_gamma = None
+    grad3 = _per_sample(grad.astype(x.dtype, copy=False))
+    grad_x = grad_gamma = None
+    if need_x:
+        grad_x = np.empty(x.shape, dtype=x.dtype)
+        kernels.backward_x(grad3, _scales(x, gamma, sample_scale), grad_x.reshape(n, -1, c))
     if gamma is not None and need_gamma:
-        per_sample = xp.sum((grad * x).reshape(n, -1, c), axis=1, dtype=xp.float64)  # (N, C)
-        if sample_scale is not None:
-            per_sample = per_sample * sample_scale.astype(xp.float64).reshape(n, 1)
-        grad_gamma = per_sample.sum(axis=0).astype(gamma.dtype)
+        s = np.ones(n) if sample_scale is None else np.asarray(sample_scale, dtype=np.float64).reshape(n)
+        partials = np.empty((n, c))
+        kernels.gamma_partials(grad3, _per_sample(x), s, partials)
+        grad_gamma = partials.sum(axis=0).astype(gamma.dtype)
     return grad_x, grad_gamma
 
 
-# -- the Numba kernels ------------------------------------------------------------------------------
+# -- step 1: plain loops ------------------------------------------------------------------------------
+@njit(cache=True)
+def _plain_forward(shortcut, x, scale, out):
+    for n in range(x.shape[0]):
+        for r in range(x.shape[1]):
+            for c in range(x.shape[2]):
+                out[n, r, c] = shortcut[n, r, c] + x[n, r, c] * scale[n, c]
+
+
+@njit(cache=True)
+def _plain_backward_x(grad, scale, grad_x):
+    for n in range(grad.shape[0]):
+        for r in range(grad.shape[1]):
+            for c in range(grad.shape[2]):
+                grad_x[n, r, c] = grad[n, r, c] * scale[n, c]
+
+
+@njit(cache=True)
+def _plain_gamma_partials(grad, x, sample_scale, partials):
+    """partials[n, c] = s[n] * sum over rows of grad * x, in float64."""
+    for n in range(grad.shape[0]):
+        for c in range(grad.shape[2]):
+            partials[n, c] = 0.0
+        for r in range(grad.shape[1]):
+            for c in range(grad.shape[2]):
+                partials[n, c] += grad[n, r, c] * x[n, r, c]
+        for c in range(grad.shape[2]):
+            partials[n, c] *= sample_scale[n]
+
+
+_PLAIN_LOOPS = SimpleNamespace(
+    forward=_plain_forward, backward_x=_plain_backward_x, gamma_partials=_plain_gamma_partials
+)
+
+
+def plain_scaled_residual_forward(shortcut, x, gamma=None, sample_scale=None):
+    return _forward(_PLAIN_LOOPS, shortcut, x, gamma, sample_scale)
+
+
+def plain_scaled_residual_backward(grad, x, gamma=None, sample_scale=None, need_x=True, need_gamma=True):
+    return _backward(_PLAIN_LOOPS, grad, x, gamma, sample_scale, need_x, need_gamma)
+
+
+# -- step 2: one sample per task, the samples shared by the threads --------------------------------------
 # Each parallel loop runs over the samples and calls a serial function for one sample, on the whole
 # arrays and the sample's index (as layer_norm.py does), so that no view is made inside the parallel loop.
+# A dropped sample (s[n] = 0) skips its sum for d gamma.
 
 
 @njit(cache=True)
@@ -111,26 +164,28 @@ def _gamma_partials_kernel(grad, x, sample_scale, partials):
         _gamma_partial_sample(grad, x, sample_scale, partials, n)
 
 
+_SAMPLE_THREADS = SimpleNamespace(
+    forward=_forward_kernel, backward_x=_backward_x_kernel, gamma_partials=_gamma_partials_kernel
+)
+
+
 def scaled_residual_forward(shortcut, x, gamma=None, sample_scale=None):
-    scale = _scales(np, x, gamma, sample_scale)
-    out = np.empty(x.shape, dtype=x.dtype)
-    _forward_kernel(
-        _per_sample(shortcut.astype(x.dtype, copy=False)), _per_sample(x), scale, _per_sample(out)
-    )
-    return out
+    """out = shortcut + x * gamma[c] * s[n]; x (N, ..., C); gamma (C,) and sample_scale (N,) may be None."""
+    return _forward(_SAMPLE_THREADS, shortcut, x, gamma, sample_scale)
 
 
 def scaled_residual_backward(grad, x, gamma=None, sample_scale=None, need_x=True, need_gamma=True):
-    """(d x, d gamma), as the reference."""
-    n, c = x.shape[0], x.shape[-1]
-    grad3 = _per_sample(grad.astype(x.dtype, copy=False))
-    grad_x = grad_gamma = None
-    if need_x:
-        grad_x = np.empty(x.shape, dtype=x.dtype)
-        _backward_x_kernel(grad3, _scales(np, x, gamma, sample_scale), grad_x.reshape(n, -1, c))
-    if gamma is not None and need_gamma:
-        s = np.ones(n) if sample_scale is None else np.asarray(sample_scale, dtype=np.float64).reshape(n)
-        partials = np.empty((n, c))
-        _gamma_partials_kernel(grad3, _per_sample(x), s, partials)
-        grad_gamma = partials.sum(axis=0).astype(gamma.dtype)
-    return grad_x, grad_gamma
+    """(d x, d gamma) of out for the gradient grad of out: each None when not needed (d gamma is None
+    without gamma)."""
+    return _backward(_SAMPLE_THREADS, grad, x, gamma, sample_scale, need_x, need_gamma)
+
+
+STEPS = {
+    "1 plain loops": SimpleNamespace(
+        scaled_residual_forward=plain_scaled_residual_forward,
+        scaled_residual_backward=plain_scaled_residual_backward,
+    ),
+    "2 samples on threads": SimpleNamespace(
+        scaled_residual_forward=scaled_residual_forward, scaled_residual_backward=scaled_residual_backward
+    ),
+}

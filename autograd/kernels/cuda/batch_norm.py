@@ -1,24 +1,30 @@
-"""Batch normalisation on the GPU, in both layouts, with one set of kernels.
+"""Batch norm on the GPU, statistics, forward and backward, in both layouts with one set of kernels.
 
 Math as in ``autograd.kernels.cpu.batch_norm``: per channel c over its m values, mean and biased variance
 (in double, the variance in a second pass), y = (x - mean) scale + shift with scale = rstd w; backward
 from the two sums sum(dy) and sum(dy (x - mean)): dw = rstd sum(dy (x - mean)), db = sum(dy), and
-dx = a (dy - k1 - (x - mean) k2) with per-channel coefficients a, k1, k2 worked out on the host side.
+dx = scale (dy - dy_shift - (x - mean) x_coefficient), with per-channel coefficients worked out on the
+host: in training dy_shift = mean(dy) and x_coefficient = rstd^2 mean(dy (x - mean)); in evaluation the
+statistics are constants and both are 0.
 
-One layout covers both: x is viewed as (outer, C, inner); value k of channel c (k < m = outer * inner)
-lies at (k / inner) * C * inner + c * inner + k % inner. Channels last (rows, C) is outer = rows,
-inner = 1; channels first (N, C, H, W) is outer = N, inner = H * W.
+One layout covers both (``common.channel_layout``): x is viewed as (outer, C, inner); value k of channel
+c (k < m = outer * inner) lies at (k / inner) * C * inner + c * inner + k % inner. Channels last (rows, C)
+is outer = rows, inner = 1; channels first (N, C, H, W) is outer = N, inner = H * W.
 
-* per-channel sums: without atomics, in two steps: thread (chunk, c) adds the values k of its chunk of
-  channel c into a partial buffer (in double), and ``xp.sum`` adds the chunks.
-* y and dx: one thread per element.
+Thread mapping:
+
+* per-channel sums (statistics, and the backward's two sums): in two steps. Thread (chunk, c) adds the
+  values k of its chunk of channel c (about ``VALUES_PER_CHUNK`` of them) into its own slot of a partial
+  buffer, in double; ``xp.sum`` then adds the chunks. No two threads write the same place, so there are
+  no atomics and no shared memory, and the emulator can run the threads one after another.
+* y and dx: one thread per element (grid-stride), which finds its channel as (i / inner) % C.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from ...backend import get_array_module
+from ..cpu.common import float_dtype
+from .common import ChannelLayout, channel_layout
 from .source import CudaSource
 
 VALUES_PER_CHUNK = 256  # values of one channel summed by one thread of the sum kernels
@@ -26,13 +32,20 @@ VALUES_PER_CHUNK = 256  # values of one channel summed by one thread of the sum 
 SOURCE = CudaSource(
     "batch_norm",
     r"""
+/* Index of value k of channel c in x viewed as (outer, C, inner). */
 __device__ __forceinline__ long long value_index(long long k, long long c, long long C, long long inner) {
     return (k / inner) * C * inner + c * inner + k % inner;
 }
 
-extern "C" __global__ void batch_norm_partial_sums(const scalar_t* x, const double* center, double* partial,
-                                                   long long m, long long C, long long inner,
-                                                   long long chunks, int squared) {
+/* partial[chunk, c] = sum over the values of one chunk of channel c of (x - center), or its square. */
+extern "C" __global__ void batch_norm_partial_sums(const scalar_t* x,
+                                                   const double* center,
+                                                   double* partial,
+                                                   long long m,
+                                                   long long C,
+                                                   long long inner,
+                                                   long long chunks,
+                                                   int squared) {
     GRID_STRIDE_LOOP(t, chunks * C) {
         long long chunk = t / C, c = t % C;
         long long first = chunk * m / chunks, last = (chunk + 1) * m / chunks;
@@ -45,27 +58,38 @@ extern "C" __global__ void batch_norm_partial_sums(const scalar_t* x, const doub
     }
 }
 
-extern "C" __global__ void batch_norm_backward_partial_sums(const scalar_t* dy, const scalar_t* x,
-                                                            const scalar_t* mean, double* partial_dy,
-                                                            double* partial_dy_xmu, long long m, long long C,
-                                                            long long inner, long long chunks) {
+/* partial_dy[chunk, c], partial_dy_centered[chunk, c]: sums of dy and dy (x - mean) over one chunk. */
+extern "C" __global__ void batch_norm_backward_partial_sums(const scalar_t* dy,
+                                                            const scalar_t* x,
+                                                            const scalar_t* mean,
+                                                            double* partial_dy,
+                                                            double* partial_dy_centered,
+                                                            long long m,
+                                                            long long C,
+                                                            long long inner,
+                                                            long long chunks) {
     GRID_STRIDE_LOOP(t, chunks * C) {
         long long chunk = t / C, c = t % C;
         long long first = chunk * m / chunks, last = (chunk + 1) * m / chunks;
-        double mu = mean[c], sum_dy = 0.0, sum_dy_xmu = 0.0;
+        double channel_mean = mean[c], sum_dy = 0.0, sum_dy_centered = 0.0;
         for (long long k = first; k < last; ++k) {
             long long i = value_index(k, c, C, inner);
             double d = dy[i];
             sum_dy += d;
-            sum_dy_xmu += d * ((double)x[i] - mu);
+            sum_dy_centered += d * ((double)x[i] - channel_mean);
         }
         partial_dy[t] = sum_dy;
-        partial_dy_xmu[t] = sum_dy_xmu;
+        partial_dy_centered[t] = sum_dy_centered;
     }
 }
 
-extern "C" __global__ void batch_norm_normalize(const scalar_t* x, const scalar_t* mean, const scalar_t* scale,
-                                                const scalar_t* shift, scalar_t* y, long long n, long long C,
+extern "C" __global__ void batch_norm_normalize(const scalar_t* x,
+                                                const scalar_t* mean,
+                                                const scalar_t* scale,
+                                                const scalar_t* shift,
+                                                scalar_t* y,
+                                                long long n,
+                                                long long C,
                                                 long long inner) {
     GRID_STRIDE_LOOP(i, n) {
         long long c = (i / inner) % C;
@@ -73,27 +97,23 @@ extern "C" __global__ void batch_norm_normalize(const scalar_t* x, const scalar_
     }
 }
 
-extern "C" __global__ void batch_norm_grad_input(const scalar_t* dy, const scalar_t* x, const scalar_t* mean,
-                                                 const scalar_t* a, const scalar_t* k1, const scalar_t* k2,
-                                                 scalar_t* dx, long long n, long long C, long long inner) {
+extern "C" __global__ void batch_norm_grad_input(const scalar_t* dy,
+                                                 const scalar_t* x,
+                                                 const scalar_t* mean,
+                                                 const scalar_t* scale,
+                                                 const scalar_t* dy_shift,
+                                                 const scalar_t* x_coefficient,
+                                                 scalar_t* dx,
+                                                 long long n,
+                                                 long long C,
+                                                 long long inner) {
     GRID_STRIDE_LOOP(i, n) {
         long long c = (i / inner) % C;
-        dx[i] = a[c] * (dy[i] - k1[c] - (x[i] - mean[c]) * k2[c]);
+        dx[i] = scale[c] * (dy[i] - dy_shift[c] - (x[i] - mean[c]) * x_coefficient[c]);
     }
 }
 """,
 )
-
-
-def _float_dtype(x):
-    return x.dtype if x.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-
-
-def _layout(x, channels_last):
-    """(outer, C, inner) of x's view."""
-    if channels_last:
-        return x.size // x.shape[-1], x.shape[-1], 1
-    return x.shape[0], x.shape[1], x.size // (x.shape[0] * x.shape[1])
 
 
 def _channel_vector(xp, v, channels, dtype):
@@ -101,41 +121,60 @@ def _channel_vector(xp, v, channels, dtype):
 
 
 def _chunks(m):
+    """How many chunks of about VALUES_PER_CHUNK values each channel's m values are summed in."""
     return -(-m // VALUES_PER_CHUNK)
 
 
-def _sums(x, center, squared, outer, C, inner):
+def _sums(x, center, squared, layout: ChannelLayout):
+    """Per channel, the sum of (x - center) or of its square, in float64."""
     xp = get_array_module(x)
-    m = outer * inner
-    chunks = _chunks(m)
-    partial = xp.empty((chunks, C), xp.float64)
+    count = layout.outer * layout.inner
+    chunks = _chunks(count)
+    partial = xp.empty((chunks, layout.channels), xp.float64)
     SOURCE.launch(
         "batch_norm_partial_sums",
-        chunks * C,
-        (x, center, partial, m, C, inner, chunks, int(squared)),
+        chunks * layout.channels,
+        (x, center, partial, count, layout.channels, layout.inner, chunks, int(squared)),
         x.dtype,
     )
     return partial.sum(axis=0)
 
 
+def _backward_sums(dy, x, mean, layout: ChannelLayout):
+    """Per channel, sum(dy) and sum(dy (x - mean)), in float64."""
+    xp = get_array_module(x)
+    count = layout.outer * layout.inner
+    chunks = _chunks(count)
+    partial_dy = xp.empty((chunks, layout.channels), xp.float64)
+    partial_dy_centered = xp.empty((chunks, layout.channels), xp.float64)
+    SOURCE.launch(
+        "batch_norm_backward_partial_sums",
+        chunks * layout.channels,
+        (dy, x, mean, partial_dy, partial_dy_centered, count, layout.channels, layout.inner, chunks),
+        x.dtype,
+    )
+    return partial_dy.sum(axis=0), partial_dy_centered.sum(axis=0)
+
+
 def batch_norm_statistics(x, channels_last=False):
     """The batch's per-channel mean and biased variance, (C,) each, in the dtype of x."""
     xp = get_array_module(x)
-    dtype = _float_dtype(x)
+    dtype = float_dtype(x)
     x = xp.ascontiguousarray(x, dtype=dtype)
-    outer, C, inner = _layout(x, channels_last)
-    count = outer * inner
-    mean = _sums(x, xp.zeros(C, xp.float64), False, outer, C, inner) / count
-    var = _sums(x, mean, True, outer, C, inner) / count
+    layout = channel_layout(x.shape, channels_last)
+    count = layout.outer * layout.inner
+    mean = _sums(x, xp.zeros(layout.channels, xp.float64), False, layout) / count
+    var = _sums(x, mean, True, layout) / count
     return mean.astype(dtype), var.astype(dtype)
 
 
 def batch_norm_normalize(x, mean, rstd, weight, bias, channels_last=False):
     """y = (x - mean) * rstd * weight + bias per channel (weight and bias may be None), shaped like x."""
     xp = get_array_module(x)
-    dtype = _float_dtype(x)
+    dtype = float_dtype(x)
     x = xp.ascontiguousarray(x, dtype=dtype)
-    outer, C, inner = _layout(x, channels_last)
+    layout = channel_layout(x.shape, channels_last)
+    C = layout.channels
     scale = _channel_vector(xp, rstd, C, xp.float64)
     if weight is not None:
         scale = scale * _channel_vector(xp, weight, C, xp.float64)
@@ -144,7 +183,7 @@ def batch_norm_normalize(x, mean, rstd, weight, bias, channels_last=False):
     SOURCE.launch(
         "batch_norm_normalize",
         x.size,
-        (x, _channel_vector(xp, mean, C, dtype), scale.astype(dtype), shift, y, x.size, C, inner),
+        (x, _channel_vector(xp, mean, C, dtype), scale.astype(dtype), shift, y, x.size, C, layout.inner),
         dtype,
     )
     return y
@@ -155,37 +194,29 @@ def batch_norm_backward(
 ):
     """grad_x like x, and grad_weight, grad_bias (C,) (None, None when not needed)."""
     xp = get_array_module(x, grad_y)
-    dtype = _float_dtype(x)
+    dtype = float_dtype(x)
     x = xp.ascontiguousarray(x, dtype=dtype)
     dy = xp.ascontiguousarray(grad_y, dtype=dtype)
-    outer, C, inner = _layout(x, channels_last)
-    count = outer * inner
+    layout = channel_layout(x.shape, channels_last)
+    C, count = layout.channels, layout.outer * layout.inner
     mean_x = _channel_vector(xp, mean, C, dtype)
     rstd64 = _channel_vector(xp, rstd, C, xp.float64)
-    w64 = xp.ones(C) if weight is None else _channel_vector(xp, weight, C, xp.float64)
+    weight64 = xp.ones(C) if weight is None else _channel_vector(xp, weight, C, xp.float64)
     sum_dy = sum_dy_xhat = None
     if training or needs_weight_grad:
-        chunks = _chunks(count)
-        partial_dy = xp.empty((chunks, C), xp.float64)
-        partial_dy_xmu = xp.empty((chunks, C), xp.float64)
-        SOURCE.launch(
-            "batch_norm_backward_partial_sums",
-            chunks * C,
-            (dy, x, mean_x, partial_dy, partial_dy_xmu, count, C, inner, chunks),
-            dtype,
-        )
-        sum_dy = partial_dy.sum(axis=0)
-        sum_dy_xhat = partial_dy_xmu.sum(axis=0) * rstd64
-    a = w64 * rstd64
+        sum_dy, sum_dy_centered = _backward_sums(dy, x, mean_x, layout)
+        sum_dy_xhat = sum_dy_centered * rstd64
+    scale = weight64 * rstd64
     if training:
-        k1, k2 = sum_dy / count, rstd64 * sum_dy_xhat / count
+        dy_shift, x_coefficient = sum_dy / count, rstd64 * sum_dy_xhat / count
     else:
-        k1 = k2 = xp.zeros(C)
+        dy_shift = x_coefficient = xp.zeros(C)
     dx = xp.empty_like(x)
+    coefficients = (scale.astype(dtype), dy_shift.astype(dtype), x_coefficient.astype(dtype))
     SOURCE.launch(
         "batch_norm_grad_input",
         x.size,
-        (dy, x, mean_x, a.astype(dtype), k1.astype(dtype), k2.astype(dtype), dx, x.size, C, inner),
+        (dy, x, mean_x, *coefficients, dx, x.size, C, layout.inner),
         dtype,
     )
     if not needs_weight_grad:

@@ -1,13 +1,17 @@
-"""Softmax cross-entropy on the GPU: one thread per sample (row of logits), as torch.nn.functional.cross_entropy.
+"""Softmax cross-entropy on the GPU, forward and backward: one thread per sample (row of logits).
 
-Math as in ``autograd.kernels.cpu.cross_entropy``: with m = max_k z_k, s = sum_k exp(z_k - m) and
-lse = m + log s, p_k = exp(z_k - lse); the target distribution q = (1 - eps) onehot(y) + eps / K (or
-(1 - eps) t + eps / K for soft targets t); loss = lse sum_k q_k - sum_k q_k z_k; dloss/dz_k = p_k sum q - q_k.
-Row sums are in double. Samples whose class index equals ignore_index have loss 0, probabilities 0 and
-gradient 0; an index outside [0, K) marks its row in ``bad`` and the wrapper raises IndexError.
+Math as in ``autograd.kernels.cpu.cross_entropy`` and torch.nn.functional.cross_entropy: with
+m = max_k z_k, s = sum_k exp(z_k - m) and lse = m + log s, p_k = exp(z_k - lse); the target distribution
+q = (1 - eps) onehot(y) + eps / K (or (1 - eps) t + eps / K for soft targets t);
+loss = lse sum_k q_k - sum_k q_k z_k; dloss/dz_k = p_k sum q - q_k. Row sums are in double. Samples whose
+class index equals ignore_index have loss 0, probabilities 0 and gradient 0; an index outside [0, K)
+marks its row in ``out_of_range`` and the wrapper raises IndexError.
 
-A batch has few rows (128 in the CIFAR step) of few classes, so this op is tiny next to the network; one
-thread per row keeps it simple. The reduction over rows is ``xp.sum`` in the wrapper.
+Thread mapping: thread i (grid-stride) owns row i: it makes its passes over the K logits of that row
+(max, sum of exponentials, probabilities, target sums) and writes that row's loss, probabilities and
+gradients, which no other thread touches. A batch has few rows of few classes, so this op is tiny next to
+the network, and one thread per row keeps it simple. The sum of the losses over the rows is the second
+step of the reduction, ``xp.sum`` in the wrapper: no atomics or shared memory, so the emulator can run it.
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ from __future__ import annotations
 import numpy as np
 
 from ...backend import get_array_module
-from ..cpu.cross_entropy import _check_options
+from ..cpu.common import float_dtype
+from ..cpu.cross_entropy.launch import check_options
 from .source import CudaSource
 
 SOURCE = CudaSource(
     "cross_entropy",
     r"""
-/* Write softmax(z_i) into probs_i and return lse_i. */
+/* Write softmax(z_i) into probs_i and return lse_i = log sum_k exp z_ik (row i of z, K classes). */
 __device__ double row_softmax(const scalar_t* z, scalar_t* probs, long long i, long long K) {
     double m = z[i * K];
     for (long long k = 1; k < K; ++k) m = z[i * K + k] > m ? (double)z[i * K + k] : m;
@@ -32,12 +37,18 @@ __device__ double row_softmax(const scalar_t* z, scalar_t* probs, long long i, l
     return lse;
 }
 
-extern "C" __global__ void cross_entropy_forward_index(const scalar_t* z, const long long* target, double* loss,
-                                                       scalar_t* probs, int* bad, long long N, long long K,
-                                                       long long ignore_index, double smoothing) {
+extern "C" __global__ void cross_entropy_forward_index(const scalar_t* z,
+                                                       const long long* target,
+                                                       double* loss,
+                                                       scalar_t* probs,
+                                                       int* out_of_range,
+                                                       long long N,
+                                                       long long K,
+                                                       long long ignore_index,
+                                                       double smoothing) {
     GRID_STRIDE_LOOP(i, N) {
         long long t = target[i];
-        bad[i] = t != ignore_index && (t < 0 || t >= K);
+        out_of_range[i] = t != ignore_index && (t < 0 || t >= K);
         if (t == ignore_index || t < 0 || t >= K) {
             for (long long k = 0; k < K; ++k) probs[i * K + k] = 0;
             loss[i] = 0.0;
@@ -54,8 +65,13 @@ extern "C" __global__ void cross_entropy_forward_index(const scalar_t* z, const 
     }
 }
 
-extern "C" __global__ void cross_entropy_forward_soft(const scalar_t* z, const scalar_t* target, double* loss,
-                                                      scalar_t* probs, long long N, long long K, double smoothing) {
+extern "C" __global__ void cross_entropy_forward_soft(const scalar_t* z,
+                                                      const scalar_t* target,
+                                                      double* loss,
+                                                      scalar_t* probs,
+                                                      long long N,
+                                                      long long K,
+                                                      double smoothing) {
     GRID_STRIDE_LOOP(i, N) {
         double lse = row_softmax(z, probs, i, K);
         double sum_q = 0.0, sum_qz = 0.0;
@@ -68,9 +84,14 @@ extern "C" __global__ void cross_entropy_forward_soft(const scalar_t* z, const s
     }
 }
 
-extern "C" __global__ void cross_entropy_backward_index(const scalar_t* grad_loss, const scalar_t* probs,
-                                                        const long long* target, scalar_t* grad_z, long long N,
-                                                        long long K, long long ignore_index, double smoothing) {
+extern "C" __global__ void cross_entropy_backward_index(const scalar_t* grad_loss,
+                                                        const scalar_t* probs,
+                                                        const long long* target,
+                                                        scalar_t* grad_z,
+                                                        long long N,
+                                                        long long K,
+                                                        long long ignore_index,
+                                                        double smoothing) {
     GRID_STRIDE_LOOP(i, N) {
         long long t = target[i];
         bool skip = t == ignore_index || t < 0 || t >= K;
@@ -82,9 +103,13 @@ extern "C" __global__ void cross_entropy_backward_index(const scalar_t* grad_los
     }
 }
 
-extern "C" __global__ void cross_entropy_backward_soft(const scalar_t* grad_loss, const scalar_t* probs,
-                                                       const scalar_t* target, scalar_t* grad_z, long long N,
-                                                       long long K, double smoothing) {
+extern "C" __global__ void cross_entropy_backward_soft(const scalar_t* grad_loss,
+                                                       const scalar_t* probs,
+                                                       const scalar_t* target,
+                                                       scalar_t* grad_z,
+                                                       long long N,
+                                                       long long K,
+                                                       double smoothing) {
     GRID_STRIDE_LOOP(i, N) {
         double sum_q = 0.0;
         for (long long k = 0; k < K; ++k) sum_q += (1.0 - smoothing) * target[i * K + k] + smoothing / K;
@@ -103,7 +128,7 @@ def _prepare(xp, scores, target):
     """Scores (N, K) contiguous in float32/64, the target contiguous, whether it is soft, and the dtype."""
     if scores.ndim != 2:
         raise ValueError(f"logits must have shape (N, K), got {scores.shape}")
-    dtype = np.dtype(np.float32) if scores.dtype == np.float32 else np.dtype(np.float64)
+    dtype = float_dtype(scores)
     scores = xp.ascontiguousarray(scores, dtype=dtype)
     soft = target.dtype.kind == "f"
     if soft:
@@ -116,12 +141,13 @@ def _prepare(xp, scores, target):
 
 
 def _valid_count(target, soft, ignore_index):
+    """How many samples count in a "mean": all of them with soft targets, else those not ignored."""
     return target.shape[0] if soft else int((target != ignore_index).sum())
 
 
 def cross_entropy_forward(logits, target, label_smoothing=0.0, reduction="mean", ignore_index=-100):
     """loss (0-d for "mean"/"sum", (N,) for "none") and the softmax probabilities (N, K) for the backward."""
-    _check_options(label_smoothing, reduction)
+    check_options(label_smoothing, reduction)
     xp = get_array_module(logits, target)
     z, target, soft, dtype = _prepare(xp, logits, target)
     N, K = z.shape
@@ -132,14 +158,14 @@ def cross_entropy_forward(logits, target, label_smoothing=0.0, reduction="mean",
             "cross_entropy_forward_soft", N, (z, target, loss, probs, N, K, float(label_smoothing)), dtype
         )
     else:
-        bad = xp.empty(N, xp.int32)
+        out_of_range = xp.empty(N, xp.int32)
         SOURCE.launch(
             "cross_entropy_forward_index",
             N,
-            (z, target, loss, probs, bad, N, K, int(ignore_index), float(label_smoothing)),
+            (z, target, loss, probs, out_of_range, N, K, int(ignore_index), float(label_smoothing)),
             dtype,
         )
-        invalid = int(bad.sum())
+        invalid = int(out_of_range.sum())
         if invalid:
             raise IndexError(f"{invalid} target(s) out of range [0, {K})")
     if reduction == "none":
@@ -155,7 +181,7 @@ def cross_entropy_backward(
     grad_loss, probabilities, target, label_smoothing=0.0, reduction="mean", ignore_index=-100
 ):
     """grad_logits (N, K) = (p sum(q) - q) grad_loss_i, divided by the sample count for "mean"."""
-    _check_options(label_smoothing, reduction)
+    check_options(label_smoothing, reduction)
     xp = get_array_module(probabilities, target)
     probs, target, soft, dtype = _prepare(xp, probabilities, target)
     N, K = probs.shape

@@ -1,4 +1,4 @@
-"""Run a CUDA kernel on the CPU, one thread after another: for tests and for learning without a GPU.
+"""The CUDA emulator: a kernel run on the CPU, one thread after another, for tests and learning without a GPU.
 
 A CUDA kernel is a function that every thread of a grid runs, each knowing its place through
 ``blockIdx``, ``blockDim``, ``threadIdx`` and ``gridDim``. When the threads never wait for each other (no
@@ -41,7 +41,7 @@ using std::exp; using std::log; using std::sqrt; using std::tanh; using std::erf
 using std::fabs; using std::isnan; using std::isinf;
 """
 
-_CTYPES = {
+_CTYPES_OF_C_TYPE = {  # scalar_t: c_float or c_double, chosen per launch
     "scalar_t": None,
     "long long": ctypes.c_longlong,
     "int": ctypes.c_int,
@@ -77,7 +77,8 @@ extern "C" void emulate_{name}(unsigned int emulated_blocks, unsigned int emulat
 
 
 def _cache_dir() -> Path:
-    """Where compiled libraries are kept: $TINYCONVNEXT_CACHE or ~/.cache/tinyconvnext, else a temporary folder."""
+    """Where compiled libraries are kept: $TINYCONVNEXT_CACHE or ~/.cache/tinyconvnext, else a temporary
+    folder."""
     root = os.environ.get("TINYCONVNEXT_CACHE") or os.path.join(
         os.path.expanduser("~"), ".cache", "tinyconvnext"
     )
@@ -92,6 +93,7 @@ def _cache_dir() -> Path:
 
 @functools.cache
 def _library(code: str) -> ctypes.CDLL:
+    """The shared library of this C++ code, compiled on first use and then loaded from the cache folder."""
     cxx = compiler()
     if cxx is None:
         raise RuntimeError(
@@ -123,7 +125,7 @@ def emulated_kernel(source, kernel: str, dtype):
     scalar = ctypes.c_float if np.dtype(dtype) == np.float32 else ctypes.c_double
     function.restype = None
     function.argtypes = [ctypes.c_uint, ctypes.c_uint] + [
-        ctypes.c_void_p if p.pointer else (_CTYPES[p.ctype] or scalar) for p in params
+        ctypes.c_void_p if p.pointer else (_CTYPES_OF_C_TYPE[p.ctype] or scalar) for p in params
     ]
 
     def run(blocks, block, args):

@@ -1,4 +1,4 @@
-"""A CUDA source and its kernels: compile once per dtype, check the arguments, launch.
+"""CUDA sources and their launch: compile once per dtype, check the arguments, run on the GPU or the emulator.
 
 A kernel family writes its CUDA C once, against the type ``scalar_t``::
 
@@ -9,8 +9,11 @@ A kernel family writes its CUDA C once, against the type ``scalar_t``::
 
 ``launch`` reads each kernel's parameter list from the source, checks every argument against it (an
 array of the right dtype, C-contiguous; a number for a number), and runs ``threads`` threads in blocks of
-``BLOCK``: on the GPU when the arrays are CuPy arrays, in the CPU emulator when they are NumPy arrays.
-A wrong argument is a clear Python error here rather than garbage or a crash on the device.
+``THREADS_PER_BLOCK``: on the GPU when the arrays are CuPy arrays, in the CPU emulator when they are
+NumPy arrays. A wrong argument is a clear Python error here rather than garbage or a crash on the device.
+
+Every kernel walks its items with ``GRID_STRIDE_LOOP`` (the ``PRELUDE`` below), so the launch needs no
+knowledge of the kernel beyond how many threads would cover its items once.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 
 from ...backend import device_of
 
-BLOCK = 256  # threads per block: a multiple of the warp size (32) that suits every kernel here
+THREADS_PER_BLOCK = 256  # a multiple of the warp size (32) that suits every kernel here
 MAX_BLOCKS = 1 << 20  # grid-stride loops cover any size with at most this many blocks
 
 SCALAR_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -32,15 +35,17 @@ C_TYPES = {"long long": np.int64, "int": np.int32, "float": np.float32, "double"
 # t + 2T, ... so a grid of any size covers any number of items (Caffe's CUDA_KERNEL_LOOP).
 PRELUDE = r"""
 #define GRID_STRIDE_LOOP(i, n) \
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)blockDim.x * gridDim.x)
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
+         i += (long long)blockDim.x * gridDim.x)
 """
 
-_KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(\w+)\s*\(([^)]*)\)', re.S)
+_KERNEL_DECLARATION = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(\w+)\s*\(([^)]*)\)', re.S)
 
 
 @dataclass(frozen=True)
 class Param:
-    """One kernel parameter: its C type ('scalar_t', 'long long', 'int', 'double') and whether it is a pointer."""
+    """One kernel parameter: its name, its C type ('scalar_t', 'long long', 'int', 'double') and whether it
+    is a pointer."""
 
     name: str
     ctype: str
@@ -48,7 +53,8 @@ class Param:
 
 
 def parse_params(text: str) -> tuple[Param, ...]:
-    """``const scalar_t* __restrict__ x, long long n`` -> (Param('x', 'scalar_t', True), Param('n', 'long long', False))."""
+    """A C parameter list as Params, e.g. ``const scalar_t* __restrict__ x, long long n`` ->
+    (Param('x', 'scalar_t', True), Param('n', 'long long', False))."""
     params = []
     for piece in text.split(","):
         words = piece.replace("*", " * ").split()
@@ -74,7 +80,7 @@ class CudaSource:
     def __init__(self, name: str, code: str):
         self.name = name
         self.code = code
-        self.kernels = {m.group(1): parse_params(m.group(2)) for m in _KERNEL.finditer(code)}
+        self.kernels = {m.group(1): parse_params(m.group(2)) for m in _KERNEL_DECLARATION.finditer(code)}
         if not self.kernels:
             raise ValueError(f'CUDA source {name!r} defines no extern "C" __global__ kernel')
         self._compiled = {}
@@ -90,22 +96,24 @@ class CudaSource:
         """Run ``kernel`` with at least ``threads`` threads (grid-stride loops take any surplus)."""
         params = self.kernels[kernel]
         if len(args) != len(params):
-            raise TypeError(
-                f"{kernel}: expected {len(params)} arguments ({', '.join(p.name for p in params)}), got {len(args)}"
-            )
-        converted = tuple(self._check(kernel, p, a, dtype) for p, a in zip(params, args, strict=False))
-        blocks = max(1, min(MAX_BLOCKS, -(-int(threads) // BLOCK)))
+            names = ", ".join(p.name for p in params)
+            raise TypeError(f"{kernel}: expected {len(params)} arguments ({names}), got {len(args)}")
+        converted = tuple(
+            self._checked_argument(kernel, p, a, dtype) for p, a in zip(params, args, strict=False)
+        )
+        blocks = max(1, min(MAX_BLOCKS, -(-int(threads) // THREADS_PER_BLOCK)))
         devices = {device_of(a) for a, p in zip(args, params, strict=False) if p.pointer}
         if devices == {"cuda"}:
-            self._cupy_function(kernel, dtype)((blocks,), (BLOCK,), converted)
+            self._cupy_function(kernel, dtype)((blocks,), (THREADS_PER_BLOCK,), converted)
         elif devices <= {"cpu"}:
             from .emulator import emulated_kernel
 
-            emulated_kernel(self, kernel, dtype)(blocks, BLOCK, converted)
+            emulated_kernel(self, kernel, dtype)(blocks, THREADS_PER_BLOCK, converted)
         else:
             raise ValueError(f"{kernel}: all arrays must be on one device, got {sorted(devices)}")
 
-    def _check(self, kernel, param, value, dtype):
+    def _checked_argument(self, kernel, param, value, dtype):
+        """The argument as the kernel takes it: an array as it is (once checked), a number in its C type."""
         expected = scalar_dtype(param.ctype, dtype)
         if param.pointer:
             if getattr(value, "dtype", None) != expected or not value.flags.c_contiguous:

@@ -1,9 +1,11 @@
 """``autograd.nn.functional`` (import as ``F``): the ops of ConvNeXt and its training, mirroring
-``torch.nn.functional`` in names, arguments and semantics.
+``torch.nn.functional`` in names, arguments and semantics. Each op is a ``Function`` whose forward and
+backward are its plain math; the ones with fast kernels name them in ``fast_paths`` (``autograd.kernels``).
 
 | file | ops |
 | --- | --- |
-| ``conv.py`` | ``conv2d`` (im2col, patchify and depthwise paths); channels-last depthwise and patchify |
+| ``conv.py`` | ``conv2d``; the depthwise op, and the channels-last depthwise and patchify convolutions |
+| ``conv_im2col.py`` | convolution as matrix products: im2col for any conv, patchify for kernel == stride |
 | ``fully_connected.py`` | ``linear``; ``linear_gelu`` (GELU fused after the product) |
 | ``norm.py`` | ``layer_norm``, ``layer_norm_channels_first``, ``batch_norm`` |
 | ``activation.py`` | ``gelu``, ``relu`` |

@@ -10,8 +10,7 @@
 * ``layer_norm_channels_first``: over the channel axis C of an NCHW tensor, at every pixel; the stem and
   the downsampling layers use it (the official code's ``LayerNorm(data_format="channels_first")``).
 
-Both run as one fused pass forward and one backward (Numba: ``autograd.kernels.cpu.layer_norm``; CUDA:
-``autograd.kernels.cuda.layer_norm``), or as the plain reference beside the Numba kernels.
+Both are one op, ``LayerNorm``, whose axes depend on the layout.
 
 ``batch_norm`` (Ioffe & Szegedy, 2015), for the ResNet baseline of the lessons, normalises each channel
 over the batch instead:
@@ -23,73 +22,94 @@ over the batch instead:
     Backward in training (m values per channel):
         dx = rstd / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat)),   dxhat = dy * weight.
     ConvNeXt replaces it with LayerNorm (Section 2.6); ``ConvNeXt(norm_layer="batch")`` puts it back, on
-    channels-last activations (``channels_last=True``). Kernels: ``autograd.kernels.cpu.batch_norm`` (Numba,
-    and the plain reference) and ``autograd.kernels.cuda.batch_norm``, in both layouts without transposing.
+    channels-last activations (``channels_last=True``).
 """
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
 from ...backend import get_array_module
 from ...function import Function
-from ...kernels import dispatch
 from ...tensor import as_tensor
 
 
-class LayerNorm(Function):
-    """Normalise over the last ``normalized_ndim`` axes (see the module docstring)."""
+def _normalized_axes(x, normalized_ndim, channels_first):
+    """The axes a LayerNorm averages over, and the shape its weight and bias broadcast in."""
+    axes = (1,) if channels_first else tuple(range(x.ndim - normalized_ndim, x.ndim))
+    return axes, tuple(x.shape[a] if a in axes else 1 for a in range(x.ndim))
 
-    def forward(self, x, weight=None, bias=None, normalized_ndim=1, eps=1e-5):
-        size = int(np.prod(x.shape[x.ndim - normalized_ndim :]))
-        x2d = x.reshape(-1, size)
-        w = None if weight is None else weight.reshape(size)
-        b = None if bias is None else bias.reshape(size)
-        self.kernels = dispatch.kernels("layer_norm", x)
-        y, mean, rstd = self.kernels.layer_norm_forward(x2d, w, b, eps)
-        self.save_for_backward(x2d, w, mean, rstd)
-        self.shapes = (x.shape, None if weight is None else weight.shape)
+
+class LayerNorm(Function):
+    """Normalise over the last ``normalized_ndim`` axes, or over axis 1 of (N, C, ...) with ``channels_first``
+    (see the module docstring). Computed in float64, returned in x's dtype.
+
+    Fast paths: the Numba kernels of ``autograd/kernels/cpu/layer_norm/`` on NumPy arrays, the CUDA kernels of
+    ``autograd/kernels/cuda/layer_norm.py`` on CuPy arrays: one pass over the data each way, in either layout.
+    """
+
+    fast_paths = {"cpu": "autograd.kernels.cpu.layer_norm", "cuda": "autograd.kernels.cuda.layer_norm"}
+
+    def forward(self, x, weight, bias, normalized_ndim, eps, channels_first):
+        xp = get_array_module(x)
+        axes, shape = _normalized_axes(x, normalized_ndim, channels_first)
+        x64 = x.astype(xp.float64)
+        mean = x64.mean(axis=axes, keepdims=True)
+        rstd = 1.0 / xp.sqrt(((x64 - mean) ** 2).mean(axis=axes, keepdims=True) + eps)
+        xhat = (x64 - mean) * rstd
+        self.save_for_backward(xhat, rstd, weight)
+        self.axes, self.shape = axes, shape
+        y = xhat if weight is None else xhat * weight.reshape(shape) + bias.reshape(shape)
+        return y.astype(x.dtype)
+
+    def backward(self, grad):
+        xhat, rstd, weight = self.saved
+        dy = grad.astype(xhat.dtype)
+        g = dy if weight is None else dy * weight.reshape(self.shape)
+        mean_g, mean_gx = (
+            g.mean(axis=self.axes, keepdims=True),
+            (g * xhat).mean(axis=self.axes, keepdims=True),
+        )
+        grad_x = (rstd * (g - mean_g - xhat * mean_gx)).astype(grad.dtype)
+        if weight is None:
+            return grad_x, None, None
+        others = tuple(a for a in range(xhat.ndim) if a not in self.axes)
+        grad_w = (dy * xhat).sum(axis=others).reshape(weight.shape).astype(grad.dtype)
+        return grad_x, grad_w, dy.sum(axis=others).reshape(weight.shape).astype(grad.dtype)
+
+    def fast_forward(self, kernels, x, weight, bias, normalized_ndim, eps, channels_first):
+        if channels_first:
+            y, mean, rstd = kernels.layer_norm_channels_first_forward(x, weight, bias, eps)
+        else:  # the kernels see (rows, normalised values)
+            size = math.prod(x.shape[x.ndim - normalized_ndim :])
+            w, b = (None, None) if weight is None else (weight.reshape(size), bias.reshape(size))
+            y, mean, rstd = kernels.layer_norm_forward(x.reshape(-1, size), w, b, eps)
+        self.save_for_backward(x, weight, mean, rstd)
+        self.channels_first = channels_first
+        self.rows = None if channels_first else (-1, size)
         return y.reshape(x.shape)
 
-    def backward(self, grad):
-        x2d, w, mean, rstd = self.saved
-        x_shape, w_shape = self.shapes
-        needs_affine = w_shape is not None and any(self.needs_input_grad[1:])
-        grad_x, grad_w, grad_b = self.kernels.layer_norm_backward(
-            grad.reshape(x2d.shape), x2d, w, mean, rstd, needs_affine
-        )
-        if w_shape is None:
-            return grad_x.reshape(x_shape)
-        if not needs_affine:
-            return grad_x.reshape(x_shape), None, None
-        return grad_x.reshape(x_shape), grad_w.reshape(w_shape), grad_b.reshape(w_shape)
-
-
-class LayerNormChannelsFirst(Function):
-    """Normalise over axis 1 of (N, C, ...) at every other position (see the module docstring)."""
-
-    def forward(self, x, weight=None, bias=None, eps=1e-6):
-        self.kernels = dispatch.kernels("layer_norm", x)
-        y, mean, rstd = self.kernels.layer_norm_channels_first_forward(x, weight, bias, eps)
-        self.save_for_backward(x, weight, mean, rstd)
-        return y
-
-    def backward(self, grad):
+    def fast_backward(self, grad):
         x, weight, mean, rstd = self.saved
         needs_affine = weight is not None and any(self.needs_input_grad[1:])
-        grad_x, grad_w, grad_b = self.kernels.layer_norm_channels_first_backward(
-            grad, x, weight, mean, rstd, needs_affine
-        )
-        if weight is None:
-            return grad_x
-        return grad_x, grad_w, grad_b
+        if self.channels_first:
+            backward = self.kernels.layer_norm_channels_first_backward
+            grad_x, grad_w, grad_b = backward(grad, x, weight, mean, rstd, needs_affine)
+        else:
+            w = None if weight is None else weight.reshape(-1)
+            backward = self.kernels.layer_norm_backward
+            grads = backward(grad.reshape(self.rows), x.reshape(self.rows), w, mean, rstd, needs_affine)
+            grad_x, grad_w, grad_b = grads
+        if not needs_affine:
+            return grad_x.reshape(x.shape), None, None
+        return grad_x.reshape(x.shape), grad_w.reshape(weight.shape), grad_b.reshape(weight.shape)
 
 
 def _affine_tensors(name, weight, bias, shape, x):
     if (weight is None) != (bias is None):
         raise ValueError(f"{name}: give both weight and bias, or neither")
     if weight is None:
-        return ()
+        return None, None
     weight, bias = as_tensor(weight), as_tensor(bias)
     for label, t in (("weight", weight), ("bias", bias)):
         if t.shape != tuple(shape):
@@ -107,7 +127,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     if k == 0 or x.ndim < k or x.shape[x.ndim - k :] != normalized_shape:
         raise ValueError(f"layer_norm: input {x.shape} must end with normalized_shape {normalized_shape}")
     affine = _affine_tensors("layer_norm", weight, bias, normalized_shape, x)
-    return LayerNorm.apply(x, *affine, normalized_ndim=k, eps=eps)
+    return LayerNorm.apply(x, *affine, normalized_ndim=k, eps=eps, channels_first=False)
 
 
 def layer_norm_channels_first(x, weight=None, bias=None, eps=1e-6):
@@ -116,52 +136,84 @@ def layer_norm_channels_first(x, weight=None, bias=None, eps=1e-6):
     if x.ndim < 2:
         raise ValueError(f"layer_norm_channels_first expects input of shape (N, C, ...), got shape {x.shape}")
     affine = _affine_tensors("layer_norm_channels_first", weight, bias, (x.shape[1],), x)
-    return LayerNormChannelsFirst.apply(x, *affine, eps=eps)
+    return LayerNorm.apply(x, *affine, normalized_ndim=1, eps=eps, channels_first=True)
 
 
 class BatchNorm(Function):
-    """See the module docstring; ``running_mean``/``running_var`` arrays are updated in place."""
+    """See the module docstring; ``running_mean``/``running_var`` arrays are updated in place in training.
+    The channel axis is 1, or the last one with ``channels_last``. Computed in float64, returned in x's dtype.
 
-    def forward(
-        self,
-        x,
-        weight=None,
-        bias=None,
-        running_mean=None,
-        running_var=None,
-        training=True,
-        momentum=0.1,
-        eps=1e-5,
-        channels_last=False,
+    Fast paths: the Numba kernels of ``autograd/kernels/cpu/batch_norm/`` on NumPy arrays, the CUDA kernels
+    of ``autograd/kernels/cuda/batch_norm.py`` on CuPy arrays: both layouts as they lie, without transposing.
+    """
+
+    fast_paths = {"cpu": "autograd.kernels.cpu.batch_norm", "cuda": "autograd.kernels.cuda.batch_norm"}
+
+    def forward(self, x, weight, bias, running_mean, running_var, training, momentum, eps, channels_last):
+        xp = get_array_module(x)
+        channel_axis = x.ndim - 1 if channels_last else 1
+        axes = tuple(a for a in range(x.ndim) if a != channel_axis)
+        shape = tuple(x.shape[a] if a == channel_axis else 1 for a in range(x.ndim))
+        x64 = x.astype(xp.float64)
+        if training:
+            mean, var = x64.mean(axis=axes), x64.var(axis=axes)
+            _update_running_statistics(running_mean, running_var, mean, var, x.size // var.size, momentum)
+        else:
+            mean, var = running_mean.astype(xp.float64), running_var.astype(xp.float64)
+        rstd = 1.0 / xp.sqrt(var + eps)
+        xhat = (x64 - mean.reshape(shape)) * rstd.reshape(shape)
+        self.save_for_backward(xhat, rstd.reshape(shape), weight)
+        self.axes, self.shape, self.training = axes, shape, training
+        y = xhat if weight is None else xhat * weight.reshape(shape) + bias.reshape(shape)
+        return y.astype(x.dtype)
+
+    def backward(self, grad):
+        xhat, rstd, weight = self.saved
+        dy = grad.astype(xhat.dtype)
+        dxhat = dy if weight is None else dy * weight.reshape(self.shape)
+        if self.training:  # the batch's mean and variance depend on x too
+            mean_d, mean_dx = (
+                dxhat.mean(axis=self.axes, keepdims=True),
+                (dxhat * xhat).mean(self.axes, keepdims=True),
+            )
+            grad_x = rstd * (dxhat - mean_d - xhat * mean_dx)
+        else:
+            grad_x = dxhat * rstd
+        if weight is None:
+            return grad_x.astype(grad.dtype), None, None
+        grad_w, grad_b = (dy * xhat).sum(axis=self.axes), dy.sum(axis=self.axes)
+        return grad_x.astype(grad.dtype), grad_w.astype(grad.dtype), grad_b.astype(grad.dtype)
+
+    def fast_forward(
+        self, kernels, x, weight, bias, running_mean, running_var, training, momentum, eps, channels_last
     ):
         xp = get_array_module(x)
-        self.kernels = dispatch.kernels("batch_norm", x)
         if training:
-            mean, var = self.kernels.batch_norm_statistics(x, channels_last)
-            count = x.size // var.size
-            if running_mean is not None:
-                running_mean *= 1 - momentum
-                running_mean += momentum * mean
-            if running_var is not None:
-                running_var *= 1 - momentum
-                running_var += momentum * var * (count / max(count - 1, 1))
+            mean, var = kernels.batch_norm_statistics(x, channels_last)
+            _update_running_statistics(running_mean, running_var, mean, var, x.size // var.size, momentum)
         else:
             mean, var = running_mean, running_var
         rstd = (1.0 / xp.sqrt(var.astype(xp.float64) + eps)).astype(x.dtype)
         self.save_for_backward(x, weight, mean, rstd)
         self.options = (training, channels_last)
-        return self.kernels.batch_norm_normalize(x, mean, rstd, weight, bias, channels_last)
+        return kernels.batch_norm_normalize(x, mean, rstd, weight, bias, channels_last)
 
-    def backward(self, grad):
+    def fast_backward(self, grad):
         x, weight, mean, rstd = self.saved
         training, channels_last = self.options
         needs_affine = weight is not None and any(self.needs_input_grad[1:])
-        grad_x, grad_w, grad_b = self.kernels.batch_norm_backward(
-            grad, x, weight, mean, rstd, training, channels_last, needs_affine
-        )
-        if weight is None:
-            return grad_x
-        return grad_x, grad_w, grad_b
+        backward = self.kernels.batch_norm_backward
+        return backward(grad, x, weight, mean, rstd, training, channels_last, needs_affine)
+
+
+def _update_running_statistics(running_mean, running_var, mean, var, count, momentum):
+    """r = (1 - momentum) r + momentum * batch, in place; the variance unbiased (x count / (count - 1))."""
+    if running_mean is not None:
+        running_mean *= 1 - momentum
+        running_mean += momentum * mean
+    if running_var is not None:
+        running_var *= 1 - momentum
+        running_var += momentum * var * (count / max(count - 1, 1))
 
 
 def batch_norm(
@@ -204,7 +256,6 @@ def batch_norm(
         "running_mean": None if running_mean is None else running_mean.data,
         "running_var": None if running_var is None else running_var.data,
     }
-    tensors = (x,) if weight is None else (x, as_tensor(weight), as_tensor(bias))
-    return BatchNorm.apply(
-        *tensors, training=training, momentum=momentum, eps=eps, channels_last=channels_last, **stats
-    )
+    weight, bias = (None, None) if weight is None else (as_tensor(weight), as_tensor(bias))
+    options = dict(training=training, momentum=momentum, eps=eps, channels_last=channels_last)
+    return BatchNorm.apply(x, weight, bias, **stats, **options)

@@ -14,9 +14,8 @@ import math
 
 from ...backend import get_array_module
 from ...function import Function
-from ...kernels import dispatch
 from ...tensor import as_tensor
-from .conv import _pair, _sliding_windows, conv_output_size
+from ...utils import conv_output_size, pair, sliding_windows
 
 
 def _scatter_taps(xp, grad_taps, pad_shape, kh, kw, sh, sw, ho, wo):
@@ -35,7 +34,7 @@ class AvgPool2d(Function):
         xp = get_array_module(x)
         (ph, pw) = padding
         x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
-        windows = _sliding_windows(xp, x_pad, *kernel, *stride)
+        windows = sliding_windows(xp, x_pad, *kernel, *stride)
         self.geometry = (x.shape, x_pad.shape, kernel, stride, padding, windows.shape[2], windows.shape[3])
         return windows.mean(axis=(-2, -1))
 
@@ -48,20 +47,54 @@ class AvgPool2d(Function):
 
 
 class MaxPool2d(Function):
-    """y = max of each KH x KW window (padding never wins); the gradient goes to the first maximal tap.
-    Kernels: ``autograd.kernels.cpu.max_pool2d`` (Numba, and the plain reference) and ``cuda.max_pool2d``."""
+    """y = max of each KH x KW window; padding is -inf, so it never wins. The gradient of each output goes to
+    its window's first maximal tap (the first real tap of a window whose real inputs are all -inf).
 
-    def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):
-        self.kernels = dispatch.kernels("max_pool2d", x)
-        y, winner = self.kernels.max_pool2d_forward(x, kernel, stride, padding)
-        self.save_for_backward(winner)
-        self.geometry = (x.shape, kernel, stride, padding)
-        return y
+    Fast paths: the Numba kernel of ``autograd/kernels/cpu/max_pool2d.py`` on NumPy arrays, the CUDA kernel of
+    ``autograd/kernels/cuda/max_pool2d.py`` on CuPy arrays (both keep each output's winner as a flat index).
+    """
+
+    fast_paths = {"cpu": "autograd.kernels.cpu.max_pool2d", "cuda": "autograd.kernels.cuda.max_pool2d"}
+
+    def forward(self, x, kernel_size, stride, padding):
+        xp = get_array_module(x)
+        (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+        h, w = x.shape[2:]
+        x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-math.inf)
+        windows = sliding_windows(xp, x_pad, kh, kw, sh, sw)  # (N, C, Ho, Wo, KH, KW)
+        ho, wo = windows.shape[2:4]
+        taps = windows.reshape(windows.shape[:4] + (kh * kw,))
+        tap = taps.argmax(axis=-1)  # the first maximal tap
+        top, left = (xp.arange(ho) * sh - ph)[:, None], (xp.arange(wo) * sw - pw)[None, :]
+        row, col = top + tap // kw, left + tap % kw
+        padded = (row < 0) | (row >= h) | (col < 0) | (col >= w)  # all real inputs -inf: the first real tap
+        row, col = xp.where(padded, xp.maximum(top, 0), row), xp.where(padded, xp.maximum(left, 0), col)
+        self.save_for_backward((row - top) * kw + col - left)  # the winning tap of each window
+        self.geometry = (x.shape, kernel_size, stride, padding)
+        return xp.take_along_axis(taps, tap[..., None], axis=-1)[..., 0]
 
     def backward(self, grad):
+        xp = get_array_module(grad)
+        (winning_tap,) = self.saved
+        (n, c, h, w), (kh, kw), (sh, sw), (ph, pw) = self.geometry
+        ho, wo = grad.shape[2:]
+        grad_pad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), grad.dtype)
+        for u in range(kh):  # every tap adds the gradients of the windows it won, where it was read
+            for v in range(kw):
+                grad_pad[:, :, u : u + sh * ho : sh, v : v + sw * wo : sw] += xp.where(
+                    winning_tap == u * kw + v, grad, 0
+                )
+        return grad_pad[:, :, ph : ph + h, pw : pw + w]
+
+    def fast_forward(self, kernels, x, kernel_size, stride, padding):
+        y, winner = kernels.max_pool2d_forward(x, kernel_size, stride, padding)
+        self.save_for_backward(winner)
+        self.geometry = (x.shape, kernel_size, stride, padding)
+        return y
+
+    def fast_backward(self, grad):
         (winner,) = self.saved
-        x_shape, kernel, stride, padding = self.geometry
-        return self.kernels.max_pool2d_backward(grad, winner, x_shape, kernel, stride, padding)
+        return (self.kernels.max_pool2d_backward(grad, winner, *self.geometry),)
 
 
 class AdaptiveAvgPool2d(Function):
@@ -95,9 +128,9 @@ def _adaptive_bins(size, bins):
 def _pool_arguments(name, x, kernel_size, stride, padding):
     if x.ndim != 4:
         raise ValueError(f"{name} expects input of shape (N, C, H, W), got shape {x.shape}")
-    kernel = _pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None else _pair(stride, "stride")
-    padding = _pair(padding, "padding")
+    kernel = pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else pair(stride, "stride")
+    padding = pair(padding, "padding")
     if min(kernel) < 1 or min(stride) < 1:
         raise ValueError(f"{name}: kernel_size and stride must be >= 1, got {kernel} and {stride}")
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2 or min(padding) < 0:
@@ -120,7 +153,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     """Max pooling, as ``torch.nn.functional.max_pool2d`` (stride defaults to the kernel size)."""
     x = as_tensor(x)
     kernel, stride, padding = _pool_arguments("max_pool2d", x, kernel_size, stride, padding)
-    return MaxPool2d.apply(x, kernel=kernel, stride=stride, padding=padding)
+    return MaxPool2d.apply(x, kernel_size=kernel, stride=stride, padding=padding)
 
 
 def adaptive_avg_pool2d(x, output_size):
@@ -131,7 +164,7 @@ def adaptive_avg_pool2d(x, output_size):
     x = as_tensor(x)
     if x.ndim != 4:
         raise ValueError(f"adaptive_avg_pool2d expects input of shape (N, C, H, W), got shape {x.shape}")
-    size = _pair(output_size, "output_size")
+    size = pair(output_size, "output_size")
     if min(size) < 1:
         raise ValueError(f"adaptive_avg_pool2d: output_size must be >= 1, got {output_size}")
     if size == (1, 1):

@@ -61,7 +61,7 @@ def _drop(name, x, p, training, generator, per_sample):
 
 
 def dropout(x, p: float = 0.5, training: bool = True, generator=None):
-    """Zero each element with probability p, scale the rest by 1 / (1 - p) (``torch.nn.functional.dropout``)."""
+    """Zero each value with probability p, scale the rest by 1 / (1 - p): ``torch.nn.functional.dropout``."""
     return _drop("dropout", x, p, training, generator, per_sample=False)
 
 
