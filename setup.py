@@ -22,7 +22,14 @@ setup(
         "matplotlib>=3.5",  # training curves and the lessons' figures (PNG)
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80", "torch==2.13.0", "threadpoolctl>=3", "ruff==0.17.6"],
+        "test": [
+            "pytest>=7",
+            "hypothesis>=6.80",
+            "torch==2.13.0",
+            "threadpoolctl>=3",
+            "ruff==0.17.6",
+            "pytest-xdist>=3",
+        ],
         "cuda": ["cupy-cuda12x>=13"],
     },
 )
