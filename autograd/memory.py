@@ -4,9 +4,9 @@ A training step allocates the same large arrays (activations, their gradients) a
 step after step. glibc's malloc, which NumPy (and PyTorch on the CPU) allocate from, serves a large block
 with its own ``mmap`` and gives it back to the operating system with ``munmap`` when it is freed; memory
 freed at the top of the heap is given back too ("trimmed"). The next step's arrays then land on fresh
-pages: every 4 KiB page costs a page fault, and the kernel zeroes it before handing it over. On this
-project's 2-core machine that was about a quarter of a CIFAR training step (a GELU backward pass on a
-12 MiB array took 31 ms instead of 3).
+pages: every 4 KiB page costs a page fault, and the kernel zeroes it before handing it over, so an op
+that writes a large fresh array pays for the pages as well as for its arithmetic. The measured cost is in
+docs/benchmarks.md ("All the cores in training").
 
 ``retain_freed_memory()`` asks glibc (``mallopt``) to keep what it frees: no ``mmap`` for large blocks,
 no trimming, and heap growth in 64 MiB steps. Freed blocks are then reused by the next step, as GPU

@@ -94,7 +94,7 @@ def build(task, args):
     _, name, num_classes, shape, training = task_spec(task, args)
     device = args.device
     options = dict(IMAGENETTE_MODEL, layer_scale_init_value=0.1) if task == "imagenette-train" else {}
-    ours = tinyconvnext.create_model(name, num_classes=num_classes, **options)
+    ours = tinyconvnext.create_model(name, num_classes=num_classes, **options).fuse()  # as training runs it
     theirs = TorchConvNeXt(
         num_classes=num_classes,
         depths=ours.depths,

@@ -37,14 +37,10 @@ from torch_convnext import TorchConvNeXt  # noqa: E402
 from torch_resnet import TorchResNet  # noqa: E402
 
 from autograd import optim as our_optim  # noqa: E402
+from tinyconvnext.build import build_model  # noqa: E402
+from tinyconvnext.config import config_from_args  # noqa: E402
 from tinyconvnext.curves import append_metrics, plot_curves  # noqa: E402
-from tinyconvnext.train import (  # noqa: E402
-    build_model,
-    config_from_args,
-    make_loaders,
-    progressive_stride,
-    train_image_size,
-)
+from tinyconvnext.pipeline import make_loaders, progressive_stride, train_image_size  # noqa: E402
 from tinyconvnext.variants import RESNET_VARIANTS  # noqa: E402
 
 

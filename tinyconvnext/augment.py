@@ -4,11 +4,12 @@ Per image or per batch, every function takes a NumPy ``Generator``, so a run is 
 * CIFAR: ``random_crop_flip`` (4-pixel zero padding, random 32x32 crop, or a smaller one, horizontal flip).
 * ImageNet style: ``random_resized_crop`` (a random area 8-100% and aspect 3/4-4/3, resized) and
   ``resize_center_crop`` for evaluation.
-* ``resize_images``: a whole batch to a smaller side (progressive resizing of CIFAR images, train.py).
+* ``resize_images``: a whole batch to a smaller side (progressive resizing of CIFAR images, pipeline.py).
 * ``rand_augment`` (Cubuk et al., 2020): N random operations of magnitude M, on a PIL image.
 * ``random_erasing`` (Zhong et al., 2020): a random rectangle of a normalised image replaced by noise.
 * ``mixup`` (Zhang et al., 2018) / ``cutmix`` (Yun et al., 2019) with label smoothing: mix each sample
   with the batch reversed; the targets become soft and still sum to 1.
+* ``tta_views``: test-time augmentation, the shifted and mirrored views of a normalised NCHW batch.
 """
 
 from __future__ import annotations
@@ -240,3 +241,24 @@ def mixup_cutmix(
     one_hot = smooth_one_hot(labels, num_classes, smoothing)
     targets = lam * one_hot + (1 - lam) * one_hot[::-1]
     return mixed, targets.astype(np.float32)
+
+
+def tta_views(x: np.ndarray, flip: bool = False, shift: int = 0) -> list[np.ndarray]:
+    """The views of an NCHW batch that TTA averages over, each C-contiguous and of ``x``'s shape: ``x``;
+    with ``shift=s``, ``x`` moved ``s`` pixels down-right and ``s`` pixels up-left (reflection fills the
+    uncovered border); with ``flip``, the mirror image of each of those. 1, 2, 3 or 6 views."""
+    if x.ndim != 4:
+        raise ValueError(f"tta_views expects an NCHW batch, got an array of shape {x.shape}")
+    height, width = x.shape[2:]
+    if shift < 0 or shift >= min(height, width):
+        raise ValueError(
+            f"shift must be in [0, {min(height, width)}) pixels for {height}x{width} images, got {shift}"
+        )
+    views = [x]
+    if shift:
+        padded = np.pad(x, ((0, 0), (0, 0), (shift, shift), (shift, shift)), mode="reflect")
+        views.append(padded[:, :, :height, :width])  # content moved down and right
+        views.append(padded[:, :, 2 * shift :, 2 * shift :])  # up and left
+    if flip:
+        views += [view[..., ::-1] for view in views]
+    return [np.ascontiguousarray(view) for view in views]

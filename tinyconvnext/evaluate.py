@@ -1,4 +1,4 @@
-"""Evaluating a classifier on a test set, with optional test-time augmentation (TTA).
+"""The evaluate command: a training run's weights scored on its test set, with optional test-time views.
 
     python -m tinyconvnext.evaluate runs/cifar10                     # the run's final weights, plain
     python -m tinyconvnext.evaluate runs/cifar10 --tta --tta-shift 1  # + mirror and 1-pixel shifts
@@ -32,69 +32,15 @@ import sys
 
 import numpy as np
 
-import autograd as ag
-from autograd.nn import functional as F
+from .after_epoch import precise_batchnorm
+from .augment import tta_views
+from .build import device_for
+from .checkpoint import write_npz_atomically
+from .engine import evaluate
+from .pipeline import eval_size, make_loaders, progressive_stride, train_image_size
+from .records import load_trained_model
 
-
-def tta_views(x: np.ndarray, flip: bool = False, shift: int = 0) -> list[np.ndarray]:
-    """The views of an NCHW batch that TTA averages over, each C-contiguous and of ``x``'s shape: ``x``;
-    with ``shift=s``, ``x`` moved ``s`` pixels down-right and ``s`` pixels up-left (reflection fills the
-    uncovered border); with ``flip``, the mirror image of each of those. 1, 2, 3 or 6 views."""
-    if x.ndim != 4:
-        raise ValueError(f"tta_views expects an NCHW batch, got an array of shape {x.shape}")
-    height, width = x.shape[2:]
-    if shift < 0 or shift >= min(height, width):
-        raise ValueError(
-            f"shift must be in [0, {min(height, width)}) pixels for {height}x{width} images, got {shift}"
-        )
-    views = [x]
-    if shift:
-        padded = np.pad(x, ((0, 0), (0, 0), (shift, shift), (shift, shift)), mode="reflect")
-        views.append(padded[:, :, :height, :width])  # content moved down and right
-        views.append(padded[:, :, 2 * shift :, 2 * shift :])  # up and left
-    if flip:
-        views += [view[..., ::-1] for view in views]
-    return [np.ascontiguousarray(view) for view in views]
-
-
-def evaluate(
-    model, loader, device, parallel=None, flip: bool = False, shift: int = 0, outputs: list | None = None
-) -> tuple[float, float]:
-    """Mean loss and accuracy over a data set, in eval mode, without a graph (on the workers of ``parallel``,
-    a ``tinyconvnext.parallel.DataParallel``, when given: they hold ``model``'s weights). ``flip`` and
-    ``shift`` turn on test-time augmentation: the logits are the mean over ``tta_views``. ``outputs``, when
-    given, receives each batch's (logits, labels) as NumPy arrays, in the loader's order."""
-    model.eval()
-    total_loss, correct, count = 0.0, 0, 0
-    with ag.no_grad():
-        for x, y in loader.epoch(0):
-            if flip or shift:
-                views = tta_views(x, flip, shift)
-                logits = sum(_eval_logits(model, view, y, device, parallel) for view in views) / len(views)
-                total_loss += float(F.cross_entropy(ag.tensor(logits), ag.tensor(y), reduction="sum").item())
-            elif parallel is not None and len(y) >= parallel.processes:
-                loss_sum, logits = parallel.eval_step(x, y)
-                total_loss += loss_sum
-            else:
-                logits = model(ag.tensor(x, device=device))
-                total_loss += float(
-                    F.cross_entropy(logits, ag.tensor(y, device=device), reduction="sum").item()
-                )
-                logits = logits.numpy()
-            correct += int((logits.argmax(axis=1) == y).sum())
-            count += len(y)
-            if outputs is not None:
-                outputs.append((np.asarray(logits), np.asarray(y)))
-    model.train()
-    return total_loss / count, correct / count
-
-
-def _eval_logits(model, x, y, device, parallel):
-    """Logits of an NCHW batch as a NumPy array (on the workers when there are enough images for them; their
-    loss on the labels ``y`` is not needed here, since TTA scores the averaged logits)."""
-    if parallel is not None and len(x) >= parallel.processes:
-        return parallel.eval_step(x, y)[1]
-    return model(ag.tensor(x, device=device)).numpy()
+__all__ = ["evaluate", "evaluate_run", "main", "tta_views"]  # evaluate, tta_views: engine.py, augment.py
 
 
 def evaluate_run(
@@ -114,21 +60,12 @@ def evaluate_run(
     ``test_acc``, and with ``flip`` or ``shift`` also ``test_loss_tta`` and ``test_acc_tta``.
     ``run``: the run folder (``--out``) or its checkpoint; ``data`` overrides the run's ``--data``;
     ``image_size`` and ``crop_pct`` the run's test image side and centre crop (0: the run's own);
-    ``dataset`` (a ``tinyconvnext.train.ImageDataset``) replaces loading one. ``save``: a ``.npz`` path that
-    receives ``labels``, ``logits`` and, with TTA, ``logits_tta`` (one row per test image, in the test set's
-    order), written atomically; ``tinyconvnext.paired`` compares two such files image by image.
+    ``dataset`` (a ``tinyconvnext.pipeline.ImageDataset``) replaces loading one. ``save``: a ``.npz`` path
+    that receives ``labels``, ``logits`` and, with TTA, ``logits_tta`` (one row per test image, in the test
+    set's order), written atomically; ``tinyconvnext.paired`` compares two such files image by image.
     ``precise_bn_batches``: first recompute the BatchNorm statistics over that many training batches."""
-    from .train import (
-        device_for,
-        eval_size,
-        load_trained_model,
-        make_loaders,
-        precise_batchnorm,  # here: train.py
-        progressive_stride,
-        train_image_size,
-    )  # imports this module
-
     model, config = load_trained_model(run, ema=ema)
+    model.fuse()  # the fast fused ops, as training evaluates with them
     config = dataclasses.replace(
         config,
         data=data or config.data,
@@ -165,16 +102,19 @@ def evaluate_run(
             model, test_loader, device, flip=flip, shift=shift, outputs=augmented
         )
     if save:
-        from .checkpoint import write_npz_atomically
-
-        arrays = {
-            "labels": np.concatenate([y for _, y in plain]),
-            "logits": np.concatenate([z for z, _ in plain]),
-        }
-        if augmented:
-            arrays["logits_tta"] = np.concatenate([z for z, _ in augmented])
-        record["saved"] = str(write_npz_atomically(save, arrays))
+        record["saved"] = str(_save_logits(save, plain, augmented))
     return record
+
+
+def _save_logits(path, plain, augmented):
+    """Each test image's label and logits (and TTA's, when given), in the test set's order."""
+    arrays = {
+        "labels": np.concatenate([y for _, y in plain]),
+        "logits": np.concatenate([z for z, _ in plain]),
+    }
+    if augmented:
+        arrays["logits_tta"] = np.concatenate([z for z, _ in augmented])
+    return write_npz_atomically(path, arrays)
 
 
 def main(argv=None) -> int:

@@ -9,26 +9,20 @@ three convs at half the side. Norms, activations, pooling and additions are not 
 
 from __future__ import annotations
 
+from autograd import nn
+
+from .options import DeepStem, OverlapStem
+
 
 def stage_costs(model, image_size: int) -> list[dict]:
     """One row per part (stem, stage i, downsample i, head): multiply-adds and parameters."""
     rows = []
-    side = image_size // model.stem_stride
     c_in, dims = model.in_chans, model.dims
     kernel = model.stages[0][0].dwconv.kernel_size[0]
     for i, (depth, dim) in enumerate(zip(model.depths, dims, strict=False)):
         down = model.downsample_layers[i]
         if i == 0:
-            if model.stem_type == "patch":
-                macs = side * side * c_in * model.patch_size**2 * dim
-            else:  # two stride-2 steps with padding, each halving the side (rounding up)
-                mid = down[0].conv1.out_channels
-                half = -(-image_size // 2)
-                side = -(-half // 2)
-                if model.stem_type == "deep":  # DeepStem: three 3x3 convs at half the side, then the max pool
-                    macs = 9 * half * half * (c_in * mid + mid * mid + mid * dim)
-                else:  # OverlapStem: one 3x3 conv at half the side, one at a quarter
-                    macs = 9 * (half * half * c_in * mid + side * side * mid * dim)
+            macs, side = _stem_macs(down[0], c_in, dim, image_size)
             rows.append(dict(part="stem", side=side, macs=macs, params=down.num_parameters()))
         else:
             side //= 2
@@ -49,6 +43,23 @@ def stage_costs(model, image_size: int) -> list[dict]:
         )
     )
     return rows
+
+
+def _stem_macs(first, c_in: int, dim: int, image_size: int) -> tuple[int, int]:
+    """The stem's multiply-adds and the side of its output, from its first module: the patchify conv, an
+    overlapping stem or the deep stem (two stride-2 steps with padding, each halving the side, rounding
+    up)."""
+    if isinstance(first, nn.PatchifyConv2dChannelsLast):
+        side = image_size // first.patch_size
+        return side * side * c_in * first.patch_size**2 * dim, side
+    mid = first.conv1.out_channels
+    half = -(-image_size // 2)
+    side = -(-half // 2)
+    if isinstance(first, DeepStem):  # three 3x3 convs at half the side, then the max pool
+        return 9 * half * half * (c_in * mid + mid * mid + mid * dim), side
+    if isinstance(first, OverlapStem):  # one 3x3 conv at half the side, one at a quarter
+        return 9 * (half * half * c_in * mid + side * side * mid * dim), side
+    raise TypeError(f"stage_costs: no formula for a stem that starts with {type(first).__name__}")
 
 
 def count_flops(model, image_size: int) -> int:

@@ -4,12 +4,12 @@
 
 Why: one process with two threads keeps only the big matrix products (BLAS) on both cores; NumPy's
 element-wise arithmetic, the graph walk and the Python glue run on one. Two single-threaded processes, each
-on half the batch, keep both cores busy all the time: on the 2-core machines a CIFAR training run goes 1.6x
-faster than one process with two threads (``docs/benchmarks.md``).
+on half the batch, keep both cores busy all the time (the speed-up is measured in ``docs/benchmarks.md``).
 
 How, as PyTorch's ``DistributedDataParallel`` does on one machine, with shared memory instead of messages:
   - the parameters live in one shared-memory buffer that the main process and every worker see;
-  - each step the batch is cut into N slices; worker r computes the mean loss of its slice and writes
+  - each step the batch is cut into N slices; worker r runs the training step of one process
+    (``engine.forward_backward``) on its slice, the mean loss of the slice, and writes
     ``(n_r / B) * grad`` of it to its own shared gradient buffer. Their sum is the gradient of the whole
     batch's mean loss, the same quantity one process computes (up to the order of float additions);
   - the main process sums the N buffers into the parameters' ``.grad`` and runs the optimizer, in place on
@@ -38,6 +38,8 @@ import autograd as ag
 from autograd.memory import is_retaining_freed_memory, retain_freed_memory
 from autograd.nn import functional as F
 from autograd.optim.flat import consecutive_views
+
+from .engine import forward_backward
 
 _ONE_THREAD = {
     name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -123,29 +125,26 @@ def _worker_main(rank, make_model, block_name, layout, connection, retain_memory
             try:
                 kind, n, shape, soft, label_smoothing, weight, seed = command
                 _copy_buffers(block.arrays, buffers, into_model=True)
-                x = ag.tensor(x_all[: n * int(np.prod(shape))].reshape(n, *shape))
-                target = ag.tensor(soft_all[:n] if soft else labels_all[:n])
-                if kind == "train":
+                x = x_all[: n * int(np.prod(shape))].reshape(n, *shape)
+                target = soft_all[:n] if soft else labels_all[:n]
+                if kind == "train":  # the training step of one process, on this worker's slice
                     ag.manual_seed(seed)
                     model.train()
-                    logits = model(x)
-                    loss = F.cross_entropy(logits, target, label_smoothing=0.0 if soft else label_smoothing)
-                    model.zero_grad()
-                    loss.backward()
+                    answer, logits = forward_backward(model, x, target, "cpu", label_smoothing)
                     for p, view in zip(params, grads, strict=False):
                         if p.grad is None:
                             view[:] = 0
                         else:
                             np.multiply(p.grad.data, view.dtype.type(weight), out=view)
-                    answer = float(loss.item())
                     if rank == 0:
                         _copy_buffers(block.arrays, buffers, into_model=False)
                 else:  # "eval": summed loss, no graph
                     model.eval()
                     with ag.no_grad():
-                        logits = model(x)
-                        answer = float(F.cross_entropy(logits, target, reduction="sum").item())
-                out_all[:n] = logits.data
+                        output = model(ag.tensor(x))
+                        answer = float(F.cross_entropy(output, ag.tensor(target), reduction="sum").item())
+                        logits = output.numpy()
+                out_all[:n] = logits
                 connection.send(("ok", answer))
             except Exception:  # report, stay alive; the main process decides
                 connection.send(("error", traceback.format_exc()))

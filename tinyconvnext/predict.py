@@ -42,6 +42,7 @@ def load_model(name: str, weights) -> tuple[object, list[str]]:
     num_classes = num_classes_of(state_dict)
     model = create_model(name, num_classes=num_classes)
     load_state(model, state_dict, source=f"weights file {weights}")
+    model.fuse()  # the fast fused ops (Linear+GELU), the same numbers
     names = class_names() if num_classes == 1000 else [f"class {i}" for i in range(num_classes)]
     return model, names
 

@@ -159,3 +159,8 @@ class ResNet(nn.Module):
 
     def forward(self, x):
         return self.fc(self.forward_features(x))
+
+    def fuse(self) -> ResNet:
+        """Nothing to fuse (``ConvNeXt.fuse()``'s counterpart, so any model ``create_model`` builds has one).
+        Returns self."""
+        return self

@@ -12,6 +12,7 @@ images: a 2x2 patchify stem (a 16x16 feature map instead of 8x8), otherwise the 
 from __future__ import annotations
 
 from .model import ConvNeXt
+from .options import convnext_options
 from .resnet import ResNet
 
 VARIANTS = {
@@ -68,6 +69,24 @@ def _create_resnet(name, num_classes, drop_path_rate, layer_scale_init_value, he
     )
 
 
+def _create_convnext(stem_type="patch", norm_layer="layer", stem_norm_layer=None, **arguments):
+    """A ConvNeXt with the named options built into its ``stem`` and ``norm_layer``; the names are kept on the
+    model (``model.stem_type`` ...) for the run's records and the PyTorch twin."""
+    in_chans, patch_size = arguments.get("in_chans", 3), arguments.get("patch_size", 4)
+    options = convnext_options(
+        stem_type, norm_layer, stem_norm_layer, in_chans, arguments["dims"][0], patch_size
+    )
+    model = ConvNeXt(**arguments, **options)
+    if options["stem"] is not None:
+        options["stem"].reset_parameters()  # after the model's init: the deep stem's own (the ResNet's)
+    model.stem_type, model.norm_layer, model.stem_norm_layer = (
+        stem_type,
+        norm_layer,
+        stem_norm_layer or norm_layer,
+    )
+    return model
+
+
 def create_model(
     name: str,
     num_classes: int = 1000,
@@ -83,21 +102,21 @@ def create_model(
         name: e.g. "convnext_tiny", "convnext_cifar_pico" or "resnet18d".
         num_classes, drop_path_rate, layer_scale_init_value, head_init_scale: as ``ConvNeXt``.
         weights: path to an official ``.pth`` checkpoint or our ``.npz``; loaded strictly.
-        overrides: any other ``ConvNeXt`` argument (depths, dims, patch_size, kernel_size, in_chans), or for a
-            ResNet one of ``RESNET_OPTIONS``.
+        overrides: any other ``ConvNeXt`` argument (depths, dims, patch_size, kernel_size, in_chans), the
+            options by name (``stem_type``, ``norm_layer``, ``stem_norm_layer``, as
+            ``options.convnext_options`` takes them), or for a ResNet one of ``RESNET_OPTIONS``.
     """
     if name in RESNET_VARIANTS:
         model = _create_resnet(
             name, num_classes, drop_path_rate, layer_scale_init_value, head_init_scale, overrides
         )
     elif name in VARIANTS:
-        config = {**VARIANTS[name], **overrides}
-        model = ConvNeXt(
+        model = _create_convnext(
             num_classes=num_classes,
             drop_path_rate=drop_path_rate,
             layer_scale_init_value=layer_scale_init_value,
             head_init_scale=head_init_scale,
-            **config,
+            **{**VARIANTS[name], **overrides},
         )
     else:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(available_models())}")

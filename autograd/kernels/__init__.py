@@ -104,10 +104,3 @@ def kernel_for(op: type, arrays) -> object | None:
         return None
     device = device_for_kernels(*arrays)
     return None if device not in paths else importlib.import_module(paths[device])
-
-
-def fast_paths() -> list[tuple[str, dict]]:
-    """Every op that names fast paths, as (op name, {device: kernel module}), sorted by name."""
-    from ..function import Function
-
-    return sorted((name, dict(op.fast_paths)) for name, op in Function.registry.items() if op.fast_paths)

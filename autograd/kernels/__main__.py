@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import autograd.nn  # noqa: F401  (registers the ops of autograd.nn.functional)
 from autograd import cupy_available, kernels
+from autograd.function import Function
 from autograd.kernels.cuda.emulator import compiler
 
 
@@ -18,7 +19,8 @@ def main() -> None:
         f"{'found' if usable['cuda'] else 'not found'}"
     )
     print(f"CUDA emulator (kernels.emulate_cuda()): C++ compiler {compiler() or 'not found'}\n")
-    rows = [(name.removeprefix("autograd."), paths) for name, paths in kernels.fast_paths()]
+    ops = sorted((name, dict(op.fast_paths)) for name, op in Function.registry.items() if op.fast_paths)
+    rows = [(name.removeprefix("autograd."), paths) for name, paths in ops]
     rows.append(
         (
             "optim.adamw.AdamW.step",

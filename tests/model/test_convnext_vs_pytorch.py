@@ -1,4 +1,7 @@
-"""Our ConvNeXt against an independent PyTorch ConvNeXt on checkpoints in the official format."""
+"""Our ConvNeXt, as built and after ``fuse()``, against an independent PyTorch ConvNeXt on checkpoints in the
+official format."""
+
+import copy
 
 import numpy as np
 import pytest
@@ -34,13 +37,15 @@ def official_pair(request, tmp_path_factory):
 def test_logits_match_pytorch_at_224(official_pair):
     ours, reference, images = official_pair
     ours.eval(), reference.eval()
-    with ag.no_grad():
-        our_logits = ours(images).numpy()
     with torch.no_grad():
         torch_logits = reference(torch.from_numpy(images)).numpy()
+    with ag.no_grad():
+        our_logits = ours(images).numpy()
+        fused_logits = copy.deepcopy(ours).fuse()(images).numpy()
     assert our_logits.shape == torch_logits.shape
     assert np.abs(our_logits).max() > 0.1  # the comparison is not between two near-zero outputs
     assert np.abs(our_logits - torch_logits).max() <= 1e-4
+    assert np.abs(fused_logits - torch_logits).max() <= 1e-4
 
 
 def test_every_parameter_gradient_matches_pytorch(official_pair):
@@ -78,14 +83,17 @@ def _backward_both(ours, reference, images, labels):
     return dict(ours.named_parameters())
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["plain", "fused"])
 @pytest.mark.parametrize("stem_type", ["overlap", "overlap_tiered", "overlap_act", "deep"])
-def test_overlapping_stems_match_pytorch_forward_and_backward(stem_type):
+def test_overlapping_stems_match_pytorch_forward_and_backward(stem_type, fused):
     # timm's "_ols" stems (two 3x3 stride-2 convs): a small 3-stage network on 36x36 images, so the
     # padded convs round the sides up (36 -> 18 -> 9) and the later downsamplings floor them (9 -> 4 -> 2).
     arch = dict(depths=(1, 2, 1), dims=(16, 32, 48), kernel_size=7)
     torch.manual_seed(0)
     reference = randomize_(TorchConvNeXt(num_classes=10, stem_type=stem_type, **arch), seed=2)
-    ours = tinyconvnext.ConvNeXt(num_classes=10, stem_type=stem_type, **arch)
+    ours = tinyconvnext.create_model("convnext_atto", num_classes=10, stem_type=stem_type, **arch)
+    if fused:
+        ours.fuse()
     ours.load_state_dict({k: v.detach().numpy() for k, v in reference.state_dict().items()})
     images = np.random.default_rng(1).standard_normal((3, 3, 36, 36)).astype(np.float32)
     labels = np.array([1, 4, 9])
@@ -96,10 +104,11 @@ def test_overlapping_stems_match_pytorch_forward_and_backward(stem_type):
         assert np.abs(g_ours - g_theirs).max() <= 1e-3 * np.abs(g_theirs).max(), f"{name}: gradients differ"
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["plain", "fused"])
 @pytest.mark.parametrize(
     "stem_type, norm_layer", [("overlap_act", "batch"), ("deep", "batch"), ("deep", "layer")]
 )
-def test_batchnorm_convnext_matches_pytorch_in_training_and_evaluation(stem_type, norm_layer):
+def test_batchnorm_convnext_matches_pytorch_in_training_and_evaluation(stem_type, norm_layer, fused):
     # norm_layer="batch" (the roadmap's BN -> LN step undone): a training step's loss, every gradient and the
     # running statistics, then evaluation with those statistics, against BatchNorm2d on NCHW in PyTorch.
     # With ResNet-D's deep stem too (its convs at half the side, then a max pool); and that stem with
@@ -114,7 +123,9 @@ def test_batchnorm_convnext_matches_pytorch_in_training_and_evaluation(stem_type
     )
     torch.manual_seed(0)
     reference = randomize_(TorchConvNeXt(num_classes=10, **arch), seed=3)
-    ours = tinyconvnext.ConvNeXt(num_classes=10, **arch)
+    ours = tinyconvnext.create_model("convnext_atto", num_classes=10, **arch)
+    if fused:
+        ours.fuse()
     ours.load_state_dict({k: v.detach().numpy() for k, v in reference.state_dict().items()})
     stem_norm = "downsample_layers.0.0.norm3" if stem_type == "deep" else "downsample_layers.0.1"
     assert stem_norm + ".running_var" in dict(ours.named_buffers())
@@ -142,9 +153,9 @@ def test_batchnorm_convnext_matches_pytorch_in_training_and_evaluation(stem_type
 
 def test_unknown_norm_layer_is_a_clear_error():
     with pytest.raises(ValueError, match="norm_layer must be one of"):
-        tinyconvnext.ConvNeXt(depths=(1,), dims=(8,), norm_layer="group")
+        tinyconvnext.create_model("convnext_atto", depths=(1,), dims=(8,), norm_layer="group")
     with pytest.raises(ValueError, match="stem_norm_layer must be one of .*, got 'group'"):
-        tinyconvnext.ConvNeXt(depths=(1,), dims=(8,), stem_norm_layer="group")
+        tinyconvnext.create_model("convnext_atto", depths=(1,), dims=(8,), stem_norm_layer="group")
     from autograd import nn
 
     with pytest.raises(

@@ -1,11 +1,24 @@
-"""The model's structure: variants, parameter counts, names, initialisation, input checks."""
+"""The model's structure: variants, parameter counts, names, initialisation, input checks, the options."""
+
+import hashlib
+import json
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import autograd as ag
 import tinyconvnext
-from tinyconvnext.flops import count_flops, traced_macs
+from autograd import nn
+from tinyconvnext.flops import _structure_only, count_flops, traced_macs
+from tinyconvnext.options import OverlapStem, Stem
+
+# Recorded from the model before the options moved out of it (tinyconvnext/options.py): for every option
+# combination on a small network, the parameter and buffer names and shapes, a digest of the initial
+# weights after ag.manual_seed(0), and the multiply-adds at 32x32; for every variant, a digest of its
+# names and shapes. Saved runs and official checkpoints load only while these stay the same.
+RECORDED = json.loads((Path(__file__).parent / "convnext_parameters.json").read_text())
 
 OFFICIAL_PARAMETERS = {
     "convnext_tiny": 28.59,
@@ -18,8 +31,6 @@ OFFICIAL_PARAMETERS = {
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMETERS))
 def test_parameter_counts_match_the_paper(name):
-    from tinyconvnext.flops import _structure_only
-
     params = _structure_only(tinyconvnext.ConvNeXt, tinyconvnext.VARIANTS[name], 1000).num_parameters()
     assert round(params / 1e6, 2) == OFFICIAL_PARAMETERS[name]
 
@@ -97,7 +108,9 @@ def test_flops_of_convnext_tiny_match_the_paper():
 
 @pytest.mark.parametrize("stem_type, mid", [("overlap", 24), ("overlap_tiered", 12), ("overlap_act", 24)])
 def test_overlapping_stem_shapes_flops_and_names(stem_type, mid):
-    model = tinyconvnext.ConvNeXt(num_classes=10, depths=(1, 1, 1), dims=(24, 48, 96), stem_type=stem_type)
+    model = tinyconvnext.create_model(
+        "convnext_atto", num_classes=10, depths=(1, 1, 1), dims=(24, 48, 96), stem_type=stem_type
+    )
     names = [name for name, _ in model.named_parameters()][:6]
     assert names == [
         "downsample_layers.0.0.conv1.weight",
@@ -118,8 +131,13 @@ def test_overlapping_stem_shapes_flops_and_names(stem_type, mid):
 def test_deep_stem_shapes_flops_names_and_init(norm_layer):
     # ResNet-D's stem: 3 -> 32 (stride 2) -> 32 -> dims[0], a norm and ReLU after each conv, a stride-2
     # max pool
-    model = tinyconvnext.ConvNeXt(
-        num_classes=10, depths=(1, 1, 1), dims=(24, 48, 96), stem_type="deep", norm_layer=norm_layer
+    model = tinyconvnext.create_model(
+        "convnext_atto",
+        num_classes=10,
+        depths=(1, 1, 1),
+        dims=(24, 48, 96),
+        stem_type="deep",
+        norm_layer=norm_layer,
     )
     stem = model.downsample_layers[0][0]
     assert len(model.downsample_layers[0]) == 1  # no second norm after the stem's own
@@ -144,4 +162,54 @@ def test_deep_stem_shapes_flops_names_and_init(norm_layer):
 
 def test_unknown_stem_type_names_the_known_ones():
     with pytest.raises(ValueError, match=r"stem_type must be one of .*'overlap_tiered'.*got 'conv'"):
-        tinyconvnext.ConvNeXt(stem_type="conv")
+        tinyconvnext.create_model("convnext_atto", stem_type="conv")
+
+
+def _digest(state_dict):
+    digest = hashlib.sha256()
+    for name, value in state_dict.items():
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("combination", sorted(RECORDED["options"]))
+def test_every_option_keeps_its_parameter_names_shapes_and_initial_weights(combination):
+    recorded = RECORDED["options"][combination]
+    arch = RECORDED["arch"]
+    ag.manual_seed(0)
+    model = tinyconvnext.create_model(
+        "convnext_atto",
+        num_classes=arch["num_classes"],
+        depths=tuple(arch["depths"]),
+        dims=tuple(arch["dims"]),
+        **recorded["options"],
+    )
+    state = model.state_dict()
+    assert [f"{name} {tuple(value.shape)}" for name, value in state.items()] == recorded["parameters"]
+    assert _digest(state) == recorded["init_sha256"]
+    assert count_flops(model, 32) == traced_macs(model, 32) == recorded["flops32"]
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED["variants"]))
+def test_every_variant_keeps_its_parameter_names_and_shapes(name):
+    model = _structure_only(tinyconvnext.ConvNeXt, tinyconvnext.VARIANTS[name], 1000)
+    lines = "\n".join(f"{key} {tuple(p.shape)}" for key, p in model.named_parameters())
+    recorded = RECORDED["variants"][name]
+    assert model.num_parameters() == recorded["count"]
+    assert hashlib.sha256(lines.encode()).hexdigest() == recorded["sha256"]
+
+
+def test_stem_and_norm_plug_in_as_modules():
+    # The paper's model takes any stem and norm by composition; create_model builds them from names.
+    batch_norm = partial(nn.BatchNorm2d, data_format="channels_last")
+    stem = Stem(OverlapStem(3, 8, "overlap_act"), batch_norm(8), stride=4)
+    model = tinyconvnext.ConvNeXt(
+        num_classes=10, depths=(1, 1), dims=(8, 16), stem=stem, norm_layer=batch_norm
+    )
+    assert model.downsample_layers[0] is stem and model.min_input_size == 8
+    assert isinstance(model.stages[1][0].norm, nn.BatchNorm2d) and isinstance(model.norm, nn.LayerNorm)
+    assert model(np.zeros((2, 3, 16, 16), np.float32)).shape == (2, 10)
+    assert count_flops(model, 16) == traced_macs(model, 16)
+    named = tinyconvnext.create_model("convnext_atto", depths=(1, 1), dims=(8, 16), stem_type="overlap_act")
+    assert (named.stem_type, named.norm_layer, named.stem_norm_layer) == ("overlap_act", "layer", "layer")

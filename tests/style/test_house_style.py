@@ -80,3 +80,12 @@ def test_kernels_never_import_the_ops():
                 if "nn" in module.split(".") or "ops" in module.split("."):
                     offenders.append(f"{path.relative_to(ROOT)}: {module}")
     assert not offenders, offenders
+
+
+def test_readme_and_results_stay_documentation_sized():
+    """The README: at most 9,000 characters, lines of at most 110; docs/results.md: at most 300 lines."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    long_lines = [i for i, line in enumerate(readme.splitlines(), 1) if len(line) > 110]
+    assert len(readme) <= 9000 and not long_lines, (len(readme), long_lines)
+    results = (ROOT / "docs" / "results.md").read_text(encoding="utf-8").splitlines()
+    assert len(results) <= 300, len(results)

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from tinyconvnext import augment
+from tinyconvnext.config import TrainConfig
 from tinyconvnext.loader import BatchLoader
-from tinyconvnext.train import ImageDataset, TrainConfig, train
+from tinyconvnext.pipeline import ImageDataset
+from tinyconvnext.train import train
 
 RNG = np.random.default_rng(0)
 
@@ -150,7 +152,7 @@ def test_variable_size_images_train_with_every_augmentation(tmp_path):
 
 
 def test_crop_scale_sets_the_smallest_area_a_random_resized_crop_keeps():
-    from tinyconvnext.train import make_batch_functions
+    from tinyconvnext.pipeline import make_batch_functions
 
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, size=(40, 40, 3), dtype=np.uint8) for _ in range(16)]

@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 
 import autograd as ag
+import tinyconvnext.pipeline
 from autograd import nn
-from tinyconvnext import train as train_module
+from tinyconvnext.build import BackendUnavailable
+from tinyconvnext.config import TrainConfig
 from tinyconvnext.ema import ModelEma
-from tinyconvnext.train import BackendUnavailable, TrainConfig, main, train
+from tinyconvnext.train import main, train
 
 no_gpu = pytest.mark.skipif(ag.cupy_available(), reason="CuPy sees a GPU here: the refusal cannot happen")
 
@@ -18,7 +20,7 @@ def test_cupy_backend_without_a_gpu_fails_clearly_before_loading_data(tmp_path, 
     def no_loading(config):
         raise AssertionError("the data set was loaded before the backend was checked")
 
-    monkeypatch.setattr(train_module, "load_dataset", no_loading)
+    monkeypatch.setattr(tinyconvnext.pipeline, "load_dataset", no_loading)
     out = tmp_path / "run"
     with pytest.raises(BackendUnavailable, match=r"--backend cupy needs CuPy.*pip install cupy-cuda12x"):
         train(TrainConfig(backend="cupy", out=str(out), progress=False))

@@ -9,7 +9,9 @@ from train_helpers import synthetic_cifar, tiny_config
 import autograd as ag
 from autograd.nn import functional as F
 from tinyconvnext.evaluate import evaluate, evaluate_run, main, tta_views
-from tinyconvnext.train import load_trained_model, make_loaders, train
+from tinyconvnext.pipeline import make_loaders
+from tinyconvnext.records import load_trained_model
+from tinyconvnext.train import train
 
 
 def _reflect(index, size):
@@ -96,9 +98,9 @@ def test_evaluate_run_and_the_command_give_the_run_s_numbers(trained_run, monkey
         record["test_acc_ema"]
     )
 
-    import tinyconvnext.train
+    import tinyconvnext.pipeline
 
-    monkeypatch.setattr(tinyconvnext.train, "load_dataset", lambda config: data)  # the command reads no files
+    monkeypatch.setattr(tinyconvnext.pipeline, "load_dataset", lambda config: data)  # reads no files
     assert main([config.out, "--tta", "--tta-shift", "1", "--batch-size", "40"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["tta"] == {"flip": True, "shift": 1}
@@ -113,7 +115,8 @@ def test_evaluate_run_names_a_missing_run(tmp_path):
 
 def test_eval_image_size_and_crop_pct_make_the_test_images():
     from tinyconvnext import augment
-    from tinyconvnext.train import TrainConfig, make_batch_functions
+    from tinyconvnext.config import TrainConfig
+    from tinyconvnext.pipeline import make_batch_functions
 
     rng = np.random.default_rng(0)
     cifar = rng.integers(0, 256, size=(4, 32, 32, 3), dtype=np.uint8)
@@ -163,7 +166,7 @@ def test_a_run_evaluates_at_its_eval_image_size_on_the_workers_too(tmp_path):
 
 
 def test_train_cifar_parses_the_evaluation_options():
-    from tinyconvnext.train import TrainConfig, config_from_args
+    from tinyconvnext.config import TrainConfig, config_from_args
 
     config = config_from_args(
         TrainConfig(),
@@ -254,9 +257,9 @@ def test_precise_bn_at_evaluation_gives_what_the_training_option_gives(
     after = load_checkpoint(run / "checkpoint.npz")["model"]
     assert all(np.array_equal(before[k], after[k]) for k in before)  # the checkpoint is not changed
 
-    import tinyconvnext.train
+    import tinyconvnext.pipeline
 
-    monkeypatch.setattr(tinyconvnext.train, "load_dataset", lambda config: data)
+    monkeypatch.setattr(tinyconvnext.pipeline, "load_dataset", lambda config: data)
     capsys.readouterr()  # the training runs' records
     assert main([str(run), "--precise-bn-batches", "3"]) == 0
     assert json.loads(capsys.readouterr().out)["test_acc"] == pytest.approx(record["test_acc"])

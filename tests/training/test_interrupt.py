@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from train_helpers import synthetic_cifar, tiny_config
 
+import tinyconvnext.records
 import tinyconvnext.train as train_module
 from tinyconvnext.checkpoint import load_checkpoint
 from tinyconvnext.curves import read_metrics
@@ -42,13 +43,13 @@ def test_without_ctrl_c_nothing_is_raised_and_ignored_ctrl_c_stays_ignored():
 def test_ctrl_c_while_the_curves_are_drawn_still_saves_the_finished_epoch(tmp_path, monkeypatch):
     """The CI flake this guards against: Ctrl-C during matplotlib's first import aborted the interpreter."""
     data = synthetic_cifar()
-    plot_curves = train_module.plot_curves
+    plot_curves = tinyconvnext.records.plot_curves
 
     def plot_and_be_interrupted(out, title=""):
         _ctrl_c()  # arrives in the middle of the bookkeeping
         return plot_curves(out, title)
 
-    monkeypatch.setattr(train_module, "plot_curves", plot_and_be_interrupted)
+    monkeypatch.setattr(tinyconvnext.records, "plot_curves", plot_and_be_interrupted)
     record = train_module.train(tiny_config(tmp_path / "b", epochs=3), data)
     run = tmp_path / "b" / "run"
     state = load_checkpoint(run / "checkpoint.npz")
@@ -57,7 +58,7 @@ def test_ctrl_c_while_the_curves_are_drawn_still_saves_the_finished_epoch(tmp_pa
     assert (run / "curves.png").exists()
 
     # ... and resuming gives the weights of an uninterrupted run.
-    monkeypatch.setattr(train_module, "plot_curves", plot_curves)
+    monkeypatch.setattr(tinyconvnext.records, "plot_curves", plot_curves)
     train_module.train(tiny_config(tmp_path / "a", epochs=3), data)
     train_module.train(tiny_config(tmp_path / "b", epochs=3, resume=True), data)
     a = load_checkpoint(tmp_path / "a" / "run" / "checkpoint.npz")["model"]

@@ -11,9 +11,11 @@ import autograd as ag
 from autograd import optim
 from autograd.nn import functional as F
 from tinyconvnext import augment
+from tinyconvnext.build import resolve_processes
 from tinyconvnext.checkpoint import load_checkpoint
+from tinyconvnext.config import TrainConfig
 from tinyconvnext.parallel import DataParallel, WorkerFailed
-from tinyconvnext.train import TrainConfig, resolve_processes, train
+from tinyconvnext.train import train
 from tinyconvnext.variants import create_model
 
 
@@ -104,7 +106,7 @@ def test_eval_step_matches_one_process(model_and_parallel):
 
 def test_tta_on_the_workers_matches_one_process(tmp_path):
     from tinyconvnext.evaluate import evaluate
-    from tinyconvnext.train import make_loaders
+    from tinyconvnext.pipeline import make_loaders
 
     data = synthetic_cifar()
     config = tiny_config(tmp_path, epochs=1, eval_batch_size=40)  # 96 test images: the last batch has 16

@@ -10,9 +10,11 @@ from train_helpers import synthetic_cifar, tiny_config
 import autograd as ag
 from autograd import optim
 from autograd.nn import functional as F
+from tinyconvnext.build import build_model, build_optimizer
 from tinyconvnext.checkpoint import load_checkpoint
+from tinyconvnext.config import TrainConfig, config_from_args
 from tinyconvnext.parallel import DataParallel
-from tinyconvnext.train import TrainConfig, build_model, build_optimizer, config_from_args, train
+from tinyconvnext.train import train
 from tinyconvnext.variants import create_model
 
 small_resnet = functools.partial(
@@ -92,7 +94,7 @@ def test_resnet_with_sgd_resumes_exactly(tmp_path, processes):
 
 
 def test_resnet_with_sgd_learns_and_its_run_loads_back(tmp_path):
-    from tinyconvnext.train import load_trained_model
+    from tinyconvnext.records import load_trained_model
 
     record = train(resnet_config(tmp_path, epochs=4, ema_decay=0.0), synthetic_cifar(640, 200))
     assert record["test_acc"] > 0.4  # chance is 0.1; the ConvNeXt runs of test_train_loop ask the same

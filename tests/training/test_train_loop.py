@@ -8,7 +8,10 @@ import pytest
 from train_helpers import synthetic_cifar, tiny_config
 
 from tinyconvnext.checkpoint import load_checkpoint, save_checkpoint
-from tinyconvnext.train import NonFiniteLoss, TrainConfig, model_stride, train, train_image_size
+from tinyconvnext.config import TrainConfig
+from tinyconvnext.engine import NonFiniteLoss
+from tinyconvnext.pipeline import model_stride, train_image_size
+from tinyconvnext.train import train
 
 
 def _weights(path):
@@ -98,7 +101,9 @@ def test_checkpoints_are_atomic_and_damage_is_reported(tmp_path):
 
 
 def test_load_trained_model_gives_the_run_s_model(tmp_path):
-    from tinyconvnext.train import evaluate, load_trained_model, make_loaders
+    from tinyconvnext.engine import evaluate
+    from tinyconvnext.pipeline import make_loaders
+    from tinyconvnext.records import load_trained_model
 
     data = synthetic_cifar()
     config = tiny_config(tmp_path, epochs=1)
@@ -119,7 +124,9 @@ def test_load_trained_model_gives_the_run_s_model(tmp_path):
 def test_flip_tta_averages_the_logits_of_the_image_and_its_mirror(tmp_path):
     import autograd as ag
     from autograd.nn import functional as F
-    from tinyconvnext.train import evaluate, load_trained_model, make_loaders
+    from tinyconvnext.engine import evaluate
+    from tinyconvnext.pipeline import make_loaders
+    from tinyconvnext.records import load_trained_model
 
     data = synthetic_cifar()
     config = tiny_config(tmp_path, epochs=1, tta=True)
@@ -142,7 +149,7 @@ def test_flip_tta_averages_the_logits_of_the_image_and_its_mirror(tmp_path):
 
 
 def test_boolean_options_take_a_no_form():
-    from tinyconvnext.train import config_from_args
+    from tinyconvnext.config import config_from_args
 
     assert config_from_args(TrainConfig(), ["--tta"], "prog").tta is True
     assert config_from_args(TrainConfig(tta=True), ["--no-tta"], "prog").tta is False
@@ -170,7 +177,7 @@ def test_progressive_resizing_ramps_the_training_images_to_the_image_size():
 
 
 def test_train_batch_makes_images_of_the_epoch_s_side():
-    from tinyconvnext.train import make_batch_functions
+    from tinyconvnext.pipeline import make_batch_functions
 
     rng = np.random.default_rng(0)
     cifar = rng.integers(0, 256, size=(8, 32, 32, 3), dtype=np.uint8)
@@ -189,7 +196,8 @@ def test_train_batch_makes_images_of_the_epoch_s_side():
 def test_progressive_crop_mode_crops_at_full_scale_and_resize_mode_scales_down():
     """--progressive-mode crop: the smaller training images are windows of the (padded) 32x32 images, at
     their scale; resize: the whole augmented image scaled down. Evaluation is at 32x32 either way."""
-    from tinyconvnext.train import config_from_args, make_batch_functions
+    from tinyconvnext.config import config_from_args
+    from tinyconvnext.pipeline import make_batch_functions
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(8, 32, 32, 3), dtype=np.uint8)
@@ -258,7 +266,8 @@ def test_progressive_resizing_records_the_size_and_resumes_exactly(tmp_path):
 
 
 def test_stem_and_kernel_options_build_what_they_name_and_unknown_stems_are_refused(capsys):
-    from tinyconvnext.train import build_model, config_from_args
+    from tinyconvnext.build import build_model
+    from tinyconvnext.config import config_from_args
 
     config = config_from_args(
         TrainConfig(),
@@ -286,7 +295,8 @@ def test_stem_and_kernel_options_build_what_they_name_and_unknown_stems_are_refu
 
 def test_norm_layer_option_builds_a_batchnorm_convnext(capsys):
     from autograd import nn
-    from tinyconvnext.train import build_model, config_from_args
+    from tinyconvnext.build import build_model
+    from tinyconvnext.config import config_from_args
 
     config = config_from_args(
         TrainConfig(), ["--norm-layer", "batch", "--depths", "1,1", "--dims", "8,16"], "prog"
@@ -302,7 +312,8 @@ def test_norm_layer_option_builds_a_batchnorm_convnext(capsys):
 
 def test_stem_norm_layer_option_puts_batchnorm_in_the_deep_stem_only():
     from autograd import nn
-    from tinyconvnext.train import build_model, config_from_args
+    from tinyconvnext.build import build_model
+    from tinyconvnext.config import config_from_args
 
     config = config_from_args(
         TrainConfig(),
@@ -334,7 +345,11 @@ def test_ema_is_evaluated_every_n_epochs_and_after_the_last(tmp_path, every, eva
 
 @pytest.mark.parametrize("processes", [1, 2])
 def test_precise_bn_recomputes_the_statistics_after_the_last_epoch_only(tmp_path, processes):
-    from tinyconvnext.train import build_model, evaluate, load_trained_model, make_loaders, precise_batchnorm
+    from tinyconvnext.after_epoch import precise_batchnorm
+    from tinyconvnext.build import build_model
+    from tinyconvnext.engine import evaluate
+    from tinyconvnext.pipeline import make_loaders
+    from tinyconvnext.records import load_trained_model
 
     data = synthetic_cifar()
     options = dict(norm_layer="batch", epochs=2, processes=processes, tta=True)

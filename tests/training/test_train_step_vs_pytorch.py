@@ -17,7 +17,8 @@ torch = pytest.importorskip("torch")
 import autograd as ag  # noqa: E402
 from autograd import optim  # noqa: E402
 from autograd.nn.utils import clip_grad_norm_  # noqa: E402
-from tinyconvnext.train import build_model, forward_backward  # noqa: E402
+from tinyconvnext.build import build_model  # noqa: E402
+from tinyconvnext.engine import forward_backward  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from torch_convnext import TorchConvNeXt  # noqa: E402
@@ -117,7 +118,8 @@ def test_resnet_sgd_steps_match_pytorch_in_float64():
     and linear weights only, BatchNorm in training mode with its running statistics, label smoothing."""
     from torch_resnet import TorchResNet
 
-    from tinyconvnext.train import TrainConfig, build_optimizer
+    from tinyconvnext.build import build_optimizer
+    from tinyconvnext.config import TrainConfig
 
     config = TrainConfig(
         model="resnet18d",

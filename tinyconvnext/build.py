@@ -1,0 +1,118 @@
+"""Building a run's parts from its configuration: the device, the model, the optimizer, the processes.
+
+model = build_model(config, num_classes, config.drop_path)   # the architecture, as the paper writes it
+model.fuse()                                                 # the fast fused ops, the same numbers
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+from autograd import optim
+from autograd.backend import cupy_available
+
+from .config import OPTIMIZERS
+from .variants import RESNET_VARIANTS, create_model
+
+
+class BackendUnavailable(RuntimeError):
+    pass
+
+
+def device_for(backend: str) -> str:
+    """The device of a backend ('numpy': 'cpu', 'cupy': 'cuda'), checked before any data is loaded."""
+    if backend not in ("numpy", "cupy"):
+        raise ValueError(f"unknown backend {backend!r}: expected 'numpy' or 'cupy'")
+    if backend == "cupy" and not cupy_available():
+        reason = (
+            "CuPy is not installed (pip install cupy-cuda12x, for CUDA 12)"
+            if importlib.util.find_spec("cupy") is None
+            else "CuPy is installed but sees no GPU"
+        )
+        raise BackendUnavailable(f"--backend cupy needs CuPy and an NVIDIA GPU: {reason}")
+    return "cuda" if backend == "cupy" else "cpu"
+
+
+def resolve_processes(config) -> int:
+    """``--processes``, with 0 meaning "auto": one per usable CPU core for the NumPy backend (keeping at least
+    16 images per process), 1 for CuPy. A run's numbers depend on its number of processes, as a PyTorch
+    run's depend on its world size: pass --processes to reproduce a run on another machine."""
+    if config.processes < 0:
+        raise ValueError(f"--processes must be at least 1, or 0 for one per CPU core; got {config.processes}")
+    if config.processes:
+        return config.processes
+    if config.backend != "numpy":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, config.batch_size // 16))
+
+
+def _resnet_overrides(config) -> dict:
+    """A ResNet's overrides (depths, and dims as its widths), after refusing the ConvNeXt-only options."""
+    convnext_only = [
+        flag
+        for flag, value in (
+            ("--patch-size", config.patch_size),
+            ("--kernel-size", config.kernel_size),
+            ("--stem-type", config.stem_type != "patch"),
+            ("--norm-layer", config.norm_layer != "layer"),
+            ("--stem-norm-layer", config.stem_norm_layer),
+        )
+        if value
+    ]
+    if convnext_only:
+        raise ValueError(f"{config.model} is a ResNet: {', '.join(convnext_only)} set(s) a ConvNeXt option")
+    overrides = {}
+    if config.depths:
+        overrides["depths"] = tuple(int(v) for v in config.depths.split(","))
+    if config.dims:
+        overrides["widths"] = tuple(int(v) for v in config.dims.split(","))
+    return overrides
+
+
+def _convnext_overrides(config) -> dict:
+    """The ConvNeXt options that differ from the variant's own: depths, dims, patch, kernel, stem, norms."""
+    overrides = {"layer_scale_init_value": config.layer_scale}
+    if config.depths:
+        overrides["depths"] = tuple(int(v) for v in config.depths.split(","))
+    if config.dims:
+        overrides["dims"] = tuple(int(v) for v in config.dims.split(","))
+    if config.patch_size:
+        overrides["patch_size"] = config.patch_size
+    if config.kernel_size:
+        overrides["kernel_size"] = config.kernel_size
+    if config.stem_type != "patch":
+        overrides["stem_type"] = config.stem_type
+    if config.norm_layer != "layer":
+        overrides["norm_layer"] = config.norm_layer
+    if config.stem_norm_layer:
+        overrides["stem_norm_layer"] = config.stem_norm_layer
+    return overrides
+
+
+def build_model(config, num_classes, drop_path_rate=0.0):
+    """The configured variant, with any depths/dims/patch-size/kernel-size/stem overrides (for a ResNet:
+    depths and dims, its widths)."""
+    overrides = _resnet_overrides(config) if config.model in RESNET_VARIANTS else _convnext_overrides(config)
+    return create_model(config.model, num_classes=num_classes, drop_path_rate=drop_path_rate, **overrides)
+
+
+def build_fused_model(config, num_classes, drop_path_rate=0.0):
+    """``build_model``, then ``model.fuse()``: the model a run trains and evaluates, with its fast fused ops
+    (Linear+GELU in ConvNeXt's blocks) swapped in. The same parameters, the same numbers; the data-parallel
+    workers build theirs with it too."""
+    model = build_model(config, num_classes, drop_path_rate)
+    model.fuse()
+    return model
+
+
+def build_optimizer(config, model):
+    """AdamW (PyTorch's semantics) or SGD with momentum; either way no weight decay on biases, norm weights
+    and layer-scale gammas (``optim.weight_decay_groups``)."""
+    groups = optim.weight_decay_groups(model.named_parameters(), config.weight_decay)
+    if config.optimizer == "adamw":
+        return optim.AdamW(groups, lr=config.lr)
+    if config.optimizer == "sgd":
+        return optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+    raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.optimizer!r}")
