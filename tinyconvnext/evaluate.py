@@ -85,14 +85,7 @@ def evaluate_run(
         "crop_pct": config.eval_crop_pct,
     }
     if precise_bn_batches:
-        if precise_bn_batches < 0:
-            raise ValueError(f"--precise-bn-batches must be at least 1, got {precise_bn_batches}")
-        side = train_image_size(config, config.epochs - 1, progressive_stride(config))  # the last epoch's
-        config = dataclasses.replace(config, precise_bn_batches=precise_bn_batches)
-        if precise_batchnorm(config, model, train_loader, side, device) == 0:
-            raise ValueError(
-                f"--precise-bn-batches recomputes BatchNorm statistics, but {run} has no BatchNorm layer"
-            )
+        _recompute_batchnorm(run, model, config, train_loader, device, precise_bn_batches)
         record["precise_bn_batches"] = precise_bn_batches
     plain, augmented = ([], []) if save else (None, None)  # each batch's logits, kept only to be saved
     record["test_loss"], record["test_acc"] = evaluate(model, test_loader, device, outputs=plain)
@@ -104,6 +97,19 @@ def evaluate_run(
     if save:
         record["saved"] = str(_save_logits(save, plain, augmented))
     return record
+
+
+def _recompute_batchnorm(run, model, config, train_loader, device, batches: int) -> None:
+    """Recompute ``model``'s BatchNorm statistics over ``batches`` training batches at the last epoch's
+    image size (``--precise-bn-batches``); a run without BatchNorm is an error."""
+    if batches < 0:
+        raise ValueError(f"--precise-bn-batches must be at least 1, got {batches}")
+    side = train_image_size(config, config.epochs - 1, progressive_stride(config))  # the last epoch's
+    config = dataclasses.replace(config, precise_bn_batches=batches)
+    if precise_batchnorm(config, model, train_loader, side, device) == 0:
+        raise ValueError(
+            f"--precise-bn-batches recomputes BatchNorm statistics, but {run} has no BatchNorm layer"
+        )
 
 
 def _save_logits(path, plain, augmented):

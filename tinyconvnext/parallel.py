@@ -166,6 +166,31 @@ def _environment(values: dict):
                 os.environ[key] = value
 
 
+def _one_numpy_dtype(params) -> str:
+    """The one float dtype of ``params``, all NumPy arrays; else ``ValueError``."""
+    dtypes = {p.dtype for p in params}
+    if len(dtypes) != 1 or any(not isinstance(p.data, np.ndarray) for p in params):
+        raise ValueError(
+            f"DataParallel runs NumPy models with one float dtype, got {sorted(map(str, dtypes))} "
+            f"on {type(params[0].data).__module__}"
+        )
+    return str(dtypes.pop())
+
+
+def _shared_layout(total: int, dtype: str, processes: int, slice_size: int, input_shape, num_classes: int):
+    """The shared arrays but the buffers, name -> (shape, dtype): the ``total`` weights, and each worker's
+    gradients and its slice's inputs (flat), labels, soft targets and logits, for up to ``slice_size``
+    images of at most ``input_shape``."""
+    return {
+        "weights": ((total,), dtype),
+        "grads": ((processes, total), dtype),
+        "inputs": ((processes, slice_size * int(np.prod(input_shape))), dtype),
+        "labels": ((processes, slice_size), "int64"),
+        "soft_targets": ((processes, slice_size, num_classes), dtype),
+        "logits": ((processes, slice_size, num_classes), dtype),
+    }
+
+
 class DataParallel:
     """Run a model's training and evaluation steps on ``processes`` single-threaded worker processes.
 
@@ -189,26 +214,13 @@ class DataParallel:
         if max_batch < processes:
             raise ValueError(f"a batch of {max_batch} cannot be split over {processes} processes")
         params = list(model.parameters())
-        dtypes = {p.dtype for p in params}
-        if len(dtypes) != 1 or any(not isinstance(p.data, np.ndarray) for p in params):
-            raise ValueError(
-                f"DataParallel runs NumPy models with one float dtype, got {sorted(map(str, dtypes))} "
-                f"on {type(params[0].data).__module__}"
-            )
-        dtype = str(dtypes.pop())
+        dtype = _one_numpy_dtype(params)
         self.model, self.processes, self.seed = model, processes, seed
         self.slice_size = -(-max_batch // processes)  # ceil
         self.input_shape = tuple(input_shape)  # the largest input; each batch sends its own (C, H, W)
         total = sum(p.size for p in params)
-        layout = {
-            "weights": ((total,), dtype),
-            "grads": ((processes, total), dtype),
-            "inputs": ((processes, self.slice_size * int(np.prod(input_shape))), dtype),
-            "labels": ((processes, self.slice_size), "int64"),
-            "soft_targets": ((processes, self.slice_size, num_classes), dtype),
-            "logits": ((processes, self.slice_size, num_classes), dtype),
-        }
         self.buffers = list(model.named_buffers())
+        layout = _shared_layout(total, dtype, processes, self.slice_size, input_shape, num_classes)
         layout.update({_buffer_key(name): (tuple(b.shape), str(b.dtype)) for name, b in self.buffers})
         self.block = _SharedBlock(layout)
         _copy_buffers(self.block.arrays, self.buffers, into_model=False)
@@ -217,11 +229,15 @@ class DataParallel:
             p.data = view  # from now on the optimizer updates the shared weights in place
         self.grad_sum = np.zeros(total, dtype)
         self.grad_views = _flat_views(params, self.grad_sum)
+        self._start_workers(make_model, layout)
+
+    def _start_workers(self, make_model, layout: dict) -> None:
+        """One spawned worker process per rank, each with its end of a pipe; on any failure, close all."""
         self.connections, self.workers = [], []
         context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked thread pools
         try:
             with _environment(_ONE_THREAD):
-                for rank in range(processes):
+                for rank in range(self.processes):
                     ours, theirs = context.Pipe()
                     worker = context.Process(
                         target=_worker_main,

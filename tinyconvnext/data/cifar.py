@@ -279,6 +279,50 @@ def find_cifar10(data_dir=None) -> Path | None:
     return find_first([default_data_dir(data_dir), cache_dir()], KNOWN_NAMES)
 
 
+def _find_or_download(data_dir, download: bool, progress: bool) -> Path:
+    """``data_dir`` if it is a CIFAR-10 archive or batches folder itself, else the one ``find_cifar10``
+    finds, else (with ``download``) the downloaded official binary archive."""
+    if data_dir is not None and (is_archive(data_dir) or Path(data_dir).name in KNOWN_NAMES):
+        source = Path(data_dir)
+    else:
+        source = find_cifar10(data_dir)
+    if source is None:
+        if not download:
+            searched = [str(p) for p in (default_data_dir(data_dir), cache_dir()) if p is not None]
+            raise DataNotFoundError(
+                f"CIFAR-10 not found in {' or '.join(searched)} (looked for "
+                f"{', '.join(KNOWN_NAMES)}); set TINYCONVNEXT_DATA, pass data_dir, "
+                f"or pass download=True"
+            )
+        source = download_file(
+            BINARY_URL, cache_dir() / "cifar-10-binary.tar.gz", md5=BINARY_ARCHIVE_MD5, progress=progress
+        )
+    return source
+
+
+def _to_arrays(data: Cifar10) -> dict[str, np.ndarray]:
+    """The arrays of ``data`` that the cache keeps, by name."""
+    return {
+        "train_images": data.train_images,
+        "train_labels": data.train_labels,
+        "test_images": data.test_images,
+        "test_labels": data.test_labels,
+        "classes": np.array(data.classes),
+    }
+
+
+def _from_arrays(arrays: dict[str, np.ndarray], source: Path) -> Cifar10:
+    """The ``Cifar10`` of the cached ``arrays`` (``_to_arrays``'s) decoded from ``source``."""
+    return Cifar10(
+        arrays["train_images"],
+        arrays["train_labels"],
+        arrays["test_images"],
+        arrays["test_labels"],
+        tuple(str(c) for c in arrays["classes"]),
+        source,
+    )
+
+
 def load_cifar10(
     data_dir=None,
     *,
@@ -302,48 +346,17 @@ def load_cifar10(
     Returns:
         ``Cifar10`` with train (50,000) and test (10,000) images (N, 32, 32, 3) uint8 and int64 labels.
     """
-    if data_dir is not None and (is_archive(data_dir) or Path(data_dir).name in KNOWN_NAMES):
-        source = Path(data_dir)
-    else:
-        source = find_cifar10(data_dir)
-    if source is None:
-        if not download:
-            searched = [str(p) for p in (default_data_dir(data_dir), cache_dir()) if p is not None]
-            raise DataNotFoundError(
-                f"CIFAR-10 not found in {' or '.join(searched)} (looked for "
-                f"{', '.join(KNOWN_NAMES)}); set TINYCONVNEXT_DATA, pass data_dir, "
-                f"or pass download=True"
-            )
-        source = download_file(
-            BINARY_URL, cache_dir() / "cifar-10-binary.tar.gz", md5=BINARY_ARCHIVE_MD5, progress=progress
-        )
+    source = _find_or_download(data_dir, download, progress)
     if not cache:
         return read_cifar10(source, trust_archive=trust_archive, progress=progress)
     folder = decoded_dir("cifar10", source, trusted=trust_archive)
     cached = load_arrays(folder, mmap=mmap)
     if cached is not None:
         arrays, _ = cached
-        return Cifar10(
-            arrays["train_images"],
-            arrays["train_labels"],
-            arrays["test_images"],
-            arrays["test_labels"],
-            tuple(str(c) for c in arrays["classes"]),
-            source,
-        )
+        return _from_arrays(arrays, source)
     data = read_cifar10(source, trust_archive=trust_archive, progress=progress)
     try:
-        save_arrays(
-            folder,
-            {
-                "train_images": data.train_images,
-                "train_labels": data.train_labels,
-                "test_images": data.test_images,
-                "test_labels": data.test_labels,
-                "classes": np.array(data.classes),
-            },
-            info={"source": str(source)},
-        )
+        save_arrays(folder, _to_arrays(data), info={"source": str(source)})
     except OSError as error:
         warnings.warn(f"could not cache decoded CIFAR-10 in {folder}: {error}", stacklevel=2)
     return data

@@ -67,6 +67,47 @@ def check_digests(path, md5: str | None = None, sha256: str | None = None, name=
             )
 
 
+def _fetch(url: str, out, digests: dict, label: str, progress: bool) -> None:
+    """Stream ``url`` into the open file ``out``, updating ``digests``, with a progress bar named ``label``;
+    raise ``DownloadError`` if it cannot be opened, fails part way or ends short of its Content-Length."""
+    try:
+        response = urllib.request.urlopen(url, timeout=60)
+    except (OSError, ValueError) as error:
+        raise DownloadError(f"cannot download {url}: {error}") from None
+    with response:
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        received = 0
+        with tqdm(
+            total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label, disable=not progress
+        ) as bar:
+            while True:
+                try:
+                    block = response.read(CHUNK_BYTES)
+                except OSError as error:
+                    raise DownloadError(f"download of {url} failed after {received} bytes: {error}") from None
+                if not block:
+                    break
+                out.write(block)
+                for digest in digests.values():
+                    digest.update(block)
+                received += len(block)
+                bar.update(len(block))
+    if total is not None and received != total:
+        raise DownloadError(f"download of {url} ended after {received} of {total} bytes")
+
+
+def _check_fetched(url: str, destination: Path, expected: dict[str, str], digests: dict) -> None:
+    """Raise ``ChecksumError`` if a digest of the downloaded bytes differs from its ``expected`` value."""
+    for algorithm, value in expected.items():
+        actual = digests[algorithm].hexdigest()
+        if actual != value:
+            raise ChecksumError(
+                f"{destination} (from {url}): {algorithm.upper()} mismatch: expected "
+                f"{value}, found {actual}; the download was discarded"
+            )
+
+
 def download(
     url: str, destination, md5: str | None = None, sha256: str | None = None, progress: bool = True
 ) -> Path:
@@ -97,47 +138,10 @@ def download(
     digests = {algorithm: hashlib.new(algorithm) for algorithm in expected}
     try:
         with os.fdopen(descriptor, "wb") as out:
-            try:
-                response = urllib.request.urlopen(url, timeout=60)
-            except (OSError, ValueError) as error:
-                raise DownloadError(f"cannot download {url}: {error}") from None
-            with response:
-                length = response.headers.get("Content-Length")
-                total = int(length) if length and length.isdigit() else None
-                received = 0
-                with tqdm(
-                    total=total,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=destination.name,
-                    disable=not progress,
-                ) as bar:
-                    while True:
-                        try:
-                            block = response.read(CHUNK_BYTES)
-                        except OSError as error:
-                            raise DownloadError(
-                                f"download of {url} failed after {received} bytes: {error}"
-                            ) from None
-                        if not block:
-                            break
-                        out.write(block)
-                        for digest in digests.values():
-                            digest.update(block)
-                        received += len(block)
-                        bar.update(len(block))
-            if total is not None and received != total:
-                raise DownloadError(f"download of {url} ended after {received} of {total} bytes")
+            _fetch(url, out, digests, destination.name, progress)
             out.flush()
             os.fsync(out.fileno())
-        for algorithm, value in expected.items():
-            actual = digests[algorithm].hexdigest()
-            if actual != value:
-                raise ChecksumError(
-                    f"{destination} (from {url}): {algorithm.upper()} mismatch: expected "
-                    f"{value}, found {actual}; the download was discarded"
-                )
+        _check_fetched(url, destination, expected, digests)
         os.replace(temporary, destination)
     except BaseException:  # KeyboardInterrupt included: never leave the partial file behind
         Path(temporary).unlink(missing_ok=True)

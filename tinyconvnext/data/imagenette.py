@@ -13,18 +13,10 @@ n03888257 parachute). No checksums are published for these archives, so a downlo
 against one; instead the gzip CRC catches a damaged or truncated stream (a clear ``DataError`` naming the
 archive), and the number of images per split must equal the official counts (``check_counts``).
 
-Decoding: each JPEG is decoded with Pillow, converted to RGB with ``images.to_rgb`` (242 of the 160 px
-JPEGs are greyscale; ImageNet also has a few CMYK ones) and resized with ``images.resize_short_side`` so
-that its short side is ``size`` (bicubic, aspect kept). Images keep their own shapes, so a split is stored
-as one flat uint8 array of all pixels plus an (N, 3) int64 array of (offset, height, width): image i is
-``pixels[offset:offset + h*w*3].reshape(h, w, 3)``. An image Pillow cannot decode is skipped and counted;
-one warning at the end names every skipped file (and why), and ``Imagenette.skipped`` lists them.
-
-Speed: the main process reads the archive and hands chunks of JPEG bytes to worker processes (one per
-core). Each worker writes the pixels it decodes straight into the split's ``.npy`` file, at offsets it
-reserves from a counter shared by all processes, and sends back only (offset, height, width): sending the
-1.3 GiB of pixels back through pipes, or writing them twice, made two processes slower than one. Memory
-stays small even for the full-size archive.
+Decoding (``imagenette_decode.py``): each JPEG is decoded with Pillow to RGB and resized so that its short
+side is ``size``, by worker processes that write the pixels straight into each split's ``.npy`` file. An
+image Pillow cannot decode is skipped; one warning at the end names every skipped file (and why), and
+``Imagenette.skipped`` lists them.
 
 Decoded sets are cached as ``.npy`` in ``cache_dir()/decoded`` (see ``cache.py``): the 160 px set takes
 about 7 s to decode on two cores (13 s on one), 3 s to read back from the cache (1.3 GiB), and no time at
@@ -33,27 +25,31 @@ all with ``mmap=True``.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import re
 import tempfile
 import warnings
-from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
-from ..images import resize_short_side, to_rgb
 from .archive import archive_names, find_first, is_archive, iter_archive
-from .cache import decoded_dir, load_arrays, save_arrays, temporary_beside, uint8_npy_header
+from .cache import decoded_dir, load_arrays, save_arrays
 from .download import cache_dir, default_data_dir
 from .download import download as download_file
 from .errors import DataError, DataNotFoundError
+from .imagenette_decode import (  # noqa: F401  (CHUNK_IMAGES, decode_image, decode_chunk: importable here too)
+    CHUNK_IMAGES,
+    decode_all,
+    decode_chunk,
+    decode_image,
+    default_workers,
+    finish_pixel_file,
+    index_arrays,
+    pixel_targets,
+)
 
 CLASSES = (
     ("n01440764", "tench"),
@@ -79,7 +75,6 @@ URLS = {
 }
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
-CHUNK_IMAGES = 32
 _MEMBER = re.compile(r"(?:^|/)(train|val)/(n\d{8})/([^/]+)$")
 
 
@@ -178,73 +173,26 @@ def list_imagenette(source) -> dict[str, list[str]]:
     return {split: sorted(names) for split, names in found.items()}
 
 
-def decode_image(data: bytes, size: int) -> np.ndarray:
-    """JPEG (or any Pillow format) bytes -> (H, W, 3) uint8 RGB with the short side ``size``."""
-    with Image.open(BytesIO(data)) as image:
-        image.load()
-        return np.asarray(resize_short_side(to_rgb(image), size), dtype=np.uint8)
+def _warn_skipped(source: Path, results) -> None:
+    """One warning naming every image that could not be decoded (attributed to ``_decode_into``'s caller)."""
+    errors = [f"{name} ({error})" for _, _, name, _, _, _, error in results if error is not None]
+    if errors:
+        shown = "; ".join(errors[:20]) + (f"; and {len(errors) - 20} more" if len(errors) > 20 else "")
+        warnings.warn(
+            f"{source}: skipped {len(errors)} unreadable image(s) of {len(results)}: {shown}",
+            stacklevel=3,
+        )
 
 
-# The next free byte of each split's pixel file, shared by all decoding processes (see "Speed" above).
-_next_free_byte = None  # multiprocessing.Array("q", len(SPLITS))
-
-
-def _share_counters(counters) -> None:
-    global _next_free_byte
-    _next_free_byte = counters
-
-
-def _write_all(descriptor: int, data, position: int) -> None:
-    view = memoryview(data).cast("B")
-    while view:
-        written = os.pwrite(descriptor, view, position)
-        view, position = view[written:], position + written
-
-
-def decode_chunk(items, size: int, targets) -> list:
-    """Decode ``[(split, label, name, bytes)]`` into the files ``targets[split] = (path, first data byte)``;
-    return ``[(split, label, name, offset, height, width, error)]``.
-
-    Runs in the worker processes. An unreadable image gives its error instead of an exception, so one bad
-    file does not stop the rest.
-    """
-    out, decoded = [], {split: [] for split in SPLITS}
-    for split, label, name, data in items:
-        try:
-            decoded[split].append((label, name, decode_image(data, size)))
-        except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError ... for bad files
-            out.append((split, label, name, 0, 0, 0, f"{type(error).__name__}: {error}"))
-    for number, split in enumerate(SPLITS):
-        if not decoded[split]:
-            continue
-        with _next_free_byte.get_lock():
-            offset = _next_free_byte[number]
-            _next_free_byte[number] += sum(image.size for _, _, image in decoded[split])
-        path, data_start = targets[split]
-        descriptor = os.open(path, os.O_WRONLY)
-        try:
-            for label, name, image in decoded[split]:
-                _write_all(descriptor, image, data_start + offset)
-                out.append((split, label, name, offset, image.shape[0], image.shape[1], None))
-                offset += image.size
-        finally:
-            os.close(descriptor)
-    return out
-
-
-def _chunks(iterable, length: int):
-    chunk = []
-    for item in iterable:
-        chunk.append(item)
-        if len(chunk) == length:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+def _check_counts(source: Path, results) -> None:
+    """Raise ``DataError`` unless each split holds the official number of images (skipped ones included)."""
+    counts = {split: sum(result[0] == split for result in results) for split in SPLITS}
+    if counts != EXPECTED_COUNTS:
+        raise DataError(
+            f"{source}: found {counts['train']} train and {counts['val']} val images, expected "
+            f"{EXPECTED_COUNTS['train']} and {EXPECTED_COUNTS['val']} (truncated, or not an "
+            f"official Imagenette archive; pass check_counts=False for a subset you built)"
+        )
 
 
 def _decode_into(
@@ -252,80 +200,23 @@ def _decode_into(
 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """Decode every image of ``source`` into ``folder/<split>_pixels.npy``; return the small arrays (index,
     labels, names of each split) and the names of the skipped images."""
-    context = multiprocessing.get_context()
-    counters = context.Array("q", len(SPLITS))
-    header_bytes = len(uint8_npy_header(0))
-    targets = {
-        split: (str(temporary_beside(folder / f"{split}_pixels.npy")), header_bytes) for split in SPLITS
-    }
-    results = []  # (split, label, name, offset, height, width, error)
-    skipped = 0
+    targets = pixel_targets(folder, SPLITS)
     bar = tqdm(
         total=sum(EXPECTED_COUNTS.values()) if check_counts else None,
         unit="img",
         desc=f"decoding {source.name} at {size} px",
         disable=not progress,
     )
-
-    def collect(chunk_results):
-        nonlocal skipped
-        results.extend(chunk_results)
-        skipped += sum(result[6] is not None for result in chunk_results)
-        bar.update(len(chunk_results))
-        bar.set_postfix(skipped=skipped)
-
     try:
-        chunks = _chunks(_iter_images(source), CHUNK_IMAGES)
-        if workers <= 1:
-            _share_counters(counters)
-            for chunk in chunks:
-                collect(decode_chunk(chunk, size, targets))
-        else:
-            with ProcessPoolExecutor(
-                workers, mp_context=context, initializer=_share_counters, initargs=(counters,)
-            ) as pool:
-                pending = deque()
-                for chunk in chunks:
-                    pending.append(pool.submit(decode_chunk, chunk, size, targets))
-                    while len(pending) > 2 * workers:  # bound the JPEG bytes in flight
-                        collect(pending.popleft().result())
-                while pending:
-                    collect(pending.popleft().result())
+        results, pixel_bytes = decode_all(_iter_images(source), size, targets, workers, bar)
         bar.close()
-        errors = [f"{name} ({error})" for _, _, name, _, _, _, error in results if error is not None]
-        if errors:
-            shown = "; ".join(errors[:20]) + (f"; and {len(errors) - 20} more" if len(errors) > 20 else "")
-            warnings.warn(
-                f"{source}: skipped {len(errors)} unreadable image(s) of {len(results)}: {shown}",
-                stacklevel=2,
-            )
-        counts = {split: sum(result[0] == split for result in results) for split in SPLITS}
-        if check_counts and counts != EXPECTED_COUNTS:
-            raise DataError(
-                f"{source}: found {counts['train']} train and {counts['val']} val images, expected "
-                f"{EXPECTED_COUNTS['train']} and {EXPECTED_COUNTS['val']} (truncated, or not an "
-                f"official Imagenette archive; pass check_counts=False for a subset you built)"
-            )
+        _warn_skipped(source, results)
+        if check_counts:
+            _check_counts(source, results)
         arrays = {}
         for number, split in enumerate(SPLITS):
-            path, _ = targets[split]
-            header = uint8_npy_header(counters[number])
-            if len(header) != header_bytes:
-                raise RuntimeError(
-                    f"the .npy header of {counters[number]} bytes is not {header_bytes} bytes long"
-                )
-            with open(path, "r+b") as file:
-                file.write(header)
-            os.replace(path, folder / f"{split}_pixels.npy")
-            # Listed sorted by name, so the order depends neither on the archive nor on the scheduling.
-            rows = sorted(
-                (name, label, offset, height, width)
-                for kind, label, name, offset, height, width, error in results
-                if kind == split and error is None
-            )
-            arrays[f"{split}_index"] = np.array([row[2:] for row in rows], dtype=np.int64).reshape(-1, 3)
-            arrays[f"{split}_labels"] = np.array([row[1] for row in rows], dtype=np.int64)
-            arrays[f"{split}_names"] = np.array([row[0] for row in rows], dtype=str)
+            finish_pixel_file(targets[split], pixel_bytes[number], folder / f"{split}_pixels.npy")
+            arrays.update(index_arrays(results, split))
         return arrays, sorted(name for _, _, name, _, _, _, error in results if error is not None)
     finally:
         bar.close()
@@ -383,6 +274,37 @@ def find_imagenette(data_dir=None, size: int = 160, variant: str | None = None) 
     return find_first([default_data_dir(data_dir), cache_dir()], names)
 
 
+def _find_or_download(data_dir, size: int, variant: str | None, download: bool, progress: bool) -> Path:
+    """``data_dir`` if it is an Imagenette archive or folder itself, else the one ``find_imagenette`` finds,
+    else (with ``download``) the downloaded archive of ``variant`` or of the best variant for ``size``."""
+    if data_dir is not None and (
+        is_archive(data_dir)
+        or (Path(data_dir) / "train").is_dir()
+        or Path(data_dir).name in [root for root, _ in VARIANTS.values()]
+    ):
+        source = Path(data_dir)
+    else:
+        source = find_imagenette(data_dir, size, variant)
+    if source is None:
+        choice = variant or _preferred_variants(size)[0]
+        root = VARIANTS[choice][0]
+        if not download:
+            raise DataNotFoundError(
+                f"Imagenette not found (looked for {root}.tgz or {root}/ in "
+                f"{data_dir or os.environ.get('TINYCONVNEXT_DATA') or '-'} and {cache_dir()}); "
+                f"set TINYCONVNEXT_DATA, pass data_dir, or pass download=True"
+            )
+        source = download_file(URLS[choice], cache_dir() / f"{root}.tgz", progress=progress)
+    return source
+
+
+def _decode_to_cache(source: Path, size: int, folder: Path, workers: int, progress: bool, check_counts: bool):
+    """Decode ``source`` into the cache folder ``folder``: the pixel files, the small arrays, the manifest."""
+    arrays, skipped = _decode_into(source, size, folder, workers, progress, check_counts)
+    written = {f"{split}_pixels": np.load(folder / f"{split}_pixels.npy", mmap_mode="r") for split in SPLITS}
+    save_arrays(folder, arrays, info={"source": str(source), "skipped": skipped}, written=written)
+
+
 def load_imagenette(
     data_dir=None,
     size: int = 160,
@@ -414,24 +336,7 @@ def load_imagenette(
     Returns:
         ``Imagenette`` with ``train`` and ``val`` ``ImageSet``s, ``classes``, ``wnids``, ``skipped``.
     """
-    if data_dir is not None and (
-        is_archive(data_dir)
-        or (Path(data_dir) / "train").is_dir()
-        or Path(data_dir).name in [root for root, _ in VARIANTS.values()]
-    ):
-        source = Path(data_dir)
-    else:
-        source = find_imagenette(data_dir, size, variant)
-    if source is None:
-        choice = variant or _preferred_variants(size)[0]
-        root = VARIANTS[choice][0]
-        if not download:
-            raise DataNotFoundError(
-                f"Imagenette not found (looked for {root}.tgz or {root}/ in "
-                f"{data_dir or os.environ.get('TINYCONVNEXT_DATA') or '-'} and {cache_dir()}); "
-                f"set TINYCONVNEXT_DATA, pass data_dir, or pass download=True"
-            )
-        source = download_file(URLS[choice], cache_dir() / f"{root}.tgz", progress=progress)
+    source = _find_or_download(data_dir, size, variant, download, progress)
     if not cache:
         return read_imagenette(source, size, workers=workers, progress=progress, check_counts=check_counts)
     folder = decoded_dir("imagenette", source, size=size, check_counts=check_counts)
@@ -446,13 +351,7 @@ def load_imagenette(
             return read_imagenette(
                 source, size, workers=workers, progress=progress, check_counts=check_counts
             )
-        arrays, skipped = _decode_into(
-            source, size, folder, workers or default_workers(), progress, check_counts
-        )
-        written = {
-            f"{split}_pixels": np.load(folder / f"{split}_pixels.npy", mmap_mode="r") for split in SPLITS
-        }
-        save_arrays(folder, arrays, info={"source": str(source), "skipped": skipped}, written=written)
+        _decode_to_cache(source, size, folder, workers or default_workers(), progress, check_counts)
         cached = load_arrays(folder, mmap=mmap)
         if cached is None:
             raise DataError(f"{folder}: the cache just written cannot be read back")
