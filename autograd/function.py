@@ -23,6 +23,7 @@ import functools
 
 from . import kernels
 from .backend import device_of
+from .tensor import Tensor
 
 
 class _GradMode:
@@ -131,8 +132,6 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **options):
         """Run the op on Tensors (None for an absent optional input) and record it for backward."""
-        from .tensor import Tensor
-
         for t in inputs:
             if t is not None and not isinstance(t, Tensor):
                 raise TypeError(f"{cls.__name__} expects Tensor inputs, got {type(t).__name__}")

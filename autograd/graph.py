@@ -56,8 +56,6 @@ def topological_order(root):
 
 def _initial_gradient(root, grad):
     """d(root)/d(root): ones for a scalar root, else the given ``grad``, checked and in the root's dtype."""
-    from .tensor import Tensor
-
     if not root.requires_grad:
         raise RuntimeError(
             "backward() on a tensor that does not require grad: no input of the ops that made it has "
@@ -70,7 +68,7 @@ def _initial_gradient(root, grad):
                 "pass grad= with that shape (e.g. loss.sum().backward() or y.backward(autograd.ones_like(y)))"
             )
         return get_array_module(root.data).ones(root.shape, dtype=root.dtype)
-    grad = grad.data if isinstance(grad, Tensor) else grad
+    grad = grad.data if isinstance(grad, type(root)) else grad  # a Tensor, or an array
     if device_of(grad) != device_of(root.data):
         raise ValueError(
             f"backward(grad=...): grad is on {device_of(grad)} but the output on "
@@ -123,13 +121,11 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
 
 
 def _accumulate_into_grad(tensor, g) -> None:
-    from .tensor import Tensor
-
     if tensor.grad is None:
         # A copy: the same gradient array may reach several leaves (e.g. through an Add).
-        tensor.grad = Tensor(g.copy())
+        tensor.grad = type(tensor)(g.copy())
     else:
-        tensor.grad = Tensor(tensor.grad.data + g)
+        tensor.grad = type(tensor)(tensor.grad.data + g)
 
 
 _FREED_MESSAGE = (

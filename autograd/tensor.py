@@ -7,10 +7,17 @@ that require grad and have no creator are the leaves: parameters and inputs.
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 
 from . import graph
 from .backend import DEFAULT_FLOAT_DTYPE, device_of, get_array_module, normalize_device, to_device, to_numpy
+
+# Tensor's methods (``x + y``, ``x.sum()``, ``x.reshape(...)``) are the differentiable ops of
+# ``autograd/ops/``. Those build on Tensor, so Tensor cannot import them: ``autograd/ops/__init__.py`` puts
+# its modules in this namespace when it is imported (``autograd``'s own ``__init__`` imports it).
+OPS = types.SimpleNamespace()
 
 
 def _is_floating(dtype) -> bool:
@@ -135,9 +142,9 @@ class Tensor:
         """A copy on ``device`` and/or of ``dtype`` (differentiable), or ``self`` when nothing changes."""
         out = self
         if dtype is not None and np.dtype(dtype) != self.dtype:
-            out = ops.elementwise.cast(out, dtype)
+            out = OPS.elementwise.cast(out, dtype)
         if device is not None and out.device != normalize_device(device):
-            out = ops.elementwise.to_device(out, device)
+            out = OPS.elementwise.to_device(out, device)
         return out
 
     def cpu(self) -> Tensor:
@@ -157,68 +164,68 @@ class Tensor:
 
     # -- arithmetic ------------------------------------------------------------------------
     def __add__(self, other):
-        return ops.elementwise.add(self, other)
+        return OPS.elementwise.add(self, other)
 
     def __radd__(self, other):
-        return ops.elementwise.add(other, self)
+        return OPS.elementwise.add(other, self)
 
     def __sub__(self, other):
-        return ops.elementwise.sub(self, other)
+        return OPS.elementwise.sub(self, other)
 
     def __rsub__(self, other):
-        return ops.elementwise.sub(other, self)
+        return OPS.elementwise.sub(other, self)
 
     def __mul__(self, other):
-        return ops.elementwise.mul(self, other)
+        return OPS.elementwise.mul(self, other)
 
     def __rmul__(self, other):
-        return ops.elementwise.mul(other, self)
+        return OPS.elementwise.mul(other, self)
 
     def __truediv__(self, other):
-        return ops.elementwise.div(self, other)
+        return OPS.elementwise.div(self, other)
 
     def __rtruediv__(self, other):
-        return ops.elementwise.div(other, self)
+        return OPS.elementwise.div(other, self)
 
     def __pow__(self, other):
-        return ops.elementwise.pow(self, other)
+        return OPS.elementwise.pow(self, other)
 
     def __rpow__(self, other):
-        return ops.elementwise.pow(other, self)
+        return OPS.elementwise.pow(other, self)
 
     def __matmul__(self, other):
-        return ops.matmul.matmul(self, other)
+        return OPS.matmul.matmul(self, other)
 
     def __rmatmul__(self, other):
-        return ops.matmul.matmul(other, self)
+        return OPS.matmul.matmul(other, self)
 
     def __neg__(self):
-        return ops.elementwise.neg(self)
+        return OPS.elementwise.neg(self)
 
     def __pos__(self):
         return self
 
     def __abs__(self):
-        return ops.elementwise.abs(self)
+        return OPS.elementwise.abs(self)
 
     # Comparisons give boolean tensors that are not differentiable.
     def __lt__(self, other):
-        return ops.elementwise.compare(self, other, "less")
+        return OPS.elementwise.compare(self, other, "less")
 
     def __le__(self, other):
-        return ops.elementwise.compare(self, other, "less_equal")
+        return OPS.elementwise.compare(self, other, "less_equal")
 
     def __gt__(self, other):
-        return ops.elementwise.compare(self, other, "greater")
+        return OPS.elementwise.compare(self, other, "greater")
 
     def __ge__(self, other):
-        return ops.elementwise.compare(self, other, "greater_equal")
+        return OPS.elementwise.compare(self, other, "greater_equal")
 
     def __eq__(self, other):
-        return ops.elementwise.compare(self, other, "equal")
+        return OPS.elementwise.compare(self, other, "equal")
 
     def __ne__(self, other):
-        return ops.elementwise.compare(self, other, "not_equal")
+        return OPS.elementwise.compare(self, other, "not_equal")
 
     __hash__ = object.__hash__
 
@@ -235,7 +242,7 @@ class Tensor:
 
     # -- indexing ----------------------------------------------------------------------------
     def __getitem__(self, index):
-        return ops.shape.getitem(self, index)
+        return OPS.shape.getitem(self, index)
 
     def __setitem__(self, index, value):
         if self.requires_grad:
@@ -244,103 +251,103 @@ class Tensor:
                 "assign under .detach() or build a new tensor (e.g. with autograd.where)"
             )
         value = value.data if isinstance(value, Tensor) else value
-        self.data[ops.shape.normalize_index(index)] = value
+        self.data[OPS.shape.normalize_index(index)] = value
 
     # -- methods that mirror the functions ---------------------------------------------------
     def exp(self):
-        return ops.elementwise.exp(self)
+        return OPS.elementwise.exp(self)
 
     def log(self):
-        return ops.elementwise.log(self)
+        return OPS.elementwise.log(self)
 
     def sqrt(self):
-        return ops.elementwise.sqrt(self)
+        return OPS.elementwise.sqrt(self)
 
     def tanh(self):
-        return ops.elementwise.tanh(self)
+        return OPS.elementwise.tanh(self)
 
     def sigmoid(self):
-        return ops.elementwise.sigmoid(self)
+        return OPS.elementwise.sigmoid(self)
 
     def relu(self):
-        return ops.elementwise.relu(self)
+        return OPS.elementwise.relu(self)
 
     def abs(self):
-        return ops.elementwise.abs(self)
+        return OPS.elementwise.abs(self)
 
     def clip(self, min=None, max=None):
-        return ops.elementwise.clip(self, min, max)
+        return OPS.elementwise.clip(self, min, max)
 
     clamp = clip
 
     def maximum(self, other):
-        return ops.elementwise.maximum(self, other)
+        return OPS.elementwise.maximum(self, other)
 
     def minimum(self, other):
-        return ops.elementwise.minimum(self, other)
+        return OPS.elementwise.minimum(self, other)
 
     def sum(self, axis=None, keepdims=False):
-        return ops.reduction.sum(self, axis, keepdims)
+        return OPS.reduction.sum(self, axis, keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        return ops.reduction.mean(self, axis, keepdims)
+        return OPS.reduction.mean(self, axis, keepdims)
 
     def max(self, axis=None, keepdims=False):
-        return ops.reduction.max(self, axis, keepdims)
+        return OPS.reduction.max(self, axis, keepdims)
 
     def min(self, axis=None, keepdims=False):
-        return ops.reduction.min(self, axis, keepdims)
+        return OPS.reduction.min(self, axis, keepdims)
 
     def var(self, axis=None, keepdims=False, correction=1):
-        return ops.reduction.var(self, axis, keepdims, correction)
+        return OPS.reduction.var(self, axis, keepdims, correction)
 
     def argmax(self, axis=None, keepdims=False):
-        return ops.reduction.argmax(self, axis, keepdims)
+        return OPS.reduction.argmax(self, axis, keepdims)
 
     def argmin(self, axis=None, keepdims=False):
-        return ops.reduction.argmin(self, axis, keepdims)
+        return OPS.reduction.argmin(self, axis, keepdims)
 
     def reshape(self, *shape):
-        return ops.shape.reshape(self, *shape)
+        return OPS.shape.reshape(self, *shape)
 
     view = reshape
 
     def flatten(self, start_axis=0, end_axis=-1):
-        return ops.shape.flatten(self, start_axis, end_axis)
+        return OPS.shape.flatten(self, start_axis, end_axis)
 
     def transpose(self, axis0=-2, axis1=-1):
-        return ops.shape.transpose(self, axis0, axis1)
+        return OPS.shape.transpose(self, axis0, axis1)
 
     def permute(self, *axes):
-        return ops.shape.permute(self, *axes)
+        return OPS.shape.permute(self, *axes)
 
     @property
     def T(self):
-        return ops.shape.permute(self, tuple(reversed(range(self.ndim))))
+        return OPS.shape.permute(self, tuple(reversed(range(self.ndim))))
 
     def expand(self, *shape):
-        return ops.shape.expand(self, *shape)
+        return OPS.shape.expand(self, *shape)
 
     def broadcast_to(self, shape):
-        return ops.shape.broadcast_to(self, shape)
+        return OPS.shape.broadcast_to(self, shape)
 
     def squeeze(self, axis=None):
-        return ops.shape.squeeze(self, axis)
+        return OPS.shape.squeeze(self, axis)
 
     def unsqueeze(self, axis):
-        return ops.shape.unsqueeze(self, axis)
+        return OPS.shape.unsqueeze(self, axis)
 
     def matmul(self, other):
-        return ops.matmul.matmul(self, other)
+        return OPS.matmul.matmul(self, other)
 
     def softmax(self, axis=-1):
-        return ops.softmax.softmax(self, axis)
+        return OPS.softmax.softmax(self, axis)
 
     def log_softmax(self, axis=-1):
-        return ops.softmax.log_softmax(self, axis)
+        return OPS.softmax.log_softmax(self, axis)
 
     def logsumexp(self, axis=None, keepdims=False):
-        return ops.softmax.logsumexp(self, axis, keepdims)
+        return OPS.softmax.logsumexp(self, axis, keepdims)
 
 
 def as_tensor(value, like: Tensor | None = None) -> Tensor:
@@ -367,6 +374,3 @@ def as_tensor(value, like: Tensor | None = None) -> Tensor:
             array = to_device(array, like.device)
         return Tensor(array)
     return Tensor(value)
-
-
-from . import ops  # noqa: E402  (the ops import Tensor; methods above look them up at call time)
