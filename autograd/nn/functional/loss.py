@@ -91,13 +91,10 @@ class CrossEntropy(Function):
         grad_target = None
         if self.needs_input_grad[1]:  # soft targets that want a gradient: -(1 - eps) log softmax, scaled
             xp = get_array_module(logits)
-            scale = (
-                grad
-                if reduction == "none"
-                else xp.full(logits.shape[0], grad / (logits.shape[0] if reduction == "mean" else 1.0))
-            )
+            every_sample = xp.ones(logits.shape[0], dtype=bool)  # soft targets: no sample is ignored
+            scale = self._per_sample_scale(xp, grad, reduction, every_sample)
             log_p = logits - stable_logsumexp(logits, axis=1)
-            grad_target = (-(1.0 - label_smoothing) * log_p * scale.reshape(-1, 1)).astype(logits.dtype)
+            grad_target = (-(1.0 - label_smoothing) * log_p * scale).astype(logits.dtype)
         return grad_logits, grad_target
 
 

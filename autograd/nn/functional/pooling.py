@@ -78,12 +78,10 @@ class MaxPool2d(Function):
         (winning_tap,) = self.saved
         (n, c, h, w), (kh, kw), (sh, sw), (ph, pw) = self.geometry
         ho, wo = grad.shape[2:]
-        grad_pad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), grad.dtype)
-        for u in range(kh):  # every tap adds the gradients of the windows it won, where it was read
-            for v in range(kw):
-                grad_pad[:, :, u : u + sh * ho : sh, v : v + sw * wo : sw] += xp.where(
-                    winning_tap == u * kw + v, grad, 0
-                )
+        # grad_taps[..., u, v]: each window's gradient at the tap that won it, zero at the others
+        won = winning_tap[..., None] == xp.arange(kh * kw)
+        grad_taps = xp.where(won, grad[..., None], 0).astype(grad.dtype).reshape(grad.shape + (kh, kw))
+        grad_pad = _scatter_taps(xp, grad_taps, (n, c, h + 2 * ph, w + 2 * pw), kh, kw, sh, sw, ho, wo)
         return grad_pad[:, :, ph : ph + h, pw : pw + w]
 
     def fast_forward(self, kernels, x, kernel_size, stride, padding):
