@@ -61,14 +61,16 @@ def save_checkpoint(path, state: dict) -> Path:
     return write_npz_atomically(path, arrays)
 
 
-def write_npz_atomically(path, arrays: dict) -> Path:
-    """``np.savez`` to a temporary file in the same folder, flushed to disk, then renamed over ``path``."""
+def write_atomically(path, write) -> Path:
+    """``write(file)`` into a temporary file in ``path``'s folder, flushed to disk, then renamed over
+    ``path``: a reader sees the old file or the new one, never half of one, and a failure (a full disk, an
+    exception in ``write``) leaves the old file as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -77,6 +79,16 @@ def write_npz_atomically(path, arrays: dict) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def write_npz_atomically(path, arrays: dict) -> Path:
+    """``np.savez`` of ``arrays``, written atomically (``write_atomically``)."""
+    return write_atomically(path, lambda f: np.savez(f, **arrays))
+
+
+def write_text_atomically(path, text: str) -> Path:
+    """UTF-8 text, written atomically (``write_atomically``)."""
+    return write_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def load_checkpoint(path) -> dict:
