@@ -7,6 +7,9 @@ last, as a chapter of their own: ``kernels`` (the one switch, and which op has w
 ``kernels/cpu`` and ``kernels/cuda``.
 """
 
+# What tinyconvnext.engine_check looks for: PyPI's autograd (HIPS) has the same name.
+__engine__ = "tinyconvnext"
+
 import numpy as _np
 
 from . import memory, profiler  # noqa: F401

@@ -16,7 +16,6 @@ Reported as images per second and as ratios of times (ours / PyTorch: below 1 is
 
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 import time
@@ -33,6 +32,7 @@ from devices import add_malloc_argument, apply_malloc  # noqa: E402
 import autograd as ag  # noqa: E402
 from autograd import optim  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
+from tinyconvnext.cli import make_parser, positive_int, run_command  # noqa: E402
 from tinyconvnext.parallel import DataParallel  # noqa: E402
 from tinyconvnext.variants import create_model  # noqa: E402
 
@@ -112,12 +112,14 @@ def blas_summary():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="convnext_cifar_atto")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = make_parser("python bench/data_parallel.py", __doc__)
+    parser.add_argument("--model", default="convnext_cifar_atto", help="the model variant trained")
+    parser.add_argument("--batch-size", type=positive_int, default=128, help="images per training step")
+    parser.add_argument(
+        "--processes", type=positive_int, default=2, help="worker processes of the data-parallel run"
+    )
+    parser.add_argument("--steps", type=positive_int, default=10, help="training steps per timing")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="timings, of which the best counts")
     add_malloc_argument(parser)
     args = parser.parse_args(argv)
     apply_malloc(args.malloc)
@@ -158,4 +160,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

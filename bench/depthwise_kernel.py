@@ -8,7 +8,6 @@ ratio ours/torch (< 1 means we are faster). The machine is shared: run it when i
 ratios measured in one run more than absolute times.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -18,6 +17,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from autograd.kernels.cpu import depthwise_conv2d as dw  # noqa: E402
+from tinyconvnext.cli import make_parser, positive_int, run_command  # noqa: E402
 
 SHAPES = [(128, 64, 16, 16), (8, 96, 56, 56), (8, 768, 7, 7)]
 
@@ -83,12 +83,16 @@ def bench_shape(shape, layout, reps, torch):
     print(line, flush=True)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--reps", type=int, default=15)
-    ap.add_argument("--layout", choices=["nchw", "nhwc", "both"], default="both")
-    ap.add_argument("--shapes", choices=["small", "all"], default="all")
-    args = ap.parse_args()
+def main(argv=None):
+    ap = make_parser("python bench/depthwise_kernel.py", __doc__)
+    ap.add_argument("--reps", type=positive_int, default=15, help="timed calls per kernel and shape")
+    ap.add_argument(
+        "--layout", choices=["nchw", "nhwc", "both"], default="both", help="memory layout(s) of the input"
+    )
+    ap.add_argument(
+        "--shapes", choices=["small", "all"], default="all", help="small: the first shapes only (quick)"
+    )
+    args = ap.parse_args(argv)
     try:
         import torch
 
@@ -124,4 +128,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

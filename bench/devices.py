@@ -1,7 +1,8 @@
 """What the benchmarks share: the machine's description, the device (CPU, or a GPU for both frameworks)
 and timing that waits for the device.
 
-    parser = argparse.ArgumentParser(); add_device_argument(parser); add_malloc_argument(parser)
+    parser = make_parser("python bench/ops.py", __doc__)  # tinyconvnext/cli.py: one-line errors
+    add_device_argument(parser); add_malloc_argument(parser)
     apply_malloc(args.malloc)                            # freed memory kept for reuse, as in training
     require_device(args.device)                          # a clear exit when the GPU path cannot run
     sync_ours, sync_torch = synchronizers(args.device)   # no-ops on the CPU
@@ -37,8 +38,7 @@ def add_device_argument(parser) -> None:
         "--device",
         choices=DEVICES,
         default="cpu",
-        help="cpu (default): NumPy against PyTorch on the CPU; cuda: CuPy against PyTorch CUDA "
-        "on the same GPU",
+        help="cpu: NumPy against PyTorch on the CPU; cuda: CuPy against PyTorch CUDA on the same GPU",
     )
 
 
@@ -47,7 +47,7 @@ def add_malloc_argument(parser) -> None:
         "--malloc",
         choices=("retain", "default"),
         default="retain",
-        help="retain (default): keep freed memory for reuse, as training does (autograd/memory.py); "
+        help="retain: keep freed memory for reuse, as training does (autograd/memory.py); "
         "default: glibc's own settings",
     )
 

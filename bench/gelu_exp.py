@@ -14,7 +14,6 @@ printed, as it changes the answer. Results go to docs/benchmarks.md. Run it on a
     cd /work/main && .venv/bin/python bench/gelu_exp.py [--size 1500000] [--repeats 51]
 """
 
-import argparse
 import os
 import re
 import statistics
@@ -29,6 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from autograd.kernels.cpu.fast_math import FLOAT32_FASTMATH, exp_float32_fma  # noqa: E402
 from autograd.kernels.cpu.gelu.step4_float32_polynomials import normal_cdf_float32  # noqa: E402
+from tinyconvnext.cli import make_parser, positive_int, run_command  # noqa: E402
 
 HALF = np.float32(0.5)
 
@@ -65,11 +65,11 @@ def machine_code_summary(kernel):
     return f"calls expf: {calls_expf}, packed float32 FMAs: {packed_fma}"
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=1_500_000)
-    parser.add_argument("--repeats", type=int, default=51)
-    args = parser.parse_args()
+def main(argv=None):
+    parser = make_parser("python bench/gelu_exp.py", __doc__)
+    parser.add_argument("--size", type=positive_int, default=1_500_000, help="elements of the input array")
+    parser.add_argument("--repeats", type=positive_int, default=51, help="timed calls; the median counts")
+    args = parser.parse_args(argv)
     svml = "in use" if numba.config.USING_SVML else "not in use"
     print(f"numba {numba.__version__}, SVML {svml}, {args.size:,} float32 elements, one thread")
     x = (np.random.default_rng(0).standard_normal(args.size) * 3).astype(np.float32)
@@ -83,4 +83,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

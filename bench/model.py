@@ -57,6 +57,7 @@ import autograd as ag  # noqa: E402
 import tinyconvnext  # noqa: E402
 from autograd import optim  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
+from tinyconvnext.cli import make_parser, non_negative_int, positive_int, run_command  # noqa: E402
 
 TASKS = ("inference", "train", "tiny-train", "imagenette-train")
 # The Imagenette ConvNeXt of docs/results.md: ConvNeXt-pico's shape with resnet18d's deep stem and BatchNorm.
@@ -255,34 +256,37 @@ def run_gpu(tasks, args, repeats):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--cifar-model", default="convnext_cifar_atto")
-    parser.add_argument("--batch-size", type=int, default=128, help="batch of the CIFAR training step")
+    parser = make_parser("python bench/model.py", __doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (what the smoke test runs)")
+    parser.add_argument("--cifar-model", default="convnext_cifar_atto", help="model of the CIFAR tasks")
+    parser.add_argument("--batch-size", type=positive_int, default=128, help="images per CIFAR training step")
     parser.add_argument(
         "--inference-batch-size",
-        type=int,
+        type=positive_int,
         default=None,
-        help="batch of ConvNeXt-T inference (default 8 on the CPU, 64 on the GPU)",
+        help="images per ConvNeXt-T inference (None: 8 on the CPU, 64 on the GPU)",
     )
     parser.add_argument(
-        "--imagenette-batch-size", type=int, default=32, help="batch of the imagenette-train step"
+        "--imagenette-batch-size",
+        type=positive_int,
+        default=32,
+        help="images per imagenette-train step",
     )
     parser.add_argument(
         "--tiny-batch-size",
-        type=int,
+        type=positive_int,
         default=None,
-        help="batch of the ConvNeXt-T training step (default 8 on the CPU, 32 on the GPU)",
+        help="images per ConvNeXt-T training step (None: 8 on the CPU, 32 on the GPU)",
     )
     parser.add_argument(
         "--tasks",
         default=None,
         help=f"comma-separated, of {', '.join(TASKS)} "
-        f"(default cpu: {DEFAULT_TASKS['cpu']}; cuda: {DEFAULT_TASKS['cuda']})",
+        f"(None: on cpu {DEFAULT_TASKS['cpu']}; on cuda {DEFAULT_TASKS['cuda']})",
     )
     add_device_argument(parser)
     add_malloc_argument(parser)
-    parser.add_argument("--repeats", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=non_negative_int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--memory-worker", nargs=2, metavar=("TASK", "FRAMEWORK"), help=argparse.SUPPRESS)
     parser.add_argument("--time-worker", nargs=2, metavar=("TASK", "FRAMEWORK"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -306,4 +310,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

@@ -12,7 +12,6 @@ On a machine shared with other jobs, a parallel region stalls whenever another p
 or with --threads 1.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -24,6 +23,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from autograd.kernels.cpu import cross_entropy, gelu, layer_norm  # noqa: E402
+from tinyconvnext.cli import make_parser, non_negative_int, run_command  # noqa: E402
 
 F = torch.nn.functional
 EPS = 1e-6
@@ -183,18 +183,16 @@ def bench_cross_entropy(rows, classes, label_smoothing, budget, rng):
     )
 
 
-def main():
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def main(argv=None):
+    parser = make_parser("python bench/norm_act_kernels.py", __doc__)
     parser.add_argument("--quick", action="store_true", help="shorter timing budget per measurement")
     parser.add_argument(
         "--threads",
-        type=int,
+        type=non_negative_int,
         default=0,
-        help="threads for both Numba and PyTorch (default: leave each at its default)",
+        help="threads for both Numba and PyTorch (0: leave each at its own default)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.threads:
         numba.set_num_threads(args.threads)
         torch.set_num_threads(args.threads)
@@ -219,4 +217,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

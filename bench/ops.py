@@ -18,7 +18,6 @@ has finished its work.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -41,6 +40,7 @@ from devices import (  # noqa: E402
 
 import autograd as ag  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
+from tinyconvnext.cli import make_parser, run_command  # noqa: E402
 
 CONFIGS = {
     "cifar-b128-s1": dict(n=128, c=64, h=16),
@@ -211,13 +211,14 @@ def bench_case(arrays, ours, theirs, repeats, device="cpu"):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser("python bench/ops.py", __doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--only", default="", help="comma-separated op names")
+    parser.add_argument("--only", default="", help="comma-separated op names ('': every op)")
     parser.add_argument(
         "--configs",
         default=None,
-        help=f"comma-separated shape configs (cpu: {','.join(CONFIGS)}; cuda: {','.join(GPU_CONFIGS)})",
+        help=f"comma-separated shape configs (None: on cpu {','.join(CONFIGS)}; on cuda "
+        f"{','.join(GPU_CONFIGS)})",
     )
     add_device_argument(parser)
     add_malloc_argument(parser)
@@ -253,4 +254,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

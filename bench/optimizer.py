@@ -16,7 +16,6 @@ the best of 5 rounds of 20 steps; ratio = ours / PyTorch (below 1: ours is faste
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -30,6 +29,7 @@ from data_parallel import best_seconds_per_step, blas_summary  # noqa: E402  (be
 import autograd as ag  # noqa: E402
 from autograd import optim  # noqa: E402
 from autograd.optim.flat import consecutive_views  # noqa: E402
+from tinyconvnext.cli import make_parser, non_negative_int, run_command  # noqa: E402
 from tinyconvnext.variants import create_model  # noqa: E402
 
 
@@ -45,10 +45,10 @@ def lay_flat(params, grads):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="convnext_cifar_3stage")
+    parser = make_parser("python bench/optimizer.py", __doc__)
+    parser.add_argument("--model", default="convnext_cifar_3stage", help="the model whose parameters step")
     parser.add_argument(
-        "--threads", type=int, default=0, help="threads for Numba and PyTorch (0: their default)"
+        "--threads", type=non_negative_int, default=0, help="threads for Numba and PyTorch (0: their default)"
     )
     args = parser.parse_args(argv)
     if args.threads:
@@ -103,4 +103,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

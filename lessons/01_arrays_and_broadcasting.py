@@ -12,30 +12,12 @@ Figures (in --out, default lessons/output/01/):
     broadcasting.png   (3, 1) + (4,) -> (3, 4): which values are reused, and the zero stride behind it
 """
 
-import argparse
 import time
-from pathlib import Path
 
-import matplotlib
+import numpy as np
+from common import lesson_setup, plt, save_figure, section
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-parser = argparse.ArgumentParser(description="Lesson 01: arrays and broadcasting in NumPy")
-parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (what CI runs)")
-parser.add_argument(
-    "--out",
-    type=Path,
-    default=Path(__file__).resolve().parent / "output" / "01",
-    help="folder for the figures",
-)
-args = parser.parse_args()
-args.out.mkdir(parents=True, exist_ok=True)
-
-
-def section(title):
-    print(f"\n{'=' * 100}\n{title}\n{'=' * 100}")
+args = lesson_setup("01", "arrays and broadcasting in NumPy")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -244,15 +226,20 @@ section("8. Figures")
 # --------------------------------------------------------------------------------------------------
 
 
-def draw_grid(ax, array, title, highlight=None):
-    """A 2-D array as a grid of labelled cells; `highlight` colours cells by their value."""
-    rows, cols = array.shape
+def draw_cells(ax, values, title, stored=None, colour=None):
+    """A 2-D array as labelled cells, coloured by value (or all `colour`); cells outside `stored` are grey
+    and dashed."""
+    rows, cols = values.shape
+    stored = np.ones(values.shape, bool) if stored is None else stored
     for r in range(rows):
         for c in range(cols):
-            value = array[r, c]
-            colour = plt.cm.tab20(int(value) % 20) if highlight is None else highlight(value)
-            ax.add_patch(plt.Rectangle((c, rows - 1 - r), 1, 1, facecolor=colour, edgecolor="black"))
-            ax.text(c + 0.5, rows - 0.5 - r, f"{value:g}", ha="center", va="center", fontsize=11)
+            real = stored[r, c]
+            face = (colour or plt.cm.tab20(int(values[r, c]) % 20)) if real else "0.93"
+            edge, line = ("black", "-") if real else ("0.6", "--")
+            ax.add_patch(
+                plt.Rectangle((c, rows - 1 - r), 1, 1, facecolor=face, edgecolor=edge, linestyle=line)
+            )
+            ax.text(c + 0.5, rows - 0.5 - r, f"{values[r, c]:g}", ha="center", va="center", color=edge)
     ax.set_xlim(-0.1, cols + 0.1)
     ax.set_ylim(-0.1, rows + 0.1)
     ax.set_aspect("equal")
@@ -260,101 +247,43 @@ def draw_grid(ax, array, title, highlight=None):
     ax.set_title(title, fontsize=10)
 
 
-def draw_buffer(ax, used, title):
-    """The flat 12-element buffer of `a`, with the cells a view reaches coloured, the others grey."""
-    for k in range(12):
-        colour = plt.cm.tab20(k % 20) if k in used else "0.9"
-        ax.add_patch(plt.Rectangle((k, 0), 1, 1, facecolor=colour, edgecolor="black"))
-        ax.text(k + 0.5, 0.5, f"{k}", ha="center", va="center", fontsize=10)
-        ax.text(k + 0.5, -0.35, f"{4 * k}", ha="center", va="center", fontsize=7, color="0.35")
-    ax.text(-0.3, -0.35, "byte", ha="right", va="center", fontsize=7, color="0.35")
-    ax.set_xlim(-1.5, 12.2)
-    ax.set_ylim(-0.8, 1.2)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    ax.set_title(title, fontsize=10)
-
-
+# One buffer, three views: each view's cells above, and below them the buffer with the cells it reads.
 a = np.arange(12, dtype=np.float32).reshape(3, 4)
-shown = [("a", a), ("a.T", a.T), ("a[:, ::2]", a[:, ::2])]
-fig, axes = plt.subplots(2, 3, figsize=(13, 5.2), gridspec_kw={"height_ratios": [3, 1]})
-for column, (name, view) in enumerate(shown):
-    draw_grid(axes[0, column], view, f"{name}: shape {view.shape}, strides {view.strides}")
-    draw_buffer(
-        axes[1, column],
-        set(view.ravel().astype(int).tolist()),
-        f"the one buffer (12 x 4 bytes) that {name} reads",
-    )
-fig.suptitle(
-    "One buffer, three views. A cell's value is its position in memory; "
-    "only shape and strides change, nothing is copied",
-    fontsize=11,
-)
-fig.tight_layout()
-fig.savefig(args.out / "strides.png", dpi=120)
-plt.close(fig)
+buffer = np.arange(12).reshape(1, 12)
+fig, axes = plt.subplots(2, 3, figsize=(13, 4.6), gridspec_kw={"height_ratios": [3, 1]})
+for column, (name, view) in enumerate([("a", a), ("a.T", a.T), ("a[:, ::2]", a[:, ::2])]):
+    draw_cells(axes[0, column], view, f"{name}: shape {view.shape}, strides {view.strides}")
+    draw_cells(axes[1, column], buffer, f"the buffer {name} reads (cell k at byte 4k)", np.isin(buffer, view))
+fig.suptitle("One buffer, three views: a cell's value is its place in memory; nothing is copied", fontsize=11)
+save_figure(fig, "strides.png")
 
-fig, axes = plt.subplots(1, 5, figsize=(14, 4.2), gridspec_kw={"width_ratios": [4, 0.7, 4, 0.7, 4]})
+# Broadcasting: the dashed cells are not stored anywhere; a zero stride re-reads the solid ones.
 col = np.array([[0.0], [10.0], [20.0]])
 row = np.array([[1.0, 2.0, 3.0, 4.0]])
-real = "#8ecae6"
-ghost = "#e8f4f8"
-
-
-def draw_stretched(ax, array, real_mask, title):
-    rows, cols = array.shape
-    for r in range(rows):
-        for c in range(cols):
-            is_real = real_mask[r, c]
-            ax.add_patch(
-                plt.Rectangle(
-                    (c, rows - 1 - r),
-                    1,
-                    1,
-                    facecolor=real if is_real else ghost,
-                    edgecolor="black" if is_real else "0.6",
-                    linestyle="-" if is_real else "--",
-                )
-            )
-            ax.text(
-                c + 0.5,
-                rows - 0.5 - r,
-                f"{array[r, c]:g}",
-                ha="center",
-                va="center",
-                fontsize=12,
-                color="black" if is_real else "0.5",
-            )
-    ax.set_xlim(-0.1, 4.1)
-    ax.set_ylim(-0.1, 3.1)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    ax.set_title(title, fontsize=10)
-
-
+first_column, first_row = np.arange(12).reshape(3, 4) % 4 == 0, np.arange(12).reshape(3, 4) < 4
+fig, axes = plt.subplots(1, 5, figsize=(14, 3.8), gridspec_kw={"width_ratios": [4, 0.7, 4, 0.7, 4]})
+draw_cells(
+    axes[0],
+    np.broadcast_to(col, (3, 4)),
+    "col (3, 1), strides (8, 0) once stretched",
+    first_column,
+    "#8ecae6",
+)
+draw_cells(axes[2], np.broadcast_to(row, (3, 4)), "row (4,) -> (1, 4), strides (0, 8)", first_row, "#8ecae6")
+draw_cells(axes[4], col + row, "col + row (3, 4): 12 stored values", colour="#8ecae6")
 for ax, symbol in ((axes[1], "+"), (axes[3], "=")):
     ax.axis("off")
     ax.text(0.5, 0.5, symbol, fontsize=30, ha="center", va="center", transform=ax.transAxes)
-col_mask = np.zeros((3, 4), bool)
-col_mask[:, 0] = True
-row_mask = np.zeros((3, 4), bool)
-row_mask[0, :] = True
-draw_stretched(
-    axes[0], np.broadcast_to(col, (3, 4)), col_mask, "col, shape (3, 1)\nrepeated along axis 1 (stride 0)"
-)
-draw_stretched(
-    axes[2],
-    np.broadcast_to(row, (3, 4)),
-    row_mask,
-    "row, shape (4,) -> (1, 4)\nrepeated along axis 0 (stride 0)",
-)
-draw_stretched(axes[4], col + row, np.ones((3, 4), bool), "col + row, shape (3, 4)\n12 real values")
-fig.suptitle(
-    "Broadcasting: align shapes on the right  (3, 1) with (_, 4) -> (3, 4).  "
-    "Dashed grey cells are not stored: a zero stride re-reads the solid ones",
-    fontsize=11,
-)
-fig.tight_layout(rect=(0, 0, 1, 0.93))
-fig.savefig(args.out / "broadcasting.png", dpi=120)
-plt.close(fig)
-print(f"wrote {args.out / 'strides.png'} and {args.out / 'broadcasting.png'}")
+fig.suptitle("Broadcasting: align the shapes on the right, (3, 1) with (_, 4) -> (3, 4)", fontsize=11)
+save_figure(fig, "broadcasting.png")
+
+# --------------------------------------------------------------------------------------------------
+section("Try this")
+# --------------------------------------------------------------------------------------------------
+# Change one thing, predict the result, then run and see.
+# 1. In section 1, make `a` float64 instead of float32. Predict its strides and the byte offset of a[2, 1]
+#    and the strides of a.T before you run it.
+# 2. In section 5, add the bias to the NCHW batch as bias.reshape(3, 1) instead of (3, 1, 1). Predict the
+#    result's shape, or the error, from the rule "line the shapes up on the right".
+# 3. In section 6, make `square` a 3 x 4 matrix. Predict what square - square.mean(axis=1) does now: an
+#    error, or a silently wrong answer? Which of the two would you rather get?

@@ -9,40 +9,20 @@ micrograd idea; our engine (`autograd/`) is the same idea with arrays in place o
     python lessons/02_scalar_autograd.py --quick
     python lessons/02_scalar_autograd.py
 
-Figures (in --out, default lessons/output/02/):
-    moons.png             the two-moons data, the boundary the scalar MLP learned, and its loss curve
-    scalar_vs_tensor.png  time of one forward + backward, Value against our Tensor, as the problem grows
+Figure (in --out, default lessons/output/02/):
+    moons.png   the two-moons data, the boundary the scalar MLP learned, and its loss curve
 """
 
-import argparse
 import inspect
 import math
 import time
-from pathlib import Path
 
-import matplotlib
+import numpy as np
+from common import lesson_setup, plt, save_figure, section
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+args = lesson_setup("02", "a scalar autograd, and why we need tensors")  # before the engine's import
 
 import autograd as ag  # noqa: E402
-
-parser = argparse.ArgumentParser(description="Lesson 02: a scalar autograd, and why we need tensors")
-parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (what CI runs)")
-parser.add_argument(
-    "--out",
-    type=Path,
-    default=Path(__file__).resolve().parent / "output" / "02",
-    help="folder for the figures",
-)
-args = parser.parse_args()
-args.out.mkdir(parents=True, exist_ok=True)
-
-
-def section(title):
-    print(f"\n{'=' * 100}\n{title}\n{'=' * 100}")
-
 
 # --------------------------------------------------------------------------------------------------
 section("1. The whole engine: a Value, its operations, and backward")
@@ -321,49 +301,38 @@ print(
 )
 
 # --------------------------------------------------------------------------------------------------
-section("5. Figures")
+section("5. Figure")
 # --------------------------------------------------------------------------------------------------
+# The learned weights, evaluated on a 200 x 200 grid as arrays (40,000 points through the Value engine
+# would take minutes; with NumPy it is the same arithmetic in a few milliseconds).
 fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
-grid = np.linspace(-2.2, 2.2, 200)
-gx, gy = np.meshgrid(grid, np.linspace(-2.6, 2.6, 200))
-# The learned weights, evaluated on a 200 x 200 grid as arrays (40,000 points through the Value
-# engine would take minutes; with NumPy it is the same arithmetic in a few milliseconds).
+gx, gy = np.meshgrid(np.linspace(-2.2, 2.2, 200), np.linspace(-2.6, 2.6, 200))
 hidden_grid = np.tanh(np.stack([gx.ravel(), gy.ravel()], 1) @ W1.numpy().T + B1.numpy())
 score = np.tanh(hidden_grid @ W2.numpy() + B2.numpy()).reshape(gx.shape)
 left.contourf(gx, gy, score, levels=np.linspace(-1, 1, 21), cmap="RdBu", alpha=0.45)
 left.contour(gx, gy, score, levels=[0.0], colors="black", linewidths=1.5)
 for value, colour in ((-1.0, "#b2182b"), (1.0, "#2166ac")):
     chosen = labels == value
-    left.scatter(
-        points[chosen, 0], points[chosen, 1], c=colour, edgecolors="white", s=40, label=f"label {value:+.0f}"
-    )
-left.set_title(f"what the scalar MLP learned ({steps} steps), black line: score 0")
+    left.scatter(*points[chosen].T, c=colour, edgecolors="white", s=40, label=f"label {value:+.0f}")
+left.set(title=f"what the scalar MLP learned ({steps} steps), black line: score 0", xlabel="x0", ylabel="x1")
 left.legend(loc="lower right")
-left.set_xlabel("x0")
-left.set_ylabel("x1")
 right.semilogy(losses, color="tab:blue")
-right.set_ylabel("loss (mean squared error, log scale)", color="tab:blue")
-right.set_xlabel("gradient-descent step")
+right.set(
+    xlabel="gradient-descent step", ylabel="loss (blue; mean squared error, log scale)", title="training"
+)
 right.grid(alpha=0.3, which="both")
 twin = right.twinx()
 twin.plot(accuracies, color="tab:orange")
-twin.set_ylim(0, 1.02)
-twin.set_ylabel("training accuracy", color="tab:orange")
-right.set_title("training curve")
-fig.tight_layout()
-fig.savefig(args.out / "moons.png", dpi=120)
-plt.close(fig)
+twin.set(ylim=(0, 1.02), ylabel="training accuracy (orange)")
+save_figure(fig, "moons.png")
 
-fig, ax = plt.subplots(figsize=(7, 4.8))
-work = np.array(sizes) ** 2
-ax.loglog(work, np.array(scalar_times) * 1e3, "o-", label="scalar Value (one Python object per number)")
-ax.loglog(work, np.array(tensor_times) * 1e3, "s-", label="our Tensor (one node per array op)")
-ax.set_xlabel("multiply-adds in X @ w  (X is n x n)")
-ax.set_ylabel("forward + backward time (ms)")
-ax.set_title("least squares, gradient with respect to w")
-ax.grid(alpha=0.3, which="both")
-ax.legend()
-fig.tight_layout()
-fig.savefig(args.out / "scalar_vs_tensor.png", dpi=120)
-plt.close(fig)
-print(f"wrote {args.out / 'moons.png'} and {args.out / 'scalar_vs_tensor.png'}")
+# --------------------------------------------------------------------------------------------------
+section("Try this")
+# --------------------------------------------------------------------------------------------------
+# Change one thing, predict the result, then run and see.
+# 1. In Value.__mul__, write `self.grad = other.data * out.grad` (= instead of +=). Which check of section 2
+#    goes wrong first, and what does g = x*x + x give for dg/dx now? (Predict the number.)
+# 2. Add a method `exp` to Value (forward math.exp, and its push). Predict d/dx of exp(x) * x at x = 1
+#    before you print it, and check it against a finite difference as in section 2.
+# 3. In section 3, set learning_rate to 5.0, then to 0.01. Predict which one ends with the better accuracy
+#    after the same number of steps, and what the loss curve of the other looks like.

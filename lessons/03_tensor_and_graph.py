@@ -5,9 +5,11 @@ whole arrays, with the pieces given names: the op that made a tensor is a `Funct
 (`tensor.grad_fn`), which keeps its inputs (`grad_fn.inputs`) and whatever its forward saved for
 its backward. `autograd.graph.backward` walks those ops in reverse topological order.
 
-This lesson builds a small expression, prints its graph, runs backward and checks the gradients by
-hand, then shows the rules around it: accumulation, freeing the graph (retain_graph), no_grad,
-detach and retain_grad.
+This lesson builds a small expression, prints its graph, then opens the engine: `Function.apply`
+(how an op is recorded) and `autograd.graph.backward` (the whole backward pass), printed from their own
+source. It runs backward and checks the gradients by hand, shows the rules around it (accumulation,
+freeing the graph, no_grad, detach, retain_grad), and ends by writing a new op, a `Function` subclass
+with its forward and backward, and proving its backward with `autograd.gradcheck`.
 
     python lessons/03_tensor_and_graph.py --quick
     python lessons/03_tensor_and_graph.py
@@ -16,33 +18,17 @@ Figure (in --out, default lessons/output/03/):
     graph.png   the recorded graph of loss = mean(tanh(x @ W + b) ** 2): tensors, ops, and arrows
 """
 
-import argparse
-from pathlib import Path
+import inspect
+import textwrap
 
-import matplotlib
+import numpy as np
+from common import lesson_setup, plt, save_figure, section
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+# Options first, before the engine is imported: a bad option is refused at once.
+args = lesson_setup("03", "our Tensor and its graph")
 
 import autograd as ag  # noqa: E402
 import autograd.graph  # noqa: E402
-
-parser = argparse.ArgumentParser(description="Lesson 03: our Tensor and its graph")
-parser.add_argument("--quick", action="store_true", help="accepted for symmetry: this lesson is quick anyway")
-parser.add_argument(
-    "--out",
-    type=Path,
-    default=Path(__file__).resolve().parent / "output" / "03",
-    help="folder for the figure",
-)
-args = parser.parse_args()
-args.out.mkdir(parents=True, exist_ok=True)
-
-
-def section(title):
-    print(f"\n{'=' * 100}\n{title}\n{'=' * 100}")
-
 
 # --------------------------------------------------------------------------------------------------
 section("1. Leaves: the tensors we want gradients for")
@@ -97,7 +83,30 @@ print("the graph, from the root back to the leaves:")
 print_graph(loss)
 
 # --------------------------------------------------------------------------------------------------
-section("3. Topological order: each tensor before the tensors it was made from")
+section("3. Inside the engine: what Function.apply records")
+# --------------------------------------------------------------------------------------------------
+# Every op above (MatMul, Add, Tanh, Pow, Mean) is a subclass of autograd.Function, and every call went
+# through the same classmethod, Function.apply. Here it is, from the engine's own source:
+print(textwrap.dedent(inspect.getsource(ag.Function.apply)))
+# Read it in five parts.
+#   * The checks: only Tensors (or None for an absent optional input, such as a bias), all on one device.
+#   * `ctx = cls()`: one fresh object per call. That object IS the node of the graph: `loss.grad_fn` above
+#     is the Mean object made when `h2.mean()` ran. needs_input_grad remembers which inputs want a gradient.
+#   * `record`: the graph is kept only when gradients are on (not inside no_grad, section 9) and at least
+#     one input requires a gradient. That is why x @ W is recorded (W wants one) and x alone would not be.
+#   * `arrays`: forward receives raw NumPy (or CuPy) arrays, never Tensors, so nothing inside an op is
+#     recorded: one op, one node. kernel_for asks whether a fast kernel runs this op on these arrays
+#     (lesson 6); when none does, the op's own `forward` runs.
+#   * The output: a new Tensor; when recording, the op keeps its inputs and becomes the output's
+#     creator (`out._ctx`, which `grad_fn` returns). Whatever forward saved (save_for_backward) stays
+#     in the op until backward has used it.
+print(f"loss.grad_fn = {loss.grad_fn!r}, an autograd.Function: {isinstance(loss.grad_fn, ag.Function)}")
+print(
+    f"what h's Tanh saved for its backward: {[a.shape for a in h.grad_fn.saved]} (tanh's output, for 1 - h^2)"
+)
+
+# --------------------------------------------------------------------------------------------------
+section("4. Topological order: each tensor before the tensors it was made from")
 # --------------------------------------------------------------------------------------------------
 # Backward must finish a tensor's gradient (sum the contributions of ALL its uses) before passing it
 # further down. Reverse topological order guarantees that. Only tensors that need a gradient are
@@ -108,7 +117,7 @@ for position, t in enumerate(order):
     made_by = type(t.grad_fn).__name__ if t.grad_fn is not None else "leaf"
     print(f"    {position}. {names[id(t)]:5s} {str(t.shape):8s} {made_by}")
 
-# The figure is drawn now, while the graph still exists: backward frees it (section 6).
+# The figure is drawn now, while the graph still exists: backward frees it (section 8).
 nodes = {}  # id -> (label, layer, kind); tensors on even layers, ops on odd layers
 edges = []
 
@@ -135,7 +144,7 @@ def layer_of(tensor):
 layer_of(loss)
 
 # --------------------------------------------------------------------------------------------------
-section("4. Backward, checked by hand")
+section("5. Backward, checked by hand")
 # --------------------------------------------------------------------------------------------------
 loss.backward()
 print(f"W.grad =\n{W.grad.numpy()}\nb.grad = {b.grad.numpy()}")
@@ -156,7 +165,29 @@ print(
 )
 
 # --------------------------------------------------------------------------------------------------
-section("5. A tensor used twice: contributions add up")
+section("6. Inside the engine: autograd.graph.backward")
+# --------------------------------------------------------------------------------------------------
+# loss.backward() above called this function. The whole backward pass of the engine, from its source:
+print(textwrap.dedent(inspect.getsource(autograd.graph.backward)))
+# Read it from the top.
+#   * The first gradient: d loss / d loss = 1 for a scalar root (an array of ones); a non-scalar root
+#     needs the caller to give one of its shape.
+#   * `grads` maps each tensor (by id) to the gradient collected for it so far. Only the root has one
+#     at the start.
+#   * The loop visits tensors in topological order (section 4): every tensor before the tensors it was
+#     made from, so by the time a tensor's turn comes, every use of it has already added its share.
+#   * A leaf (no op made it), or a tensor that asked for retain_grad (section 9), adds the gradient into
+#     its .grad. An op's output hands the gradient to its op's backward (the fast kernel's backward when
+#     a fast kernel ran forward), which returns one gradient per input.
+#   * Each input gradient is summed back to the input's shape (sum_to_shape: b's (4, 2) -> (2,)), cast to
+#     the input's dtype, and ADDED to what that input has collected: a tensor used twice gets both shares
+#     (section 7).
+#   * Finally the op releases its inputs and saved arrays unless retain_graph=True (section 8).
+# That is all of reverse mode. The rest of the engine is ops: Function subclasses, each a forward and a
+# backward in a few lines of array math.
+
+# --------------------------------------------------------------------------------------------------
+section("7. A tensor used twice: contributions add up")
 # --------------------------------------------------------------------------------------------------
 # out = sum(h * h + h) with h = tanh(v): h feeds two ops, so backward must wait for both before it
 # handles h's own op. d out / dv = (2h + 1)(1 - h^2).
@@ -175,7 +206,7 @@ hv_np = np.tanh(v.numpy())
 print(f"v.grad {v.grad.numpy()}\nby hand {(2 * hv_np + 1) * (1 - hv_np**2)}")
 
 # --------------------------------------------------------------------------------------------------
-section("6. Gradients accumulate; the graph is freed after backward")
+section("8. Gradients accumulate; the graph is freed after backward")
 # --------------------------------------------------------------------------------------------------
 # .grad is ADDED to by every backward, never overwritten (as lesson 2's +=). That is a feature: a
 # batch too large for memory can be split, each half's loss backpropagated, and the gradients add up
@@ -206,7 +237,7 @@ again.backward()
 print(f"with retain_graph=True: after one backward {first}, after two {w.grad.numpy()} (added twice)")
 
 # --------------------------------------------------------------------------------------------------
-section("7. no_grad, detach and retain_grad")
+section("9. no_grad, detach and retain_grad")
 # --------------------------------------------------------------------------------------------------
 # Under no_grad nothing is recorded: outputs have no grad_fn and keep no inputs alive. Use it for
 # evaluation and for the parameter update itself (the update is not part of the model).
@@ -236,7 +267,60 @@ middle = (u * 3.0).retain_grad()
 print(f"middle = 3u = {middle.numpy()}, d(middle^2)/d middle kept by retain_grad: {middle.grad.numpy()}")
 
 # --------------------------------------------------------------------------------------------------
-section("8. Figure")
+section("10. A new op of our own: a Function subclass, gradchecked")
+# --------------------------------------------------------------------------------------------------
+# SiLU (also called swish), x * sigmoid(x), is a smooth cousin of ReLU and of the GELU ConvNeXt uses
+# (lesson 7). With s = sigmoid(x) and ds/dx = s (1 - s), the product rule gives
+#     d silu / dx = s + x s (1 - s) = s (1 + x (1 - s)).
+# forward works on arrays and saves what backward needs; backward returns d loss / d x from the
+# upstream gradient d loss / d y. `xp` is NumPy or CuPy, whichever holds the array, so the same lines
+# run on a GPU.
+
+
+class SiLU(ag.Function):
+    """y = x * sigmoid(x);  dy/dx = s (1 + x (1 - s)) with s = sigmoid(x)."""
+
+    def forward(self, x):
+        xp = ag.get_array_module(x)
+        s = 1.0 / (1.0 + xp.exp(-x))
+        self.save_for_backward(x, s)
+        return x * s
+
+    def backward(self, grad):
+        x, s = self.saved
+        return grad * s * (1.0 + x * (1.0 - s))
+
+
+def silu(x):
+    """The public face of the op, as every op of the engine has one (DeZero's style)."""
+    return SiLU.apply(x)
+
+
+u = ag.tensor(np.linspace(-4.0, 4.0, 9), requires_grad=True)
+y = silu(u)
+print(f"silu(u) = {y.numpy().round(4)}")
+print(f"y.grad_fn = {y.grad_fn!r}: one node, holding the {len(y.grad_fn.saved)} arrays its forward saved")
+# gradcheck (lesson 4 explains it) compares backward against finite differences, in float64:
+print(f"autograd.gradcheck(silu, [u]) -> {ag.gradcheck(silu, [u])}")
+# The same function built from the engine's own ops gives the same numbers, through two nodes:
+u.zero_grad()  # gradcheck ran backward on u, and gradients accumulate (section 8)
+y.sum().backward()
+ours = u.grad.numpy().copy()
+u.zero_grad()
+composed = u * u.sigmoid()
+composed.sum().backward()
+value_difference = np.abs(y.numpy() - composed.numpy()).max()
+print(
+    f"against u * u.sigmoid() (two ops, {type(composed.grad_fn).__name__} and Sigmoid): largest difference "
+    f"in value {value_difference:.1e}, in gradient {np.abs(ours - u.grad.numpy()).max():.1e}"
+)
+# And it trains like any op: one gradient-descent step on a float32 parameter.
+p = ag.tensor(np.array([0.5, -1.0], dtype=np.float32), requires_grad=True)
+silu(p).sum().backward()
+print(f"float32 works too: d sum(silu(p)) / dp at p = {p.numpy()}: {p.grad.numpy()} ({p.grad.dtype})")
+
+# --------------------------------------------------------------------------------------------------
+section("11. Figure")
 # --------------------------------------------------------------------------------------------------
 # Layout: the chain of ops and their outputs runs along y = 0; each leaf or constant sits just left
 # of the op that uses it, above or below the chain.
@@ -253,44 +337,33 @@ for key, (_label, _layer, kind) in nodes.items():
 
 fig, ax = plt.subplots(figsize=(13, 3.8))
 colours = {"leaf": "#ffd166", "constant": "#e9ecef", "tensor": "#a8dadc", "op": "#f4a261"}
+arrow = dict(arrowstyle="->", color="0.3", lw=1.2, shrinkA=22, shrinkB=22)
 for source, target in edges:
-    (x0, y0), (x1, y1) = position[source], position[target]
-    ax.annotate(
-        "",
-        xy=(x1, y1),
-        xytext=(x0, y0),
-        arrowprops=dict(arrowstyle="->", color="0.3", lw=1.2, shrinkA=22, shrinkB=22),
-    )
+    ax.annotate("", xy=position[target], xytext=position[source], arrowprops=arrow)
 for key, (label, _layer, kind) in nodes.items():
-    px, py = position[key]
-    box = "round,pad=0.35" if kind != "op" else "circle,pad=0.25"
-    ax.text(
-        px,
-        py,
-        label,
-        ha="center",
-        va="center",
-        fontsize=9,
-        bbox=dict(boxstyle=box, facecolor=colours[kind], edgecolor="0.3"),
-    )
+    box = dict(boxstyle="circle,pad=0.25" if kind == "op" else "round,pad=0.35", facecolor=colours[kind])
+    ax.text(*position[key], label, ha="center", va="center", fontsize=9, bbox=box)
 handles = [plt.Rectangle((0, 0), 1, 1, facecolor=colours[k], edgecolor="0.3") for k in colours]
-ax.legend(
-    handles,
-    ["leaf (requires_grad)", "constant / no grad", "tensor made by an op", "op (Function)"],
-    loc="upper center",
-    fontsize=8,
-    ncol=4,
-    bbox_to_anchor=(0.5, -0.02),
-)
-ax.set_xlim(-0.8, max(p[0] for p in position.values()) + 0.8)
-ax.set_ylim(min(p[1] for p in position.values()) - 0.7, max(p[1] for p in position.values()) + 0.7)
+names_of_kinds = ["leaf (requires_grad)", "constant / no grad", "tensor made by an op", "op (Function)"]
+ax.legend(handles, names_of_kinds, loc="upper center", fontsize=8, ncol=4, bbox_to_anchor=(0.5, -0.02))
+xs, ys = zip(*position.values(), strict=True)
+ax.set(xlim=(-0.8, max(xs) + 0.8), ylim=(min(ys) - 0.7, max(ys) + 0.7))
 ax.axis("off")
 ax.set_title(
     "The graph recorded for loss = mean(tanh(x @ W + b) ** 2). "
     "Forward runs left to right; backward walks the arrows back, right to left",
     fontsize=10,
 )
-fig.tight_layout()
-fig.savefig(args.out / "graph.png", dpi=120)
-plt.close(fig)
-print(f"wrote {args.out / 'graph.png'}")
+save_figure(fig, "graph.png")
+
+# --------------------------------------------------------------------------------------------------
+section("Try this")
+# --------------------------------------------------------------------------------------------------
+# Change one thing, predict the result, then run and see.
+# 1. In SiLU.backward, drop the `1.0 +` (a plausible slip: s * x * (1 - s)). Predict what gradcheck says in
+#    section 10, and which entry of u it names as worst (where is the missing term s largest?).
+# 2. In section 1, create W without requires_grad=True. Predict which lines of the topological order in
+#    section 4 disappear, and why xW is one of them (look at `record` in Function.apply). Section 5 then
+#    stops with an error: which one?
+# 3. Gradcheck silu(silu(u)) in section 10. Predict the answer, and say why you did not need to write a
+#    backward for the composition (look at the loop in graph.backward).

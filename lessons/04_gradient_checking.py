@@ -7,8 +7,9 @@ derivative, evaluated numerically:
     df/dx  ~  (f(x + eps) - f(x - eps)) / (2 eps)          (central difference)
 
 This lesson measures how good that estimate is (and why the check must run in float64), checks a
-whole Jacobian, then the cheap random-direction check that `autograd.gradcheck` uses for large
-inputs, and finally plants bugs in hand-written Functions and watches the checks catch them.
+whole Jacobian, derives softmax cross-entropy's backward by hand ((p - y) / N) and checks it three
+ways, shows the cheap random-direction check that `autograd.gradcheck` uses for large inputs, and
+finally plants three bugs in hand-written Functions and watches the checks catch them.
 
     python lessons/04_gradient_checking.py --quick
     python lessons/04_gradient_checking.py
@@ -17,34 +18,17 @@ Figure (in --out, default lessons/output/04/):
     eps_sweep.png   finite-difference error against the step eps, float32 and float64: the V
 """
 
-import argparse
 import time
-from pathlib import Path
 
-import matplotlib
+import numpy as np
+from common import lesson_setup, plt, save_figure, section
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+# Options first, before the engine is imported: a bad option is refused at once.
+args = lesson_setup("04", "gradient checking")
 
 import autograd as ag  # noqa: E402
 from autograd import Function, GradcheckError, gradcheck  # noqa: E402
-
-parser = argparse.ArgumentParser(description="Lesson 04: gradient checking")
-parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (what CI runs)")
-parser.add_argument(
-    "--out",
-    type=Path,
-    default=Path(__file__).resolve().parent / "output" / "04",
-    help="folder for the figure",
-)
-args = parser.parse_args()
-args.out.mkdir(parents=True, exist_ok=True)
-
-
-def section(title):
-    print(f"\n{'=' * 100}\n{title}\n{'=' * 100}")
-
+from autograd.nn import functional as F  # noqa: E402
 
 # --------------------------------------------------------------------------------------------------
 section("1. How accurate is a finite difference? It depends on eps, and on the dtype")
@@ -143,7 +127,79 @@ print(
 )
 
 # --------------------------------------------------------------------------------------------------
-section("3. The random-direction check: one number instead of a Jacobian")
+section("3. Softmax cross-entropy: its backward derived by hand")
+# --------------------------------------------------------------------------------------------------
+# The loss every classifier in these lessons trains with. Logits z (N, K), one row per image; targets q
+# (N, K), one probability distribution per row: one-hot for a label y (q_ik = 1 if k == y_i, else 0),
+# or with label smoothing eps, q = (1 - eps) onehot + eps / K (lesson 11), whose rows still sum to 1.
+#     p_i = softmax(z_i),   l_i = -sum_k q_ik log p_ik,   L = (1/N) sum_i l_i.
+# Step 1, log softmax. log p_ik = z_ik - log sum_j exp(z_ij), so
+#     d log p_ik / d z_ij = [k == j] - exp(z_ij) / sum_m exp(z_im) = [k == j] - p_ij.
+# Step 2, the sum over k (the chain rule):
+#     d l_i / d z_ij = -sum_k q_ik ([k == j] - p_ij) = p_ij sum_k q_ik - q_ij = p_ij - q_ij,
+#   because the row q_i sums to 1.
+# Step 3, the mean: l_i depends only on row i of z, and enters L with the weight 1/N:
+#     dL/dz = (p - q) / N.
+# Section 2's K x K softmax Jacobian, one per row, collapses into one subtraction. That is why frameworks
+# fuse softmax and cross-entropy into one op (F.cross_entropy). It is also the stable way: log p comes
+# straight from z minus a log-sum-exp, never as the log of a probability that rounded to 0.
+
+
+def cross_entropy_by_hand(z, labels, label_smoothing):
+    """Mean cross-entropy of logits z (N, K) against integer labels, and its gradient (p - q) / N."""
+    n, k = z.shape
+    shifted = z - z.max(axis=1, keepdims=True)  # the same softmax; exp can no longer overflow
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    q = np.full((n, k), label_smoothing / k)
+    q[np.arange(n), labels] += 1.0 - label_smoothing
+    return -(q * log_p).sum() / n, (np.exp(log_p) - q) / n
+
+
+n_images, n_classes, smoothing = 6, 10, 0.1
+logits = np.random.default_rng(3).standard_normal((n_images, n_classes)) * 3.0
+labels = np.random.default_rng(4).integers(0, n_classes, n_images)
+loss_by_hand, grad_by_hand = cross_entropy_by_hand(logits, labels, smoothing)
+z = ag.tensor(logits, requires_grad=True)
+engine_loss = F.cross_entropy(z, labels, label_smoothing=smoothing)
+engine_loss.backward()
+print(f"{n_images} images, {n_classes} classes, label smoothing {smoothing}:")
+print(f"    loss by hand {loss_by_hand:.12f}, F.cross_entropy {engine_loss.item():.12f}")
+print(f"    dL/dz: largest |by hand - engine's backward| {np.abs(grad_by_hand - z.grad.numpy()).max():.1e}")
+# Read one row: the label's logit is pushed up (p - q < 0 there), every other logit down in proportion
+# to the probability it took; with smoothing, even a class at p = 0 gets a small push up (-eps / K).
+first = grad_by_hand[0] * n_images  # p - q for image 0
+print(f"    image 0, label {labels[0]}: N dL/dz = p - q = {first.round(3)}")
+print(
+    f"    each row of p - q sums to {np.abs(grad_by_hand.sum(axis=1)).max():.0e}: adding a constant to every "
+    "logit of an image changes nothing"
+)
+
+
+# The derivation stands on its own: written as a Function (lesson 3), it passes gradcheck with no help
+# from the engine's own op.
+class CrossEntropyByHand(Function):
+    def forward(self, z, labels, label_smoothing):
+        loss, grad = cross_entropy_by_hand(z, labels, label_smoothing)
+        self.save_for_backward(grad)
+        return np.asarray(loss)
+
+    def backward(self, grad):
+        (grad_z,) = self.saved
+        return grad * grad_z
+
+
+def by_hand_loss(t):
+    return CrossEntropyByHand.apply(t, labels=labels, label_smoothing=smoothing)
+
+
+print(f"    gradcheck(the by-hand Function) -> {gradcheck(by_hand_loss, [z])}")
+print(
+    "    gradcheck(F.cross_entropy)      -> "
+    f"{gradcheck(lambda t: F.cross_entropy(t, labels, label_smoothing=smoothing), [z])}"
+)
+
+# --------------------------------------------------------------------------------------------------
+section("4. The random-direction check: one number instead of a Jacobian")
 # --------------------------------------------------------------------------------------------------
 # A 7x7 convolution on a real activation has millions of inputs and outputs: its Jacobian is out
 # of reach. Chainer's trick: pick a random output weighting w and a random input direction d. Then
@@ -193,10 +249,11 @@ print(
 print("(autograd.gradcheck picks the full Jacobian while inputs x outputs <= full_jacobian_max = 4096)")
 
 # --------------------------------------------------------------------------------------------------
-section("4. Planted bugs: Functions with a wrong backward")
+section("5. Planted bugs: Functions with a wrong backward")
 # --------------------------------------------------------------------------------------------------
-# New ops are Function subclasses: forward on arrays, backward right beneath it (lesson 3). Here are
-# three that look plausible and are wrong, next to one that is right.
+# New ops are Function subclasses, forward on arrays and backward right beneath it, as lesson 3's SiLU
+# and section 3's cross-entropy. Here are three planted bugs: Functions that look plausible and are
+# wrong, next to one that is right.
 
 
 class Softplus(Function):
@@ -276,43 +333,37 @@ check("SquareForgetsFirst", SquareForgetsFirst.apply, (4, 4))
 check("SquareForgetsFirst", SquareForgetsFirst.apply, big)
 
 # --------------------------------------------------------------------------------------------------
-section("5. Figure")
+section("6. Figure")
 # --------------------------------------------------------------------------------------------------
+# The measured errors, with the two error formulas of section 1 as dashed lines: the V is their sum.
 fig, ax = plt.subplots(figsize=(9, 5.6))
-styles = {
-    ("float32", True): ("tab:red", "-"),
-    ("float32", False): ("tab:red", ":"),
-    ("float64", True): ("tab:blue", "-"),
-    ("float64", False): ("tab:blue", ":"),
-}
+colours = {"float32": "tab:red", "float64": "tab:blue"}
+label_at = {"float32": (2e-12, 3e-3), "float64": (1e-12, 1e-9)}  # beside each dashed rounding line
 floor = 1e-17  # an exact 0 cannot be drawn on a log axis
 for (name, central), err in errors.items():
-    colour, line = styles[(name, central)]
-    ax.loglog(
-        epsilons,
-        np.maximum(err, floor),
-        line,
-        color=colour,
-        marker="o" if central else None,
-        markersize=3,
-        label=f"{name}, {'central' if central else 'one-sided'} difference",
-    )
-for _name, u, colour in (
-    ("float32", np.finfo(np.float32).eps / 2, "tab:red"),
-    ("float64", np.finfo(np.float64).eps / 2, "tab:blue"),
-):
-    ax.loglog(epsilons, u * abs(t) / epsilons, "--", color=colour, alpha=0.35, lw=1)
-ax.loglog(epsilons, epsilons**2 * abs(third_derivative) / 6, "--", color="0.4", alpha=0.6, lw=1)
+    kind = "central" if central else "one-sided"
+    style = dict(color=colours[name], marker="o" if central else None, markersize=3)
+    ax.loglog(epsilons, np.maximum(err, floor), "-" if central else ":", label=f"{name}, {kind}", **style)
+for name, colour in colours.items():
+    rounding = np.finfo(name).eps / 2 * abs(t) / epsilons
+    ax.loglog(epsilons, rounding, "--", color=colour, alpha=0.35, lw=1)
+    ax.text(*label_at[name], f"rounding, {name}\n" + r"$u\,|f| / \epsilon$", color=colour, fontsize=9)
+truncation = epsilons**2 * abs(third_derivative) / 6
+ax.loglog(epsilons, truncation, "--", color="0.4", alpha=0.6, lw=1)
 ax.text(1e-6, 3e-16, "truncation\n" + r"$\epsilon^2 |f'''| / 6$", color="0.3", fontsize=9)
-ax.text(2e-12, 3e-3, "rounding, float32\n" + r"$u\,|f| / \epsilon$", color="tab:red", fontsize=9)
-ax.text(1e-12, 1e-9, "rounding, float64\n" + r"$u\,|f| / \epsilon$", color="tab:blue", fontsize=9)
-ax.set_ylim(floor / 2, 10)
-ax.set_xlabel("step eps")
-ax.set_ylabel("|finite difference - exact derivative|")
-ax.set_title("d tanh(x)/dx at x = 0.5: error of the finite-difference estimate")
+ax.set(ylim=(floor / 2, 10), xlabel="step eps", ylabel="|finite difference - exact derivative|")
+ax.set_title(f"d tanh(x)/dx at x = {x0}: error of the finite-difference estimate")
 ax.grid(alpha=0.3, which="both")
 ax.legend(loc="lower left", fontsize=8)
-fig.tight_layout()
-fig.savefig(args.out / "eps_sweep.png", dpi=120)
-plt.close(fig)
-print(f"wrote {args.out / 'eps_sweep.png'}")
+save_figure(fig, "eps_sweep.png")
+
+# --------------------------------------------------------------------------------------------------
+section("Try this")
+# --------------------------------------------------------------------------------------------------
+# Change one thing, predict the result, then run and see.
+# 1. In section 1, move x0 from 0.5 to 3.0, where tanh is almost flat. Predict how the V of the figure
+#    moves: does the best eps change, and does the smallest error grow or shrink? (Use the two formulas.)
+# 2. In cross_entropy_by_hand, forget the mean: return (np.exp(log_p) - q) without "/ n". Predict the
+#    ratio between the wrong and the right gradient, and whether gradcheck of the by-hand Function notices.
+# 3. Plant a fourth bug: in Softplus.backward, return grad / (1.0 + np.exp(x)) (a lost minus sign). Predict
+#    at which x the error is largest, and whether the (4, 4) check catches it.

@@ -20,34 +20,18 @@ Figures (in --out, default lessons/output/05/):
     patchify.png   the same image cut into 2x2 patches: every pixel appears exactly once
 """
 
-import argparse
 import time
-from pathlib import Path
 
-import matplotlib
+import numpy as np
+from common import lesson_setup, plt, save_figure, section
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+# Options first, before the engine is imported: a bad option is refused at once.
+args = lesson_setup("05", "convolution as im2col + matmul")
 
 import autograd as ag  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
 
-parser = argparse.ArgumentParser(description="Lesson 05: convolution as im2col + matmul")
-parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (what CI runs)")
-parser.add_argument(
-    "--out",
-    type=Path,
-    default=Path(__file__).resolve().parent / "output" / "05",
-    help="folder for the figures",
-)
-args = parser.parse_args()
-args.out.mkdir(parents=True, exist_ok=True)
 rng = np.random.default_rng(0)
-
-
-def section(title):
-    print(f"\n{'=' * 100}\n{title}\n{'=' * 100}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -264,20 +248,20 @@ print(
 # --------------------------------------------------------------------------------------------------
 section("7. Figures")
 # --------------------------------------------------------------------------------------------------
-palette = ["#e63946", "#2a9d8f", "#f4a261", "#457b9d"]
+palette = np.array(["white", "#e63946", "#2a9d8f", "#f4a261", "#457b9d"])
 
 
-def draw_matrix(ax, values, cell_colours, title):
+def draw_matrix(ax, values, colour_index, title):
+    """A 2-D array as labelled cells, cell (r, c) coloured palette[colour_index[r, c]] (0: white)."""
     rows_, cols_ = values.shape
     for r in range(rows_):
         for c in range(cols_):
-            ax.add_patch(
-                plt.Rectangle((c, rows_ - 1 - r), 1, 1, facecolor=cell_colours[r][c], edgecolor="black")
+            cell = plt.Rectangle(
+                (c, rows_ - 1 - r), 1, 1, facecolor=palette[colour_index[r, c]], edgecolor="k"
             )
+            ax.add_patch(cell)
             ax.text(c + 0.5, rows_ - 0.5 - r, f"{values[r, c]:g}", ha="center", va="center", fontsize=10)
-    ax.set_xlim(-0.1, cols_ + 0.1)
-    ax.set_ylim(-0.1, rows_ + 0.1)
-    ax.set_aspect("equal")
+    ax.set(xlim=(-0.1, cols_ + 0.1), ylim=(-0.1, rows_ + 0.1), aspect="equal")
     ax.axis("off")
     ax.set_title(title, fontsize=10)
 
@@ -286,55 +270,37 @@ pixels = image[0, 0]
 fig = plt.figure(figsize=(13, 5))
 grid = fig.add_gridspec(2, 4, width_ratios=[1, 1, 0.3, 3.2])
 for k, (i, j) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
-    ax = fig.add_subplot(grid[k // 2, k % 2])
-    colours = [["white"] * 4 for _ in range(4)]
-    for r in range(i, i + 3):
-        for c in range(j, j + 3):
-            colours[r][c] = palette[k]
-    draw_matrix(ax, pixels, colours, f"window for output ({i}, {j})")
-ax = fig.add_subplot(grid[:, 3])
-draw_matrix(
-    ax,
-    columns,
-    [[palette[r]] * 9 for r in range(4)],
-    "im2col: the 4 windows as rows (4 x 9)\n36 numbers from 16 pixels; out = columns @ filter (9,)",
-)
-fig.suptitle(
-    "im2col: overlapping windows are copied into rows, so one matrix product computes the conv", fontsize=11
-)
-fig.tight_layout()
-fig.savefig(args.out / "im2col.png", dpi=120)
-plt.close(fig)
+    window = np.zeros((4, 4), int)
+    window[i : i + 3, j : j + 3] = k + 1
+    draw_matrix(fig.add_subplot(grid[k // 2, k % 2]), pixels, window, f"window for output ({i}, {j})")
+row_colours = np.arange(1, 5)[:, None].repeat(9, axis=1)
+title = "im2col: the 4 windows as rows (4 x 9)\n36 numbers from 16 pixels; out = columns @ filter (9,)"
+draw_matrix(fig.add_subplot(grid[:, 3]), columns, row_colours, title)
+fig.suptitle("im2col: overlapping windows are copied into rows, so one matrix product computes the conv")
+save_figure(fig, "im2col.png")
 
-fig = plt.figure(figsize=(11, 4))
-grid = fig.add_gridspec(1, 3, width_ratios=[1.2, 0.5, 1.2])
-patch_colours = [[palette[(r // 2) * 2 + c // 2] for c in range(4)] for r in range(4)]
-draw_matrix(
-    fig.add_subplot(grid[0]), pixels, patch_colours, "4x4 image cut into 2x2 patches (kernel = stride = 2)"
+fig, (left, middle, right) = plt.subplots(
+    1, 3, figsize=(11, 4), gridspec_kw={"width_ratios": [1.2, 0.5, 1.2]}
 )
-arrow_ax = fig.add_subplot(grid[1])
-arrow_ax.axis("off")
-arrow_ax.annotate(
-    "",
-    xy=(0.95, 0.5),
-    xytext=(0.05, 0.5),
-    xycoords="axes fraction",
-    arrowprops=dict(arrowstyle="-|>", lw=2, color="0.3"),
-)
-arrow_ax.text(
-    0.5, 0.58, "reshape\n+ transpose", ha="center", va="bottom", fontsize=10, transform=arrow_ax.transAxes
-)
-draw_matrix(
-    fig.add_subplot(grid[2]),
-    patchify(image, 2),
-    [[palette[r]] * 4 for r in range(4)],
-    "patchify: one patch per row (4 x 4)\n16 numbers from 16 pixels: a reshape, no duplication",
-)
+patch_of_pixel = 1 + (np.arange(4)[:, None] // 2) * 2 + np.arange(4)[None, :] // 2
+draw_matrix(left, pixels, patch_of_pixel, "4x4 image cut into 2x2 patches (kernel = stride = 2)")
+middle.axis("off")
+middle.text(0.5, 0.5, "reshape\n+ transpose\n\u2192", ha="center", va="center", fontsize=14)
+title = "patchify: one patch per row (4 x 4)\n16 numbers from 16 pixels: a reshape, no duplication"
+draw_matrix(right, patchify(image, 2), row_colours[:, :4], title)
 fig.suptitle(
-    "Patchify (ConvNeXt's stem and downsampling layers): non-overlapping windows are just reordered pixels",
-    fontsize=11,
+    "Patchify (ConvNeXt's stem and downsampling layers): non-overlapping windows are reordered pixels"
 )
-fig.tight_layout()
-fig.savefig(args.out / "patchify.png", dpi=120)
-plt.close(fig)
-print(f"wrote {args.out / 'im2col.png'} and {args.out / 'patchify.png'}")
+save_figure(fig, "patchify.png")
+
+# --------------------------------------------------------------------------------------------------
+section("Try this")
+# --------------------------------------------------------------------------------------------------
+# Change one thing, predict the result, then run and see.
+# 1. Call im2col(image, 2, 2, 1, 0) on section 2's 4x4 image (2x2 windows, stride 1). Predict the matrix's
+#    shape and how many times pixel 5 appears in it, then print it.
+# 2. In section 4, the col2im loop adds (+=). Write = instead and predict which pixels of dL/dx go wrong:
+#    those read by one window only, or those read by several? Check against the engine's gradient.
+# 3. Predict the bytes of im2col's columns for ConvNeXt-T's stem (4x4 kernel, stride 4) on one 224x224 RGB
+#    float32 image, against the image's own bytes; then check with im2col(x, 4, 4, 4, 0)[0].nbytes on
+#    x = np.zeros((1, 3, 224, 224), np.float32).

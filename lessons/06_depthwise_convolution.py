@@ -14,23 +14,19 @@ The activations are channels-last (N, H, W, C), as in ConvNeXt's block.
     python lessons/06_depthwise_convolution.py --quick    # times only the first and the last step
     python lessons/06_depthwise_convolution.py
 
-Figure (in --out, default lessons/output/06/):
-    depthwise_times.png   forward and backward time per step (the op's body first), per shape
+No figure: the timings are a printed table, and a bar chart of the same numbers would add nothing.
 """
 
-import argparse
 import inspect
 import re
 import textwrap
 import time
-from pathlib import Path
 
-import matplotlib
+import numpy as np
+from common import lesson_setup, section
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+# Options first, before the engine and its Numba kernels are imported: a bad option is refused at once.
+args = lesson_setup("06", "depthwise convolution, the op's body and its kernels")
 
 import autograd as ag  # noqa: E402
 from autograd import kernels  # noqa: E402
@@ -38,26 +34,8 @@ from autograd.kernels.cpu.depthwise_conv2d import STEPS  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
 from autograd.nn.functional.conv import DepthwiseConv2d  # noqa: E402
 
-parser = argparse.ArgumentParser(
-    description="Lesson 06: depthwise convolution, the op's body and its kernels"
-)
-parser.add_argument(
-    "--quick", action="store_true", help="small sizes, first and last step timed (what CI runs)"
-)
-parser.add_argument(
-    "--out",
-    type=Path,
-    default=Path(__file__).resolve().parent / "output" / "06",
-    help="folder for the figure",
-)
-args = parser.parse_args()
-args.out.mkdir(parents=True, exist_ok=True)
 rng = np.random.default_rng(0)
 K, STRIDE, PADDING = 7, (1, 1), (3, 3)  # ConvNeXt's dwconv: 7x7, stride 1, "same" padding
-
-
-def section(title):
-    print(f"\n{'=' * 100}\n{title}\n{'=' * 100}")
 
 
 def random_problem(shape, dtype=np.float32):
@@ -174,10 +152,12 @@ section("3. The op's own body: 49 whole-array multiply-adds")
 # each of the 49 taps and add its contribution to EVERY output pixel at once, with one NumPy
 # expression over a shifted view of the padded input. This is DepthwiseConv2d.forward, verbatim:
 print(inspect.getsource(DepthwiseConv2d.forward))
-# DepthwiseConv2d.backward sits right beneath it in autograd/nn/functional/conv.py, with the same loop
-# over taps: the input gradient gets w * grad added at the shifted place, and the weight gradient of
-# that tap is sum(grad * shifted input). An NCHW input is viewed channels-last by a transpose, so the
-# one body serves both layouts. The class also names its fast paths, one kernel module per device:
+# An NCHW input is viewed channels-last by a transpose, so the one body serves both layouts.
+# DepthwiseConv2d.backward sits right beneath it, with the same loop over taps: the weight gradient of a
+# tap is sum(grad * shifted input), and the input gradient gets w * grad added back at the shifted place
+# (col2im of lesson 5, without the columns):
+print(inspect.getsource(DepthwiseConv2d.backward))
+# The class also names its fast paths, one kernel module per device:
 print(f"DepthwiseConv2d.fast_paths = {DepthwiseConv2d.fast_paths}")
 # Function.apply asks autograd.kernels which module suits the input arrays. When there is one, it
 # calls fast_forward (and later fast_backward) instead of the body; they hand the same arrays to the
@@ -188,7 +168,7 @@ with kernels.use_reference():
     switched_off = kernels.kernel_for(DepthwiseConv2d, (x,))
 print("What runs DepthwiseConv2d here:")
 print(f"    NumPy arrays (cpu): {chosen.__name__ if chosen else 'its own body'}")
-print("    CuPy arrays (cuda): the CUDA kernels of autograd.kernels.cuda.depthwise_conv2d (lesson 12)")
+print("    CuPy arrays (cuda): the CUDA kernels of autograd.kernels.cuda.depthwise_conv2d (lesson 13)")
 print(f"    inside `with autograd.kernels.use_reference():` {switched_off or 'its own body'}")
 print("The one switch turns every fast path off: use_reference() for a block, set_enabled(False), or")
 print("AUTOGRAD_KERNELS=reference in the environment. `python -m autograd.kernels` lists every op's paths.")
@@ -216,9 +196,13 @@ section("5. The kernel chapter, step by step, each checked against the body")
 # block is partly empty. H != W catches a swapped axis.
 check_shape = (2, 13, 11, 20)
 last_step = list(STEPS)[-1]
-same = chosen.depthwise_conv2d_nhwc_forward is STEPS[last_step].depthwise_conv2d_nhwc_forward
-print(f"Is the engine's CPU kernel step {last_step!r}? {same}. Every step is checked against the body on")
-print(f"x {check_shape} (N, H, W, C), float32; differences are relative to the largest value.")
+if chosen is None:  # AUTOGRAD_KERNELS=reference: the engine runs the body; the steps still run on their own
+    print("The fast paths are switched off, so the engine runs the op's body; the steps are called directly.")
+else:
+    same = chosen.depthwise_conv2d_nhwc_forward is STEPS[last_step].depthwise_conv2d_nhwc_forward
+    print(f"Is the engine's CPU kernel step {last_step!r}? {same}.")
+print(f"Every step is checked against the body on x {check_shape} (N, H, W, C), float32; differences are")
+print("relative to the largest value.")
 
 
 def step_story(step):
@@ -303,13 +287,11 @@ print("shared with other work: trust the ratios more than the milliseconds.")
 # Where few cores are free, step 2 may be no faster than step 1: threads help only as far as there are
 # idle cores, and its backward's gather tests, for every input pixel, which taps reach it. Steps 3 and 4
 # change how memory is walked (unit-stride rows, then 16 channels per vector), which pays on any machine.
-results = {}  # shape label -> {path: (forward s, backward s)}
 for label, shape in shapes:
     x, w, b, g = random_problem(shape)
     times = {"op body": best_times(time_body, x, w, b, g)}
     for name in timed_steps:
         times[f"step {name}"] = best_times(time_step, STEPS[name], x, w, b, g)
-    results[f"{label}\n{shape}"] = times
     body_forward, body_backward = times["op body"]
     head = f"{label}, x {shape} (N, H, W, C)"
     print(f"\n    {head:40s} {'forward':>9s} {'backward':>9s} {'speed-up (fwd, bwd)':>20s}")
@@ -326,36 +308,13 @@ for label, shape in shapes:
     )
 
 # --------------------------------------------------------------------------------------------------
-section("8. Figure")
+section("Try this")
 # --------------------------------------------------------------------------------------------------
-labels = list(results)
-paths = list(results[labels[0]])
-colors = ["#adb5bd"] + [plt.cm.plasma(0.15 + 0.7 * i / max(1, len(paths) - 2)) for i in range(len(paths) - 1)]
-width = 0.8 / len(paths)
-all_ms = [t * 1e3 for times in results.values() for pair in times.values() for t in pair]
-fig, axes = plt.subplots(1, 2, figsize=(4 + 3 * len(labels), 5.2), sharey=True)
-for ax, index, direction in ((axes[0], 0, "forward"), (axes[1], 1, "backward")):
-    for p, (path, color) in enumerate(zip(paths, colors, strict=True)):
-        positions = np.arange(len(labels)) + (p - (len(paths) - 1) / 2) * width
-        ms = [results[label][path][index] * 1e3 for label in labels]
-        ax.bar(positions, ms, width * 0.92, color=color, label=path)
-        for position, value in zip(positions, ms, strict=True):
-            ax.text(position, value * 1.08, f"{value:.3g}", ha="center", va="bottom", fontsize=7)
-    ax.set_yscale("log")
-    ax.set_ylim(10 ** np.floor(np.log10(min(all_ms))), max(all_ms) * 3)  # one base for every bar
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_xticks(np.arange(len(labels)))
-    ax.set_xticklabels(labels, fontsize=8)
-    ax.set_title(direction, fontsize=10)
-    ax.grid(axis="y", which="both", alpha=0.3)
-axes[0].set_ylabel("time (ms, log scale)")
-fig.suptitle(
-    f"depthwise 7x7 conv, float32, channels-last, best of {repeats}: the op's body, then the steps",
-    fontsize=11,
-)
-fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(paths), fontsize=8)
-fig.tight_layout(rect=(0, 0.07, 1, 1))
-fig.savefig(args.out / "depthwise_times.png", dpi=120)
-plt.close(fig)
-print(f"wrote {args.out / 'depthwise_times.png'}")
+# Change one thing, predict the result, then run and see.
+# 1. Run the lesson with AUTOGRAD_KERNELS=reference in the environment. Predict what section 3 prints for
+#    "NumPy arrays (cpu)", and whether section 5's checks of the steps still pass (do the steps need it?).
+# 2. In section 6, make the problem float64: random_problem(accuracy_shape, np.float64). Predict each
+#    path's error against the float64 answer (the body's, and the steps'), then run and see.
+# 3. In section 7, time every step, not only the first and the last (timed_steps = list(STEPS)). Predict
+#    whether step 2 (threads) beats step 1 on a machine whose few cores are busy with other work; then read
+#    the comment above the timing loop.

@@ -13,35 +13,20 @@ Figures (in --out, default lessons/output/07/):
     gelu_vs_relu.png   GELU, its tanh approximation and ReLU, with their derivatives (from backward)
 """
 
-import argparse
 import math
-from pathlib import Path
 
-import matplotlib
+import numpy as np
+from common import lesson_setup, plt, save_figure, section
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+args = lesson_setup(
+    "07", "LayerNorm vs BatchNorm, GELU vs ReLU"
+)  # before the engine: a bad option exits at once
 
 import autograd as ag  # noqa: E402
 from autograd import gradcheck  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
 
-parser = argparse.ArgumentParser(description="Lesson 07: LayerNorm vs BatchNorm, GELU vs ReLU")
-parser.add_argument("--quick", action="store_true", help="small sizes (what CI runs)")
-parser.add_argument(
-    "--out",
-    type=Path,
-    default=Path(__file__).resolve().parent / "output" / "07",
-    help="folder for the figures",
-)
-args = parser.parse_args()
-args.out.mkdir(parents=True, exist_ok=True)
 rng = np.random.default_rng(0)
-
-
-def section(title):
-    print(f"\n{'=' * 100}\n{title}\n{'=' * 100}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -136,7 +121,63 @@ print(
 )
 
 # --------------------------------------------------------------------------------------------------
-section("3. GELU against ReLU")
+section("3. LayerNorm's backward, derived by hand")
+# --------------------------------------------------------------------------------------------------
+# The engine's backward for layer_norm is a few lines of array math. Here is where they come from. Take
+# one row x of length C (one pixel's channels), and write
+#     mu = mean(x),   sigma = sqrt(mean((x - mu)^2) + eps),   xhat = (x - mu) / sigma,
+#     y = gamma * xhat + beta.
+# Backward receives dy = dL/dy and must return dx = dL/dx (and dgamma, dbeta).
+#   * gamma and beta act elementwise: dbeta = sum of dy over the rows, dgamma = sum of dy * xhat over the
+#     rows, and the gradient reaching xhat is  g = dy * gamma.
+#   * xhat depends on x directly, and through mu and sigma, which depend on every entry of the row. So
+#         dxhat_j / dx_i = (1/sigma) * ([i == j] - 1/C - xhat_i * xhat_j / C)
+#     (d mu / dx_i = 1/C; d sigma / dx_i = (x_i - mu) / (C sigma) = xhat_i / C).
+#   * Summing g_j times that over j:
+#         dx = (1/sigma) * (g - mean(g) - xhat * mean(g * xhat))
+#     with the means over the normalised axis. Reading it: the part of g that would shift every entry of the
+#     row (its mean) and the part that would scale the row (along xhat) are removed, because normalising
+#     undoes any shift or scaling of x; what is left is divided by sigma.
+
+
+def layer_norm_backward_by_hand(x, gamma, dy, eps):
+    """dx, dgamma, dbeta of y = layer_norm(x) * gamma + beta over the last axis, from the formula above."""
+    mu = x.mean(axis=-1, keepdims=True)
+    sigma = np.sqrt(x.var(axis=-1, keepdims=True) + eps)
+    xhat = (x - mu) / sigma
+    g = dy * gamma
+    dx = (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True)) / sigma
+    rows = tuple(range(x.ndim - 1))
+    return dx, (dy * xhat).sum(axis=rows), dy.sum(axis=rows)
+
+
+rows_x = rng.standard_normal((2, 3, 3, C)) * 2.0 + 1.0  # channels-last, as in the model
+gamma_values = rng.standard_normal(C)
+dy = rng.standard_normal(rows_x.shape)  # any upstream gradient: backward is linear in it
+x_t = ag.tensor(rows_x, requires_grad=True)
+gamma_t = ag.tensor(gamma_values, requires_grad=True)
+beta_t = ag.tensor(np.zeros(C), requires_grad=True)
+(F.layer_norm(x_t, C, gamma_t, beta_t, eps=eps) * ag.tensor(dy)).sum().backward()
+by_hand = layer_norm_backward_by_hand(rows_x, gamma_values, dy, eps)
+engine_grads = (x_t.grad, gamma_t.grad, beta_t.grad)
+for name, mine, engine in zip(("dx", "dgamma", "dbeta"), by_hand, engine_grads, strict=True):
+    difference = np.abs(mine - engine.numpy()).max()
+    print(f"{name:6s} by hand vs the engine's backward: largest difference {difference:.1e}")
+# Two properties the formula predicts: each row of dx sums to zero (a shift of x changes nothing) and is
+# orthogonal to xhat (a scaling of x changes nothing; eps, added to the variance, leaves a small remainder).
+xhat_rows = (rows_x - rows_x.mean(-1, keepdims=True)) / np.sqrt(rows_x.var(-1, keepdims=True) + eps)
+print(
+    f"rows of dx: largest |sum| {np.abs(by_hand[0].sum(-1)).max():.1e}, "
+    f"largest |dx . xhat| {np.abs((by_hand[0] * xhat_rows).sum(-1)).max():.1e}"
+)
+# And the finite differences of lesson 4 agree with the engine, so all three agree:
+print(
+    "gradcheck layer_norm (the same function):",
+    gradcheck(lambda t, w, b: F.layer_norm(t, C, w, b), [x_t, gamma_t, beta_t]),
+)
+
+# --------------------------------------------------------------------------------------------------
+section("4. GELU against ReLU")
 # --------------------------------------------------------------------------------------------------
 #     relu(x) = max(x, 0)                    relu'(x) = 1 if x > 0 else 0
 #     gelu(x) = x * Phi(x)                   gelu'(x) = Phi(x) + x * phi(x)
@@ -198,7 +239,7 @@ print(
 )
 
 # --------------------------------------------------------------------------------------------------
-section("4. Figures")
+section("5. Figures")
 # --------------------------------------------------------------------------------------------------
 # Each panel shows the batch as a matrix: one row per (image, pixel), one column per channel.
 # BatchNorm's statistics are taken down a column, LayerNorm's along a row.
@@ -230,9 +271,7 @@ axes[2].add_patch(plt.Rectangle((-0.5, 20.5), C, 1, fill=False, edgecolor="#f2b7
 fig.suptitle(
     f"What BatchNorm and LayerNorm normalise over, for a batch of shape (N, C, H, W) = {x.shape}", fontsize=11
 )
-fig.tight_layout()
-fig.savefig(args.out / "norms.png", dpi=120)
-plt.close(fig)
+save_figure(fig, "norms.png")
 
 fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
 styles = {"ReLU": ("tab:blue", "-"), "GELU": ("tab:red", "-"), "GELU, tanh form": ("black", ":")}
@@ -265,7 +304,14 @@ for ax in (left, right):
     ax.legend(loc="upper left" if ax is right else "upper center")
 right.set_ylim(-0.25, 1.25)
 left.set_ylim(-0.5, 4.0)
-fig.tight_layout()
-fig.savefig(args.out / "gelu_vs_relu.png", dpi=120)
-plt.close(fig)
-print(f"wrote {args.out / 'norms.png'} and {args.out / 'gelu_vs_relu.png'}")
+save_figure(fig, "gelu_vs_relu.png")
+
+# --------------------------------------------------------------------------------------------------
+section("Try this")
+# --------------------------------------------------------------------------------------------------
+# 1. In section 2, put image 0 into a batch B of 64 images instead of 4. Predict whether BatchNorm's
+#    difference between batch A and batch B grows or shrinks; then run and see.
+# 2. In section 3, drop the last term (xhat * mean(g * xhat)) from the hand-written backward. Predict which
+#    of the two printed properties breaks, and by how much dx then differs from the engine's.
+# 3. Feed N(0, 1) samples shifted by -2 (section 4) to ReLU and GELU. Predict the share of zero gradients
+#    for ReLU, and whether GELU's negative-gradient share rises or falls.

@@ -18,43 +18,25 @@ multiply-adds stage by stage (`tinyconvnext.flops.stage_costs`) and times a forw
 Figures (in --out, default lessons/output/08/):
     architecture.png   ConvNeXt-T as boxes: stem, stages (depth x width), downsampling, head, with
                        parameters and multiply-adds; below it, the inside of one block
-    stage_costs.png    multiply-adds and parameters by part, ConvNeXt-T at 224 and the CIFAR atto at 32
 """
 
-import argparse
 import time
-from pathlib import Path
 
-import matplotlib
+import numpy as np
+from common import lesson_setup, plt, save_figure, section
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
+args = lesson_setup(
+    "08", "the ConvNeXt block and model"
+)  # before the heavy imports: a bad option exits at once
 
 import autograd as ag  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
 from tinyconvnext import VARIANTS, Block, create_model  # noqa: E402
 from tinyconvnext.flops import count_flops, stage_costs  # noqa: E402
 
-parser = argparse.ArgumentParser(description="Lesson 08: the ConvNeXt block and model")
-parser.add_argument(
-    "--quick", action="store_true", help="time the small convnext_atto instead of convnext_tiny"
-)
-parser.add_argument(
-    "--out",
-    type=Path,
-    default=Path(__file__).resolve().parent / "output" / "08",
-    help="folder for the figures",
-)
-args = parser.parse_args()
-args.out.mkdir(parents=True, exist_ok=True)
 rng = np.random.default_rng(0)
 ag.manual_seed(0)
-
-
-def section(title):
-    print(f"\n{'=' * 100}\n{title}\n{'=' * 100}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -163,7 +145,7 @@ print(
 # --------------------------------------------------------------------------------------------------
 section("3. Drop path: a block that is sometimes skipped")
 # --------------------------------------------------------------------------------------------------
-# Stochastic depth (used in training, lesson 10): for each IMAGE of the batch, the whole branch is
+# Stochastic depth (used in training, lesson 11): for each IMAGE of the batch, the whole branch is
 # dropped with probability p, and kept branches are scaled by 1 / (1 - p), so the expected output
 # is unchanged. In eval mode nothing is dropped. To make the branch visible, gamma starts at 1 here.
 ag.manual_seed(1)
@@ -414,40 +396,16 @@ ax_block.set_xlim(-0.2, plus + 2.0)
 ax_block.set_ylim(-0.95, 1.15)
 ax_block.axis("off")
 ax_block.set_title("one ConvNeXt block (the paper's Figure 4)", fontsize=11)
-fig.tight_layout()
-fig.savefig(args.out / "architecture.png", dpi=110)
-plt.close(fig)
-print(f"wrote {args.out / 'architecture.png'}")
+save_figure(fig, "architecture.png", dpi=110)
 
-fig, axes = plt.subplots(2, 2, figsize=(13, 7.5))
-for row_axes, rows, title in (
-    (axes[0], tiny_rows, "convnext_tiny, 224 x 224, 1000 classes"),
-    (axes[1], cifar_rows, "convnext_cifar_atto, 32 x 32, 10 classes"),
-):
-    names = [r["part"] for r in rows]
-    bar_colours = [colours[r["part"].split()[0]] for r in rows]
-    for ax, key, scale, unit in (
-        (row_axes[0], "macs", 1e6, "M multiply-adds"),
-        (row_axes[1], "params", 1e6, "M parameters"),
-    ):
-        values = np.array([r[key] for r in rows]) / scale
-        ax.bar(np.arange(len(rows)), values, color=bar_colours, edgecolor="0.3")
-        for position, value in enumerate(values):
-            ax.text(
-                position,
-                value,
-                f"{value:.2f}\n{value / values.sum():.0%}",
-                ha="center",
-                va="bottom",
-                fontsize=7,
-            )
-        ax.set_xticks(np.arange(len(rows)))
-        ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
-        ax.set_ylim(0, values.max() * 1.3)
-        ax.set_ylabel(unit)
-        ax.set_title(f"{title}: {values.sum():.2f} {unit}", fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-fig.tight_layout()
-fig.savefig(args.out / "stage_costs.png", dpi=110)
-plt.close(fig)
-print(f"wrote {args.out / 'stage_costs.png'}")
+# (The costs by part are the tables of section 5: a bar chart of them would only repeat those numbers.)
+
+# --------------------------------------------------------------------------------------------------
+section("Try this")
+# --------------------------------------------------------------------------------------------------
+# 1. In section 1, build `Block(dim, kernel_size=3)` instead of the 7x7 one. Predict how many parameters the
+#    block loses per channel (49 - 9 = 40), so the new formula; then run and check the printed count.
+# 2. In section 4, trace a 64 x 64 image instead of 224 x 224. Predict the shape after the stem and after
+#    each stage (a 7x7 kernel on a 2 x 2 map at the last stage: what does it still see?), then run.
+# 3. In section 3, set drop_path=0.2 and the batch to 1,000 images. Predict the share of zeros among the
+#    ratios and the value of the others (1 / 0.8); print their mean and see it settle near 1.

@@ -14,10 +14,11 @@ repeats on other seeds; ``python -m tinyconvnext.paired`` compares two sets of f
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
+
+from .cli import UsageError, make_parser, run_command
 
 PERCENT_KEYS = ("train_acc", "test_acc", "test_acc_ema", "test_acc_tta")
 
@@ -25,27 +26,33 @@ PERCENT_KEYS = ("train_acc", "test_acc", "test_acc_ema", "test_acc_tta")
 def load_run(spec) -> list[dict]:
     """The per-epoch records of a run folder or of a ``metrics.jsonl`` file, in epoch order."""
     path = Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(f"{spec}: no such run folder or metrics.jsonl file")
     if path.is_dir():
         path = path / "metrics.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{spec}: expected a run folder holding metrics.jsonl, or a metrics.jsonl file; found no {path}"
-        )
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{spec} holds no metrics.jsonl: expected a run folder of python -m tinyconvnext.train"
+            )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path}: cannot be read as a metrics.jsonl text file ({error})") from None
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path}, line {number}: not a JSON record ({error.msg})") from None
+            raise UsageError(f"{path}, line {number}: not a JSON record ({error.msg})") from None
         if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
-            raise ValueError(
+            raise UsageError(
                 f"{path}, line {number}: expected a JSON object with an integer 'epoch', got {line[:80]!r}"
             )
         rows.append(row)
     if not rows:
-        raise ValueError(f"{path} holds no epochs")
+        raise UsageError(f"{path} holds no epochs: expected one JSON record per line")
     return sorted(rows, key=lambda row: row["epoch"])
 
 
@@ -59,11 +66,12 @@ def compare_runs(rows_a: list[dict], rows_b: list[dict], key: str = "test_acc") 
     if not common:
         raise ValueError(f"the two runs have no epoch in common (A: {_span(rows_a)}, B: {_span(rows_b)})")
     for side, rows in (("A", rows_a), ("B", rows_b)):
-        missing = [row["epoch"] for row in rows if key not in row]
+        missing = [row["epoch"] for row in rows if not _is_number(row.get(key))]
         if missing:
             available = sorted({k for row in rows for k in row})
             raise ValueError(
-                f"run {side} has no {key!r} at epoch(s) {missing[:5]}; its records hold {available}"
+                f"run {side} has no {key!r} (a number) at epoch(s) {missing[:5]}; "
+                f"its records hold {available}"
             )
     epochs = []
     for row_a, row_b in common:
@@ -79,7 +87,7 @@ def compare_runs(rows_a: list[dict], rows_b: list[dict], key: str = "test_acc") 
         )
     phases: dict = {}
     for row in epochs:
-        phases.setdefault(row["image_size"] if row["image_size"] is not None else "all", []).append(
+        phases.setdefault(row["image_size"] if _is_number(row["image_size"]) else "all", []).append(
             row["b_minus_a"]
         )
     return {
@@ -90,6 +98,10 @@ def compare_runs(rows_a: list[dict], rows_b: list[dict], key: str = "test_acc") 
         "mean_b_minus_a": {phase: sum(diffs) / len(diffs) for phase, diffs in phases.items()},
         "last": epochs[-1],
     }
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _span(rows) -> str:
@@ -143,21 +155,20 @@ def _run_name(spec: str) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tinyconvnext.compare_runs", description=__doc__.splitlines()[0]
+    parser = make_parser("python -m tinyconvnext.compare_runs", __doc__)
+    parser.add_argument("a", help="run folder or its metrics.jsonl: the reference")
+    parser.add_argument("b", help="run folder or its metrics.jsonl: the run compared with it")
+    parser.add_argument(
+        "--key",
+        default="test_acc",
+        help="the per-epoch record to compare (accuracies are shown in percent, others as stored)",
     )
-    parser.add_argument("a", help="run folder or metrics.jsonl: the reference")
-    parser.add_argument("b", help="run folder or metrics.jsonl: the run compared with it")
-    parser.add_argument("--key", default="test_acc", help="the per-epoch value to compare (default test_acc)")
-    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table instead of text")
     args = parser.parse_args(argv)
-    try:
-        result = compare_runs(load_run(args.a), load_run(args.b), args.key)
-    except (OSError, ValueError) as error:
-        raise SystemExit(f"error: {error}") from None
+    result = compare_runs(load_run(args.a), load_run(args.b), args.key)
     print(format_report(result, _run_name(args.a), _run_name(args.b), args.markdown))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main, prog="python -m tinyconvnext.compare_runs"))

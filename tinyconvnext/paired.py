@@ -17,12 +17,17 @@ is close to a standard normal: |z| > 2 happens by chance about once in 20 compar
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
+import zipfile
+from pathlib import Path
 
 import numpy as np
+
+from .cli import UsageError, make_parser, run_command
+
+SAVED_BY = "write it with python -m tinyconvnext.evaluate RUN --save FILE.npz"
 
 
 def load_logits(spec: str) -> tuple[np.ndarray, np.ndarray]:
@@ -31,19 +36,42 @@ def load_logits(spec: str) -> tuple[np.ndarray, np.ndarray]:
     path, colon, key = spec.rpartition(":")
     if not colon or not key.startswith("logits"):  # no key given (or a colon that belongs to the path)
         path, key = spec, "logits"
-    with np.load(path, allow_pickle=False) as saved:
-        if "labels" not in saved or key not in saved:
-            raise ValueError(
-                f"{path} holds {sorted(saved.files)}; expected 'labels' and {key!r} "
-                f"(write it with python -m tinyconvnext.evaluate RUN --save FILE.npz)"
-            )
-        logits, labels = saved[key], saved["labels"]
-    if logits.ndim != 2 or labels.shape != (len(logits),):
-        raise ValueError(
-            f"{spec}: expected logits of shape (images, classes) and one label per image, got "
-            f"{logits.shape} and {labels.shape}"
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{spec}: no such file; expected FILE.npz or FILE.npz:KEY ({SAVED_BY})")
+    logits, labels = _read_npz(path, key)
+    if (
+        logits.ndim != 2
+        or logits.dtype.kind not in "fiu"
+        or labels.shape != (len(logits),)
+        or labels.dtype.kind not in "iu"
+    ):
+        raise UsageError(
+            f"{spec}: expected logits of shape (images, classes) and one whole-number label per image, got "
+            f"{logits.shape} and {labels.shape} {labels.dtype}"
         )
     return logits, labels
+
+
+def _read_npz(path: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """The arrays ``key`` and ``labels`` of an ``.npz`` file; any unreadable file is a ``UsageError``."""
+    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile)
+    try:
+        saved = np.load(path, allow_pickle=False)
+    except unreadable as error:
+        raise UsageError(f"{path}: not a readable .npz file ({type(error).__name__}: {error})") from None
+    if not isinstance(saved, np.lib.npyio.NpzFile):
+        raise UsageError(f"{path} holds one array (a .npy file); expected an .npz file ({SAVED_BY})")
+    with saved:
+        if "labels" not in saved or key not in saved:
+            raise UsageError(
+                f"{path} holds {sorted(saved.files)}; expected 'labels' and {key!r} ({SAVED_BY})"
+            )
+        try:
+            return saved[key], saved["labels"]
+        except unreadable as error:
+            raise UsageError(
+                f"{path}: {key} or labels cannot be read ({type(error).__name__}: {error})"
+            ) from None
 
 
 def compare(logits_a: np.ndarray, logits_b: np.ndarray, labels: np.ndarray) -> dict:
@@ -68,21 +96,22 @@ def compare(logits_a: np.ndarray, logits_b: np.ndarray, labels: np.ndarray) -> d
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tinyconvnext.paired", description=__doc__.splitlines()[0]
+    parser = make_parser("python -m tinyconvnext.paired", __doc__)
+    parser.add_argument(
+        "a",
+        help="FILE.npz[:KEY] from evaluate --save (KEY: logits, the default, or logits_tta): the reference",
     )
-    parser.add_argument("a", help="FILE.npz[:KEY] from python -m tinyconvnext.evaluate --save: the reference")
-    parser.add_argument("b", help="FILE.npz[:KEY]: the evaluation compared with it")
+    parser.add_argument("b", help="FILE.npz[:KEY]: the evaluation compared with it, on the same test images")
     args = parser.parse_args(argv)
     (logits_a, labels_a), (logits_b, labels_b) = load_logits(args.a), load_logits(args.b)
     if not np.array_equal(labels_a, labels_b):
-        raise SystemExit(
-            f"error: {args.a} and {args.b} hold different test sets (their labels differ): "
-            f"a paired comparison needs the same images in the same order"
+        raise UsageError(
+            f"{args.a} and {args.b} hold different test sets (their labels differ: {len(labels_a)} and "
+            f"{len(labels_b)} images): a paired comparison needs the same images in the same order"
         )
     print(json.dumps({"a": args.a, "b": args.b, **compare(logits_a, logits_b, labels_a)}))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main, prog="python -m tinyconvnext.paired"))

@@ -1,4 +1,4 @@
-"""Lesson 13: what the network learned. Stem filters, depthwise kernels, and the effective receptive field.
+"""Lesson 14: what the network learned. Stem filters, depthwise kernels, and the effective receptive field.
 
 A trained ConvNeXt is a few million numbers. Some of them can be looked at directly: the stem's
 patchify filters are tiny images, and each depthwise conv kernel is a 7x7 picture of how one channel
@@ -7,17 +7,19 @@ feature actually depends on: its *effective* receptive field (Luo et al., 2016, 
 Effective Receptive Field in Deep Convolutional Neural Networks"), the tool RepLKNet and the ConvNeXt
 line of work use to argue for large kernels.
 
-The lesson compares a trained model with the same architecture at its random initialisation.
+The lesson compares a trained model with the same architecture at its random initialisation. The
+trained model is any run you already have (`--run DIR`: a run folder of train_cifar.py, or its
+checkpoint.npz, read by `load_trained_model`); only without --run does the lesson train a small one.
 
-    python lessons/13_what_the_network_learned.py --quick            # trains a small model briefly (~1 min)
-    python lessons/13_what_the_network_learned.py                    # a longer training here (~6 min)
-    python lessons/13_what_the_network_learned.py --run runs/cifar10 # the model train_cifar.py trained
+    python lessons/14_what_the_network_learned.py --quick            # trains a small model briefly (~1 min)
+    python lessons/14_what_the_network_learned.py                    # a longer training here (~6 min)
+    python lessons/14_what_the_network_learned.py --run runs/cifar10 # the model train_cifar.py trained
 
 CIFAR-10 is looked for in $TINYCONVNEXT_DATA, else in ../shared/data beside the repository, else in
 the download cache; the lesson downloads nothing. It needs real images (the receptive fields are
 averaged over them): without CIFAR-10 it says so and exits 0.
 
-Figures (in --out, default lessons/output/13/):
+Figures (in --out, default lessons/output/14/):
     stem_filters.png        the stem's patchify filters (colour patches), trained and at initialisation
     depthwise_kernels.png   the first block's 7x7 depthwise kernels, trained and at initialisation
     erf.png                 the effective receptive field of a centre unit after each stage
@@ -30,11 +32,32 @@ import sys
 import time
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from common import lesson_setup, plt, save_figure, section
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+
+def saved_run(text):
+    """A training run to inspect: its folder (with checkpoint.npz) or the checkpoint file itself."""
+    path = Path(text)
+    if not (path / "checkpoint.npz").is_file() and not (path.is_file() and path.suffix == ".npz"):
+        raise argparse.ArgumentTypeError(
+            f"expected a training run folder holding checkpoint.npz, or a checkpoint .npz file, got '{text}'"
+        )
+    return path
+
+
+def run_option(parser):
+    parser.add_argument(
+        "--run",
+        type=saved_run,
+        default=None,
+        help="a saved training run (train_cifar.py --out, or its checkpoint.npz) to inspect; "
+        "without it the lesson trains a small model first",
+    )
+
+
+# Options first, before the heavy imports: a bad value exits at once.
+args = lesson_setup("14", "what the network learned", run_option)
 
 import autograd as ag  # noqa: E402
 from tinyconvnext.data import DataNotFoundError, load_cifar10  # noqa: E402
@@ -47,28 +70,8 @@ from tinyconvnext.train import (  # noqa: E402
     train,
 )
 
-parser = argparse.ArgumentParser(description="Lesson 13: what the network learned")
-parser.add_argument("--quick", action="store_true", help="train a small model on 2,048 images (what CI runs)")
-parser.add_argument(
-    "--run",
-    type=Path,
-    default=None,
-    help="a training run folder (train_cifar.py --out) to inspect instead of training here",
-)
-parser.add_argument(
-    "--out",
-    type=Path,
-    default=Path(__file__).resolve().parent / "output" / "13",
-    help="folder for the figures (and the training run of this lesson)",
-)
-args = parser.parse_args()
-args.out.mkdir(parents=True, exist_ok=True)
 REPOSITORY = Path(__file__).resolve().parents[1]
 lesson_start = time.perf_counter()
-
-
-def section(title):
-    print(f"\n{'=' * 100}\n{title}\n{'=' * 100}", flush=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -123,7 +126,9 @@ else:
         f"{config.subset:,d} images: {record['test_acc']:.1%} test accuracy"
     )
 ag.manual_seed(config.seed)
-untrained = build_model(config, num_classes=10).eval()  # the same architecture, freshly initialised
+untrained = build_model(
+    config, num_classes=trained.head.weight.shape[0]
+).eval()  # the same architecture, freshly initialised
 models = {"trained": trained, "at initialisation": untrained}
 
 # --------------------------------------------------------------------------------------------------
@@ -145,9 +150,7 @@ for row, (name, weights) in enumerate(stem_weights.items()):
         axes[row, i].axis("off")
     axes[row, 0].set_title(name, fontsize=8, loc="left")
 fig.suptitle(f"stem filters ({weights.shape[2]}x{weights.shape[3]}x3 each), the first {count}")
-fig.tight_layout()
-fig.savefig(args.out / "stem_filters.png", dpi=100)
-plt.close(fig)
+save_figure(fig, "stem_filters.png", dpi=100)
 for name, weights in stem_weights.items():
     flat = weights.reshape(weights.shape[0], -1)
     # How "colour" against "grey" a filter is: the share of its energy in the mean over R, G, B.
@@ -160,7 +163,6 @@ for name, weights in stem_weights.items():
         f"{name:>18s}: filter norms {np.linalg.norm(flat, axis=1).mean():.3f} on average; "
         f"share of each filter's energy that is colour-blind (the same for R, G, B): {grey.mean():.2f}"
     )
-print(f"wrote {args.out / 'stem_filters.png'}")
 
 # --------------------------------------------------------------------------------------------------
 section("3. The depthwise kernels: do 7x7 kernels use their outer taps?")
@@ -193,10 +195,7 @@ for row, (name, weight) in enumerate(kernels.items()):
         axes[row, i].axis("off")
     axes[row, 0].set_title(name, fontsize=8, loc="left")
 fig.suptitle(f"first block's 7x7 depthwise kernels, one per channel (red > 0 > blue), the first {count}")
-fig.tight_layout()
-fig.savefig(args.out / "depthwise_kernels.png", dpi=100)
-plt.close(fig)
-print(f"wrote {args.out / 'depthwise_kernels.png'}")
+save_figure(fig, "depthwise_kernels.png", dpi=100)
 
 # --------------------------------------------------------------------------------------------------
 section("4. The effective receptive field")
@@ -259,10 +258,7 @@ for row, (name, model) in enumerate(models.items()):
         axes[row, stage].set_title(f"{name}\nstage {stage + 1}: 90% within {side}x{side} px", fontsize=9)
         axes[row, stage].axis("off")
 fig.suptitle("effective receptive field of the centre unit (mean |gradient| over test images, log scale)")
-fig.tight_layout()
-fig.savefig(args.out / "erf.png", dpi=100)
-plt.close(fig)
-print(f"wrote {args.out / 'erf.png'}")
+save_figure(fig, "erf.png", dpi=100)
 # What to look for. Early stages: 90% of the gradient sits on the few pixels straight below the unit
 # (the stem's 2x2 patch, 4x4 after one downsampling), although the theoretical field is far larger:
 # each block adds its branch to an identity path (and layer scale starts that branch small), so a
@@ -271,3 +267,13 @@ print(f"wrote {args.out / 'erf.png'}")
 # compare the trained row with the untrained one at stages 3 and 4. With a well-trained model
 # (--run runs/cifar10) the difference is larger.
 print(f"\nthe whole lesson took {time.perf_counter() - lesson_start:.0f} s")
+
+# --------------------------------------------------------------------------------------------------
+section("Try this")
+# --------------------------------------------------------------------------------------------------
+# 1. Run with --run on a finished train_cifar.py run. Predict whether the outer ring of the depthwise
+#    kernels (section 3) carries more or less weight than after this lesson's short training; then compare.
+# 2. Without --run, train for 1 epoch instead of 2 (epochs in the TrainConfig). Predict whether the stem's
+#    filters move towards the colour-blind share of the untrained ones, and what the test accuracy does.
+# 3. Average the receptive field over 4 images instead of 32 (n_images). Predict how the picture changes
+#    (noisier, or a different shape?), then run and see which.

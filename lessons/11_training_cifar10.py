@@ -1,28 +1,30 @@
-"""Lesson 10: training a ConvNeXt on CIFAR-10, and the recipe behind it.
+"""Lesson 11: training a ConvNeXt on CIFAR-10, and the recipe behind it.
 
-Lessons 1 to 9 built the network and checked every part of it. What makes a ConvNeXt good is also
+Lessons 1 to 9 built the network and checked every part of it; lesson 10 wrote the optimisers and a
+loop by hand. What makes a ConvNeXt good is also
 how it is trained: the paper's Section 2.1 shows that a modern recipe alone (AdamW, a long warmup and
 cosine schedule, label smoothing, stochastic depth, an average of the weights, heavy augmentation)
 lifts a plain ResNet-50 from 76.1% to 78.8% on ImageNet before any change to the architecture.
 
-This lesson explains the parts of that recipe with numbers, then runs `tinyconvnext.train.train`
+This lesson explains the parts of that recipe with numbers, shows the training engine's own loop
+(`tinyconvnext.engine.train_one_epoch`), then runs `tinyconvnext.train.train`
 for a few epochs on real CIFAR-10 images with a small ConvNeXt and prints what it records. The
 project's real run (train_cifar.py, about an hour on two cores) uses the same loop.
 
-    python lessons/10_training_cifar10.py --quick    # 1,024 images, 3 epochs: well under a minute
-    python lessons/10_training_cifar10.py            # 5,000 images, 6 epochs: a few minutes
+    python lessons/11_training_cifar10.py --quick    # 1,024 images, 3 epochs: well under a minute
+    python lessons/11_training_cifar10.py            # 5,000 images, 6 epochs: a few minutes
 
 CIFAR-10 is looked for in $TINYCONVNEXT_DATA, else in ../shared/data beside the repository, else in
 the download cache (~/.cache/tinyconvnext); the lesson downloads nothing. Without the data it
 explains the recipe, draws the schedule, and stops before training (exit status 0).
 
-Figures (in --out, default lessons/output/10/):
+Figures (in --out, default lessons/output/11/):
     lr_schedule.png   the learning rate at every step: linear warmup, then half a cosine
     curves.png        loss and accuracy per epoch, as the training run draws it (copied from the run
                       folder --out/run/, which also holds metrics.jsonl, metrics.csv and checkpoint.npz)
 """
 
-import argparse
+import inspect
 import json
 import os
 import shutil
@@ -30,35 +32,23 @@ import sys
 import time
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from common import lesson_setup, plt, save_figure, section
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+args = lesson_setup(
+    "11", "training ConvNeXt on CIFAR-10"
+)  # before the heavy imports: a bad option exits at once
 
 import autograd as ag  # noqa: E402
 from autograd import optim  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
 from tinyconvnext import create_model  # noqa: E402
 from tinyconvnext.data import DataNotFoundError, load_cifar10  # noqa: E402
+from tinyconvnext.engine import forward_backward, train_one_epoch  # noqa: E402
 from tinyconvnext.train import ImageDataset, TrainConfig, train  # noqa: E402
 
-parser = argparse.ArgumentParser(description="Lesson 10: training ConvNeXt on CIFAR-10")
-parser.add_argument("--quick", action="store_true", help="1,024 training images and 3 epochs (what CI runs)")
-parser.add_argument(
-    "--out",
-    type=Path,
-    default=Path(__file__).resolve().parent / "output" / "10",
-    help="folder for the figures and the training run",
-)
-args = parser.parse_args()
-args.out.mkdir(parents=True, exist_ok=True)
 REPOSITORY = Path(__file__).resolve().parents[1]
 lesson_start = time.perf_counter()
-
-
-def section(title):
-    print(f"\n{'=' * 100}\n{title}\n{'=' * 100}", flush=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -172,10 +162,7 @@ for ax in (ax_ours, ax_paper):
 fig.suptitle(
     "optim.cosine_with_warmup: linear warmup to the peak, then half a cosine down to min_lr", fontsize=11
 )
-fig.tight_layout()
-fig.savefig(args.out / "lr_schedule.png", dpi=110)
-plt.close(fig)
-print(f"wrote {args.out / 'lr_schedule.png'}")
+save_figure(fig, "lr_schedule.png", dpi=110)
 
 # --------------------------------------------------------------------------------------------------
 section("4. Label smoothing: a target that is never quite certain")
@@ -210,7 +197,20 @@ print(
 )
 
 # --------------------------------------------------------------------------------------------------
-section("6. The data")
+section("6. The loop: the training engine's own code")
+# --------------------------------------------------------------------------------------------------
+# Lesson 10 ended with a loop of a few lines: forward, loss, zero_grad, backward, step. The trainer's loop is
+# that loop with the recipe around it. Here it is, from tinyconvnext/engine.py (the official ConvNeXt code
+# keeps the same two functions in its engine.py). forward_backward is one process's forward, loss and
+# backward; train_one_epoch sets the learning rate from the schedule before every step, clips the
+# gradients, steps the optimizer, updates the EMA and keeps the running loss and accuracy. train() below
+# builds the model, the optimizer and the data from the config and calls train_one_epoch once per epoch,
+# then evaluates and writes the records.
+for function in (forward_backward, train_one_epoch):
+    print(inspect.getsource(function))
+
+# --------------------------------------------------------------------------------------------------
+section("7. The data")
 # --------------------------------------------------------------------------------------------------
 candidates = [os.environ.get("TINYCONVNEXT_DATA"), REPOSITORY.parent / "shared" / "data"]
 data_dir = next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
@@ -245,7 +245,7 @@ dataset = ImageDataset(
 )
 
 # --------------------------------------------------------------------------------------------------
-section("7. Training")
+section("8. Training")
 # --------------------------------------------------------------------------------------------------
 # train() builds the model and AdamW from the config, and per step: sets the lr from the schedule,
 # runs forward, cross-entropy with label smoothing, backward, the AdamW step and the EMA update.
@@ -260,7 +260,7 @@ train(config, dataset=dataset)
 train_seconds = time.perf_counter() - train_start
 
 # --------------------------------------------------------------------------------------------------
-section("8. The records")
+section("9. The records")
 # --------------------------------------------------------------------------------------------------
 records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 print(
@@ -286,3 +286,13 @@ print(f"files of the run in {run_dir}: {', '.join(sorted(p.name for p in run_dir
 shutil.copyfile(run_dir / "curves.png", args.out / "curves.png")
 print(f"copied {run_dir / 'curves.png'} to {args.out / 'curves.png'}")
 print(f"the whole lesson took {time.perf_counter() - lesson_start:.0f} s")
+
+# --------------------------------------------------------------------------------------------------
+section("Try this")
+# --------------------------------------------------------------------------------------------------
+# 1. Set label_smoothing=0.0 in the config. Predict how the last training loss moves (it has no floor of
+#    about 0.50 any more) and whether the test accuracy changes much in three epochs; then run.
+# 2. Set warmup_epochs=0 and lr=1e-2. Predict the first epoch's training loss against this run's; look at
+#    the records for a loss that rises before it falls.
+# 3. Set ema_decay=0.999 (a memory of about 1,000 steps, longer than the whole run). Predict the EMA's
+#    test accuracy against the plain weights' after the last epoch, and say why.

@@ -1,4 +1,4 @@
-"""Lesson 12: the GPU. The same engine and model on an NVIDIA GPU through CuPy, and where the time goes.
+"""Lesson 13: the GPU, and all the CPU's cores. The same engine on an NVIDIA GPU, and where the time goes.
 
 Every op in the engine takes its array module from its inputs: NumPy arrays give NumPy calls (and our
 Numba kernels), CuPy arrays give CuPy calls (and CUDA kernels). So moving a model to the GPU is
@@ -8,27 +8,29 @@ Numba kernels), CuPy arrays give CuPy calls (and CUDA kernels). So moving a mode
 This lesson first profiles one training step on the CPU with `autograd.profiler` (which op costs
 what, forward and backward), then, when CuPy sees a GPU, runs the same step there, profiles it again
 and compares a short training run on both. In between it reads one of the CUDA kernels and runs it, and
-a whole step on the GPU's code path, in the CPU emulator. Without a GPU it says so and stops there (exit
-status 0): nothing here needs a GPU to be read.
+a whole step on the GPU's code path, in the CPU emulator; and it splits one training step over two worker
+processes (`tinyconvnext.parallel.DataParallel`, what `train_cifar.py --processes` runs), checks that the
+gradients are the same and measures the speed with one process and with two. Without a GPU it says so and
+skips the GPU's training run (exit status 0): nothing here needs a GPU to be read.
 
-    python lessons/12_the_gpu.py --quick    # batch 32, a few steps (what CI runs)
-    python lessons/12_the_gpu.py            # batch 128, more repeats; with a GPU also a short training run
+    python lessons/13_the_gpu.py --quick    # batch 32, a few steps (what CI runs)
+    python lessons/13_the_gpu.py            # batch 128, more repeats; with a GPU also a short training run
 
-Figure (in --out, default lessons/output/12/):
+Figure (in --out, default lessons/output/13/):
     step_profile.png   milliseconds per op in one training step (forward + backward), CPU (and GPU)
 """
 
-import argparse
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from common import lesson_setup, plt, save_figure, section
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+args = lesson_setup("13", "the GPU, and all the CPU's cores")  # before the engine: a bad option exits at once
 
 import autograd as ag  # noqa: E402
 from autograd import optim  # noqa: E402
@@ -37,22 +39,8 @@ from autograd.kernels.cuda import gelu as cuda_gelu  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
 from tinyconvnext import create_model  # noqa: E402
 
-parser = argparse.ArgumentParser(description="Lesson 12: the GPU")
-parser.add_argument("--quick", action="store_true", help="batch 32 and few repeats (what CI runs)")
-parser.add_argument(
-    "--out",
-    type=Path,
-    default=Path(__file__).resolve().parent / "output" / "12",
-    help="folder for the figure (and the short training runs)",
-)
-args = parser.parse_args()
-args.out.mkdir(parents=True, exist_ok=True)
 REPOSITORY = Path(__file__).resolve().parents[1]
 lesson_start = time.perf_counter()
-
-
-def section(title):
-    print(f"\n{'=' * 100}\n{title}\n{'=' * 100}", flush=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -171,10 +159,7 @@ ax.set_xscale("log" if len(profiles) > 1 else "linear")
 ax.set_xlabel("milliseconds in one training step (forward + backward)")
 ax.set_title(f"Where a training step's time goes: {model_name}, batch {batch}")
 ax.legend()
-fig.tight_layout()
-fig.savefig(args.out / "step_profile.png", dpi=100)
-plt.close(fig)
-print(f"wrote {args.out / 'step_profile.png'}")
+save_figure(fig, "step_profile.png", dpi=100)
 
 # --------------------------------------------------------------------------------------------------
 section("4. A CUDA kernel, read and run without a GPU")
@@ -216,50 +201,94 @@ with ag.no_grad():
         loss_cuda_path = float(F.cross_entropy(model(x4), y4).item())
 print(f"loss of 4 images: CPU kernels {loss_cpu_path:.6f}, CUDA kernels (emulated) {loss_cuda_path:.6f}")
 
-if not gpu:
-    print("\nNo GPU here, so the lesson stops after the CPU half. On a machine with an NVIDIA GPU and CuPy:")
-    print("    python lessons/12_the_gpu.py")
-    print("    python train_cifar.py --backend cupy")
-    print(f"the whole lesson took {time.perf_counter() - lesson_start:.0f} s")
-    raise SystemExit(0)
-
 # --------------------------------------------------------------------------------------------------
-section("5. A short training run on each")
+section("5. All the CPU's cores: one step split over processes")
 # --------------------------------------------------------------------------------------------------
-# The training program is the same for both backends: --backend picks where the model, the batches
-# and the optimizer state live. The data pipeline (decoding, cropping, flipping) stays on the CPU in a
-# background thread; on the GPU it can become the bottleneck, which images/s below shows.
-from tinyconvnext.data import DataNotFoundError, load_cifar10  # noqa: E402
-from tinyconvnext.train import ImageDataset, TrainConfig, train  # noqa: E402
-
-candidates = [os.environ.get("TINYCONVNEXT_DATA"), REPOSITORY.parent / "shared" / "data"]
-data_dir = next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
-try:
-    cifar = load_cifar10(data_dir, download=False, progress=False)
-except DataNotFoundError:
-    print("CIFAR-10 not found: skipping the training comparison.")
-    raise SystemExit(0) from None
-dataset = ImageDataset(
-    cifar.train_images, cifar.train_labels, cifar.test_images, cifar.test_labels, list(cifar.classes)
+# One Python process keeps both cores busy only inside the big matrix products (BLAS threads); the
+# element-wise NumPy arithmetic, the graph walk and Python run on one core. DataParallel starts one
+# single-threaded worker process per core and shares the weights with them through shared memory. Each
+# step it cuts the batch into slices; worker r runs forward and backward of its slice's mean loss and
+# writes (n_r / B) * its gradient to its own shared buffer; the main process sums the buffers into the
+# parameters' .grad and runs the optimizer on the shared weights, which the workers read at the next step.
+# The sum is the gradient of the whole batch's mean loss: the same numbers as one process, up to the
+# order of the float additions. (The ConvNeXt here has no BatchNorm, whose statistics would depend on the
+# slice.)
+# DataParallel starts its workers with "spawn": each is a fresh interpreter that first re-runs the main
+# script, so a script that starts workers keeps its own work under `if __name__ == "__main__":`. A lesson
+# is a script without that guard, so the step lives in a short script of its own, data_parallel_step.py
+# beside this lesson. Here it is, then its output:
+STEP_SCRIPT = Path(__file__).resolve().parent / "data_parallel_step.py"
+source = STEP_SCRIPT.read_text(encoding="utf-8")
+print(source[source.index("def main") :])
+result = subprocess.run(
+    [sys.executable, str(STEP_SCRIPT), "--batch", str(batch), "--steps", "2" if args.quick else "10"],
+    capture_output=True,
+    text=True,
 )
-for backend in ("numpy", "cupy"):
-    run = args.out / f"run_{backend}"
-    if run.exists():
-        shutil.rmtree(run)
-    config = TrainConfig(
-        dataset="cifar10",
-        model=model_name,
-        epochs=1,
-        batch_size=128,
-        subset=2048 if args.quick else 10000,
-        eval_subset=1000,
-        backend=backend,
-        out=str(run),
-        progress=False,
-        seed=0,
+print(result.stdout.rstrip())
+if result.returncode != 0:
+    raise SystemExit(f"{STEP_SCRIPT.name} failed:\n{result.stderr[-2000:]}")
+# The cores are shared with whatever else runs: read the ratio, not the numbers. On a busy machine two
+# processes can gain nothing; docs/benchmarks.md measures it on an idle one (bench/data_parallel.py).
+
+if not gpu:
+    print("\nNo GPU here, so the lesson skips the GPU's training run. With an NVIDIA GPU and CuPy:")
+    print("    python lessons/13_the_gpu.py")
+    print("    python train_cifar.py --backend cupy")
+
+
+def short_run_on_each_backend():
+    """Train one short epoch with each backend on CIFAR-10 (when it is found) and print the speed."""
+    from tinyconvnext.data import DataNotFoundError, load_cifar10  # the training stack, only with a GPU
+    from tinyconvnext.train import ImageDataset, TrainConfig, train
+
+    # The training program is the same for both backends: --backend picks where the model, the batches
+    # and the optimizer state live. The data pipeline (decoding, cropping, flipping) stays on the CPU in a
+    # background thread; on the GPU it can become the bottleneck, which images/s below shows.
+    candidates = [os.environ.get("TINYCONVNEXT_DATA"), REPOSITORY.parent / "shared" / "data"]
+    data_dir = next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
+    try:
+        cifar = load_cifar10(data_dir, download=False, progress=False)
+    except DataNotFoundError:
+        print("CIFAR-10 not found: skipping the training comparison.")
+        return
+    dataset = ImageDataset(
+        cifar.train_images, cifar.train_labels, cifar.test_images, cifar.test_labels, list(cifar.classes)
     )
-    record = train(config, dataset=dataset)
-    print(
-        f"{backend:>6s}: {record['images_per_second']:.0f} images/s, test accuracy {record['test_acc']:.1%}"
-    )
+    for backend in ("numpy", "cupy"):
+        run = args.out / f"run_{backend}"
+        if run.exists():
+            shutil.rmtree(run)
+        config = TrainConfig(
+            dataset="cifar10",
+            model=model_name,
+            epochs=1,
+            batch_size=128,
+            subset=2048 if args.quick else 10000,
+            eval_subset=1000,
+            backend=backend,
+            out=str(run),
+            progress=False,
+            seed=0,
+        )
+        record = train(config, dataset=dataset)
+        print(
+            f"{backend:>6s}: {record['images_per_second']:.0f} images/s, "
+            f"test accuracy {record['test_acc']:.1%}"
+        )
+
+
+if gpu:
+    section("6. A short training run on each")
+    short_run_on_each_backend()
 print(f"the whole lesson took {time.perf_counter() - lesson_start:.0f} s")
+
+# --------------------------------------------------------------------------------------------------
+section("Try this")
+# --------------------------------------------------------------------------------------------------
+# 1. Profile (section 2) with batch 8 instead of 32. Predict whether the share of "(outside the ops)" grows
+#    or shrinks, and why: Python's cost per step does not depend on the batch.
+# 2. In data_parallel_step.py, give DataParallel 1 process instead of 2. Predict its images/s against the
+#    one-process step in this process (one thread against the default threads).
+# 3. Run `python lessons/data_parallel_step.py --batch 33`: 33 images over 2 processes. Predict the slice
+#    sizes and whether the gradients still agree with one process's (the weights n_r / B make them agree).

@@ -1,0 +1,37 @@
+"""Exercise 08, after lesson 07 (norms and activations): LayerNorm's backward, by hand.
+
+The reference solution, what the tests check by default:
+python -m pytest tests/exercises/test_08_layer_norm_backward.py
+"""
+
+import numpy as np
+
+
+def layer_norm_backward(
+    x: np.ndarray, weight: np.ndarray, grad_out: np.ndarray, eps: float = 1e-5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The gradients of y = weight * xhat + bias, xhat = (x - mean) / sqrt(var + eps), over the last axis.
+
+    mean and var (biased: divide by D) are taken over the last axis of x, separately for every row. With
+    rstd = 1 / sqrt(var + eps) and g = grad_out * weight:
+
+        dL/dx      = rstd * (g - mean(g) - xhat * mean(g * xhat))      (means over the last axis)
+        dL/dweight = sum over rows of grad_out * xhat
+        dL/dbias   = sum over rows of grad_out
+
+    Args:
+        x: (..., D) float64.
+        weight: (D,).
+        grad_out: dL/dy, x's shape.
+        eps: added to the variance.
+    Returns:
+        (dL/dx of x's shape, dL/dweight (D,), dL/dbias (D,)).
+    Hint: recompute mean, rstd and xhat first; keep the last axis (``keepdims=True``) so that they broadcast.
+    """
+    mean = x.mean(axis=-1, keepdims=True)
+    rstd = 1.0 / np.sqrt(((x - mean) ** 2).mean(axis=-1, keepdims=True) + eps)
+    xhat = (x - mean) * rstd
+    g = grad_out * weight
+    grad_x = rstd * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+    rows = tuple(range(x.ndim - 1))
+    return grad_x, (grad_out * xhat).sum(axis=rows), grad_out.sum(axis=rows)
