@@ -100,3 +100,16 @@ def test_our_engine_passes_the_check(tmp_path):
     done = _run(tmp_path, "-c", "import tinyconvnext, autograd; print(autograd.__file__)")
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()).parent == OUR_AUTOGRAD
+
+
+def test_our_subpackages_refuse_to_run_under_another_autograds_init(tmp_path):
+    """A mixed install whose ``__init__.py`` is HIPS's: importing one of our engine's subpackages directly
+    (not through tinyconvnext) stops at the subpackage with the error that says what to do."""
+    package = _mixed_install(tmp_path)
+    (package / "__init__.py").write_text("from .tracer import primitive\n")
+    for subpackage in ("autograd.nn", "autograd.ops", "autograd.optim", "autograd.kernels"):
+        done = _run(tmp_path, "-c", f"import {subpackage}")
+        assert done.returncode != 0
+        last_line = done.stderr.strip().splitlines()[-1]
+        assert last_line.startswith("ImportError: the autograd package in ")
+        assert "runs another autograd's __init__.py" in last_line and "pip uninstall autograd" in last_line

@@ -38,6 +38,7 @@ import os
 
 import numpy as np
 
+from .. import _identity  # noqa: F401  (first: stops if another autograd's __init__ ran)
 from ..backend import device_of
 
 _state = {

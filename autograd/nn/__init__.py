@@ -3,6 +3,7 @@
 The ops themselves live in ``autograd.nn.functional`` (as ``torch.nn.functional``).
 """
 
+from .. import _identity  # noqa: F401  (first: stops if another autograd's __init__ ran)
 from . import functional, init  # noqa: F401
 from .containers import Identity, ModuleList, Sequential  # noqa: F401
 from .layers import (

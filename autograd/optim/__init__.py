@@ -1,5 +1,6 @@
 """Optimizers (AdamW, SGD), learning-rate schedules and the usual parameter grouping."""
 
+from .. import _identity  # noqa: F401  (first: stops if another autograd's __init__ ran)
 from .adamw import AdamW  # noqa: F401
 from .optimizer import Optimizer  # noqa: F401
 from .schedule import cosine_with_warmup, set_lr  # noqa: F401
