@@ -5,12 +5,18 @@
     python train_cifar.py --epochs 5 --out runs/quick --data ../shared/data
 
 The data is found in --data, else $TINYCONVNEXT_DATA, else downloaded once into the cache
-(~/.cache/tinyconvnext). Every option of ``python -m tinyconvnext.train`` is accepted; see --help.
+(~/.cache/tinyconvnext). Every option of ``python -m tinyconvnext.train`` is accepted, with the defaults
+below; a default that does not fit the chosen --model (the progressive resizing's 24 px start) adapts to it
+and says so. ``--resume`` continues a run with its recorded options (see --resume below).
 """
 
+import functools
 import sys
 
+from tinyconvnext.cli import run_command
 from tinyconvnext.train import TrainConfig, main
+
+PROG = "python train_cifar.py"
 
 CIFAR_DEFAULTS = TrainConfig(  # the best recipe measured so far; its numbers are in docs/results.md
     dataset="cifar10",
@@ -35,4 +41,4 @@ CIFAR_DEFAULTS = TrainConfig(  # the best recipe measured so far; its numbers ar
 )
 
 if __name__ == "__main__":
-    sys.exit(main(defaults=CIFAR_DEFAULTS, prog="python train_cifar.py"))
+    sys.exit(run_command(functools.partial(main, defaults=CIFAR_DEFAULTS, prog=PROG, doc=__doc__), prog=PROG))

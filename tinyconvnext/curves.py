@@ -1,11 +1,19 @@
-"""Training records: one JSON line and one CSV row per epoch, and a PNG of the curves redrawn each epoch."""
+"""Training records: one JSON line and one CSV row per epoch, and a PNG of the curves redrawn each epoch.
+
+``metrics.jsonl`` and ``metrics.csv`` are small: each change rewrites them whole and atomically (a temporary
+file renamed over the old one), so a failure at any moment (a full disk, Ctrl-C) leaves every earlier
+epoch's record as it was.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from pathlib import Path
+
+from .checkpoint import write_text_atomically
 
 COLUMNS = [
     "epoch",
@@ -23,17 +31,20 @@ COLUMNS = [
 ]
 
 
-def append_metrics(out_dir, row: dict) -> None:
+def write_metrics(out_dir, rows: list[dict]) -> None:
+    """``metrics.jsonl`` and ``metrics.csv`` holding ``rows``, each replaced atomically."""
     out_dir = Path(out_dir)
-    with open(out_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
-    csv_path = out_dir / "metrics.csv"
-    new = not csv_path.exists()
-    with open(csv_path, "a", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow({k: row.get(k, "") for k in COLUMNS})
+    write_text_atomically(out_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows({k: row.get(k, "") for k in COLUMNS} for row in rows)
+    write_text_atomically(out_dir / "metrics.csv", table.getvalue())
+
+
+def append_metrics(out_dir, row: dict) -> None:
+    """Add ``row`` after the records already there (``write_metrics``)."""
+    write_metrics(out_dir, [*read_metrics(out_dir), row])
 
 
 def read_metrics(out_dir) -> list[dict]:
@@ -44,14 +55,16 @@ def read_metrics(out_dir) -> list[dict]:
 
 
 def truncate_metrics(out_dir, last_epoch: int) -> None:
-    """Drop records after ``last_epoch`` (a resumed run rewrites the epochs it repeats)."""
-    rows = [r for r in read_metrics(out_dir) if r["epoch"] <= last_epoch]
-    for name in ("metrics.jsonl", "metrics.csv"):
-        path = Path(out_dir) / name
-        if path.exists():
-            path.unlink()
-    for row in rows:
-        append_metrics(out_dir, row)
+    """Keep the records up to ``last_epoch`` (a resumed run rewrites the epochs it repeats), rewritten
+    atomically: never deleted first."""
+    rows = read_metrics(out_dir)
+    if any(r["epoch"] > last_epoch for r in rows):
+        write_metrics(out_dir, [r for r in rows if r["epoch"] <= last_epoch])
+
+
+def record_epoch(out_dir, record: dict) -> None:
+    """Write ``record`` as its epoch's, after the earlier epochs' records and in place of any later ones."""
+    write_metrics(out_dir, [*(r for r in read_metrics(out_dir) if r["epoch"] < record["epoch"]), record])
 
 
 def plot_curves(out_dir, title: str = "") -> Path:

@@ -28,10 +28,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 
+from . import cli
 from .after_epoch import precise_batchnorm
 from .augment import tta_views
 from .build import device_for
@@ -68,7 +71,7 @@ def evaluate_run(
     model.fuse()  # the fast fused ops, as training evaluates with them
     config = dataclasses.replace(
         config,
-        data=data or config.data,
+        data=data or recorded_data_path(run, config),
         eval_batch_size=batch_size,
         eval_subset=0,
         eval_image_size=image_size or eval_size(config),
@@ -99,6 +102,24 @@ def evaluate_run(
     return record
 
 
+def recorded_data_path(run, config) -> str | None:
+    """The run's ``--data``. Runs record it as an absolute path; an older run's relative path was relative
+    to the folder it was trained from, which its relative ``--out`` locates: the run folder's ancestor
+    where ``--out`` began. Failing that, it is tried from the current folder."""
+    data = config.data
+    if data is None or Path(data).is_absolute():
+        return data
+    folder = Path(run).resolve()
+    if folder.suffix == ".npz":
+        folder = folder.parent
+    out_parts = Path(config.out).parts
+    if not Path(config.out).is_absolute() and folder.parts[-len(out_parts) :] == out_parts:
+        trained_from = folder.parents[len(out_parts) - 1]
+        if (trained_from / data).exists():
+            return str(trained_from / data)
+    return data
+
+
 def _recompute_batchnorm(run, model, config, train_loader, device, batches: int) -> None:
     """Recompute ``model``'s BatchNorm statistics over ``batches`` training batches at the last epoch's
     image size (``--precise-bn-batches``); a run without BatchNorm is an error."""
@@ -123,29 +144,40 @@ def _save_logits(path, plain, augmented):
     return write_npz_atomically(path, arrays)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tinyconvnext.evaluate", description=__doc__.splitlines()[0]
-    )
+PROG = "python -m tinyconvnext.evaluate"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli.make_parser(PROG, __doc__)
     parser.add_argument("run", help="a training run's folder (--out) or its checkpoint.npz")
-    parser.add_argument("--data", help="folder holding the data set archives (default: the run's --data)")
+    parser.add_argument(
+        "--data", metavar="DIR", help="folder holding the data set archives (default: the run's)"
+    )
     parser.add_argument("--ema", action="store_true", help="evaluate the EMA weights (runs with --ema-decay)")
     parser.add_argument("--tta", action="store_true", help="also evaluate with the mirror image of each view")
     parser.add_argument(
         "--tta-shift",
-        type=int,
+        type=cli.non_negative_int,
         default=0,
         metavar="PIXELS",
-        help="also evaluate with each view moved this many pixels both ways diagonally",
+        help="also evaluate with each view moved this many pixels both ways diagonally; 0 = no shift",
     )
-    parser.add_argument("--image-size", type=int, default=0, help="test image side (default: the run's)")
+    parser.add_argument(
+        "--image-size",
+        type=cli.non_negative_int,
+        default=0,
+        metavar="PIXELS",
+        help="test image side; 0 = the run's",
+    )
     parser.add_argument(
         "--crop-pct",
-        type=float,
+        type=cli.fraction,
         default=0.0,
-        help="centre crop's share of the resized short side, for larger images (default: the run's)",
+        help="centre crop's share of the resized short side, for larger images; 0 = the run's",
     )
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--batch-size", type=cli.positive_int, default=256, metavar="IMAGES", help="images per batch"
+    )
     parser.add_argument(
         "--save",
         metavar="FILE.npz",
@@ -153,30 +185,33 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--precise-bn-batches",
-        type=int,
+        type=cli.non_negative_int,
         default=0,
-        metavar="N",
-        help="first recompute the BatchNorm statistics over N training batches (not saved)",
+        metavar="BATCHES",
+        help="first recompute the BatchNorm statistics over this many training batches (not saved); 0 = off",
     )
-    args = parser.parse_args(argv)
-    print(
-        json.dumps(
-            evaluate_run(
-                args.run,
-                args.data,
-                args.ema,
-                args.tta,
-                args.tta_shift,
-                args.image_size,
-                args.crop_pct,
-                args.batch_size,
-                save=args.save,
-                precise_bn_batches=args.precise_bn_batches,
-            )
-        )
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.data is not None and not os.path.exists(args.data):
+        raise cli.UsageError(f"--data {args.data}: no such folder (expected one holding the data set)")
+    record = evaluate_run(
+        args.run,
+        args.data,
+        args.ema,
+        args.tta,
+        args.tta_shift,
+        args.image_size,
+        args.crop_pct,
+        args.batch_size,
+        save=args.save,
+        precise_bn_batches=args.precise_bn_batches,
     )
+    print(json.dumps(record))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run_command(main, prog=PROG))

@@ -31,18 +31,22 @@ class ImageDataset:
 
 
 def load_dataset(config) -> ImageDataset:
-    """The data set named by ``config.dataset``, found in --data, $TINYCONVNEXT_DATA or the cache, or
-    downloaded."""
+    """The data set named by ``config.dataset``, found in --data (which must hold it), else in
+    $TINYCONVNEXT_DATA or the cache, else downloaded."""
     if config.dataset == "cifar10":
-        from .data.cifar import load_cifar10
+        from .data.cifar import load_cifar10, require_cifar10
 
+        if config.data is not None:  # a folder named by --data must hold it: no download then
+            require_cifar10(config.data)
         data = load_cifar10(config.data, download=True, progress=config.progress)
         return ImageDataset(
             data.train_images, data.train_labels, data.test_images, data.test_labels, list(data.classes)
         )
     if config.dataset == "imagenette":
-        from .data.imagenette import load_imagenette
+        from .data.imagenette import load_imagenette, require_imagenette
 
+        if config.data is not None:
+            require_imagenette(config.data)
         data = load_imagenette(config.data, download=True, progress=config.progress)
         return ImageDataset(data.train, data.train.labels, data.val, data.val.labels, list(data.classes))
     raise ValueError(f"unknown dataset {config.dataset!r}: expected 'cifar10' or 'imagenette'")
@@ -94,6 +98,31 @@ def progressive_stride(config) -> int:
             f"reach --image-size), got {config.progressive_epochs}"
         )
     return stride
+
+
+def fit_progressive_size(config, given: set):
+    """(config, note): a ``progressive_size`` that came from the defaults (not in ``given``, the flags given
+    on the command line) and does not fit the network's stride, moved to the multiple of the stride below
+    it (or to the stride itself), or with progressive resizing off when no multiple fits below
+    ``image_size``; ``note`` says so in one line
+    (None when nothing changed). A ``--progressive-size`` that was given is left for ``progressive_stride``
+    to refuse."""
+    size = config.progressive_size
+    if not size or "progressive_size" in given:
+        return config, None
+    stride, image_size = model_stride(config), config.image_size
+    if size % stride == 0 and stride <= size <= image_size and image_size % stride == 0:
+        return config, None
+    fitted = max(stride, min(size, image_size - 1) // stride * stride)  # the nearest multiple below it
+    if fitted < image_size and image_size % stride == 0:
+        note = f"starting progressive resizing at {fitted} px instead"
+    else:
+        fitted, note = 0, "progressive resizing is off"
+    note = (
+        f"the default --progressive-size {size} does not fit {config.model} (its sizes must be multiples "
+        f"of its stride, {stride} px, up to --image-size {image_size}): {note}"
+    )
+    return dataclasses.replace(config, progressive_size=fitted), note
 
 
 def train_image_size(config, epoch: int, stride: int) -> int:

@@ -1,9 +1,11 @@
-"""A training run's records: its checkpoint (saved, and resumed), its metrics and curves, and its trained
-model loaded back.
+"""A training run's records: its configuration, its checkpoint (saved, and resumed), its metrics and curves,
+and its trained model loaded back.
 
-A run folder (``--out``) holds ``config.json``, ``metrics.jsonl``/``metrics.csv`` (one record per epoch),
-``curves.png`` and ``checkpoint.npz`` (model, optimizer, EMA, random states, epoch, batch and step: see
-checkpoint.py), all rewritten after every epoch.
+A run folder (``--out``) holds ``config.json`` (the run's options, the truth a resume continues from, and
+``changes``: the options that resumes changed, each with its old and new value and the epoch it took effect
+after), ``metrics.jsonl``/``metrics.csv`` (one record per epoch), ``curves.png`` and ``checkpoint.npz``
+(model, optimizer, EMA, random states, epoch, batch and step: see checkpoint.py), all rewritten atomically
+after every epoch.
 """
 
 from __future__ import annotations
@@ -14,15 +16,104 @@ from pathlib import Path
 
 from autograd import random as ag_random
 
+from . import cli
 from .build import build_model
-from .checkpoint import load_checkpoint, save_checkpoint
-from .config import TrainConfig
-from .curves import append_metrics, plot_curves, truncate_metrics
+from .checkpoint import load_checkpoint, save_checkpoint, write_text_atomically
+from .config import INVOCATION_ONLY, RESUME_MAY_CHANGE, RESUME_RULE, TrainConfig, flag
+from .curves import plot_curves, record_epoch, truncate_metrics
 from .weights import num_classes_of
 
+RECORD_FILES = ("checkpoint.npz", "config.json", "metrics.jsonl", "metrics.csv")
 
-def write_config(out: Path, config) -> None:
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+
+def write_config(out: Path, config, changes: list | None = None) -> None:
+    """config.json: ``config``'s fields and the ``changes`` resumes made, written atomically."""
+    record = {**dataclasses.asdict(config), "changes": changes or []}
+    write_text_atomically(Path(out) / "config.json", json.dumps(record, indent=2) + "\n")
+
+
+def recorded_config(out: Path) -> dict:
+    """The run in ``out`` as recorded: config.json's fields and ``changes`` (a run without config.json: its
+    checkpoint's configuration, no changes)."""
+    path = Path(out) / "config.json"
+    if not path.exists():
+        return {**load_checkpoint(Path(out) / "checkpoint.npz")["config"], "changes": []}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a run's configuration: {error}") from None
+    return {"changes": [], **record}
+
+
+def check_run_folder(out: Path, resume: bool) -> dict | None:
+    """A resume's recorded run (``recorded_config``), after checking that ``out`` holds one; for a new run,
+    None after checking that ``out`` holds no other run's records (a new run never appends to them)."""
+    found = [name for name in RECORD_FILES if (out / name).exists()]
+    if resume:
+        if "checkpoint.npz" not in found:
+            raise FileNotFoundError(
+                f"--resume: no checkpoint.npz in {out} to continue; drop --resume to start a new run there"
+            )
+        return recorded_config(out)
+    if "checkpoint.npz" in found:
+        raise FileExistsError(
+            f"{out / 'checkpoint.npz'} exists: pass --resume to continue it, or choose another --out"
+        )
+    if found:
+        raise FileExistsError(
+            f"{out} holds another run's records ({', '.join(found)}) but no checkpoint to resume: "
+            "choose another --out, or remove them"
+        )
+    return None
+
+
+def _as_flag(field: str, value) -> str:
+    if isinstance(value, bool):
+        return flag(field) if value else flag("no_" + field)
+    return f"{flag(field)} {value}"
+
+
+def resume_changes(recorded: dict, config, out: Path) -> list[tuple]:
+    """(field, recorded value, new value) for each option that ``config`` changes and a resume may change
+    (``RESUME_MAY_CHANGE``; ``--epochs`` only to more); any other difference is refused by name."""
+    changes, refused = [], []
+    for field in dataclasses.fields(config):
+        name = field.name
+        if name in ("out", "resume", *INVOCATION_ONLY):
+            continue
+        old, new = recorded.get(name, field.default), getattr(config, name)
+        if old == new:
+            continue
+        if name in RESUME_MAY_CHANGE and not (name == "epochs" and new < old):
+            changes.append((name, old, new))
+        else:
+            refused.append(f"{_as_flag(name, new)} contradicts the recorded {_as_flag(name, old)}")
+    if refused:
+        raise cli.UsageError(
+            f"{'; '.join(refused)} of {out}: a resume continues the recorded run. {RESUME_RULE.capitalize()}"
+        )
+    return changes
+
+
+def dated_changes(recorded: dict, changes: list[tuple], epoch: int) -> list[dict]:
+    """config.json's ``changes``: the recorded ones, then ``changes`` in effect after ``epoch`` epochs."""
+    new = [
+        {"flag": flag(name), "old": old, "new": value, "after_epoch": epoch} for name, old, value in changes
+    ]
+    return [*recorded.get("changes", []), *new]
+
+
+def resumed_config(config, given: set):
+    """The configuration of ``--resume``: the run recorded in ``config.out``, with the options ``given`` on
+    the command line over it (``resume_changes`` then refuses those that contradict it) and this
+    invocation's own ``INVOCATION_ONLY`` options."""
+    out = Path(config.out).expanduser()
+    check_run_folder(out, resume=True)
+    recorded = recorded_config(out)
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    resumed = TrainConfig(**{k: v for k, v in recorded.items() if k in known})
+    keep = {name: getattr(config, name) for name in (*given, *INVOCATION_ONLY, "out", "resume")}
+    return dataclasses.replace(resumed, **keep)
 
 
 def save_run(path: Path, config, model, optimizer, ema, position: dict) -> None:
@@ -65,8 +156,8 @@ def resume_run(path: Path, config, model, optimizer, ema) -> dict:
 
 
 def write_epoch(out: Path, record: dict, title: str) -> None:
-    """Append an epoch's record to the metrics and redraw the curves."""
-    append_metrics(out, record)
+    """Write an epoch's record after the earlier epochs' (``curves.record_epoch``) and redraw the curves."""
+    record_epoch(out, record)
     plot_curves(out, title)
 
 
@@ -75,6 +166,8 @@ def load_trained_model(path, ema: bool = False):
     ``ema=True`` loads the averaged weights (the run must have used ``--ema-decay``). The model is in eval
     mode."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such run folder or checkpoint")
     if path.is_dir():
         path = path / "checkpoint.npz"
     if not path.exists():

@@ -9,10 +9,14 @@ Recipe: AdamW (no decay on biases, norms and layer-scale gammas), or SGD with Ne
 ResNet-D baselines (``--optimizer sgd``), linear warmup then cosine decay per step,
 label smoothing, optional mixup/cutmix, RandAugment and random erasing, stochastic depth, gradient
 clipping, and an EMA of the weights evaluated beside them.
-Every epoch appends to ``metrics.jsonl``/``metrics.csv``, redraws ``curves.png`` and writes
-``checkpoint.npz`` atomically (model, optimizer, EMA, random states, epoch and step). ``--resume`` continues
-exactly where the checkpoint stopped. Ctrl-C saves and exits; a loss that turns NaN or inf stops the run
-and leaves the last good checkpoint in place.
+Every epoch rewrites ``config.json``, ``metrics.jsonl`` and ``metrics.csv`` whole, redraws ``curves.png``
+and writes ``checkpoint.npz`` (model, optimizer, EMA, random states, epoch and step), each atomically (a
+temporary file renamed over the old one). A new run refuses a folder that holds another run's records.
+``--resume`` continues the recorded run exactly where its checkpoint stopped, with its recorded settings: a
+flag that contradicts them is refused, and the few that may change (a longer ``--epochs``, a
+``--time-budget``) are recorded in ``config.json``'s ``changes``. Ctrl-C saves and exits; a loss that turns
+NaN or inf stops the run and leaves the last good checkpoint in place. A run that fails before its first
+epoch's records leaves nothing behind. Bad values are refused with one line and exit status 2 (``cli.py``).
 
 Where the parts live: config.py (the options), build.py (model, optimizer), pipeline.py (data),
 engine.py (the training step and evaluation), after_epoch.py, records.py (checkpoints and metrics).
@@ -23,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,7 +36,7 @@ import autograd as ag
 from autograd import nn, optim
 from autograd.memory import retain_freed_memory
 
-from . import records
+from . import cli, records
 from .after_epoch import evaluate_after_epoch
 from .build import (
     BackendUnavailable,
@@ -41,7 +46,7 @@ from .build import (
     device_for,
     resolve_processes,
 )
-from .config import TrainConfig, config_from_args
+from .config import TrainConfig, check_values, parse_command_line
 from .ema import ModelEma
 from .engine import NonFiniteLoss, evaluate, forward_backward, train_one_epoch
 from .interrupt import ctrl_c_deferred
@@ -49,6 +54,7 @@ from .parallel import DataParallel
 from .pipeline import (
     ImageDataset,
     eval_size,
+    fit_progressive_size,
     make_loaders,
     normalization,
     progressive_stride,
@@ -72,6 +78,9 @@ __all__ = [
 ]
 
 
+PROG = "python -m tinyconvnext.train"
+
+
 @dataclasses.dataclass
 class Run:
     """What a training run holds while it runs, and where a checkpoint written now would resume."""
@@ -86,6 +95,7 @@ class Run:
     optimizer: object
     ema: ModelEma | None
     ema_model: object | None
+    changes: list = dataclasses.field(default_factory=list)  # config.json's: what resumes changed
     parallel: DataParallel | None = None
     position: dict = dataclasses.field(
         default_factory=lambda: {"epoch": 0, "batch": 0, "step": 0, "elapsed_seconds": 0.0}
@@ -101,47 +111,45 @@ class Run:
         return self.position["elapsed_seconds"] + time.perf_counter() - self.started
 
     def save(self) -> None:
-        """A checkpoint that resumes at ``position``."""
+        """A checkpoint that resumes at ``position``, and config.json beside it."""
         position = {**self.position, "elapsed_seconds": self.elapsed()}
         records.save_run(self.checkpoint, self.config, self.model, self.optimizer, self.ema, position)
+        records.write_config(self.out, self.config, self.changes)
 
 
 def check_config(config: TrainConfig) -> TrainConfig:
-    """The configuration with ``processes`` resolved (as the run records it), after clear errors for
-    options that cannot go together."""
+    """The configuration as the run records it (``processes`` resolved, ``out`` and ``data`` absolute
+    paths), after clear errors (``cli.UsageError``) for values out of range and options that cannot go
+    together."""
     config = dataclasses.replace(config, processes=resolve_processes(config))
-    if config.processes > 1 and config.backend != "numpy":
-        raise ValueError(
-            f"--processes {config.processes} is data parallelism over CPU cores: use it with "
-            f"--backend numpy, not {config.backend}"
-        )
-    if config.ema_eval_every < 0:
-        raise ValueError(
-            f"--ema-eval-every must be at least 0 (0: after the last epoch only), got {config.ema_eval_every}"
-        )
-    if config.precise_bn_batches < 0:
-        raise ValueError(f"--precise-bn-batches must be at least 0 (0: off), got {config.precise_bn_batches}")
-    if config.processes > config.batch_size:
-        raise ValueError(
-            f"--batch-size {config.batch_size} cannot be split over --processes {config.processes}"
-        )
-    return config
+    check_values(config)
+    out = Path(os.path.abspath(Path(config.out).expanduser()))
+    if out.exists() and not out.is_dir():
+        raise cli.UsageError(f"--out {config.out} is a file: expected a run folder")
+    data = config.data
+    if data is not None:
+        data = os.path.abspath(Path(data).expanduser())
+        if not os.path.exists(data):
+            raise cli.UsageError(f"--data {config.data}: no such folder (expected one holding the data set)")
+    return dataclasses.replace(config, out=str(out), data=data)
 
 
 def set_up(config: TrainConfig, device: str, dataset: ImageDataset | None) -> Run:
-    """The data, the model (fused), its optimizer and EMA; with --resume, where the checkpoint stopped."""
+    """The data, the model (fused), its optimizer and EMA; with --resume, where the checkpoint stopped.
+    Nothing is written yet: the run folder gets its first files with the first epoch's records."""
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    recorded = records.check_run_folder(out, config.resume)  # a resume's recorded config and changes
+    changes = records.resume_changes(recorded, config, out) if recorded else []
     train_loader, test_loader, num_classes = make_loaders(config, dataset)
     if len(train_loader) == 0:
-        raise ValueError(
-            f"batch size {config.batch_size} is larger than the training set "
+        raise cli.UsageError(
+            f"--batch-size {config.batch_size} is larger than the training set "
             f"({train_loader.num_items} images)"
         )
     ag.manual_seed(config.seed)
     model = build_fused_model(config, num_classes, config.drop_path).to(device)
     if config.precise_bn_batches and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
-        raise ValueError(
+        raise cli.UsageError(
             f"--precise-bn-batches recomputes BatchNorm statistics, but {config.model} with "
             f"--norm-layer {config.norm_layer} has no BatchNorm layer"
         )
@@ -151,13 +159,9 @@ def set_up(config: TrainConfig, device: str, dataset: ImageDataset | None) -> Ru
     ema_model = build_fused_model(config, num_classes).to(device) if ema is not None else None
     optimizer = build_optimizer(config, model)
     run = Run(config, device, out, train_loader, test_loader, num_classes, model, optimizer, ema, ema_model)
-    if config.resume and run.checkpoint.exists():
+    if config.resume:
         run.position = records.resume_run(run.checkpoint, config, model, optimizer, ema)
-    elif run.checkpoint.exists() and not config.resume:
-        raise FileExistsError(
-            f"{run.checkpoint} exists: pass --resume to continue it, or choose another --out"
-        )
-    records.write_config(out, config)
+        run.changes = records.dated_changes(recorded, changes, run.position["epoch"])
     return run
 
 
@@ -250,6 +254,8 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     retain_freed_memory()  # reuse freed activations instead of faulting in fresh pages every step
     run = set_up(config, device, dataset)
     record, first_epoch = {}, run.position["epoch"]
+    if first_epoch >= config.epochs:
+        print(f"{run.out} has finished its {config.epochs} epochs: pass a larger --epochs to extend it")
     if config.processes > 1:  # after any resume: the workers start from the weights loaded
         start_workers(run)
     try:
@@ -260,10 +266,12 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
             if stops_early(config, record, epoch + 1 - first_epoch):
                 break
     except NonFiniteLoss as error:
-        raise NonFiniteLoss(
-            f"{error}. The last good checkpoint is {run.checkpoint} (lower --lr, or clip gradients with "
-            "--grad-clip)"
-        ) from None
+        kept = (
+            f"The last good checkpoint is {run.checkpoint}"
+            if run.checkpoint.exists()
+            else f"No checkpoint was written yet in {run.out}"
+        )
+        raise NonFiniteLoss(f"{error}. {kept} (lower --lr, or clip gradients with --grad-clip)") from None
     except KeyboardInterrupt:
         run.save()
         print(
@@ -277,15 +285,28 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
     return record
 
 
-def main(argv=None, defaults: TrainConfig | None = None, prog="python -m tinyconvnext.train") -> int:
-    config = config_from_args(defaults or TrainConfig(), argv, prog)
+def command_line_config(argv, defaults: TrainConfig, prog: str, doc: str | None) -> TrainConfig:
+    """The run a command line asks for: a new run's options over ``defaults`` (with a default that does not
+    fit the model adapted, and said so), or a resume's recorded options with the flags given over them."""
+    config, given = parse_command_line(defaults, argv, prog, doc)
+    if config.resume:
+        return records.resumed_config(config, given)
+    config, note = fit_progressive_size(config, given)
+    if note:
+        print(f"{prog}: note: {note}", file=sys.stderr)
+    return config
+
+
+def main(argv=None, defaults: TrainConfig | None = None, prog=PROG, doc: str | None = __doc__) -> int:
+    """The training command: ``train(...)`` of the command line ``argv`` (None: ``sys.argv``)."""
+    config = command_line_config(argv, defaults or TrainConfig(), prog, doc)
     try:
         train(config)
     except (NonFiniteLoss, BackendUnavailable) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        print(f"{prog}: error: {cli.one_line(error)}", file=sys.stderr)
+        return cli.EXIT_USAGE
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run_command(main, prog=PROG))

@@ -72,11 +72,14 @@ def test_learns_and_writes_records_and_curves(tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    """One step at a huge learning rate, checkpointed (the time budget ends the epoch after it); the resumed
+    run's next step diverges and stops, naming the checkpoint it left as it was."""
     data = synthetic_cifar()
-    train(tiny_config(tmp_path, epochs=1), data)
+    diverging = dict(epochs=1, lr=1e30, warmup_epochs=0.0, grad_clip=0.0)
+    train(tiny_config(tmp_path, time_budget=1e-9, **diverging), data)
     good = (tmp_path / "run" / "checkpoint.npz").read_bytes()
     with pytest.raises(NonFiniteLoss, match=r"the loss became (nan|inf).*last good checkpoint"):
-        train(tiny_config(tmp_path, epochs=2, lr=1e30, warmup_epochs=0.0, grad_clip=0.0, resume=True), data)
+        train(tiny_config(tmp_path, resume=True, **diverging), data)  # a resume may change --time-budget
     assert (tmp_path / "run" / "checkpoint.npz").read_bytes() == good
 
 
@@ -114,7 +117,7 @@ def test_load_trained_model_gives_the_run_s_model(tmp_path):
     assert evaluate(model, test_loader, "cpu")[1] == pytest.approx(record["test_acc"])
     ema_model, _ = load_trained_model(tmp_path / "run" / "checkpoint.npz", ema=True)
     assert evaluate(ema_model, test_loader, "cpu")[1] == pytest.approx(record["test_acc_ema"])
-    with pytest.raises(FileNotFoundError, match="no training checkpoint"):
+    with pytest.raises(FileNotFoundError, match="nowhere: no such run folder or checkpoint"):
         load_trained_model(tmp_path / "nowhere")
     train(tiny_config(tmp_path / "plain", epochs=1, ema_decay=0.0), data)
     with pytest.raises(ValueError, match="no EMA weights"):
@@ -339,7 +342,7 @@ def test_ema_is_evaluated_every_n_epochs_and_after_the_last(tmp_path, every, eva
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows if "test_acc_ema" in r] == evaluated
     assert (tmp_path / "run" / "curves.png").stat().st_size > 0
-    with pytest.raises(ValueError, match="--ema-eval-every must be at least 0"):
+    with pytest.raises(ValueError, match="--ema-eval-every: expected a whole number of at least 0"):
         train(tiny_config(tmp_path / "bad", ema_eval_every=-1), data)
 
 
@@ -396,5 +399,5 @@ def test_precise_bn_needs_batchnorm_and_a_count_of_at_least_zero(tmp_path):
     data = synthetic_cifar()
     with pytest.raises(ValueError, match="no BatchNorm layer"):
         train(tiny_config(tmp_path / "a", precise_bn_batches=2), data)
-    with pytest.raises(ValueError, match="--precise-bn-batches must be at least 0"):
+    with pytest.raises(ValueError, match="--precise-bn-batches: expected a whole number of at least 0"):
         train(tiny_config(tmp_path / "b", norm_layer="batch", precise_bn_batches=-1), data)

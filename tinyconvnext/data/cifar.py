@@ -279,6 +279,22 @@ def find_cifar10(data_dir=None) -> Path | None:
     return find_first([default_data_dir(data_dir), cache_dir()], KNOWN_NAMES)
 
 
+def require_cifar10(data_dir) -> Path:
+    """The CIFAR-10 archive or folder in ``data_dir`` (or ``data_dir`` itself, when it is one). A folder the
+    user named that lacks it is a mistake to report, not a reason to download: ``DataNotFoundError`` names
+    the folder and what was expected there."""
+    data_dir = Path(data_dir).expanduser()
+    if is_archive(data_dir) or (data_dir.name in KNOWN_NAMES and data_dir.exists()):
+        return data_dir
+    found = find_first([data_dir], KNOWN_NAMES)
+    if found is None:
+        raise DataNotFoundError(
+            f"CIFAR-10 not found in {data_dir}: expected cifar-10-binary.tar.gz or cifar-10-python.tar.gz "
+            f"(any tar compression, e.g. .tar.xz), or the extracted {BINARY_FOLDER}/ or {PYTHON_FOLDER}/"
+        )
+    return found
+
+
 def _find_or_download(data_dir, download: bool, progress: bool) -> Path:
     """``data_dir`` if it is a CIFAR-10 archive or batches folder itself, else the one ``find_cifar10``
     finds, else (with ``download``) the downloaded official binary archive."""

@@ -274,6 +274,29 @@ def find_imagenette(data_dir=None, size: int = 160, variant: str | None = None) 
     return find_first([default_data_dir(data_dir), cache_dir()], names)
 
 
+def require_imagenette(data_dir, size: int = 160) -> Path:
+    """The Imagenette archive or folder in ``data_dir`` (or ``data_dir`` itself, when it is one), as
+    ``load_imagenette`` would pick it for ``size``; a folder the user named that lacks it is reported
+    (``DataNotFoundError`` naming the folder and the expected names), not a reason to download."""
+    data_dir = Path(data_dir).expanduser()
+    roots = [root for root, _ in VARIANTS.values()]
+    if (
+        is_archive(data_dir)
+        or (data_dir / "train").is_dir()
+        or (data_dir.name in roots and data_dir.exists())
+    ):
+        return data_dir
+    found = find_first(
+        [data_dir], [n for v in _preferred_variants(size) for n in archive_names(VARIANTS[v][0])] + roots
+    )
+    if found is None:
+        raise DataNotFoundError(
+            f"Imagenette not found in {data_dir}: expected {', '.join(r + '.tgz' for r in roots)} "
+            f"(any tar compression), or one of them extracted ({'/, '.join(roots)}/)"
+        )
+    return found
+
+
 def _find_or_download(data_dir, size: int, variant: str | None, download: bool, progress: bool) -> Path:
     """``data_dir`` if it is an Imagenette archive or folder itself, else the one ``find_imagenette`` finds,
     else (with ``download``) the downloaded archive of ``variant`` or of the best variant for ``size``."""
