@@ -86,7 +86,7 @@ RESUME_RULE = (
 
 HELP = {
     "dataset": "the data set",
-    "model": "the network (tinyconvnext.variants)",
+    "model": "the network, by name: any of docs/models.md (tinyconvnext.available_models())",
     "epochs": "epochs to train (a resume may extend them: the schedule then spans the new total)",
     "batch_size": "images per optimizer step",
     "lr": "peak learning rate, reached after the warmup, then cosine decay",
@@ -111,8 +111,8 @@ HELP = {
     "grad_clip": "clip the gradients' global L2 norm to this; 0 = no clipping",
     "layer_scale": "initial value of ConvNeXt's layer-scale gammas (the paper's 1e-6 starts every block as "
     "the identity)",
-    "depths": "blocks per stage, e.g. 2,2,6,2 (empty: the variant's)",
-    "dims": "channels per stage, e.g. 64,128,256,512 (empty: the variant's)",
+    "depths": "blocks per stage, e.g. 2,2,6,2",
+    "dims": "channels per stage, e.g. 64,128,256,512",
     "patch_size": "the stem's patch size in pixels; 0 = the variant's",
     "kernel_size": "the blocks' depthwise kernel in pixels (7 in the paper); 0 = the variant's",
     "stem_type": "the stem: patch (the paper's), timm's overlap, overlap_tiered, overlap_act, or ResNet-D's "
@@ -201,6 +201,9 @@ TYPES = {
     "processes": cli.non_negative_int,
 }
 METAVARS = {
+    "model": "NAME",
+    "depths": "N,N,...",
+    "dims": "N,N,...",
     "epochs": "EPOCHS",
     "batch_size": "IMAGES",
     "warmup_epochs": "EPOCHS",
@@ -252,6 +255,8 @@ DEFAULT_IN_HELP = {
     "layer_scale": "ConvNeXt's {value} (a ResNet has none)",
     "data": "$TINYCONVNEXT_DATA, else the cache, else a download",
     "stem_norm_layer": "--norm-layer's",
+    "depths": "the variant's",
+    "dims": "the variant's",
 }
 
 
