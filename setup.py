@@ -20,6 +20,7 @@ setup(
         "tqdm>=4.60",
         "pillow>=9.0",
         "matplotlib>=3.5",  # training curves and the lessons' figures (PNG)
+        "safetensors>=0.4",  # weight files (ours and timm's), read with its NumPy API: no PyTorch needed
     ],
     extras_require={
         "test": [

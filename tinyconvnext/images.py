@@ -6,11 +6,16 @@ into 0..255 first (Pillow's own conversion would clip them).
 
 Evaluation preprocessing of the official ConvNeXt (and of timm at crop_pct 0.875): resize the short side
 to 256 with bicubic interpolation, crop the central 224x224, scale to [0, 1] and normalise with the
-ImageNet mean and standard deviation.
+ImageNet mean and standard deviation. ``Preprocessing`` holds those four numbers for a model whose weights
+say otherwise (a CIFAR model: 32 pixels and CIFAR's mean and std); weight files record it (weights.py).
+
+An image that decodes to more pixels than Pillow allows (``Image.MAX_IMAGE_PIXELS``; a "decompression bomb":
+a small file that would fill the memory) is refused like any unreadable image, with its name.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +26,37 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 class ImageReadError(ValueError):
-    """An image file that is missing, truncated or not an image."""
+    """An image file that is missing, truncated, not an image, or too large to decode safely."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """Evaluation preprocessing: short side to ``resize`` (bicubic), centre crop ``crop`` x ``crop``, scale to
+    [0, 1], subtract ``mean`` and divide by ``std`` per channel (RGB)."""
+
+    resize: int = 256
+    crop: int = 224
+    mean: tuple[float, ...] = tuple(IMAGENET_MEAN.tolist())
+    std: tuple[float, ...] = tuple(IMAGENET_STD.tolist())
+
+    def with_sizes(self, crop: int | None = None, resize: int | None = None) -> Preprocessing:
+        """These numbers with another crop and/or short side (a new crop alone keeps the ratio of the short
+        side to the crop); a crop larger than the short side is refused."""
+        crop = crop or self.crop
+        resize = resize or (self.resize if crop == self.crop else round(crop * self.resize / self.crop))
+        if crop > resize:
+            raise ValueError(
+                f"a centre crop of {crop} is larger than the short side {resize}: "
+                "expected a crop of at most the short side"
+            )
+        return dataclasses.replace(self, crop=crop, resize=resize)
+
+    def describe(self) -> str:
+        mean, std = (", ".join(f"{v:.4f}" for v in values) for values in (self.mean, self.std))
+        return f"short side {self.resize}, centre crop {self.crop}, mean ({mean}), std ({std})"
+
+
+IMAGENET_EVAL = Preprocessing()
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -49,6 +84,8 @@ def load_rgb(path) -> Image.Image:
         with Image.open(path) as image:
             image.load()
             return to_rgb(image)
+    except Image.DecompressionBombError as error:
+        raise ImageReadError(f"{path}: too many pixels to decode safely ({error})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(f"{path}: not a readable image ({type(error).__name__}: {error})") from None
 
@@ -74,6 +111,15 @@ def normalize(array_uint8: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> 
     return ((x - mean) / std).transpose(2, 0, 1)
 
 
-def eval_transform(image: Image.Image, resize: int = 256, crop: int = 224) -> np.ndarray:
-    """The official evaluation preprocessing: (3, crop, crop) float32."""
-    return normalize(np.asarray(center_crop(resize_short_side(to_rgb(image), resize), crop)))
+def eval_transform(
+    image: Image.Image, resize: int = 256, crop: int = 224, mean=IMAGENET_MEAN, std=IMAGENET_STD
+):
+    """The official evaluation preprocessing (by default), as (3, crop, crop) float32."""
+    pixels = np.asarray(center_crop(resize_short_side(to_rgb(image), resize), crop))
+    return normalize(pixels, np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32))
+
+
+def preprocess(image: Image.Image, preprocessing: Preprocessing = IMAGENET_EVAL) -> np.ndarray:
+    """``eval_transform`` with the numbers of ``preprocessing``: (3, crop, crop) float32."""
+    p = preprocessing
+    return eval_transform(image, p.resize, p.crop, p.mean, p.std)

@@ -36,6 +36,8 @@ import autograd as ag
 from autograd import nn
 from autograd.nn import functional as F
 
+from .options import OverlapStem, Stem
+
 LayerNorm = partial(nn.LayerNorm, eps=1e-6)  # the paper's norm over the channels of (N, H, W, C) activations
 
 
@@ -86,6 +88,9 @@ class ConvNeXt(nn.Module):
             input, with its factor s as ``stem.stride``; None for the paper's stem (patchify conv, norm).
         norm_layer: a factory ``dim -> module`` for the norms in the blocks, the paper's stem and the
             downsampling layers (the paper's LayerNorm; the head's norm is always a LayerNorm).
+        stem_type, stem_mid: where ``stem`` is None, one of timm's overlapping stems by name ("overlap",
+            "overlap_tiered", "overlap_act"; ``options.OverlapStem``, its first conv ``stem_mid`` wide) with a
+            ``norm_layer`` norm, as the ``_ols`` variants declare it; "patch" is the paper's stem.
     """
 
     def __init__(
@@ -101,6 +106,8 @@ class ConvNeXt(nn.Module):
         kernel_size=7,
         stem=None,
         norm_layer=LayerNorm,
+        stem_type="patch",
+        stem_mid=None,
     ):
         super().__init__()
         if len(depths) != len(dims):
@@ -109,6 +116,8 @@ class ConvNeXt(nn.Module):
             )
         self.in_chans, self.num_classes, self.patch_size = in_chans, num_classes, patch_size
         self.depths, self.dims = tuple(depths), tuple(dims)
+        if stem is None and stem_type != "patch":
+            stem = Stem(OverlapStem(in_chans, dims[0], stem_type, stem_mid), norm_layer(dims[0]), stride=4)
         if stem is None:
             stem = nn.Sequential(
                 nn.PatchifyConv2dChannelsLast(in_chans, dims[0], patch_size), norm_layer(dims[0])

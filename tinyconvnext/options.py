@@ -60,17 +60,18 @@ class OverlapStem(nn.Module):
 
         "overlap"         conv(in -> dim), conv(dim -> dim)
         "overlap_tiered"  conv(in -> dim // 2), conv(dim // 2 -> dim)
-                          (timm rounds dim // 2 to a multiple of 8)
+                          (timm rounds dim // 2 up to a multiple of 8: pass that as ``mid``, as the
+                          ``_ols`` variants do, for timm's exact stem)
         "overlap_act"     conv(in -> dim), GELU, conv(dim -> dim)
 
     Without the GELU the two convs compose to one linear 7x7 stride-4 filter. Input and output are
     channels-last, (N, H, W, C), as the rest of the model; the convs run on NCHW in between."""
 
-    def __init__(self, in_chans, dim, stem_type="overlap"):
+    def __init__(self, in_chans, dim, stem_type="overlap", mid=None):
         super().__init__()
         if stem_type not in OVERLAP_STEM_TYPES:
             raise ValueError(f"OverlapStem: stem_type must be one of {OVERLAP_STEM_TYPES}, got {stem_type!r}")
-        mid = dim // 2 if stem_type == "overlap_tiered" else dim
+        mid = mid or (dim // 2 if stem_type == "overlap_tiered" else dim)
         self.conv1 = nn.Conv2d(in_chans, mid, 3, stride=2, padding=1)
         self.act = nn.GELU() if stem_type == "overlap_act" else nn.Identity()
         self.conv2 = nn.Conv2d(mid, dim, 3, stride=2, padding=1)
@@ -110,21 +111,30 @@ class DeepStem(nn.Module):
         return self.pool(x).permute(0, 2, 3, 1)  # back to channels-last
 
 
-def make_stem(stem_type: str, in_chans: int, dim: int, patch_size: int, norm_layer: str) -> Stem:
+def make_stem(
+    stem_type: str, in_chans: int, dim: int, patch_size: int, norm_layer: str, stem_mid: int | None = None
+) -> Stem:
     """The stem named ``stem_type``, with its norm(s) of kind ``norm_layer``: the patchify conv or an
-    overlapping stem followed by a norm, or the deep stem (normalised inside, before its ReLUs)."""
+    overlapping stem (its first conv ``stem_mid`` wide, if given) followed by a norm, or the deep stem
+    (normalised inside, before its ReLUs)."""
     if stem_type == "deep":
         return Stem(DeepStem(in_chans, dim, norm_layer), stride=4)
     norm = norm_factory(norm_layer)
     if stem_type == "patch":
         return Stem(nn.PatchifyConv2dChannelsLast(in_chans, dim, patch_size), norm(dim), stride=patch_size)
     if stem_type in OVERLAP_STEM_TYPES:
-        return Stem(OverlapStem(in_chans, dim, stem_type), norm(dim), stride=4)
+        return Stem(OverlapStem(in_chans, dim, stem_type, stem_mid), norm(dim), stride=4)
     raise ValueError(f"ConvNeXt: stem_type must be one of {STEM_TYPES}, got {stem_type!r}")
 
 
 def convnext_options(
-    stem_type="patch", norm_layer="layer", stem_norm_layer=None, in_chans=3, dim=96, patch_size=4
+    stem_type="patch",
+    norm_layer="layer",
+    stem_norm_layer=None,
+    in_chans=3,
+    dim=96,
+    patch_size=4,
+    stem_mid=None,
 ) -> dict:
     """``ConvNeXt``'s ``stem`` and ``norm_layer`` arguments for the named options.
 
@@ -134,6 +144,7 @@ def convnext_options(
         norm_layer: "layer" (the paper) or "batch" (BatchNorm in the blocks, stem and downsampling layers).
         stem_norm_layer: the stem's norm(s) when they differ from ``norm_layer`` (None: the same).
         in_chans, dim, patch_size: the image's channels, the first stage's width, the patchify stem's patch.
+        stem_mid: the width of an overlapping stem's first conv (None: ``OverlapStem``'s own choice).
     Returns:
         {"stem": a ``Stem``, or None for the paper's stem; "norm_layer": a factory ``dim -> module``}.
     """
@@ -144,6 +155,8 @@ def convnext_options(
             raise ValueError(f"ConvNeXt: {name} must be one of {NORM_LAYERS}, got {value!r}")
     paper_stem = stem_type == "patch" and (stem_norm_layer or norm_layer) == norm_layer
     stem = (
-        None if paper_stem else make_stem(stem_type, in_chans, dim, patch_size, stem_norm_layer or norm_layer)
+        None
+        if paper_stem
+        else make_stem(stem_type, in_chans, dim, patch_size, stem_norm_layer or norm_layer, stem_mid)
     )
     return {"stem": stem, "norm_layer": norm_factory(norm_layer)}

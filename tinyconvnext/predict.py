@@ -1,16 +1,22 @@
 r"""Classify images with a ConvNeXt and print the top classes with their probabilities.
 
-    python -m tinyconvnext.predict dog.jpg cat.png --model convnext_tiny \
-        --weights convnext_tiny_1k_224_ema.pth
+    python -m tinyconvnext.predict dog.jpg cat.png --weights convnext_tiny_1k_224_ema.pth
+    python -m tinyconvnext.predict dog.jpg --weights model.safetensors        # ours, or timm's
+    python -m tinyconvnext.predict frog.png --weights runs/cifar/checkpoint.npz [--ema]
 
-Uses the official evaluation preprocessing (short side 256, bicubic; centre crop 224; ImageNet mean/std).
-A missing or unreadable image is reported by name on stderr; the others are still classified, and the exit
-status is 1.
+The variant is the one the weights record (our .safetensors, a training run), else the one their names and
+shapes fit; --model names it where several fit. The preprocessing is the one the weights record (a
+training run's own: a CIFAR model gets CIFAR's 32 px and mean/std), else the variant's default: the official
+evaluation (short side 256, bicubic; centre crop 224; ImageNet mean/std). --resize and --crop override it.
+A training run's checkpoint.npz gives its model's weights, or with --ema its EMA weights.
+
+Every image that cannot be read is named on stderr with the reason, and the others are still classified:
+exit status 1 when some failed, 2 when none could be classified.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import sys
 
 import numpy as np
@@ -18,10 +24,16 @@ import numpy as np
 import autograd as ag
 from autograd.backend import cupy_available
 
+from . import cli
+from .data.cifar import CLASSES as CIFAR10_CLASSES
 from .imagenet import class_names
-from .images import ImageReadError, eval_transform, load_rgb
+from .images import ImageReadError, load_rgb, preprocess
+from .variant_table import VARIANTS
 from .variants import available_models, create_model
-from .weights import load_state, num_classes_of, read_weights
+from .weight_names import architecture_of, fitting_variants
+from .weights import default_preprocessing, load_state, read_weights_file
+
+PROG = "python -m tinyconvnext.predict"
 
 
 def predict(model, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
@@ -37,51 +49,109 @@ def predict(model, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
     return np.concatenate(out)
 
 
-def load_model(name: str, weights) -> tuple[object, list[str]]:
-    state_dict = read_weights(weights)
-    num_classes = num_classes_of(state_dict)
-    model = create_model(name, num_classes=num_classes)
-    load_state(model, state_dict, source=f"weights file {weights}")
-    model.fuse()  # the fast fused ops (Linear+GELU), the same numbers
-    names = class_names() if num_classes == 1000 else [f"class {i}" for i in range(num_classes)]
-    return model, names
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tinyconvnext.predict", description=__doc__.splitlines()[0]
+def _variant_for(loaded, requested: str | None) -> str:
+    """The variant to build: the one asked for, the one the file records, or the one its weights fit."""
+    if requested or loaded.variant:
+        return requested or loaded.variant
+    fits = [name for name, _ in fitting_variants(loaded.state_dict, VARIANTS)]
+    if len(fits) == 1:
+        return fits[0]
+    if fits:
+        raise cli.UsageError(f"{loaded.description} fits {', '.join(fits)}: choose one with --model")
+    kind = architecture_of(loaded.state_dict)
+    if kind == "ResNet":
+        raise cli.UsageError(f"{loaded.description} holds ResNet weights: name the variant with --model")
+    if not kind.startswith("ConvNeXt"):
+        raise cli.UsageError(f"{loaded.description} holds {kind} weights, not a ConvNeXt's nor a ResNet's")
+    raise cli.UsageError(
+        f"{loaded.description} records no variant and fits none of the ConvNeXt variants: "
+        "name one with --model (see --help)"
     )
+
+
+def _build(loaded, requested: str | None):
+    """The model that the weights were saved from: a training run's own configuration, else the variant."""
+    if loaded.training_config and requested in (None, loaded.training_config.get("model")):
+        from .build import build_model
+        from .config import TrainConfig
+
+        known = {field.name for field in dataclasses.fields(TrainConfig)}
+        config = TrainConfig(**{k: v for k, v in loaded.training_config.items() if k in known})
+        return build_model(config, num_classes=loaded.num_classes)
+    return create_model(_variant_for(loaded, requested), num_classes=loaded.num_classes)
+
+
+def load_model(weights, model_name: str | None = None, ema: bool = False):
+    """(model, class names, preprocessing, description) for a weights file of any kind we read; the model
+    is fused (the same numbers, faster) and in eval mode."""
+    loaded = read_weights_file(weights, ema=ema)
+    model = _build(loaded, model_name)
+    load_state(model, loaded.state_dict, source=loaded.description)
+    if hasattr(model, "fuse"):
+        model.fuse()
+    preprocessing = loaded.preprocessing or default_preprocessing(getattr(model, "variant", None))
+    if loaded.num_classes == 1000:
+        names = class_names()
+    elif loaded.num_classes == 10 and (loaded.training_config or {}).get("dataset") == "cifar10":
+        names = list(CIFAR10_CLASSES)
+    else:
+        names = [f"class {i}" for i in range(loaded.num_classes)]
+    return model.eval(), names, preprocessing, loaded.description
+
+
+def _parser():
+    parser = cli.make_parser(PROG, __doc__)
     parser.add_argument("images", nargs="+", help="image files (any format Pillow reads)")
-    parser.add_argument("--model", default="convnext_tiny", choices=available_models())
-    parser.add_argument("--weights", required=True, help="official .pth checkpoint or our .npz")
-    parser.add_argument("--topk", type=int, default=5)
-    parser.add_argument("--resize", type=int, default=256)
-    parser.add_argument("--crop", type=int, default=224)
+    parser.add_argument(
+        "--weights",
+        required=True,
+        help=".safetensors (ours or timm's), official .pth, our .npz or checkpoint.npz",
+    )
+    parser.add_argument(
+        "--model", choices=available_models(), help="the variant; unset: the one the weights record, or fit"
+    )
+    parser.add_argument("--ema", action="store_true", help="a training checkpoint's EMA weights")
+    parser.add_argument("--topk", type=cli.positive_int, default=5, help="classes shown per image")
+    parser.add_argument("--resize", type=cli.positive_int, help="short side; unset: the weights' own")
+    parser.add_argument("--crop", type=cli.positive_int, help="centre crop side; unset: the weights' own")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=8, help="images per forward pass")
     parser.add_argument(
         "--device", choices=["cpu", "cuda"], default="cpu", help="cuda: run the model with CuPy"
     )
-    args = parser.parse_args(argv)
-    if args.device == "cuda" and not cupy_available():
-        parser.error("--device cuda needs CuPy and an NVIDIA GPU (pip install cupy-cuda12x)")
-    model, names = load_model(args.model, args.weights)
-    model.to(args.device)
-    arrays, paths, failed = [], [], 0
-    for path in args.images:
+    return parser
+
+
+def _read_images(paths, preprocessing):
+    """(arrays, paths read) of the images; each one that cannot be read is named on stderr."""
+    arrays, read = [], []
+    for path in paths:
         try:
-            arrays.append(eval_transform(load_rgb(path), args.resize, args.crop))
-            paths.append(path)
+            arrays.append(preprocess(load_rgb(path), preprocessing))
+            read.append(path)
         except ImageReadError as error:
-            print(f"error: {error}", file=sys.stderr)
-            failed += 1
-    if arrays:
-        probabilities = predict(model, np.stack(arrays))
-        for path, p in zip(paths, probabilities, strict=False):
-            top = np.argsort(-p)[: args.topk]
-            print(path)
-            for rank, k in enumerate(top, 1):
-                print(f"  {rank}. {names[k]} ({k}): {100 * p[k]:.2f}%")
-    return 1 if failed else 0
+            print(f"{PROG}: error: {error}", file=sys.stderr)
+    return arrays, read
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    if args.device == "cuda" and not cupy_available():
+        raise cli.UsageError("--device cuda needs CuPy and an NVIDIA GPU (pip install cupy-cuda12x)")
+    model, names, preprocessing, description = load_model(args.weights, args.model, args.ema)
+    preprocessing = preprocessing.with_sizes(args.crop, args.resize)
+    print(f"weights: {description}\npreprocessing: {preprocessing.describe()}", file=sys.stderr)
+    model.to(args.device)
+    arrays, paths = _read_images(args.images, preprocessing)
+    if not arrays:
+        print(f"{PROG}: error: none of the {len(args.images)} images could be read", file=sys.stderr)
+        return cli.EXIT_USAGE
+    probabilities = predict(model, np.stack(arrays), args.batch_size)
+    for path, p in zip(paths, probabilities, strict=True):
+        print(path)
+        for rank, k in enumerate(np.argsort(-p)[: args.topk], 1):
+            print(f"  {rank}. {names[k]} ({k}): {100 * p[k]:.2f}%")
+    return cli.EXIT_PARTIAL if len(paths) < len(args.images) else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run_command(main, prog=PROG))

@@ -10,9 +10,7 @@ Imagenette validation images (Imagenette's ten classes are ImageNet classes).
 
 import io
 import os
-import re
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,27 +23,29 @@ import autograd as ag
 import tinyconvnext
 from tinyconvnext.imagenet import wnid_to_index
 from tinyconvnext.images import eval_transform, to_rgb
-from tinyconvnext.weights import num_classes_of, read_official_checkpoint
+from tinyconvnext.weights import num_classes_of, read_weights, variants_that_fit
 
 CHECKPOINT = os.environ.get("TINYCONVNEXT_OFFICIAL_CKPT")
 pytestmark = pytest.mark.skipif(
-    not CHECKPOINT, reason="set TINYCONVNEXT_OFFICIAL_CKPT to an official ConvNeXt .pth"
+    not CHECKPOINT,
+    reason="set TINYCONVNEXT_OFFICIAL_CKPT to an official ConvNeXt .pth (or timm's .safetensors)",
 )
 
 
-def _variant():
+def _variant(state):
+    """TINYCONVNEXT_OFFICIAL_MODEL, else the variant whose names and shapes the checkpoint has."""
     if os.environ.get("TINYCONVNEXT_OFFICIAL_MODEL"):
         return os.environ["TINYCONVNEXT_OFFICIAL_MODEL"]
-    match = re.search(r"convnext_(atto|femto|pico|nano|tiny|small|base|large|xlarge)", Path(CHECKPOINT).name)
-    if not match:
-        pytest.fail("cannot tell the variant from the file name: set TINYCONVNEXT_OFFICIAL_MODEL")
-    return f"convnext_{match.group(1)}"
+    fits = [name for name, _ in variants_that_fit(state) if "_ols" not in name]
+    if not fits:
+        pytest.fail(f"{CHECKPOINT} fits no variant with the paper's stem: set TINYCONVNEXT_OFFICIAL_MODEL")
+    return fits[0]
 
 
 @pytest.fixture(scope="module")
 def models():
-    state = read_official_checkpoint(CHECKPOINT)
-    name = _variant()
+    state = read_weights(CHECKPOINT)  # an official .pth, or timm's model.safetensors (renamed)
+    name = _variant(state)
     ours = tinyconvnext.create_model(name, num_classes=num_classes_of(state), weights=CHECKPOINT).eval()
     config = tinyconvnext.VARIANTS[name]
     reference = TorchConvNeXt(num_classes=num_classes_of(state), depths=config["depths"], dims=config["dims"])

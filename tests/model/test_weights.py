@@ -1,6 +1,5 @@
 """Reading official checkpoints and our .npz: prefixes, conversion, and clear errors that load nothing."""
 
-import subprocess
 import sys
 
 import numpy as np
@@ -9,7 +8,17 @@ import torch
 from torch_convnext import TorchConvNeXt, randomize_
 
 import tinyconvnext
-from tinyconvnext.weights import CheckpointError, load_official, load_weights, read_npz, save_npz
+from tinyconvnext import convert
+from tinyconvnext.checkpoint import save_checkpoint
+from tinyconvnext.weights import (
+    CheckpointError,
+    load_official,
+    load_state,
+    load_weights,
+    read_npz,
+    read_weights_file,
+    save_npz,
+)
 
 ATTO = dict(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320))
 
@@ -54,16 +63,11 @@ def test_npz_round_trip_and_create_model_weights(tmp_path, atto_state):
     assert set(read_npz(npz)) == set(atto_state)
 
 
-def test_convert_command(tmp_path, atto_state):
+def test_convert_command(tmp_path, atto_state, capsys):
     pth, npz = tmp_path / "atto.pth", tmp_path / "atto.npz"
     torch.save({"model": atto_state}, pth)
-    result = subprocess.run(
-        [sys.executable, "-m", "tinyconvnext.convert", str(pth), str(npz), "--model", "convnext_atto"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "wrote" in result.stdout
+    assert convert.main([str(pth), str(npz), "--model", "convnext_atto"]) == 0
+    assert "wrote" in capsys.readouterr().out
     model = _our_atto()
     load_weights(model, npz)
     _assert_loaded(model, atto_state)
@@ -87,16 +91,30 @@ def test_wrong_num_classes_says_how_many(tmp_path, atto_state):
     assert "num_classes=10" in message
 
 
-def test_checkpoint_of_another_variant_lists_every_bad_key(tmp_path):
+def test_checkpoint_of_another_variant_names_the_variant_that_fits(tmp_path):
     femto = randomize_(
-        TorchConvNeXt(num_classes=10, depths=(2, 2, 8, 2), dims=(48, 96, 192, 384))
+        TorchConvNeXt(num_classes=10, depths=(2, 2, 6, 2), dims=(48, 96, 192, 384))
     ).state_dict()
     path = tmp_path / "other.pth"
     torch.save({"model": femto}, path)
     model = _our_atto()
     message = _unchanged_after_failure(model, lambda: load_official(model, path))
-    assert "unexpected keys (" in message and "stages.2.7.gamma" in message
-    assert "mis-shaped keys (" in message and "downsample_layers.0.0.weight" in message
+    assert "(the file holds convnext_femto weights with 10 classes)" in message
+    first = "downsample_layers.0.0.weight: checkpoint (48, 3, 4, 4), model (40, 3, 4, 4)"
+    assert f"{len(femto) - 1} mis-shaped keys ({first}" in message  # all but head.bias: 10 classes each
+    assert message.count("checkpoint (") == 5  # the first few, not every key
+
+
+def test_counts_and_first_few_keys_of_each_kind(tmp_path):
+    other = randomize_(
+        TorchConvNeXt(num_classes=10, depths=(2, 2, 8, 2), dims=(40, 80, 160, 320))
+    ).state_dict()
+    path = tmp_path / "deeper.pth"
+    torch.save({"model": other}, path)
+    model = _our_atto()
+    message = _unchanged_after_failure(model, lambda: load_official(model, path))
+    assert "18 unexpected keys (stages.2.6.gamma, stages.2.6.dwconv.weight" in message
+    assert ", and 13 more)" in message and "fits" not in message  # no variant has these depths
 
 
 def test_missing_keys_are_listed(tmp_path, atto_state):
@@ -105,7 +123,37 @@ def test_missing_keys_are_listed(tmp_path, atto_state):
     torch.save(partial, path)
     model = _our_atto()
     message = _unchanged_after_failure(model, lambda: load_official(model, path))
-    assert "missing keys (2): head.weight, head.bias" in message
+    assert "2 missing keys (head.weight, head.bias)" in message
+
+
+def test_a_22k_head_is_named():
+    state = _our_atto().state_dict()
+    state["head.weight"], state["head.bias"] = np.zeros((21841, 320), np.float32), np.zeros(21841, np.float32)
+    model = _our_atto(num_classes=1000)
+    message = _unchanged_after_failure(model, lambda: load_state(model, state, "file x"))
+    assert "head of 21841 classes (an ImageNet-22k head): create the model with num_classes=21841" in message
+
+
+def test_training_checkpoint_gives_its_model_or_ema_weights(tmp_path):
+    model, ema = _our_atto(), _our_atto()
+    config = {"model": "convnext_atto", "dataset": "imagenette", "image_size": 160, "eval_crop_pct": 0.875}
+    path = save_checkpoint(
+        tmp_path / "checkpoint.npz",
+        {"config": config, "model": model.state_dict(), "ema": ema.state_dict(), "epoch": 3},
+    )
+    loaded = read_weights_file(path)
+    assert loaded.description == f"the model weights of training checkpoint {path} (epoch 3)"
+    assert (loaded.preprocessing.resize, loaded.preprocessing.crop, loaded.variant) == (
+        182,
+        160,
+        "convnext_atto",
+    )
+    averaged = read_weights_file(path, ema=True)
+    assert averaged.description.startswith("the EMA weights")
+    np.testing.assert_array_equal(averaged.state_dict["head.weight"], ema.state_dict()["head.weight"])
+    target = _our_atto()
+    load_weights(target, path)  # a run's checkpoint loads as its model's weights
+    np.testing.assert_array_equal(target.state_dict()["head.weight"], model.state_dict()["head.weight"])
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".npz"])
