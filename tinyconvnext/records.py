@@ -5,7 +5,9 @@ A run folder (``--out``) holds ``config.json`` (the run's options, the truth a r
 ``changes``: the options that resumes changed, each with its old and new value and the epoch it took effect
 after), ``metrics.jsonl``/``metrics.csv`` (one record per epoch), ``curves.png`` and ``checkpoint.npz``
 (model, optimizer, EMA, random states, epoch, batch and step: see checkpoint.py), all rewritten atomically
-after every epoch.
+after every epoch; after the last epoch also ``model.safetensors``, the trained model's weights with official
+names and, as metadata, the variant, the classes, the run's preprocessing and configuration (what
+``python -m tinyconvnext.predict`` and other tools need).
 """
 
 from __future__ import annotations
@@ -21,9 +23,16 @@ from .build import build_model
 from .checkpoint import load_checkpoint, save_checkpoint, write_text_atomically
 from .config import INVOCATION_ONLY, RESUME_MAY_CHANGE, RESUME_RULE, TrainConfig, flag
 from .curves import plot_curves, record_epoch, truncate_metrics
-from .weights import num_classes_of
+from .weights import num_classes_of, run_preprocessing, save_safetensors, weights_metadata
 
-RECORD_FILES = ("checkpoint.npz", "config.json", "metrics.jsonl", "metrics.csv")
+RECORD_FILES = ("checkpoint.npz", "config.json", "metrics.jsonl", "metrics.csv", "model.safetensors")
+
+
+def save_final_weights(out: Path, config, model, num_classes: int) -> Path:
+    """``model.safetensors``: the trained weights, written atomically, with their metadata."""
+    settings = dataclasses.asdict(config)
+    metadata = weights_metadata(config.model, num_classes, run_preprocessing(settings), settings)
+    return save_safetensors(model, Path(out) / "model.safetensors", metadata)
 
 
 def write_config(out: Path, config, changes: list | None = None) -> None:

@@ -3,8 +3,8 @@
 A safetensors file is 8 bytes (the header's length, little-endian), a JSON header ({name: {"dtype", "shape",
 "data_offsets"}, "__metadata__": {str: str}}), then the raw bytes of every tensor. The header is checked
 against the file before anything else is read, so that a truncated file, a header that promises more bytes
-than the file has, or tensors of a non-float dtype are refused with one line naming the file and the
-problem; then ``safetensors.numpy`` reads the arrays.
+than the file has, or tensors of a non-float dtype (but BatchNorm's integer batch count) are refused with one
+line naming the file and the problem; then ``safetensors.numpy`` reads the arrays.
 
 Files we write carry official names and, in ``__metadata__``, what is needed to use them: the variant, the
 number of classes and the evaluation preprocessing (``resize``, ``image_size``, ``mean``, ``std``).
@@ -18,9 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from autograd.backend import to_numpy
+
 from .checkpoint import write_atomically
 
 FLOAT_DTYPES = ("F16", "F32", "F64")
+# The one integer tensor a state dict holds: BatchNorm's count of batches seen (PyTorch's int64 buffer).
+INTEGER_BUFFER, INTEGER_DTYPES = ".num_batches_tracked", ("I64", "I32")
 
 
 class SafetensorsError(ValueError):
@@ -57,10 +61,12 @@ def _check_tensors(path: Path, header: dict, data_size: int) -> None:
             continue
         if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= set(entry):
             raise SafetensorsError(f"cannot read {path}: corrupt header entry {name!r}")
-        if entry["dtype"] not in FLOAT_DTYPES:
+        integer_buffer = name.endswith(INTEGER_BUFFER) and entry["dtype"] in INTEGER_DTYPES
+        if entry["dtype"] not in FLOAT_DTYPES and not integer_buffer:
             raise SafetensorsError(
                 f"{path}: tensor {name!r} has dtype {entry['dtype']}; weights must be one of "
-                f"{', '.join(FLOAT_DTYPES)} (BF16 too needs converting to F32 first)"
+                f"{', '.join(FLOAT_DTYPES)} (BF16 too needs converting to F32 first; only BatchNorm's "
+                f"{INTEGER_BUFFER[1:]} may be an integer)"
             )
         end = entry["data_offsets"][1]
         if end > data_size:
@@ -95,7 +101,9 @@ def save_safetensors(state_dict, path, metadata: dict | None = None) -> Path:
     ``safetensors.torch.load_file`` reads it too)."""
     from safetensors.numpy import save
 
-    arrays = {name: np.ascontiguousarray(np.asarray(value)) for name, value in state_dict.items()}
+    # host arrays (a model trained with CuPy too); np.array, not np.ascontiguousarray, which makes a 0-d
+    # value (a BatchNorm's count) 1-d
+    arrays = {name: np.array(to_numpy(value), order="C") for name, value in state_dict.items()}
     text = {"format": "pt"}
     for key, value in (metadata or {}).items():
         text[str(key)] = value if isinstance(value, str) else json.dumps(value)

@@ -218,6 +218,8 @@ def write_records(run: Run, record: dict, finished: bool) -> None:
         if finished:
             position["epoch"], position["batch"] = record["epoch"], 0
         run.save()
+        if finished and record["epoch"] == run.config.epochs:  # the run's last epoch: its trained model
+            records.save_final_weights(run.out, run.config, run.model, run.num_classes)
     print(json.dumps(record), flush=True)
 
 
