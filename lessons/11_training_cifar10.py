@@ -26,14 +26,13 @@ Figures (in --out, default lessons/output/11/):
 
 import inspect
 import json
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from common import lesson_setup, plt, save_figure, section
+from common import find_cifar10, lesson_setup, plt, save_figure, section
 
 args = lesson_setup(
     "11", "training ConvNeXt on CIFAR-10"
@@ -43,11 +42,9 @@ import autograd as ag  # noqa: E402
 from autograd import optim  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
 from tinyconvnext import create_model  # noqa: E402
-from tinyconvnext.data import DataNotFoundError, load_cifar10  # noqa: E402
 from tinyconvnext.engine import forward_backward, train_one_epoch  # noqa: E402
 from tinyconvnext.train import ImageDataset, TrainConfig, train  # noqa: E402
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 lesson_start = time.perf_counter()
 
 
@@ -212,21 +209,8 @@ for function in (forward_backward, train_one_epoch):
 # --------------------------------------------------------------------------------------------------
 section("7. The data")
 # --------------------------------------------------------------------------------------------------
-candidates = [os.environ.get("TINYCONVNEXT_DATA"), REPOSITORY.parent / "shared" / "data"]
-data_dir = next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
-try:
-    cifar = load_cifar10(data_dir, download=False, progress=False)
-except DataNotFoundError:
-    looked = (
-        f"{data_dir} and the download cache"
-        if data_dir
-        else "the download cache (no $TINYCONVNEXT_DATA, no ../shared/data)"
-    )
-    print(f"CIFAR-10 not found in {looked}: this lesson stops here, before training.")
-    print(
-        "To train: put cifar-10-binary.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html) in a folder, set "
-        "TINYCONVNEXT_DATA to it and run the lesson again."
-    )
+cifar, data_dir = find_cifar10("stops here, before training")
+if cifar is None:
     sys.exit(0)
 print(
     f"CIFAR-10 from {cifar.source}: {len(cifar.train_labels):,d} training and "

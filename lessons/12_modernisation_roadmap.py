@@ -29,14 +29,13 @@ It also writes roadmap.json (every step's config, costs and results) there.
 
 import dataclasses
 import json
-import os
 import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from common import lesson_setup, plt, save_figure, section
+from common import find_cifar10, lesson_setup, plt, save_figure, section
 
 from tinyconvnext.cli import non_negative_int, positive_int
 
@@ -57,7 +56,6 @@ args = lesson_setup("12", "the modernisation roadmap at small scale", roadmap_op
 import autograd as ag  # noqa: E402
 from autograd import optim  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
-from tinyconvnext.data import DataNotFoundError, load_cifar10  # noqa: E402
 from tinyconvnext.flops import traced_macs  # noqa: E402
 from tinyconvnext.roadmap import RoadmapNet, roadmap_steps  # noqa: E402
 from tinyconvnext.train import ImageDataset, TrainConfig, evaluate, make_loaders  # noqa: E402
@@ -130,18 +128,9 @@ save_figure(fig, "roadmap_costs.png", dpi=100)
 # --------------------------------------------------------------------------------------------------
 section("3. The data")
 # --------------------------------------------------------------------------------------------------
-candidates = [os.environ.get("TINYCONVNEXT_DATA"), REPOSITORY.parent / "shared" / "data"]
-data_dir = next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
 (args.out / "roadmap.json").write_text(json.dumps({"steps": costs}, indent=1))
-try:
-    cifar = load_cifar10(data_dir, download=False, progress=False)
-except DataNotFoundError:
-    looked = (
-        f"{data_dir} and the download cache"
-        if data_dir
-        else "the download cache (no $TINYCONVNEXT_DATA, no ../shared/data)"
-    )
-    print(f"CIFAR-10 not found in {looked}: this lesson stops here, before training.")
+cifar, data_dir = find_cifar10("stops here, before training")
+if cifar is None:
     sys.exit(0)
 dataset = ImageDataset(
     cifar.train_images, cifar.train_labels, cifar.test_images, cifar.test_labels, list(cifar.classes)

@@ -20,7 +20,6 @@ Figure (in --out, default lessons/output/13/):
     step_profile.png   milliseconds per op in one training step (forward + backward), CPU (and GPU)
 """
 
-import os
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import lesson_setup, plt, save_figure, section
+from common import find_cifar10, lesson_setup, plt, save_figure, section
 
 args = lesson_setup("13", "the GPU, and all the CPU's cores")  # before the engine: a bad option exits at once
 
@@ -39,7 +38,6 @@ from autograd.kernels.cuda import gelu as cuda_gelu  # noqa: E402
 from autograd.nn import functional as F  # noqa: E402
 from tinyconvnext import create_model  # noqa: E402
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 lesson_start = time.perf_counter()
 
 
@@ -239,18 +237,13 @@ if not gpu:
 
 def short_run_on_each_backend():
     """Train one short epoch with each backend on CIFAR-10 (when it is found) and print the speed."""
-    from tinyconvnext.data import DataNotFoundError, load_cifar10  # the training stack, only with a GPU
     from tinyconvnext.train import ImageDataset, TrainConfig, train
 
     # The training program is the same for both backends: --backend picks where the model, the batches
     # and the optimizer state live. The data pipeline (decoding, cropping, flipping) stays on the CPU in a
     # background thread; on the GPU it can become the bottleneck, which images/s below shows.
-    candidates = [os.environ.get("TINYCONVNEXT_DATA"), REPOSITORY.parent / "shared" / "data"]
-    data_dir = next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
-    try:
-        cifar = load_cifar10(data_dir, download=False, progress=False)
-    except DataNotFoundError:
-        print("CIFAR-10 not found: skipping the training comparison.")
+    cifar, data_dir = find_cifar10("skips the training comparison")
+    if cifar is None:
         return
     dataset = ImageDataset(
         cifar.train_images, cifar.train_labels, cifar.test_images, cifar.test_labels, list(cifar.classes)

@@ -26,14 +26,13 @@ Figures (in --out, default lessons/output/14/):
 """
 
 import argparse
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from common import lesson_setup, plt, save_figure, section
+from common import find_cifar10, lesson_setup, plt, save_figure, section
 
 
 def saved_run(text):
@@ -60,7 +59,6 @@ def run_option(parser):
 args = lesson_setup("14", "what the network learned", run_option)
 
 import autograd as ag  # noqa: E402
-from tinyconvnext.data import DataNotFoundError, load_cifar10  # noqa: E402
 from tinyconvnext.train import (  # noqa: E402
     ImageDataset,
     TrainConfig,
@@ -70,20 +68,14 @@ from tinyconvnext.train import (  # noqa: E402
     train,
 )
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 lesson_start = time.perf_counter()
 
 
 # --------------------------------------------------------------------------------------------------
 section("1. A trained model, and the same model untrained")
 # --------------------------------------------------------------------------------------------------
-candidates = [os.environ.get("TINYCONVNEXT_DATA"), REPOSITORY.parent / "shared" / "data"]
-data_dir = next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
-try:
-    cifar = load_cifar10(data_dir, download=False, progress=False)
-except DataNotFoundError:
-    print("CIFAR-10 not found: this lesson averages over real images, so it stops here.")
-    print("Put cifar-10-binary.tar.gz in a folder, set TINYCONVNEXT_DATA to it and run the lesson again.")
+cifar, data_dir = find_cifar10("averages over real images, so it stops here")
+if cifar is None:
     sys.exit(0)
 dataset = ImageDataset(
     cifar.train_images, cifar.train_labels, cifar.test_images, cifar.test_labels, list(cifar.classes)

@@ -22,7 +22,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from tinyconvnext.cli import make_parser  # noqa: E402
 
-__all__ = ["lesson_setup", "plt", "save_figure", "section"]
+__all__ = ["find_cifar10", "lesson_setup", "plt", "save_figure", "section"]
+
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 _out: Path | None = None
 
@@ -63,3 +65,27 @@ def save_figure(fig, name: str, dpi: int = 120, tight: bool = True) -> Path:
     plt.close(fig)
     print(f"wrote {path}")
     return path
+
+
+def find_cifar10(stops: str):
+    """(CIFAR-10, the folder it was found in) where the lessons look: ``$TINYCONVNEXT_DATA``, else
+    ``../shared/data`` beside the repository, else the download cache; they never download. When it is not
+    there: (None, the folder looked in), after one line saying where it looked and that the lesson ``stops``
+    (e.g. "here, before training")."""
+    import os
+
+    from tinyconvnext.data import DataNotFoundError, load_cifar10
+
+    candidates = [os.environ.get("TINYCONVNEXT_DATA"), REPOSITORY.parent / "shared" / "data"]
+    data_dir = next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
+    try:
+        return load_cifar10(data_dir, download=False, progress=False), data_dir
+    except DataNotFoundError:
+        looked = (
+            f"{data_dir} and the download cache"
+            if data_dir
+            else "the download cache (no $TINYCONVNEXT_DATA, no ../shared/data)"
+        )
+        print(f"CIFAR-10 not found in {looked}: this lesson {stops}.")
+        print("Put cifar-10-binary.tar.gz in a folder, set TINYCONVNEXT_DATA to it and run the lesson again.")
+        return None, data_dir
