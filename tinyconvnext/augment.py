@@ -1,7 +1,8 @@
 """Data augmentation on uint8 images, and mixing of whole batches (the paper's recipe, Section 2.1).
 
 Per image or per batch, every function takes a NumPy ``Generator``, so a run is reproducible from its seed.
-* CIFAR: ``random_crop_flip`` (4-pixel zero padding, random 32x32 crop, or a smaller one, horizontal flip).
+* CIFAR: ``random_crop_flip`` (4-pixel zero padding, random 32x32 crop, or a smaller one, horizontal flip:
+  a fresh coin per image, or airbench's ``alternating_flips``).
 * ImageNet style: ``random_resized_crop`` (a random area 8-100% and aspect 3/4-4/3, resized) and
   ``resize_center_crop`` for evaluation.
 * ``resize_images``: a whole batch to a smaller side (progressive resizing of CIFAR images, pipeline.py).
@@ -32,10 +33,16 @@ def to_float_nchw(images_uint8: np.ndarray, mean: np.ndarray, std: np.ndarray) -
 
 
 def random_crop_flip(
-    images: np.ndarray, rng: np.random.Generator, padding: int = 4, flip: bool = True, size: int | None = None
+    images: np.ndarray,
+    rng: np.random.Generator,
+    padding: int = 4,
+    flip: bool = True,
+    size: int | None = None,
+    mirrored: np.ndarray | None = None,
 ) -> np.ndarray:
     """A random size x size crop of each zero-padded image (torchvision's RandomCrop(size, padding=4); size
-    defaults to the images' side), then a coin-flip horizontal mirror. images: (B, H, W, C) uint8. A crop
+    defaults to the images' side), then a coin-flip horizontal mirror, or the mirror of exactly the images
+    that ``mirrored`` (B booleans, e.g. ``alternating_flips``) marks. images: (B, H, W, C) uint8. A crop
     smaller than the image keeps the objects' scale (Krizhevsky et al. 2012 trained on 24x24 crops of
     CIFAR)."""
     b, height, width, _ = images.shape
@@ -50,10 +57,26 @@ def random_crop_flip(
     left = rng.integers(0, width + 2 * padding - w + 1, size=b)
     rows = top[:, None] + np.arange(h)  # (B, H)
     cols = left[:, None] + np.arange(w)  # (B, W)
-    if flip:
+    if mirrored is None and flip:
         mirrored = rng.random(b) < 0.5
+    if mirrored is not None:
         cols[mirrored] = cols[mirrored, ::-1]
     return padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def first_epoch_flips(num_images: int, seed: int) -> np.ndarray:
+    """One coin per image of the training set, drawn once from the run's seed: which images
+    ``alternating_flips`` mirrors in the even epochs (0, 2, ...)."""
+    # (seed, 0, 0, 2): a stream no other draw of a run uses (its batches draw from (seed, epoch, batch, 1))
+    return np.random.default_rng([seed, 0, 0, 2]).random(num_images) < 0.5
+
+
+def alternating_flips(first_flips: np.ndarray, indices: np.ndarray, epoch: int) -> np.ndarray:
+    """Which of the images ``indices`` to mirror in ``epoch`` (counted from 0) under alternating flips
+    (Jordan 2024, airbench): the first epoch's coin, inverted in every odd epoch. Every image is seen once
+    mirrored and once not in every two consecutive epochs, where fresh coins show half of them the same
+    way both times. It depends on the seed and the epoch only, so a resume repeats it."""
+    return first_flips[indices] ^ bool(epoch % 2)
 
 
 def random_resized_crop(

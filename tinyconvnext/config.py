@@ -51,12 +51,14 @@ class TrainConfig:
     stem_type: str = "patch"
     norm_layer: str = "layer"
     stem_norm_layer: str | None = None
+    stem_init: str = "default"
     image_size: int = 32
     eval_image_size: int = 0
     eval_crop_pct: float = 0.875
     progressive_size: int = 0
     progressive_epochs: float = 0.0
     progressive_mode: str = "resize"
+    flip: str = "random"
     seed: int = 0
     data: str | None = None
     out: str = "runs/cifar10"
@@ -74,6 +76,8 @@ class TrainConfig:
 
 
 PROGRESSIVE_MODES = ("resize", "crop")
+FLIP_MODES = ("random", "alternate")
+STEM_INITS = ("default", "whiten")
 OPTIMIZERS = ("adamw", "sgd")
 # What a resume may change (recorded in config.json's "changes"); the options of one invocation, which a
 # resume takes from its own command line; everything else comes from the run's record (config.json).
@@ -119,6 +123,9 @@ HELP = {
     "deep",
     "norm_layer": "layer (the paper's LayerNorm) or batch (BatchNorm: the roadmap's 'BN -> LN' undone)",
     "stem_norm_layer": "the stem's norm (default: --norm-layer's)",
+    "stem_init": "the patchify stem's filters: default (random), or whiten (airbench, Jordan 2024: the "
+    "first channels whiten the image patches, each eigenvector of the training patches' covariance over the "
+    "square root of its eigenvalue, with its negative)",
     "image_size": "side of the training images in pixels",
     "eval_image_size": "side of the test images in pixels (FixRes, Touvron et al. 2019); 0 = --image-size",
     "eval_crop_pct": "the test centre crop's share of the resized short side, for larger images (timm's "
@@ -128,6 +135,9 @@ HELP = {
     "progressive_epochs": "the epoch by which progressive resizing reaches --image-size",
     "progressive_mode": "how CIFAR-like images get smaller: resize (each augmented crop scaled down whole) "
     "or crop (a random crop of the smaller side at full scale: objects keep their test-time size)",
+    "flip": "horizontal flips of the training images: random (a coin per image and epoch), or alternate "
+    "(airbench, Jordan 2024: a coin per image in the first epoch, the opposite in every next one, so every "
+    "two epochs show each image both ways)",
     "seed": "random seed of the weights, the data order and the augmentations",
     "data": "folder holding the data set archives (default: $TINYCONVNEXT_DATA, else the cache, else a "
     "download)",
@@ -226,10 +236,10 @@ METAVARS = {
 }
 # The --help groups, by field; a field named in none of them falls in "run".
 OPTION_GROUPS = {
-    "model": "model depths dims patch_size kernel_size stem_type norm_layer stem_norm_layer layer_scale "
-    "drop_path",
+    "model": "model depths dims patch_size kernel_size stem_type norm_layer stem_norm_layer stem_init "
+    "layer_scale drop_path",
     "data": "dataset data image_size eval_image_size eval_crop_pct progressive_size progressive_epochs "
-    "progressive_mode crop_scale rand_augment random_erasing mixup cutmix subset eval_subset",
+    "progressive_mode flip crop_scale rand_augment random_erasing mixup cutmix subset eval_subset",
     "optimisation": "epochs batch_size optimizer lr min_lr weight_decay momentum nesterov warmup_epochs "
     "label_smoothing grad_clip ema_decay ema_eval_every precise_bn_batches",
 }
@@ -240,6 +250,8 @@ CHOICES = {
     "norm_layer": NORM_LAYERS,
     "stem_norm_layer": NORM_LAYERS,
     "progressive_mode": PROGRESSIVE_MODES,
+    "flip": FLIP_MODES,
+    "stem_init": STEM_INITS,
     "optimizer": OPTIMIZERS,
 }
 
@@ -332,6 +344,11 @@ def check_values(config: TrainConfig) -> None:
             check(str(value))
         except argparse.ArgumentTypeError as error:
             raise cli.UsageError(f"{flag(field)}: {error}") from None
+    for field, choices in (("flip", FLIP_MODES), ("stem_init", STEM_INITS)):
+        if getattr(config, field) not in choices:
+            raise cli.UsageError(
+                f"{flag(field)}: expected one of {', '.join(choices)}, got {getattr(config, field)!r}"
+            )
     if config.min_lr > config.lr:
         raise cli.UsageError(
             f"--min-lr {config.min_lr} is above --lr {config.lr}: the cosine decay goes down from --lr "

@@ -23,13 +23,26 @@ class BatchLoader:
             options are those given to ``epoch`` (e.g. the epoch's image size).
         batch_size, shuffle, drop_last: as PyTorch's DataLoader.
         seed: the run's seed. prefetch: batches prepared ahead (0: no background thread).
+        pass_epoch: also give ``make_batch`` the batch's ``epoch=``, for augmentations that follow the
+            epoch (alternating flips).
     """
 
-    def __init__(self, num_items, make_batch, batch_size, shuffle=True, drop_last=False, seed=0, prefetch=2):
+    def __init__(
+        self,
+        num_items,
+        make_batch,
+        batch_size,
+        shuffle=True,
+        drop_last=False,
+        seed=0,
+        prefetch=2,
+        pass_epoch=False,
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.num_items, self.make_batch, self.batch_size = num_items, make_batch, batch_size
         self.shuffle, self.drop_last, self.seed, self.prefetch = shuffle, drop_last, seed, prefetch
+        self.pass_epoch = pass_epoch
 
     def __len__(self) -> int:
         full, rest = divmod(self.num_items, self.batch_size)
@@ -44,6 +57,8 @@ class BatchLoader:
         return [order[i * self.batch_size : (i + 1) * self.batch_size] for i in range(len(self))]
 
     def _build(self, epoch, i, indices, options):
+        if self.pass_epoch:
+            options = {**options, "epoch": epoch}
         return self.make_batch(indices, np.random.default_rng([self.seed, epoch, i, 1]), **options)
 
     def epoch(self, epoch: int, start_batch: int = 0, **options):

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import augment
 from .build import build_model
-from .config import PROGRESSIVE_MODES
+from .config import FLIP_MODES, PROGRESSIVE_MODES
 from .images import IMAGENET_MEAN, IMAGENET_STD
 from .loader import BatchLoader
 
@@ -155,6 +155,8 @@ def _check_pipeline(config) -> None:
             f"--eval-crop-pct must be in (0, 1] (the centre crop's share of the resized short side), "
             f"got {config.eval_crop_pct}"
         )
+    if config.flip not in FLIP_MODES:
+        raise ValueError(f"--flip must be one of {', '.join(FLIP_MODES)}, got {config.flip!r}")
     if config.progressive_mode not in PROGRESSIVE_MODES:
         raise ValueError(
             f"--progressive-mode must be one of {', '.join(PROGRESSIVE_MODES)}, "
@@ -167,25 +169,34 @@ def _is_small(images, size: int) -> bool:
     return isinstance(images, np.ndarray) and images.shape[1:3] == (size, size)
 
 
-def _crops(config, images, indices, rng, side):
-    """The training crops of the chosen images, at ``side`` px, as a (B, side, side, 3) uint8 array."""
+def _crops(config, images, indices, rng, side, mirrored=None):
+    """The training crops of the chosen images, at ``side`` px, as a (B, side, side, 3) uint8 array, each
+    mirrored on a coin flip, or exactly those that ``mirrored`` marks (alternating flips)."""
     if _is_small(images, config.image_size):
         if config.progressive_mode == "crop":
-            return augment.random_crop_flip(images[indices], rng, size=side)
-        return augment.resize_images(augment.random_crop_flip(images[indices], rng), side)
-    scale = (config.crop_scale, 1.0)
-    return np.stack([augment.random_resized_crop(images[int(i)], side, rng, scale=scale) for i in indices])
+            return augment.random_crop_flip(images[indices], rng, size=side, mirrored=mirrored)
+        return augment.resize_images(augment.random_crop_flip(images[indices], rng, mirrored=mirrored), side)
+    scale, coin = (config.crop_scale, 1.0), mirrored is None
+    crops = np.stack(
+        [augment.random_resized_crop(images[int(i)], side, rng, scale=scale, flip=coin) for i in indices]
+    )
+    if mirrored is not None:
+        crops[mirrored] = crops[mirrored, :, ::-1]
+    return crops
 
 
 def make_batch_functions(config, train_x, train_y, test_x, test_y, num_classes, mean, std):
     """The per-batch pipelines: (indices, rng) -> (inputs, targets) for training and for evaluation.
-    ``train_batch`` takes the epoch's image side as ``side`` (progressive resizing; default image_size);
-    evaluation is always at ``eval_size(config)``."""
+    ``train_batch`` takes the epoch's image side as ``side`` (progressive resizing; default image_size)
+    and the ``epoch`` (counted from 0), which alternating flips follow; evaluation is always at
+    ``eval_size(config)``."""
     size, test_size = config.image_size, eval_size(config)
     _check_pipeline(config)
+    first_flips = augment.first_epoch_flips(len(train_y), config.seed) if config.flip == "alternate" else None
 
-    def train_batch(indices, rng, side=size):
-        images = _crops(config, train_x, indices, rng, side)
+    def train_batch(indices, rng, side=size, epoch=0):
+        mirrored = None if first_flips is None else augment.alternating_flips(first_flips, indices, epoch)
+        images = _crops(config, train_x, indices, rng, side, mirrored)
         if config.rand_augment:
             images = np.stack([augment.rand_augment(im, rng, magnitude=config.rand_augment) for im in images])
         x = augment.to_float_nchw(images, mean, std)
@@ -224,9 +235,36 @@ def make_loaders(config, dataset: ImageDataset | None = None):
         config, train_x, train_y, test_x, test_y, num_classes, mean, std
     )
     train_loader = BatchLoader(
-        len(train_y), train_batch, config.batch_size, shuffle=True, drop_last=True, seed=config.seed
+        len(train_y),
+        train_batch,
+        config.batch_size,
+        shuffle=True,
+        drop_last=True,
+        seed=config.seed,
+        pass_epoch=True,
     )
     test_loader = BatchLoader(
         len(test_y), eval_batch, config.eval_batch_size, shuffle=False, seed=config.seed
     )
     return train_loader, test_loader, num_classes
+
+
+def whitening_sample(config, dataset: ImageDataset) -> np.ndarray:
+    """The training images that ``--stem-init whiten`` computes its filters from (whitening.py), drawn at
+    random from the seed (within the --subset, if any) and normalised as the batches are, as an (N, 3, H, W)
+    float32 array: up to 5,000 of a CIFAR-like set at their own side; up to 500 of an ImageNet-style one
+    (decoded one by one), resized and centre-cropped to --image-size, already hundreds of patches each."""
+    images, labels = dataset.train_images, np.asarray(dataset.train_labels)
+    if config.subset:
+        images, labels = _subset(images, labels, config.subset, config.seed)
+    small = _is_small(images, config.image_size)
+    count = min(len(labels), 5000 if small else 500)
+    # (seed, 0, 0, 3): a stream no other draw of a run uses (its batches draw from (seed, epoch, batch, 1))
+    chosen = np.sort(np.random.default_rng([config.seed, 0, 0, 3]).permutation(len(labels))[:count])
+    if small:
+        picked = images[chosen]
+    else:
+        size, crop = config.image_size, config.eval_crop_pct
+        picked = np.stack([augment.resize_center_crop(images[int(i)], size, crop) for i in chosen])
+    mean, std = normalization(config)
+    return augment.to_float_nchw(picked, mean, std)

@@ -55,12 +55,15 @@ from .pipeline import (
     ImageDataset,
     eval_size,
     fit_progressive_size,
+    load_dataset,
     make_loaders,
     normalization,
     progressive_stride,
     train_image_size,
+    whitening_sample,
 )
 from .records import load_trained_model
+from .whitening import whiten_stem
 
 # What lessons, tests and scripts import from here, some of it defined in the modules above.
 __all__ = [
@@ -140,14 +143,18 @@ def set_up(config: TrainConfig, device: str, dataset: ImageDataset | None) -> Ru
     out = Path(config.out)
     recorded = records.check_run_folder(out, config.resume)  # a resume's recorded config and changes
     changes = records.resume_changes(recorded, config, out) if recorded else []
-    train_loader, test_loader, num_classes = make_loaders(config, dataset)
+    data = dataset if dataset is not None else load_dataset(config)
+    train_loader, test_loader, num_classes = make_loaders(config, data)
     if len(train_loader) == 0:
         raise cli.UsageError(
             f"--batch-size {config.batch_size} is larger than the training set "
             f"({train_loader.num_items} images)"
         )
     ag.manual_seed(config.seed)
-    model = build_fused_model(config, num_classes, config.drop_path).to(device)
+    model = build_fused_model(config, num_classes, config.drop_path)
+    if config.stem_init == "whiten":  # once, before training (a resume then loads the trained weights)
+        whiten_stem(model, whitening_sample(config, data))
+    model = model.to(device)
     if config.precise_bn_batches and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
         raise cli.UsageError(
             f"--precise-bn-batches recomputes BatchNorm statistics, but {config.model} with "
