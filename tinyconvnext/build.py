@@ -12,12 +12,14 @@ import os
 from autograd import optim
 from autograd.backend import cupy_available
 
+from . import cli
 from .config import OPTIMIZERS
 from .variants import RESNET_VARIANTS, create_model
 
 
-class BackendUnavailable(RuntimeError):
-    pass
+class BackendUnavailable(cli.UsageError):
+    """A backend asked for that this machine cannot run (CuPy missing, or no GPU): the user's choice to
+    change, so a command answers it with one line and exit status 2."""
 
 
 def device_for(backend: str) -> str:

@@ -61,14 +61,28 @@ def save_checkpoint(path, state: dict) -> Path:
     return write_npz_atomically(path, arrays)
 
 
+def _mode_for(path: Path) -> int:
+    """The permissions ``path`` gets: those of the file it replaces, else those of a plain ``open(path,
+    "w")`` (0o666 less the process's umask, which can only be read by setting it)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_atomically(path, write) -> Path:
     """``write(file)`` into a temporary file in ``path``'s folder, flushed to disk, then renamed over
     ``path``: a reader sees the old file or the new one, never half of one, and a failure (a full disk, an
-    exception in ``write``) leaves the old file as it was."""
+    exception in ``write``) leaves the old file as it was. The file gets the permissions of the one it
+    replaces, or of a file written with ``open``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _mode_for(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, mode)  # mkstemp's file is private (0o600); the file it becomes need not be
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -100,8 +114,10 @@ def load_checkpoint(path) -> dict:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
         skeleton = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
-    except (ValueError, OSError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as error:
+        if not isinstance(skeleton, dict):
+            raise ValueError(f"its {META_KEY} is not a JSON object")
+        return unflatten(skeleton, arrays)  # a KeyError: an array that __meta__ names is missing
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile, EOFError) as error:
         raise ValueError(
             f"cannot read checkpoint {path}: truncated or corrupt ({type(error).__name__}: {error})"
         ) from None
-    return unflatten(skeleton, arrays)

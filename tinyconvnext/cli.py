@@ -34,8 +34,16 @@ class UsageError(ValueError):
     """Bad input from the user: the message names the value that came and what would be accepted."""
 
 
-# Errors that a user's input causes: a bad value, a missing or unreadable file, a file of the wrong kind.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)
+# Errors that a user's input causes: a bad value, a missing, unreadable or unwritable file, a file of the
+# wrong kind.
+USER_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

@@ -14,11 +14,11 @@ repeats on other seeds; ``python -m tinyconvnext.paired`` compares two sets of f
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from .cli import UsageError, make_parser, run_command
+from .curves import read_metrics_file
 
 PERCENT_KEYS = ("train_acc", "test_acc", "test_acc_ema", "test_acc_tta")
 
@@ -34,23 +34,7 @@ def load_run(spec) -> list[dict]:
             raise FileNotFoundError(
                 f"{spec} holds no metrics.jsonl: expected a run folder of python -m tinyconvnext.train"
             )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"{path}: cannot be read as a metrics.jsonl text file ({error})") from None
-    rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise UsageError(f"{path}, line {number}: not a JSON record ({error.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
-            raise UsageError(
-                f"{path}, line {number}: expected a JSON object with an integer 'epoch', got {line[:80]!r}"
-            )
-        rows.append(row)
+    rows = read_metrics_file(path)
     if not rows:
         raise UsageError(f"{path} holds no epochs: expected one JSON record per line")
     return sorted(rows, key=lambda row: row["epoch"])

@@ -335,6 +335,13 @@ def config_from_args(defaults: TrainConfig, argv, prog, doc: str | None = None) 
     return parse_command_line(defaults, argv, prog, doc)[0]
 
 
+def config_from_record(record: dict) -> TrainConfig:
+    """The TrainConfig of a recorded configuration (config.json, a checkpoint's, a weights file's metadata),
+    its unknown keys (``changes``, options of other versions) left out and its missing ones the defaults."""
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{key: value for key, value in record.items() if key in known})
+
+
 def check_values(config: TrainConfig) -> None:
     """Refuse, with ``cli.UsageError`` naming the flags, a value out of its range (as ``TYPES`` checks it
     on the command line, for a TrainConfig built in code) or options that cannot go together."""
@@ -349,6 +356,11 @@ def check_values(config: TrainConfig) -> None:
             raise cli.UsageError(
                 f"{flag(field)}: expected one of {', '.join(choices)}, got {getattr(config, field)!r}"
             )
+    if config.depths and config.dims and len(config.depths.split(",")) != len(config.dims.split(",")):
+        raise cli.UsageError(
+            f"--depths {config.depths} and --dims {config.dims} name different numbers of stages: "
+            "expected one width per stage"
+        )
     if config.min_lr > config.lr:
         raise cli.UsageError(
             f"--min-lr {config.min_lr} is above --lr {config.lr}: the cosine decay goes down from --lr "

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import cli
 from .variant_table import VARIANTS
-from .variants import available_models, create_model
+from .variants import available_models, check_recorded_variant, create_model
 from .weight_names import fitting_variants
 from .weights import (
     default_preprocessing,
@@ -60,6 +60,7 @@ def _variant(loaded, requested):
         load_state(model, loaded.state_dict, source=loaded.description)
         return requested
     if loaded.variant:
+        check_recorded_variant(loaded.variant, loaded.description)
         return loaded.variant
     fits = [name for name, _ in fitting_variants(loaded.state_dict, VARIANTS)]
     if len(fits) > 1:
@@ -72,6 +73,11 @@ def main(argv=None) -> int:
     target = Path(args.target)
     if target.suffix.lower() not in OUTPUT_SUFFIXES:
         raise cli.UsageError(f"target {target}: expected a name ending in {' or '.join(OUTPUT_SUFFIXES)}")
+    if target.suffix.lower() == ".npz" and (args.image_size or args.resize):
+        raise cli.UsageError(
+            f"--image-size/--resize: target {target} is an .npz, which records no preprocessing: "
+            "leave them out, or write a .safetensors"
+        )
     if target.exists() and target.resolve() == Path(args.source).resolve():
         raise cli.UsageError(f"target {target} is the source: write the converted weights to another file")
     loaded = read_weights_file(args.source, ema=args.ema)

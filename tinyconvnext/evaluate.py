@@ -21,6 +21,9 @@ train-test resolution discrepancy"); ``--image-size`` and ``--crop-pct`` measure
 ``--precise-bn-batches N`` first recomputes the BatchNorm statistics of the final weights over N training
 batches (``autograd.nn.precise_bn``; training's option of the same name does it at the end of a run), in
 memory only: the checkpoint is not changed.
+
+The weights run on the run's backend, or the one ``--backend`` names; a CuPy run is evaluated with NumPy,
+said in a note, on a machine where CuPy cannot run.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
+from autograd import nn
+from autograd.backend import cupy_available
+
 from . import cli
 from .after_epoch import precise_batchnorm
 from .augment import tta_views
@@ -43,6 +49,7 @@ from .engine import evaluate
 from .pipeline import eval_size, make_loaders, progressive_stride, train_image_size
 from .records import load_trained_model
 
+PROG = "python -m tinyconvnext.evaluate"
 __all__ = ["evaluate", "evaluate_run", "main", "tta_views"]  # evaluate, tta_views: engine.py, augment.py
 
 
@@ -58,6 +65,7 @@ def evaluate_run(
     dataset=None,
     save=None,
     precise_bn_batches: int = 0,
+    backend: str | None = None,
 ) -> dict:
     """Evaluate a training run's weights on its data set's whole test set: a record with ``test_loss`` and
     ``test_acc``, and with ``flip`` or ``shift`` also ``test_loss_tta`` and ``test_acc_tta``.
@@ -66,7 +74,8 @@ def evaluate_run(
     ``dataset`` (a ``tinyconvnext.pipeline.ImageDataset``) replaces loading one. ``save``: a ``.npz`` path
     that receives ``labels``, ``logits`` and, with TTA, ``logits_tta`` (one row per test image, in the test
     set's order), written atomically; ``tinyconvnext.paired`` compares two such files image by image.
-    ``precise_bn_batches``: first recompute the BatchNorm statistics over that many training batches."""
+    ``precise_bn_batches``: first recompute the BatchNorm statistics over that many training batches.
+    ``backend``: numpy or cupy (None: the run's, ``run_backend``)."""
     model, config = load_trained_model(run, ema=ema)
     model.fuse()  # the fast fused ops, as training evaluates with them
     config = dataclasses.replace(
@@ -76,6 +85,7 @@ def evaluate_run(
         eval_subset=0,
         eval_image_size=image_size or eval_size(config),
         eval_crop_pct=crop_pct or config.eval_crop_pct,
+        backend=backend or run_backend(config.backend),
     )
     device = device_for(config.backend)
     model.to(device)
@@ -102,6 +112,17 @@ def evaluate_run(
     return record
 
 
+def run_backend(recorded: str) -> str:
+    """The backend a run was trained with, or numpy (said on stderr) where CuPy cannot run here."""
+    if recorded == "cupy" and not cupy_available():
+        print(
+            f"{PROG}: note: the run was trained with CuPy, which cannot run here: using numpy",
+            file=sys.stderr,
+        )
+        return "numpy"
+    return recorded
+
+
 def recorded_data_path(run, config) -> str | None:
     """The run's ``--data``. Runs record it as an absolute path; an older run's relative path was relative
     to the folder it was trained from, which its relative ``--out`` locates: the run folder's ancestor
@@ -122,15 +143,15 @@ def recorded_data_path(run, config) -> str | None:
 
 def _recompute_batchnorm(run, model, config, train_loader, device, batches: int) -> None:
     """Recompute ``model``'s BatchNorm statistics over ``batches`` training batches at the last epoch's
-    image size (``--precise-bn-batches``); a run without BatchNorm is an error."""
-    if batches < 0:
-        raise ValueError(f"--precise-bn-batches must be at least 1, got {batches}")
-    side = train_image_size(config, config.epochs - 1, progressive_stride(config))  # the last epoch's
-    config = dataclasses.replace(config, precise_bn_batches=batches)
-    if precise_batchnorm(config, model, train_loader, side, device) == 0:
-        raise ValueError(
+    image size (``--precise-bn-batches``); a run without BatchNorm is refused before any work."""
+    if not any(isinstance(module, nn.BatchNorm2d) for module in model.modules()):
+        raise cli.UsageError(
             f"--precise-bn-batches recomputes BatchNorm statistics, but {run} has no BatchNorm layer"
         )
+    side = train_image_size(config, config.epochs - 1, progressive_stride(config))  # the last epoch's
+    precise_batchnorm(
+        dataclasses.replace(config, precise_bn_batches=batches), model, train_loader, side, device
+    )
 
 
 def _save_logits(path, plain, augmented):
@@ -142,9 +163,6 @@ def _save_logits(path, plain, augmented):
     if augmented:
         arrays["logits_tta"] = np.concatenate([z for z, _ in augmented])
     return write_npz_atomically(path, arrays)
-
-
-PROG = "python -m tinyconvnext.evaluate"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=cli.positive_int, default=256, metavar="IMAGES", help="images per batch"
     )
     parser.add_argument(
+        "--backend",
+        choices=["numpy", "cupy"],
+        help="numpy (CPU) or cupy (NVIDIA GPU); unset: the run's, or numpy where CuPy cannot run",
+    )
+    parser.add_argument(
         "--save",
         metavar="FILE.npz",
         help="also write each test image's label and logits (compare two with tinyconvnext.paired)",
@@ -208,6 +231,7 @@ def main(argv=None) -> int:
         args.batch_size,
         save=args.save,
         precise_bn_batches=args.precise_bn_batches,
+        backend=args.backend,
     )
     print(json.dumps(record))
     return 0

@@ -9,13 +9,15 @@ to 256 with bicubic interpolation, crop the central 224x224, scale to [0, 1] and
 ImageNet mean and standard deviation. ``Preprocessing`` holds those four numbers for a model whose weights
 say otherwise (a CIFAR model: 32 pixels and CIFAR's mean and std); weight files record it (weights.py).
 
-An image that decodes to more pixels than Pillow allows (``Image.MAX_IMAGE_PIXELS``; a "decompression bomb":
-a small file that would fill the memory) is refused like any unreadable image, with its name.
+An image with more pixels than Pillow allows (``Image.MAX_IMAGE_PIXELS``; a "decompression bomb": a small
+file that would fill the memory) is refused like any unreadable image, with its name: Pillow itself refuses
+one over twice its limit and only warns about one over its limit, which is taken as the same refusal here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -75,16 +77,18 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def load_rgb(path) -> Image.Image:
-    """Open and fully decode an image as RGB; a missing or corrupt file raises ``ImageReadError`` naming
-    it."""
+    """Open and fully decode an image as RGB; a missing or corrupt file, or one over Pillow's pixel limit
+    (``Image.MAX_IMAGE_PIXELS``), raises ``ImageReadError`` naming it."""
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
     try:
-        with Image.open(path) as image:
-            image.load()
-            return to_rgb(image)
-    except Image.DecompressionBombError as error:
+        with warnings.catch_warnings():  # Pillow only warns between its limit and twice it
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                return to_rgb(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageReadError(f"{path}: too many pixels to decode safely ({error})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(f"{path}: not a readable image ({type(error).__name__}: {error})") from None

@@ -3,12 +3,14 @@ r"""Classify images with a ConvNeXt and print the top classes with their probabi
     python -m tinyconvnext.predict dog.jpg cat.png --weights convnext_tiny_1k_224_ema.pth
     python -m tinyconvnext.predict dog.jpg --weights model.safetensors        # ours, or timm's
     python -m tinyconvnext.predict frog.png --weights runs/cifar/checkpoint.npz [--ema]
+    python -m tinyconvnext.predict frog.png --weights runs/cifar            # a run folder [--ema]
 
 The variant is the one the weights record (our .safetensors, a training run), else the one their names and
 shapes fit; --model names it where several fit. The preprocessing is the one the weights record (a
 training run's own: a CIFAR model gets CIFAR's 32 px and mean/std), else the variant's default: the official
 evaluation (short side 256, bicubic; centre crop 224; ImageNet mean/std). --resize and --crop override it.
-A training run's checkpoint.npz gives its model's weights, or with --ema its EMA weights.
+A training run's checkpoint.npz gives its model's weights, or with --ema its EMA weights; a run's folder
+gives its final weights (model.safetensors, or model_ema.safetensors with --ema), else its checkpoint's.
 
 Every image that cannot be read is named on stderr with the reason, and the others are still classified:
 exit status 1 when some failed, 2 when none could be classified.
@@ -16,8 +18,8 @@ exit status 1 when some failed, 2 when none could be classified.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -29,7 +31,7 @@ from .data.cifar import CLASSES as CIFAR10_CLASSES
 from .imagenet import class_names
 from .images import ImageReadError, load_rgb, preprocess
 from .variant_table import VARIANTS
-from .variants import available_models, create_model
+from .variants import available_models, check_recorded_variant, create_model
 from .weight_names import architecture_of, fitting_variants
 from .weights import default_preprocessing, load_state, read_weights_file
 
@@ -51,8 +53,11 @@ def predict(model, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
 
 def _variant_for(loaded, requested: str | None) -> str:
     """The variant to build: the one asked for, the one the file records, or the one its weights fit."""
-    if requested or loaded.variant:
-        return requested or loaded.variant
+    if requested:
+        return requested
+    if loaded.variant:
+        check_recorded_variant(loaded.variant, loaded.description)
+        return loaded.variant
     fits = [name for name, _ in fitting_variants(loaded.state_dict, VARIANTS)]
     if len(fits) == 1:
         return fits[0]
@@ -73,17 +78,34 @@ def _build(loaded, requested: str | None):
     """The model that the weights were saved from: a training run's own configuration, else the variant."""
     if loaded.training_config and requested in (None, loaded.training_config.get("model")):
         from .build import build_model
-        from .config import TrainConfig
+        from .config import config_from_record
 
-        known = {field.name for field in dataclasses.fields(TrainConfig)}
-        config = TrainConfig(**{k: v for k, v in loaded.training_config.items() if k in known})
+        config = config_from_record(loaded.training_config)
+        check_recorded_variant(config.model, loaded.description)
         return build_model(config, num_classes=loaded.num_classes)
     return create_model(_variant_for(loaded, requested), num_classes=loaded.num_classes)
 
 
+def weights_in_run_folder(folder: Path, ema: bool) -> tuple[Path, bool]:
+    """(file, whether to take its EMA weights) of a training run's folder: its ``model.safetensors`` (with
+    ``ema``: ``model_ema.safetensors``) where the run wrote one, else its ``checkpoint.npz``."""
+    final = folder / ("model_ema.safetensors" if ema else "model.safetensors")
+    if final.is_file():
+        return final, False
+    if (folder / "checkpoint.npz").is_file():
+        return folder / "checkpoint.npz", ema
+    raise FileNotFoundError(
+        f"--weights {folder} is a folder without {final.name} or checkpoint.npz: expected a training run's "
+        "folder or a weights file"
+    )
+
+
 def load_model(weights, model_name: str | None = None, ema: bool = False):
-    """(model, class names, preprocessing, description) for a weights file of any kind we read; the model
-    is fused (the same numbers, faster) and in eval mode."""
+    """(model, class names, preprocessing, description) for a weights file of any kind we read, or a
+    training run's folder (``weights_in_run_folder``); the model is fused (the same numbers, faster) and in
+    eval mode."""
+    if Path(weights).is_dir():
+        weights, ema = weights_in_run_folder(Path(weights), ema)
     loaded = read_weights_file(weights, ema=ema)
     model = _build(loaded, model_name)
     load_state(model, loaded.state_dict, source=loaded.description)
@@ -105,7 +127,8 @@ def _parser():
     parser.add_argument(
         "--weights",
         required=True,
-        help=".safetensors (ours or timm's), official .pth, our .npz or checkpoint.npz",
+        help=".safetensors (ours or timm's), official .pth, our .npz or checkpoint.npz, or a training run's "
+        "folder (its model.safetensors, else its checkpoint.npz)",
     )
     parser.add_argument(
         "--model", choices=available_models(), help="the variant; unset: the one the weights record, or fit"

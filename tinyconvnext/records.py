@@ -5,9 +5,11 @@ A run folder (``--out``) holds ``config.json`` (the run's options, the truth a r
 ``changes``: the options that resumes changed, each with its old and new value and the epoch it took effect
 after), ``metrics.jsonl``/``metrics.csv`` (one record per epoch), ``curves.png`` and ``checkpoint.npz``
 (model, optimizer, EMA, random states, epoch, batch and step: see checkpoint.py), all rewritten atomically
-after every epoch; after the last epoch also ``model.safetensors``, the trained model's weights with official
-names and, as metadata, the variant, the classes, the run's preprocessing and configuration (what
-``python -m tinyconvnext.predict`` and other tools need).
+after every epoch. When the run ends (its last epoch, or its time budget spent) also ``model.safetensors``,
+the trained weights (not their EMA) with official names and, as metadata, the variant, the classes, the
+run's preprocessing and configuration (what ``python -m tinyconvnext.predict`` and other tools need; the
+machine's paths, ``data`` and ``out``, left out); a run with ``--ema-decay`` writes its averaged weights
+beside them, as ``model_ema.safetensors`` (the same metadata, and ``"weights": "ema"``).
 """
 
 from __future__ import annotations
@@ -21,17 +23,30 @@ from autograd import random as ag_random
 from . import cli
 from .build import build_model
 from .checkpoint import load_checkpoint, save_checkpoint, write_text_atomically
-from .config import INVOCATION_ONLY, RESUME_MAY_CHANGE, RESUME_RULE, TrainConfig, flag
+from .config import INVOCATION_ONLY, RESUME_MAY_CHANGE, RESUME_RULE, config_from_record, flag
 from .curves import plot_curves, record_epoch, truncate_metrics
 from .weights import num_classes_of, run_preprocessing, save_safetensors, weights_metadata
 
-RECORD_FILES = ("checkpoint.npz", "config.json", "metrics.jsonl", "metrics.csv", "model.safetensors")
+RECORD_FILES = (
+    "checkpoint.npz",
+    "config.json",
+    "metrics.jsonl",
+    "metrics.csv",
+    "model.safetensors",
+    "model_ema.safetensors",
+)
+MACHINE_PATHS = ("data", "out")  # where the run lived on its machine: of no use to a weights file's reader
 
 
-def save_final_weights(out: Path, config, model, num_classes: int) -> Path:
-    """``model.safetensors``: the trained weights, written atomically, with their metadata."""
-    settings = dataclasses.asdict(config)
+def save_final_weights(out: Path, config, model, num_classes: int, ema=None) -> Path:
+    """``model.safetensors``: the trained weights, written atomically, with their metadata; with ``ema``
+    (a ``ModelEma``) also ``model_ema.safetensors``, the averaged weights."""
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in MACHINE_PATHS}
     metadata = weights_metadata(config.model, num_classes, run_preprocessing(settings), settings)
+    if ema is not None:
+        save_safetensors(
+            ema.state_dict(), Path(out) / "model_ema.safetensors", {**metadata, "weights": "ema"}
+        )
     return save_safetensors(model, Path(out) / "model.safetensors", metadata)
 
 
@@ -82,9 +97,10 @@ def _as_flag(field: str, value) -> str:
     return f"{flag(field)} {value}"
 
 
-def resume_changes(recorded: dict, config, out: Path) -> list[tuple]:
+def resume_changes(recorded: dict, config, out: Path, typed=None) -> list[tuple]:
     """(field, recorded value, new value) for each option that ``config`` changes and a resume may change
-    (``RESUME_MAY_CHANGE``; ``--epochs`` only to more); any other difference is refused by name."""
+    (``RESUME_MAY_CHANGE``; ``--epochs`` only to more); any other difference is refused by name. ``typed``:
+    the configuration as given, before ``--processes 0`` was resolved to a count, which the refusal quotes."""
     changes, refused = [], []
     for field in dataclasses.fields(config):
         name = field.name
@@ -95,8 +111,10 @@ def resume_changes(recorded: dict, config, out: Path) -> list[tuple]:
             continue
         if name in RESUME_MAY_CHANGE and not (name == "epochs" and new < old):
             changes.append((name, old, new))
-        else:
-            refused.append(f"{_as_flag(name, new)} contradicts the recorded {_as_flag(name, old)}")
+            continue
+        given = getattr(typed, name, new)
+        shown = _as_flag(name, given) + (f" ({new} on this machine)" if given != new else "")
+        refused.append(f"{shown} contradicts the recorded {_as_flag(name, old)}")
     if refused:
         raise cli.UsageError(
             f"{'; '.join(refused)} of {out}: a resume continues the recorded run. {RESUME_RULE.capitalize()}"
@@ -116,11 +134,7 @@ def resumed_config(config, given: set):
     """The configuration of ``--resume``: the run recorded in ``config.out``, with the options ``given`` on
     the command line over it (``resume_changes`` then refuses those that contradict it) and this
     invocation's own ``INVOCATION_ONLY`` options."""
-    out = Path(config.out).expanduser()
-    check_run_folder(out, resume=True)
-    recorded = recorded_config(out)
-    known = {field.name for field in dataclasses.fields(TrainConfig)}
-    resumed = TrainConfig(**{k: v for k, v in recorded.items() if k in known})
+    resumed = config_from_record(check_run_folder(Path(config.out).expanduser(), resume=True))
     keep = {name: getattr(config, name) for name in (*given, *INVOCATION_ONLY, "out", "resume")}
     return dataclasses.replace(resumed, **keep)
 
@@ -184,11 +198,13 @@ def load_trained_model(path, ema: bool = False):
             f"no training checkpoint at {path}: expected a run folder or its checkpoint.npz"
         )
     state = load_checkpoint(path)
-    known = {field.name for field in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in state["config"].items() if k in known})
-    if ema and "ema" not in state:
-        raise ValueError(f"{path} holds no EMA weights (the run was trained without --ema-decay)")
-    weights = state["ema"] if ema else state["model"]
+    try:
+        config = config_from_record(state["config"])
+        if ema and "ema" not in state:
+            raise ValueError(f"{path} holds no EMA weights (the run was trained without --ema-decay)")
+        weights = state["ema"] if ema else state["model"]
+    except KeyError as error:
+        raise ValueError(f"{path} is not a training checkpoint: it has no {error} entry") from None
     model = build_model(config, num_classes=num_classes_of(weights))
     model.load_state_dict(weights)
     return model.eval(), config

@@ -54,13 +54,28 @@ def _read_header(path: Path) -> dict:
     return header
 
 
+def _whole_numbers(value) -> bool:
+    """A JSON list of integers of at least 0 (``true`` is no number here)."""
+    return isinstance(value, list) and all(type(v) is int and v >= 0 for v in value)
+
+
 def _check_tensors(path: Path, header: dict, data_size: int) -> None:
-    """Every entry is a float tensor whose bytes lie inside the file."""
+    """Every entry is a float tensor, its shape and offsets whole numbers, whose bytes lie inside the file."""
     for name, entry in header.items():
         if name == "__metadata__":
             continue
         if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= set(entry):
             raise SafetensorsError(f"cannot read {path}: corrupt header entry {name!r}")
+        offsets, shape = entry["data_offsets"], entry["shape"]
+        if not (_whole_numbers(offsets) and len(offsets) == 2 and offsets[0] <= offsets[1]):
+            raise SafetensorsError(
+                f"cannot read {path}: tensor {name!r} has data_offsets {offsets!r}: expected [begin, end], "
+                "two whole numbers"
+            )
+        if not _whole_numbers(shape):
+            raise SafetensorsError(
+                f"cannot read {path}: tensor {name!r} has shape {shape!r}: expected a list of whole numbers"
+            )
         integer_buffer = name.endswith(INTEGER_BUFFER) and entry["dtype"] in INTEGER_DTYPES
         if entry["dtype"] not in FLOAT_DTYPES and not integer_buffer:
             raise SafetensorsError(

@@ -14,9 +14,11 @@ and writes ``checkpoint.npz`` (model, optimizer, EMA, random states, epoch and s
 temporary file renamed over the old one). A new run refuses a folder that holds another run's records.
 ``--resume`` continues the recorded run exactly where its checkpoint stopped, with its recorded settings: a
 flag that contradicts them is refused, and the few that may change (a longer ``--epochs``, a
-``--time-budget``) are recorded in ``config.json``'s ``changes``. Ctrl-C saves and exits; a loss that turns
-NaN or inf stops the run and leaves the last good checkpoint in place. A run that fails before its first
-epoch's records leaves nothing behind. Bad values are refused with one line and exit status 2 (``cli.py``).
+``--time-budget``) are recorded in ``config.json``'s ``changes``. Ctrl-C saves and exits (status 130); a
+loss that turns NaN or inf stops the run and leaves the last good checkpoint in place. A run that fails
+before its first epoch's records leaves nothing behind. Bad values are refused with one line and exit
+status 2 (``cli.py``). The run's end (its last epoch, or its time budget spent) also writes its trained
+weights as ``model.safetensors`` (records.py).
 
 Where the parts live: config.py (the options), build.py (model, optimizer), pipeline.py (data),
 engine.py (the training step and evaluation), after_epoch.py, records.py (checkpoints and metrics).
@@ -29,6 +31,7 @@ import functools
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -127,8 +130,7 @@ def check_config(config: TrainConfig) -> TrainConfig:
     config = dataclasses.replace(config, processes=resolve_processes(config))
     check_values(config)
     out = Path(os.path.abspath(Path(config.out).expanduser()))
-    if out.exists() and not out.is_dir():
-        raise cli.UsageError(f"--out {config.out} is a file: expected a run folder")
+    check_out_folder(out, config.out)
     data = config.data
     if data is not None:
         data = os.path.abspath(Path(data).expanduser())
@@ -137,12 +139,32 @@ def check_config(config: TrainConfig) -> TrainConfig:
     return dataclasses.replace(config, out=str(out), data=data)
 
 
-def set_up(config: TrainConfig, device: str, dataset: ImageDataset | None) -> Run:
+def check_out_folder(out: Path, given: str) -> None:
+    """Refuse, before any data is loaded, an ``--out`` (``given``, absolute: ``out``) that cannot become a
+    run folder: a file, or a path whose nearest existing folder is a file or cannot be written to."""
+    if out.exists() and not out.is_dir():
+        raise cli.UsageError(f"--out {given} is a file: expected a run folder")
+    existing = out
+    while not existing.exists():  # the folders that the run would create, up to one that is there
+        existing = existing.parent
+    if not existing.is_dir():
+        raise cli.UsageError(f"--out {given}: {existing} is a file, so no run folder can be made in it")
+    try:  # a trial file, nameless where the file system allows it, tells what permissions alone do not
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise cli.UsageError(
+            f"--out {given}: {existing} is not writable ({error.strerror}): expected a folder you can write"
+        ) from None
+
+
+def set_up(config: TrainConfig, device: str, dataset: ImageDataset | None, typed=None) -> Run:
     """The data, the model (fused), its optimizer and EMA; with --resume, where the checkpoint stopped.
-    Nothing is written yet: the run folder gets its first files with the first epoch's records."""
+    Nothing is written yet: the run folder gets its first files with the first epoch's records. ``typed``:
+    the configuration as given (a resume's refusal quotes it)."""
     out = Path(config.out)
     recorded = records.check_run_folder(out, config.resume)  # a resume's recorded config and changes
-    changes = records.resume_changes(recorded, config, out) if recorded else []
+    changes = records.resume_changes(recorded, config, out, typed) if recorded else []
     data = dataset if dataset is not None else load_dataset(config)
     train_loader, test_loader, num_classes = make_loaders(config, data)
     if len(train_loader) == 0:
@@ -216,17 +238,18 @@ def one_epoch(run: Run, epoch: int, stride: int) -> tuple[dict, bool]:
     return record, finished
 
 
-def write_records(run: Run, record: dict, finished: bool) -> None:
+def write_records(run: Run, record: dict, finished: bool, ends: bool) -> None:
     """The epoch's record and curves, and a checkpoint that resumes after it (or inside it, when the time
-    budget ended it), written whole even if Ctrl-C comes meanwhile."""
+    budget ended it), written whole even if Ctrl-C comes meanwhile; when the run ``ends`` (its last epoch,
+    or its time budget spent), its trained weights too."""
     position = run.position
     with ctrl_c_deferred():
         records.write_epoch(run.out, record, f"{run.config.model} on {run.config.dataset}")
         if finished:
             position["epoch"], position["batch"] = record["epoch"], 0
         run.save()
-        if finished and record["epoch"] == run.config.epochs:  # the run's last epoch: its trained model
-            records.save_final_weights(run.out, run.config, run.model, run.num_classes)
+        if ends:
+            records.save_final_weights(run.out, run.config, run.model, run.num_classes, run.ema)
     print(json.dumps(record), flush=True)
 
 
@@ -242,9 +265,14 @@ def _parallel_step(parallel, label_smoothing, x, y, step):
     return parallel.train_step(x, y, label_smoothing, step)
 
 
+def budget_spent(config: TrainConfig, record: dict) -> bool:
+    """Whether the run's time budget (if any) is spent by the end of ``record``'s epoch."""
+    return bool(config.time_budget) and record["elapsed_seconds"] > 60 * config.time_budget
+
+
 def stops_early(config: TrainConfig, record: dict, epochs_run: int) -> bool:
     """Whether the run ends before its last epoch: its time budget is spent, or --stop-after says so."""
-    if config.time_budget and record["elapsed_seconds"] > 60 * config.time_budget:
+    if budget_spent(config, record):
         print(
             f"time budget of {config.time_budget} minutes reached after epoch {record['epoch']}", flush=True
         )
@@ -256,12 +284,13 @@ def stops_early(config: TrainConfig, record: dict, epochs_run: int) -> bool:
 
 
 def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
-    """Run (or resume) a training run; returns the last epoch's record. ``dataset`` overrides loading."""
-    config = check_config(config)
+    """Run (or resume) a training run; returns the last epoch's record. ``dataset`` overrides loading.
+    Ctrl-C saves a checkpoint where training stopped, says so, and raises ``KeyboardInterrupt``."""
+    typed, config = config, check_config(config)
     device = device_for(config.backend)
     stride = progressive_stride(config)
     retain_freed_memory()  # reuse freed activations instead of faulting in fresh pages every step
-    run = set_up(config, device, dataset)
+    run = set_up(config, device, dataset, typed)
     record, first_epoch = {}, run.position["epoch"]
     if first_epoch >= config.epochs:
         print(f"{run.out} has finished its {config.epochs} epochs: pass a larger --epochs to extend it")
@@ -271,7 +300,8 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
         for epoch in range(first_epoch, config.epochs):
             run.position["epoch"] = epoch
             record, finished = one_epoch(run, epoch, stride)
-            write_records(run, record, finished)
+            ends = (finished and record["epoch"] == config.epochs) or budget_spent(config, record)
+            write_records(run, record, finished, ends)
             if stops_early(config, record, epoch + 1 - first_epoch):
                 break
     except NonFiniteLoss as error:
@@ -288,6 +318,7 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> dict:
             f"{run.position['batch']}; continue with --resume",
             flush=True,
         )
+        raise  # the command exits with cli.EXIT_INTERRUPTED (run_command)
     finally:
         if run.parallel is not None:
             run.parallel.close()
@@ -300,6 +331,7 @@ def command_line_config(argv, defaults: TrainConfig, prog: str, doc: str | None)
     config, given = parse_command_line(defaults, argv, prog, doc)
     if config.resume:
         return records.resumed_config(config, given)
+    check_values(config)  # before the model's stride is worked out from its --depths and --dims
     config, note = fit_progressive_size(config, given)
     if note:
         print(f"{prog}: note: {note}", file=sys.stderr)

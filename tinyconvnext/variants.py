@@ -16,6 +16,15 @@ def available_models() -> list[str]:
     return sorted(VARIANTS) + sorted(RESNET_VARIANTS)
 
 
+def check_recorded_variant(variant: str | None, source: str) -> None:
+    """Refuse a variant that a weights file records (``source`` names the file) but that is not one of
+    ``available_models()``: a file of another library, or edited; the commands then ask for ``--model``."""
+    if variant is not None and variant not in available_models():
+        raise ValueError(
+            f"{source} records variant {variant!r}, which is not one of ours: name one with --model"
+        )
+
+
 def _create_resnet(name, num_classes, drop_path_rate, layer_scale_init_value, head_init_scale, overrides):
     """A ResNet-D variant; the ConvNeXt-only arguments must keep their defaults (a clear error otherwise)."""
     convnext_only = {

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .augment import CIFAR10_MEAN, CIFAR10_STD
-from .checkpoint import META_KEY, unflatten, write_npz_atomically
+from .checkpoint import META_KEY, load_checkpoint, write_npz_atomically
 from .images import IMAGENET_EVAL, Preprocessing
 from .safetensors_io import SafetensorsError, read_safetensors
 from .safetensors_io import save_safetensors as _write_safetensors
@@ -71,7 +71,8 @@ def _strip_prefixes(state_dict) -> OrderedDict[str, object]:
 
 
 def read_official_checkpoint(path) -> OrderedDict[str, np.ndarray]:
-    """The state dict of an official ``.pth`` file, as float32 NumPy arrays by name."""
+    """The state dict of an official ``.pth`` file as NumPy arrays by name: floating tensors (bfloat16 and
+    float16 too, which NumPy lacks or computes slowly) as float32, integer buffers as they are."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -80,8 +81,8 @@ def read_official_checkpoint(path) -> OrderedDict[str, np.ndarray]:
     except ImportError:
         raise ImportError(
             f"reading the PyTorch checkpoint {path} needs PyTorch: "
-            "pip install torch==2.13.0 (CPU is enough), "
-            "or convert it once on a machine that has it: python -m tinyconvnext.convert IN.pth OUT.npz"
+            "pip install torch==2.13.0 (CPU is enough), or convert it once on a machine that has it: "
+            "python -m tinyconvnext.convert IN.pth OUT.safetensors"
         ) from None
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -98,7 +99,10 @@ def read_official_checkpoint(path) -> OrderedDict[str, np.ndarray]:
         raise CheckpointError(
             f"checkpoint {path} holds no state dict (expected {{'model': state_dict}} or a state dict)"
         )
-    return OrderedDict((k, v.detach().cpu().numpy()) for k, v in _strip_prefixes(checkpoint).items())
+    return OrderedDict(
+        (k, (v.float() if v.is_floating_point() else v).detach().cpu().numpy())
+        for k, v in _strip_prefixes(checkpoint).items()
+    )
 
 
 def read_npz(path) -> OrderedDict[str, np.ndarray]:
@@ -182,27 +186,42 @@ def _from_metadata(state_dict, metadata: dict, path) -> WeightsFile:
                 tuple(float(v) for v in values.get("mean", IMAGENET_EVAL.mean)),
                 tuple(float(v) for v in values.get("std", IMAGENET_EVAL.std)),
             )
+        num_classes = int(values.get("num_classes", 0))  # 0: counted from the head, once names are official
     except (ValueError, TypeError) as error:
         raise CheckpointError(f"{path}: unreadable metadata ({error})") from None
     return WeightsFile(
         state_dict,
         metadata.get("variant"),
-        int(values.get("num_classes", 0)),  # 0: counted from the head, once the names are official
+        num_classes,
         preprocessing,
         values.get("training_config"),
         f"weights file {path}",
     )
 
 
-def _from_training_checkpoint(arrays, path, ema: bool) -> WeightsFile:
-    meta = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
-    state = unflatten(meta, arrays)
+def _is_training_checkpoint(path) -> bool:
+    """Whether an ``.npz`` is a training run's checkpoint (it has ``__meta__``), from its names alone."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return META_KEY in archive.files
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError):
+        return False  # read_npz names the problem
+
+
+def _from_training_checkpoint(path, ema: bool) -> WeightsFile:
+    try:
+        state = load_checkpoint(path)
+    except ValueError as error:
+        raise CheckpointError(str(error)) from None
     if ema and not state.get("ema"):
         raise CheckpointError(
             f"{path} holds no EMA weights (the run was trained without --ema-decay): leave out --ema"
         )
-    weights = OrderedDict(state["ema" if ema else "model"])
-    config = state.get("config", {})
+    try:
+        weights = OrderedDict(state["ema" if ema else "model"])
+        config = state["config"]
+    except KeyError as error:
+        raise CheckpointError(f"{path} is not a whole training checkpoint: it has no {error} entry") from None
     which = "EMA weights" if ema else "model weights"
     return WeightsFile(
         weights,
@@ -220,10 +239,9 @@ def read_weights_file(path, ema: bool = False) -> WeightsFile:
     ``.pth``/``.pt``/``.bin``/``.ckpt`` (official PyTorch). Names are made official (timm's renamed)."""
     suffix = Path(path).suffix.lower()
     if suffix == ".npz":
-        arrays = read_npz(path)
-        if META_KEY in arrays:
-            return _from_training_checkpoint(arrays, path, ema)
-        loaded = WeightsFile(_strip_prefixes(arrays), None, 0, None, None, f"weights file {path}")
+        if _is_training_checkpoint(path):
+            return _from_training_checkpoint(path, ema)
+        loaded = WeightsFile(_strip_prefixes(read_npz(path)), None, 0, None, None, f"weights file {path}")
     elif suffix == ".safetensors":
         try:
             state_dict, metadata = read_safetensors(path)

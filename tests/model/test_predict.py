@@ -246,6 +246,10 @@ CONVERT_CASES = {
         "a centre crop of 300 is larger than the short side 256",
     ),
     "truncated source": (["{cut}", "{tmp}/out.safetensors"], "truncated"),
+    "preprocessing into an npz": (
+        ["{weights}", "{tmp}/out.npz", "--resize", "64"],
+        "target {tmp}/out.npz is an .npz, which records no preprocessing",
+    ),
 }
 
 
@@ -256,9 +260,32 @@ def test_convert_bad_values(run_files, tmp_path, capsys, case):
     before = run_files["weights"].read_bytes()
     assert _exit_code(convert.main, [part.format(**names) for part in template]) == 2
     out, err = capsys.readouterr()
-    assert phrase in err and "Traceback" not in err and out == ""
+    assert phrase.format(tmp=tmp_path) in err and "Traceback" not in err and out == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.safetensors"]  # nothing written
     assert run_files["weights"].read_bytes() == before
+
+
+def test_a_variant_we_do_not_have_is_named_and_model_chooses_one(run_files, tmp_path, capsys):
+    metadata = {"variant": "convnext_gigantic", "num_classes": 10, "image_size": 32}
+    weights = save_safetensors(run_files["model"].state_dict(), tmp_path / "gigantic.safetensors", metadata)
+    phrase = f"{weights} records variant 'convnext_gigantic', which is not one of ours: name one with --model"
+    for main, argv in (
+        (predict.main, [str(run_files["image"]), "--weights", str(weights)]),
+        (convert.main, [str(weights), str(tmp_path / "out.safetensors")]),
+    ):
+        assert _exit_code(main, argv) == 2
+        err = capsys.readouterr().err
+        assert phrase in err and len(err.strip().splitlines()) == 1
+    argv = [str(run_files["image"]), "--weights", str(weights), "--model", "convnext_cifar_atto"]
+    assert predict.main(argv) == 0
+
+
+def test_an_image_over_pillows_pixel_limit_is_named_not_decoded(tmp_path, monkeypatch):
+    image = tmp_path / "large.png"
+    Image.new("RGB", (40, 40)).save(image)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1600 pixels: where Pillow only warns
+    with pytest.raises(ImageReadError, match="large.png: too many pixels to decode safely"):
+        load_rgb(image)
 
 
 def test_no_traceback_reaches_the_user_of_the_module(run_files, tmp_path):

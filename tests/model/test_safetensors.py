@@ -133,6 +133,24 @@ def _foreign(keys, dtype=np.float32):
     return make
 
 
+def _edited(edit):
+    """The bytes of a good file whose JSON header ``edit(header)`` changed (its length prefix rewritten)."""
+
+    def make(tmp_path):
+        data = _good_file(tmp_path).read_bytes()
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + size])
+        edit(header)
+        text = json.dumps(header).encode("utf-8")
+        return len(text).to_bytes(8, "little") + text + data[8 + size :]
+
+    return make
+
+
+def _first_tensor(header):
+    return header[next(name for name in header if name != "__metadata__")]
+
+
 RESNET = {"conv1.weight": (64, 3, 7, 7), "layer1.0.conv1.weight": (64, 64, 3, 3), "fc.weight": (10, 512)}
 VIT = {
     "cls_token": (1, 1, 192),
@@ -147,6 +165,19 @@ BAD_FILES = {
     "integer tensor": (_foreign({"head.weight": (10, 320)}, np.int64), "dtype I64"),
     "a ResNet": (_foreign(RESNET), "holds ResNet weights, not a ConvNeXt's"),
     "a ViT": (_foreign(VIT), "holds Vision Transformer weights, not a ConvNeXt's"),
+    "offsets as text": (
+        _edited(lambda h: _first_tensor(h).update(data_offsets=["0", 64])),
+        "has data_offsets ['0', 64]: expected [begin, end], two whole numbers",
+    ),
+    "one offset": (_edited(lambda h: _first_tensor(h).update(data_offsets=[0])), "expected [begin, end]"),
+    "shape not a list": (
+        _edited(lambda h: _first_tensor(h).update(shape="40,3,4,4")),
+        "has shape '40,3,4,4': expected a list of whole numbers",
+    ),
+    "num_classes not a number": (
+        _edited(lambda h: h["__metadata__"].update(num_classes='"ten"')),
+        "unreadable metadata",
+    ),
 }
 
 

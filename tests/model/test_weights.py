@@ -16,6 +16,7 @@ from tinyconvnext.weights import (
     load_state,
     load_weights,
     read_npz,
+    read_official_checkpoint,
     read_weights_file,
     save_npz,
 )
@@ -156,6 +157,47 @@ def test_training_checkpoint_gives_its_model_or_ema_weights(tmp_path):
     np.testing.assert_array_equal(target.state_dict()["head.weight"], model.state_dict()["head.weight"])
 
 
+DAMAGED_CHECKPOINTS = {
+    "__meta__ not JSON": ({"__meta__": np.frombuffer(b"{not json", np.uint8)}, "truncated or corrupt"),
+    "__meta__ not an object": ({"__meta__": np.frombuffer(b"[1, 2]", np.uint8)}, "is not a JSON object"),
+    "an array __meta__ names is missing": (
+        {"__meta__": np.frombuffer(b'{"model": {"w": {"__array__": "model/w"}}}', np.uint8)},
+        "truncated or corrupt (KeyError",
+    ),
+    "no model": ({"__meta__": np.frombuffer(b'{"epoch": 1}', np.uint8)}, "it has no 'model' entry"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_CHECKPOINTS))
+def test_a_damaged_training_checkpoint_is_named_in_one_error(tmp_path, case):
+    arrays, phrase = DAMAGED_CHECKPOINTS[case]
+    path = tmp_path / "checkpoint.npz"
+    np.savez(path, **arrays)
+    model = _our_atto()
+    message = _unchanged_after_failure(model, lambda: load_weights(model, path))
+    assert str(path) in message and phrase in message
+    with pytest.raises(CheckpointError):
+        read_weights_file(path, ema=True)
+
+
+def test_official_half_precision_weights_become_float32_and_integer_buffers_stay(tmp_path):
+    path = tmp_path / "half.pth"
+    weights = {
+        "module.head.weight": torch.randn(10, 4, dtype=torch.bfloat16),
+        "stem.1.weight": torch.randn(4, dtype=torch.float16),
+        "bn.num_batches_tracked": torch.tensor(7),
+    }
+    torch.save({"model": weights}, path)
+    read = read_official_checkpoint(path)
+    assert {k: v.dtype for k, v in read.items()} == {
+        "head.weight": np.float32,
+        "stem.1.weight": np.float32,
+        "bn.num_batches_tracked": np.int64,
+    }
+    np.testing.assert_array_equal(read["head.weight"], weights["module.head.weight"].float().numpy())
+    assert read["bn.num_batches_tracked"] == 7
+
+
 @pytest.mark.parametrize("suffix", [".pth", ".npz"])
 def test_truncated_and_corrupt_files(tmp_path, atto_state, suffix):
     good = tmp_path / f"good{suffix}"
@@ -197,5 +239,7 @@ def test_without_torch_the_error_says_how_to_install_or_convert(tmp_path, monkey
     path = tmp_path / "ckpt.pth"
     path.write_bytes(b"x")
     monkeypatch.setitem(sys.modules, "torch", None)  # makes "import torch" raise ImportError
-    with pytest.raises(ImportError, match=r"pip install torch==2.13.0.*python -m tinyconvnext.convert"):
+    with pytest.raises(
+        ImportError, match=r"pip install torch==2.13.0.*tinyconvnext.convert IN.pth OUT.safetensors"
+    ):
         load_official(_our_atto(), path)

@@ -2,6 +2,7 @@
 traceback and no output folder left behind; a default that does not fit the model adapts and says so;
 --help describes every option."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,7 @@ BAD_VALUES = [
     (["--backend", "cupy", "--processes", "2"], "--processes 2 is data parallelism over CPU cores"),
     (["--batch-size", "128"], "--batch-size 128 is larger than --subset 64"),
     (["--progressive-size", "24"], "--progressive-size must be a multiple of the network's stride (16"),
+    (["--depths", "1,1", "--dims", "16,32,64"], "--depths 1,1 and --dims 16,32,64 name different numbers"),
     (["--resume"], "--resume: no checkpoint.npz in"),
     (["--data", "{tmp}/nowhere"], "no such folder"),
     (["--data", "{tmp}"], "CIFAR-10 not found in {tmp}: expected cifar-10-binary.tar.gz"),
@@ -84,6 +86,37 @@ def test_an_out_that_is_a_file_is_refused_and_kept(tmp_path, capsys):
     assert exit_status(main, [*QUICK, "--out", str(out)]) == cli.EXIT_USAGE
     assert_one_clear_line(capsys.readouterr().err, f"--out {out} is a file: expected a run folder")
     assert out.read_text() == "mine"
+
+
+def test_an_out_that_cannot_become_a_run_folder_is_refused_before_any_data(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    out = tmp_path / "notes.txt" / "runs" / "a"
+    argv = [*QUICK, "--out", str(out), "--data", str(tmp_path / "nowhere")]  # the data would be refused next
+    assert exit_status(main, argv) == cli.EXIT_USAGE
+    error = capsys.readouterr().err
+    assert_one_clear_line(error, f"--out {out}: {tmp_path / 'notes.txt'} is a file, so no run folder")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
+def test_an_out_in_a_folder_that_cannot_be_written_is_refused(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    assert exit_status(main, [*QUICK, "--out", str(locked / "run")]) == cli.EXIT_USAGE
+    assert_one_clear_line(capsys.readouterr().err, f"--out {locked / 'run'}: {locked} is not writable")
+
+
+def test_an_out_on_a_file_system_that_takes_no_files_is_refused(capsys):
+    assert exit_status(main, [*QUICK, "--out", "/proc/tinyconvnext_run"]) == cli.EXIT_USAGE
+    assert_one_clear_line(capsys.readouterr().err, "--out /proc/tinyconvnext_run: /proc is not writable")
+
+
+def test_a_file_the_user_may_not_read_or_write_is_a_user_error(capsys):
+    def denied(argv):
+        raise PermissionError(13, "Permission denied", "/root/weights.safetensors")
+
+    assert cli.run_command(denied, [], prog="predict") == cli.EXIT_USAGE
+    assert capsys.readouterr().err.startswith("predict: error: [Errno 13] Permission denied")
 
 
 @pytest.mark.parametrize(

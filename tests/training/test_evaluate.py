@@ -1,6 +1,7 @@
 """Evaluation with test-time augmentation: the views, their averaged logits, the record and the command."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +9,8 @@ from train_helpers import synthetic_cifar, tiny_config
 
 import autograd as ag
 from autograd.nn import functional as F
+from tinyconvnext import cli
+from tinyconvnext.checkpoint import load_checkpoint, save_checkpoint
 from tinyconvnext.evaluate import evaluate, evaluate_run, main, tta_views
 from tinyconvnext.pipeline import make_loaders
 from tinyconvnext.records import load_trained_model
@@ -266,3 +269,20 @@ def test_precise_bn_at_evaluation_gives_what_the_training_option_gives(
     layer_norm_run = trained_run[0].out
     with pytest.raises(ValueError, match="has no BatchNorm layer"):
         evaluate_run(layer_norm_run, dataset=data, precise_bn_batches=3)
+
+
+@pytest.mark.skipif(ag.cupy_available(), reason="CuPy runs here: a CuPy run is evaluated with it")
+def test_a_cupy_run_is_evaluated_with_numpy_where_cupy_cannot_run(trained_run, tmp_path, capsys):
+    config, data, record = trained_run
+    state = load_checkpoint(Path(config.out) / "checkpoint.npz")
+    state["config"]["backend"] = "cupy"
+    cupy_run = save_checkpoint(tmp_path / "cupy_run" / "checkpoint.npz", state)
+    assert evaluate_run(cupy_run, dataset=data)["test_acc"] == pytest.approx(record["test_acc"])
+    assert (
+        "note: the run was trained with CuPy, which cannot run here: using numpy" in capsys.readouterr().err
+    )
+
+    # Asked for by name, the backend that cannot run is the user's error: one line, exit status 2.
+    assert cli.run_command(main, [str(cupy_run), "--backend", "cupy"], prog="evaluate") == cli.EXIT_USAGE
+    error = capsys.readouterr().err
+    assert error.startswith("evaluate: error: --backend cupy needs CuPy") and len(error.splitlines()) == 1

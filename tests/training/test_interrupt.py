@@ -9,6 +9,7 @@ from train_helpers import synthetic_cifar, tiny_config
 
 import tinyconvnext.records
 import tinyconvnext.train as train_module
+from tinyconvnext import cli
 from tinyconvnext.checkpoint import load_checkpoint
 from tinyconvnext.curves import read_metrics
 from tinyconvnext.interrupt import ctrl_c_deferred
@@ -40,8 +41,9 @@ def test_without_ctrl_c_nothing_is_raised_and_ignored_ctrl_c_stays_ignored():
         signal.signal(signal.SIGINT, previous)
 
 
-def test_ctrl_c_while_the_curves_are_drawn_still_saves_the_finished_epoch(tmp_path, monkeypatch):
-    """The CI flake this guards against: Ctrl-C during matplotlib's first import aborted the interpreter."""
+def test_ctrl_c_while_the_curves_are_drawn_still_saves_the_finished_epoch(tmp_path, monkeypatch, capsys):
+    """The CI flake this guards against: Ctrl-C during matplotlib's first import aborted the interpreter.
+    The command saves, says so, and exits with status 130; ``train`` itself raises ``KeyboardInterrupt``."""
     data = synthetic_cifar()
     plot_curves = tinyconvnext.records.plot_curves
 
@@ -50,12 +52,20 @@ def test_ctrl_c_while_the_curves_are_drawn_still_saves_the_finished_epoch(tmp_pa
         return plot_curves(out, title)
 
     monkeypatch.setattr(tinyconvnext.records, "plot_curves", plot_and_be_interrupted)
-    record = train_module.train(tiny_config(tmp_path / "b", epochs=3), data)
+    config = tiny_config(tmp_path / "b", epochs=3)
+    status = cli.run_command(lambda argv: train_module.train(config, data) and 0, [], prog="train")
+    assert status == cli.EXIT_INTERRUPTED
+    out, err = capsys.readouterr()
+    assert "interrupted: saved" in out and "continue with --resume" in out
+    assert err.strip() == "train: interrupted" and "Traceback" not in err
     run = tmp_path / "b" / "run"
     state = load_checkpoint(run / "checkpoint.npz")
     assert (state["epoch"], state["batch"], state["step"]) == (1, 0, 5)  # epoch 1 finished, 5 steps
-    assert record["epoch"] == 1 and [r["epoch"] for r in read_metrics(run)] == [1]
+    assert [r["epoch"] for r in read_metrics(run)] == [1]
     assert (run / "curves.png").exists()
+    with pytest.raises(KeyboardInterrupt):  # called from Python: saved, then the interrupt goes on
+        train_module.train(tiny_config(tmp_path / "c", epochs=3), data)
+    assert load_checkpoint(tmp_path / "c" / "run" / "checkpoint.npz")["epoch"] == 1
 
     # ... and resuming gives the weights of an uninterrupted run.
     monkeypatch.setattr(tinyconvnext.records, "plot_curves", plot_curves)

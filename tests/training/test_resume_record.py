@@ -3,19 +3,23 @@ refused by name, the few that may change are recorded; a new run never writes in
 and records survive a failure in the middle of their rewrite."""
 
 import csv
+import dataclasses
 import errno
 import json
 import os
+import re
 
 import pytest
 from train_helpers import synthetic_cifar, tiny_config
 
+import train_cifar
 from tinyconvnext import cli
-from tinyconvnext.config import TrainConfig
+from tinyconvnext.config import TrainConfig, config_from_record
 from tinyconvnext.curves import read_metrics
 from tinyconvnext.engine import NonFiniteLoss
 from tinyconvnext.evaluate import recorded_data_path
-from tinyconvnext.train import command_line_config, main, train
+from tinyconvnext.records import recorded_config, resume_changes, write_config
+from tinyconvnext.train import check_config, command_line_config, main, train
 
 
 def _resume_argv(run, *flags):
@@ -126,3 +130,48 @@ def test_recorded_paths_are_absolute_and_old_relative_ones_still_resolve(tmp_pat
     (tmp_path.parent / "shared" / "data").mkdir(parents=True, exist_ok=True)
     monkeypatch.chdir(tmp_path / "runs")  # evaluated from elsewhere
     assert recorded_data_path(tmp_path / "runs" / "a", old) == str(tmp_path / "../shared/data")
+
+
+def test_a_torn_record_past_the_checkpoint_does_not_stop_a_resume_and_a_damaged_one_is_named(tmp_path):
+    data = synthetic_cifar(64, 32)
+    train(tiny_config(tmp_path, epochs=2, stop_after=1, subset=64, eval_subset=32), data)
+    run = tmp_path / "run"
+    epoch_1 = (run / "metrics.jsonl").read_text()
+    (run / "metrics.jsonl").write_text(epoch_1 + '{"epoch": 2, "step": 4, "lr"')  # epoch 2's, torn
+    train(tiny_config(tmp_path, epochs=2, subset=64, eval_subset=32, resume=True), data)
+    assert [r["epoch"] for r in read_metrics(run)] == [1, 2]
+
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    (run / "metrics.jsonl").write_text(f"{lines[0]}\n{lines[1][:30]}\n")
+    with pytest.raises(
+        cli.UsageError, match=re.escape(f"{run / 'metrics.jsonl'}, line 2: not a JSON record")
+    ):
+        read_metrics(run)
+    assert [r["epoch"] for r in read_metrics(run, through_epoch=1)] == [1]  # what a resume reads
+    (run / "metrics.jsonl").write_text(f'{lines[0]}\n["epoch", 2]\n')
+    with pytest.raises(cli.UsageError, match="line 2: expected a JSON object with an integer 'epoch'"):
+        read_metrics(run)
+
+
+def test_a_resume_refusal_quotes_processes_as_typed_and_train_cifar_resumes_its_own_default(tmp_path):
+    recorded = dataclasses.asdict(TrainConfig(processes=4))
+    resolved, typed = TrainConfig(processes=2), TrainConfig(processes=0)
+    with pytest.raises(
+        cli.UsageError, match=r"^--processes 0 \(2 on this machine\) contradicts the recorded "
+    ):
+        resume_changes(recorded, resolved, tmp_path, typed)
+
+    # A train_cifar.py run records --processes 0 resolved to a count; its resume, with that default or with
+    # --processes 0 typed, resolves to the same count here and is no contradiction.
+    run = tmp_path / "cifar"
+    first = check_config(dataclasses.replace(train_cifar.CIFAR_DEFAULTS, out=str(run)))
+    write_config(run, first)
+    (run / "checkpoint.npz").write_bytes(b"")  # only its presence matters before the resume loads it
+    for flags in ([], ["--processes", "0"]):
+        given = command_line_config(_resume_argv(run, *flags), train_cifar.CIFAR_DEFAULTS, "train", None)
+        assert resume_changes(recorded_config(run), check_config(given), run, given) == []
+
+
+def test_a_recorded_configuration_keeps_the_known_options_only():
+    config = config_from_record({"model": "resnet18d", "epochs": 3, "changes": [], "from_the_future": 1})
+    assert (config.model, config.epochs, config.lr) == ("resnet18d", 3, TrainConfig().lr)
