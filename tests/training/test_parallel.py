@@ -13,6 +13,7 @@ from autograd.nn import functional as F
 from tinyconvnext import augment
 from tinyconvnext.build import resolve_processes
 from tinyconvnext.checkpoint import load_checkpoint
+from tinyconvnext.cli import EXIT_INTERRUPTED
 from tinyconvnext.config import TrainConfig
 from tinyconvnext.parallel import DataParallel, WorkerFailed
 from tinyconvnext.train import train
@@ -215,16 +216,20 @@ import signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)  # even where the parent shell ignores Ctrl-C
 sys.path.insert(0, {tests!r})
 from train_helpers import synthetic_cifar, tiny_config
+from tinyconvnext.cli import run_command
 from tinyconvnext.train import train
 from pathlib import Path
-train(tiny_config(Path({folder!r}), epochs=200, processes={processes}), synthetic_cifar())
+def main(argv):
+    train(tiny_config(Path({folder!r}), epochs=200, processes={processes}), synthetic_cifar())
+    return 0
+sys.exit(run_command(main, [], prog="train"))
 """
 
 
 @pytest.mark.parametrize("processes", [1, 2])
 def test_ctrl_c_saves_and_exits_cleanly(tmp_path, processes):
     """Ctrl-C in a terminal signals the whole process group: the loop saves, the workers stop, nothing is
-    left."""
+    left, and the command exits with the status of an interruption."""
     import os
     import signal
     import subprocess
@@ -252,8 +257,8 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path, processes):
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
-    assert child.returncode == 0, output
-    assert "interrupted: saved" in output, output
+    assert child.returncode == EXIT_INTERRUPTED, output  # as a command ends on Ctrl-C, after saving
+    assert "interrupted: saved" in output and "Traceback" not in output, output
     state = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
     assert state["step"] >= 5  # at least the first epoch's 5 steps (160 images, batch 32)
     for _ in range(50):  # the workers (and the resource tracker) leave with the main process
