@@ -51,3 +51,8 @@ def test_model_benchmark_runs_the_imagenette_convnext_against_its_pytorch_twin()
         REPO / "bench" / "model.py", "--quick", "--tasks", "imagenette-train", "--imagenette-batch-size", "2"
     )
     assert re.search(r"BN deep-stem ConvNeXt train, batch 2, 128px\s+\d+ms\s+\d+ms\s+[\d.]+", out), out
+
+
+def test_reference_step_prints_images_per_second():
+    out = _run(REPO / "bench" / "reference_step.py", "--steps", 1, "--repeats", 1, "--batch-size", 8)
+    assert re.search(r"convnext_cifar_3stage .*batch 8: \d+ images/s", out), out
