@@ -11,7 +11,15 @@ one change from the one before, and `RoadmapNet` builds any of them. This lesson
 step costs, trains every step with the same budget and recipe, and draws our Figure 2.
 
     python lessons/12_modernisation_roadmap.py --quick   # tiny networks, 512 images, 2 epochs: about a minute
-    python lessons/12_modernisation_roadmap.py           # width 16, all 50,000 images, 2 epochs each: ~1 hour
+    python lessons/12_modernisation_roadmap.py           # the committed walk: its table and figure
+    python lessons/12_modernisation_roadmap.py --train-missing   # train what the walk lacks first (hours)
+
+The full mode draws from the committed walk, docs/roadmap_results.json (``tinyconvnext.roadmap_walk``: the
+paper's Figure 2 groups, three seeds each, one recipe and budget on all 50,000 training images): each
+network's mean +- sd, each step's change with its 95% interval, the FLOPs beside them, instead of training
+for hours. ``--train-missing`` first trains the networks and seeds the file lacks, through the runner (no
+prompt; ``--epochs`` sets the budget when nothing is recorded yet). Without the file, and without
+``--train-missing``, the full mode trains all 13 networks once itself (width 16, 2 epochs each: ~1 hour).
 
 The quick mode only shows the machinery: tiny networks on 512 images are mostly noise, and several of
 them learn nothing but one class. The lesson says so: it flags every network that predicts one class for
@@ -47,6 +55,17 @@ def roadmap_options(parser):
     parser.add_argument("--epochs", type=positive_int, default=None, help="epochs per step (full: 2)")
     parser.add_argument(
         "--subset", type=non_negative_int, default=None, help="training images, 0 = all (full: all)"
+    )
+    parser.add_argument(
+        "--train-missing",
+        action="store_true",
+        help="full mode: train the walk's missing networks and seeds into --results first (hours)",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "docs" / "roadmap_results.json",
+        help="the walk's results file (tinyconvnext.roadmap_walk), read in full mode",
     )
 
 
@@ -124,6 +143,73 @@ ax_macs.barh(names, [c["macs"] / 1e6 for c in costs][::-1], color="#d9a98f")
 ax_macs.set_xlabel("multiply-adds per 32x32 image (millions)")
 fig.suptitle(f"The roadmap's costs (baseline width {width}, depths {depths})")
 save_figure(fig, "roadmap_costs.png", dpi=100)
+
+
+# --------------------------------------------------------------------------------------------------
+# The full mode's experiment is the committed walk (tinyconvnext.roadmap_walk): the paper's groups, three
+# seeds each, one recipe and one budget on the whole training set. It took hours, so it is done once, its
+# results committed; the lesson reads them. A step counts as a gain or a loss only where the 95% interval
+# of its change excludes 0: one seed cannot tell a step from the noise of the initial draw.
+def committed_walk():
+    from tinyconvnext import roadmap_walk
+
+    results = roadmap_walk.load_results(args.results)
+    recipe = (
+        roadmap_walk.recipe_for(args.epochs, args.width or 16)
+        if args.epochs
+        else roadmap_walk.main_recipe(results)
+    )
+    if args.train_missing:
+        if recipe is None:
+            print(
+                "lesson 12: --train-missing needs --epochs (the budget): nothing is recorded yet",
+                file=sys.stderr,
+            )
+            sys.exit(2)
+        cifar, data_dir = find_cifar10("cannot train the missing networks")
+        if cifar is None:
+            sys.exit(0)
+        networks = roadmap_walk.network_names("groups")
+        runs = args.out / "runs"
+        roadmap_walk.walk(
+            networks, [0, 1, 2], recipe, args.results, runs, str(data_dir) if data_dir else None
+        )
+        results = roadmap_walk.load_results(args.results)
+    print(roadmap_walk.report(results, recipe))
+    table = roadmap_walk.accuracies_by_network(results, recipe or {})
+    if not table:
+        print(f"no results with this recipe in {args.results}: nothing to draw")
+        return
+    costs = {r["network"]: r["flops"] for r in results if r.get("recipe") == recipe}
+    names = list(table)
+    stats = [roadmap_walk.mean_and_sd(list(table[name].values())) for name in names]
+    colors = ["#b0b0b0"]
+    for before, after in zip(names, names[1:], strict=False):
+        label = roadmap_walk.verdict(roadmap_walk.difference_interval(table[before], table[after]))
+        colors.append({"gain": "#5b8fd9", "loss": "#d97a5b"}.get(label, "#b0b0b0"))
+    fig, ax = plt.subplots(figsize=(9, 1 + 0.7 * len(names)))
+    y = np.arange(len(names))[::-1]
+    means = np.array([mean for mean, _ in stats])
+    sds = np.array([0.0 if np.isnan(sd) else sd for _, sd in stats])
+    ax.barh(y, means, xerr=sds, color=colors, capsize=4)
+    for yi, name, mean, sd in zip(y, names, means, sds, strict=True):
+        ax.text(
+            mean + sd + 0.3, yi, f"{mean:.1f} +- {sd:.1f}%  ({costs[name] / 1e6:.1f}M FLOPs)", va="center"
+        )
+    labels = [roadmap_walk.GROUP_OF.get(name) or name for name in names]
+    ax.set_yticks(y)
+    ax.set_yticklabels(labels)
+    ax.set_xlim(max(0, means.min() - 10), means.max() + 12)
+    ax.set_xlabel(f"CIFAR-10 test accuracy (%), mean +- sd over seeds, {recipe['epochs']} epochs each")
+    ax.set_title("The roadmap walk (blue: gain, orange: loss, grey: not distinguishable at 95%)")
+    save_figure(fig, "roadmap.png", dpi=100)
+
+
+if not args.quick and (args.results.exists() or args.train_missing):
+    section("3. The committed walk: several seeds per network, one recipe, one budget")
+    committed_walk()
+    print(f"the whole lesson took {time.perf_counter() - lesson_start:.0f} s")
+    sys.exit(0)
 
 # --------------------------------------------------------------------------------------------------
 section("3. The data")

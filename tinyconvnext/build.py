@@ -14,6 +14,7 @@ from autograd.backend import cupy_available
 
 from . import cli
 from .config import OPTIMIZERS
+from .roadmap import ROADMAP_MODELS
 from .variants import RESNET_VARIANTS, create_model
 
 
@@ -73,6 +74,42 @@ def _resnet_overrides(config) -> dict:
     return overrides
 
 
+def _roadmap_overrides(config) -> dict:
+    """A roadmap network's overrides: ``--dims`` the baseline's inner widths per stage (its first, the width
+    that ``roadmap_steps`` takes, or that number alone; later steps widen it themselves), and
+    ``--depths`` the blocks per stage of every step; the ConvNeXt-only options refused (the step sets its
+    own stem, kernel and norms, and it has no layer scale: ``--layer-scale`` 0 or its default)."""
+    convnext_only = [
+        flag
+        for flag, value in (
+            ("--patch-size", config.patch_size),
+            ("--kernel-size", config.kernel_size),
+            ("--stem-type", config.stem_type != "patch"),
+            ("--norm-layer", config.norm_layer != "layer"),
+            ("--stem-norm-layer", config.stem_norm_layer),
+            ("--layer-scale", config.layer_scale not in (0, 1e-6)),
+        )
+        if value
+    ]
+    if convnext_only:
+        raise ValueError(
+            f"{config.model} is a step of the roadmap, which sets its own architecture: "
+            f"{', '.join(convnext_only)} cannot change it"
+        )
+    overrides = {}
+    if config.depths:
+        overrides["depths"] = tuple(int(v) for v in config.depths.split(","))
+    if config.dims:
+        widths = [int(v) for v in config.dims.split(",")]
+        if widths != [widths[0] * 2**i for i in range(len(widths))]:
+            raise ValueError(
+                f"--dims for {config.model} are the baseline's inner widths per stage, each twice the one "
+                f"before (e.g. 16,32,64,128, or 16 alone), got {config.dims!r}"
+            )
+        overrides["width"] = widths[0]
+    return overrides
+
+
 def _convnext_overrides(config) -> dict:
     """The ConvNeXt options that differ from the variant's own: depths, dims, patch, kernel, stem, norms."""
     overrides = {"layer_scale_init_value": config.layer_scale}
@@ -95,8 +132,13 @@ def _convnext_overrides(config) -> dict:
 
 def build_model(config, num_classes, drop_path_rate=0.0):
     """The configured variant, with any depths/dims/patch-size/kernel-size/stem overrides (for a ResNet:
-    depths and dims, its widths)."""
-    overrides = _resnet_overrides(config) if config.model in RESNET_VARIANTS else _convnext_overrides(config)
+    depths and dims, its widths; for a roadmap network: depths, and dims as its width)."""
+    if config.model in RESNET_VARIANTS:
+        overrides = _resnet_overrides(config)
+    elif config.model in ROADMAP_MODELS:
+        overrides = _roadmap_overrides(config)
+    else:
+        overrides = _convnext_overrides(config)
     return create_model(config.model, num_classes=num_classes, drop_path_rate=drop_path_rate, **overrides)
 
 

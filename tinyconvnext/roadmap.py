@@ -6,6 +6,12 @@ and ``RoadmapNet`` builds the network any config describes (NCHW activations thr
 the same kind of object). The last step is ConvNeXt without layer scale: ``tests/model/test_roadmap.py``
 copies its weights into ``tinyconvnext.ConvNeXt`` and gets the same logits.
 
+Every step is also a model name that ``create_model`` and the training program accept (``ROADMAP_MODELS``:
+``roadmap_00_baseline`` ... ``roadmap_12_separate_downsampling``), so ``tinyconvnext.train`` trains any of
+them with its checkpoints, resume and data-parallel processes (``tinyconvnext.roadmap_walk`` trains the
+walk). The blocks have stochastic depth (``drop_path_rate``, rising linearly over the blocks as ConvNeXt's)
+but no layer scale: the walk is the paper's architecture changes, and its last step is ConvNeXt without it.
+
 The steps (the paper's Section in parentheses) and what each changes here:
 
 * ResNet-style baseline (2.1): bottleneck blocks (1x1 down, 3x3, 1x1 up), BN and ReLU after every conv,
@@ -29,6 +35,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+
+import numpy as np
 
 import autograd as ag
 from autograd import nn
@@ -112,6 +120,46 @@ def roadmap_steps(
     return steps
 
 
+# The model names of the steps, in the walk's order (``roadmap_steps``' order).
+STEP_SLUGS = (
+    "baseline",
+    "stage_ratio",
+    "patchify_stem",
+    "depthwise_conv",
+    "wider",
+    "inverted_bottleneck",
+    "move_up_depthwise_conv",
+    "kernel_7x7",
+    "gelu",
+    "fewer_activations",
+    "fewer_norms",
+    "layer_norm",
+    "separate_downsampling",
+)
+ROADMAP_MODELS = tuple(f"roadmap_{index:02d}_{slug}" for index, slug in enumerate(STEP_SLUGS))
+
+
+def roadmap_step(model_name: str, width: int = 32, depths=None) -> tuple[str, RoadmapConfig]:
+    """(step name, config) of a roadmap model name (``ROADMAP_MODELS``). ``depths`` (blocks per stage)
+    replaces both the baseline's and the stage ratio's, for small networks in tests and quick looks."""
+    if model_name not in ROADMAP_MODELS:
+        raise ValueError(
+            f"unknown roadmap network {model_name!r}; expected one of {', '.join(ROADMAP_MODELS)}"
+        )
+    sizes = {} if depths is None else dict(depths=tuple(depths), final_depths=tuple(depths))
+    return roadmap_steps(width=width, **sizes)[ROADMAP_MODELS.index(model_name)]
+
+
+def create_roadmap_model(
+    model_name: str, num_classes: int = 10, drop_path_rate: float = 0.0, width: int = 32, depths=None
+) -> RoadmapNet:
+    """The ``RoadmapNet`` of a roadmap model name, with ``model.variant`` and ``model.step`` set."""
+    step, config = roadmap_step(model_name, width, depths)
+    model = RoadmapNet(config, num_classes=num_classes, drop_path_rate=drop_path_rate)
+    model.variant, model.step = model_name, step
+    return model
+
+
 def _norm(config, channels):
     if config.norm == "batch":
         return nn.BatchNorm2d(channels)
@@ -126,7 +174,7 @@ class RoadmapBlock(nn.Module):
     """A residual block at any point of the roadmap: three convs (one spatial, two 1x1) whose order, groups,
     norms and activations the config sets, plus a projection shortcut when the shape changes."""
 
-    def __init__(self, config: RoadmapConfig, in_channels, out_channels, hidden, stride):
+    def __init__(self, config: RoadmapConfig, in_channels, out_channels, hidden, stride, drop_path=0.0):
         super().__init__()
         k = config.kernel_size
 
@@ -164,18 +212,20 @@ class RoadmapBlock(nn.Module):
             self.shortcut = nn.Sequential(*projection)
         else:
             self.shortcut = nn.Identity()
+        self.drop_path = nn.DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
     def forward(self, x):
         y = x
         for conv, norm, act in zip(self.convs, self.norms, self.acts, strict=False):
             y = act(norm(conv(y)))
-        return self.final_act(self.shortcut(x) + y)
+        return self.final_act(self.shortcut(x) + self.drop_path(y))
 
 
 class RoadmapNet(nn.Module):
-    """The network a ``RoadmapConfig`` describes, for (N, 3, 32, 32) images."""
+    """The network a ``RoadmapConfig`` describes, for (N, 3, 32, 32) images; ``drop_path_rate``: stochastic
+    depth of the last block, the rates rising linearly from 0 over the blocks (as ``ConvNeXt``'s)."""
 
-    def __init__(self, config: RoadmapConfig, num_classes=10, in_chans=3):
+    def __init__(self, config: RoadmapConfig, num_classes=10, in_chans=3, drop_path_rate=0.0):
         super().__init__()
         self.config = config
         inner, io = config.inner_widths(), config.io_widths()
@@ -196,6 +246,7 @@ class RoadmapNet(nn.Module):
         self.downsample_layers = nn.ModuleList([nn.Sequential(*stem)])
         self.stages = nn.ModuleList()
         channels = stem_out
+        rates = iter(np.linspace(0, drop_path_rate, sum(config.depths)).tolist())
         for i, depth in enumerate(config.depths):
             if i > 0:
                 if separate:
@@ -208,7 +259,7 @@ class RoadmapNet(nn.Module):
             blocks = []
             for j in range(depth):
                 stride = 2 if (i > 0 and j == 0 and not separate) else 1
-                blocks.append(RoadmapBlock(config, channels, io[i], hidden[i], stride))
+                blocks.append(RoadmapBlock(config, channels, io[i], hidden[i], stride, next(rates)))
                 channels = io[i]
             self.stages.append(nn.Sequential(*blocks))
         self.norm = nn.LayerNorm(channels, eps=1e-6) if separate else nn.Identity()
@@ -226,3 +277,8 @@ class RoadmapNet(nn.Module):
         for downsample, stage in zip(self.downsample_layers, self.stages, strict=False):
             x = stage(downsample(x))
         return self.head(self.norm(x.mean(axis=(2, 3))))
+
+    def fuse(self) -> RoadmapNet:
+        """Nothing to fuse (``ConvNeXt.fuse()``'s counterpart, so any model ``create_model`` builds has one).
+        Returns self."""
+        return self

@@ -1,5 +1,6 @@
-"""Building the ConvNeXt family and the ResNet-D baselines by name (``create_model``); the table of
-variants, declared as data (as timm does), is in variant_table.py.
+"""Building the ConvNeXt family, the ResNet-D baselines and the networks of the modernisation roadmap by name
+(``create_model``); the table of variants, declared as data (as timm does), is in variant_table.py, the
+roadmap's steps in roadmap.py.
 """
 
 from __future__ import annotations
@@ -7,13 +8,16 @@ from __future__ import annotations
 from .model import ConvNeXt
 from .options import convnext_options
 from .resnet import ResNet
+from .roadmap import ROADMAP_MODELS, create_roadmap_model
 from .variant_table import RESNET_VARIANTS, VARIANTS
 
 RESNET_OPTIONS = ("depths", "widths", "stem_width", "in_chans")
+ROADMAP_OPTIONS = ("width", "depths")
 
 
 def available_models() -> list[str]:
-    return sorted(VARIANTS) + sorted(RESNET_VARIANTS)
+    """ConvNeXt variants, then the ResNet-D baselines, then the roadmap's steps in the walk's order."""
+    return sorted(VARIANTS) + sorted(RESNET_VARIANTS) + list(ROADMAP_MODELS)
 
 
 def check_recorded_variant(variant: str | None, source: str) -> None:
@@ -25,8 +29,9 @@ def check_recorded_variant(variant: str | None, source: str) -> None:
         )
 
 
-def _create_resnet(name, num_classes, drop_path_rate, layer_scale_init_value, head_init_scale, overrides):
-    """A ResNet-D variant; the ConvNeXt-only arguments must keep their defaults (a clear error otherwise)."""
+def _refuse_convnext_options(name, kind, layer_scale_init_value, head_init_scale, overrides, accepted):
+    """A clear error for a ConvNeXt-only argument given to a network of another ``kind``, or an override
+    that is not one of ``accepted``."""
     convnext_only = {
         "layer_scale_init_value": (layer_scale_init_value, 1e-6),
         "head_init_scale": (head_init_scale, 1.0),
@@ -34,14 +39,20 @@ def _create_resnet(name, num_classes, drop_path_rate, layer_scale_init_value, he
     for option, (value, default) in convnext_only.items():
         if value != default:
             raise ValueError(
-                f"{name} is a ResNet: {option}={value} is a ConvNeXt option (leave it at {default})"
+                f"{name} is {kind}: {option}={value} is a ConvNeXt option (leave it at {default})"
             )
-    unknown = sorted(set(overrides) - set(RESNET_OPTIONS))
+    unknown = sorted(set(overrides) - set(accepted))
     if unknown:
         raise ValueError(
-            f"{name} is a ResNet: unknown option(s) {', '.join(unknown)}; "
-            f"it takes {', '.join(RESNET_OPTIONS)}"
+            f"{name} is {kind}: unknown option(s) {', '.join(unknown)}; it takes {', '.join(accepted)}"
         )
+
+
+def _create_resnet(name, num_classes, drop_path_rate, layer_scale_init_value, head_init_scale, overrides):
+    """A ResNet-D variant; the ConvNeXt-only arguments must keep their defaults (a clear error otherwise)."""
+    _refuse_convnext_options(
+        name, "a ResNet", layer_scale_init_value, head_init_scale, overrides, RESNET_OPTIONS
+    )
     return ResNet(
         num_classes=num_classes, drop_path_rate=drop_path_rate, **{**RESNET_VARIANTS[name], **overrides}
     )
@@ -86,18 +97,27 @@ def create_model(
     """Build a named ConvNeXt variant, or a ResNet-D baseline (``available_models()`` lists them).
 
     Args:
-        name: e.g. "convnext_tiny", "convnext_cifar_pico" or "resnet18d".
+        name: e.g. "convnext_tiny", "convnext_cifar_pico", "resnet18d" or "roadmap_05_inverted_bottleneck".
         num_classes, drop_path_rate, layer_scale_init_value, head_init_scale: as ``ConvNeXt``.
         weights: path to weights, loaded strictly: ``.safetensors`` (ours, or timm's ``model.safetensors``),
             an official ``.pth`` checkpoint, our ``.npz``, or a training run's ``checkpoint.npz``.
         overrides: any other ``ConvNeXt`` argument (depths, dims, patch_size, kernel_size, in_chans), the
             options by name (``stem_type``, ``norm_layer``, ``stem_norm_layer``, as
-            ``options.convnext_options`` takes them), or for a ResNet one of ``RESNET_OPTIONS``.
+            ``options.convnext_options`` takes them), for a ResNet one of ``RESNET_OPTIONS``, for a roadmap
+            network one of ``ROADMAP_OPTIONS`` (``roadmap.create_roadmap_model``'s; it has no layer scale,
+            so ``layer_scale_init_value`` must keep its default or be 0).
     """
     if name in RESNET_VARIANTS:
         model = _create_resnet(
             name, num_classes, drop_path_rate, layer_scale_init_value, head_init_scale, overrides
         )
+    elif name in ROADMAP_MODELS:
+        # It has no layer scale: 0 (none) is accepted, as is the default that every caller passes.
+        layer_scale = 1e-6 if layer_scale_init_value == 0 else layer_scale_init_value
+        _refuse_convnext_options(
+            name, "a roadmap network", layer_scale, head_init_scale, overrides, ROADMAP_OPTIONS
+        )
+        model = create_roadmap_model(name, num_classes, drop_path_rate, **overrides)
     elif name in VARIANTS:
         model = _create_convnext(
             num_classes=num_classes,

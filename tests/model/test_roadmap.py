@@ -8,9 +8,9 @@ import pytest
 
 import autograd as ag
 from autograd import nn
-from tinyconvnext import create_model
+from tinyconvnext import available_models, create_model
 from tinyconvnext.flops import count_flops, traced_macs
-from tinyconvnext.roadmap import RoadmapConfig, RoadmapNet, roadmap_steps
+from tinyconvnext.roadmap import ROADMAP_MODELS, RoadmapConfig, RoadmapNet, roadmap_step, roadmap_steps
 
 
 def _changed_fields(a, b):
@@ -107,3 +107,34 @@ def test_bad_config_is_named():
         RoadmapConfig(kernel_size=4)
     with pytest.raises(ValueError, match=r"expects images of shape \(N, 3, H, W\)"):
         RoadmapNet(RoadmapConfig(depths=(1,), width=2))(ag.zeros(1, 1, 32, 32))
+
+
+def test_every_step_is_a_model_name_in_the_walks_order():
+    assert len(ROADMAP_MODELS) == 13 and ROADMAP_MODELS[0] == "roadmap_00_baseline"
+    assert ROADMAP_MODELS[-1] == "roadmap_12_separate_downsampling"
+    assert available_models()[-13:] == list(ROADMAP_MODELS)
+    for (step, config), name in zip(roadmap_steps(width=8), ROADMAP_MODELS, strict=True):
+        model = create_model(name, num_classes=10, width=8)
+        assert (model.step, model.config, model.variant) == (step, config, name)
+        assert model.fuse() is model  # nothing to fuse: the trainer's build_fused_model takes it as it is
+
+
+def test_roadmap_names_refuse_options_they_do_not_have():
+    with pytest.raises(ValueError, match="is a roadmap network: layer_scale_init_value=0.1"):
+        create_model("roadmap_00_baseline", layer_scale_init_value=0.1)
+    with pytest.raises(ValueError, match="unknown option"):
+        create_model("roadmap_00_baseline", patch_size=4)
+    with pytest.raises(ValueError, match="unknown roadmap network"):
+        roadmap_step("roadmap_13_nothing")
+    assert create_model("roadmap_00_baseline", layer_scale_init_value=0, width=4).variant  # 0: none, as built
+
+
+def test_drop_path_rises_linearly_to_the_last_block():
+    model = create_model("roadmap_12_separate_downsampling", drop_path_rate=0.3, width=4, depths=(1, 1, 1, 1))
+    rates = [getattr(block.drop_path, "p", 0.0) for stage in model.stages for block in stage]
+    assert rates == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    x = ag.tensor(np.random.default_rng(0).standard_normal((8, 3, 32, 32)).astype(np.float32))
+    ag.manual_seed(0)
+    assert not np.allclose(model(x).numpy(), model(x).numpy())  # training: blocks dropped at random
+    model.eval()
+    np.testing.assert_allclose(model(x).numpy(), model(x).numpy())  # evaluation: every block, every time
