@@ -59,10 +59,11 @@ def main(argv=None) -> int:
 
     with threadpool_limits(1):  # one thread, as in each data-parallel process
         seconds = best_seconds_per_step(step, args.steps, args.repeats)
+        blas = blas_summary()
     name = f"{args.model} (--norm-layer {args.norm_layer}, --stem-type {args.stem_type})"
     speed = f"{args.batch_size / seconds:.0f} images/s ({1e3 * seconds:.1f} ms a step)"
     print(f"{name}, batch {args.batch_size}: {speed}")
-    print(f"BLAS: {blas_summary()}")
+    print(f"BLAS: {blas}")
     return 0
 
 
