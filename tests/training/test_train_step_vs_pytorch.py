@@ -75,7 +75,9 @@ def _step_both(ours, opt, theirs, torch_opt, x, y, label_smoothing):
 
 
 def test_training_steps_match_pytorch_in_float64():
-    config = dataclasses.replace(train_cifar.CIFAR_DEFAULTS, drop_path=0.0, grad_clip=11.0, lr=4e-3)
+    config = dataclasses.replace(
+        train_cifar.CIFAR_DEFAULTS, norm_layer="layer", drop_path=0.0, grad_clip=11.0, lr=4e-3
+    )
     num_classes, steps, batch, side = 10, 8, 6, 16
     ag.manual_seed(0)
     ours = build_model(config, num_classes, 0.0).to(dtype=np.float64)
