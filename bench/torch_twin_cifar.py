@@ -40,8 +40,15 @@ from autograd import optim as our_optim  # noqa: E402
 from tinyconvnext.build import build_model  # noqa: E402
 from tinyconvnext.config import config_from_args  # noqa: E402
 from tinyconvnext.curves import append_metrics, plot_curves  # noqa: E402
-from tinyconvnext.pipeline import make_loaders, progressive_stride, train_image_size  # noqa: E402
+from tinyconvnext.pipeline import (  # noqa: E402
+    load_dataset,
+    make_loaders,
+    progressive_stride,
+    train_image_size,
+    whitening_sample,
+)
 from tinyconvnext.variants import RESNET_VARIANTS  # noqa: E402
+from tinyconvnext.whitening import whiten_stem  # noqa: E402
 
 
 def main(argv=None):
@@ -52,36 +59,10 @@ def main(argv=None):
     stride = progressive_stride(config)  # checks the ramp, as train.py does
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    train_loader, test_loader, num_classes = make_loaders(config)
+    data = load_dataset(config)
+    train_loader, test_loader, num_classes = make_loaders(config, data)  # alternating flips included
 
-    import autograd as ag
-
-    ag.manual_seed(config.seed)
-    ours = build_model(config, num_classes, config.drop_path)  # for the architecture and the initial weights
-    if config.model in RESNET_VARIANTS:
-        if config.drop_path:
-            raise SystemExit(f"the twin of {config.model} has no stochastic depth: pass --drop-path 0")
-        model = TorchResNet(
-            depths=ours.depths, widths=ours.widths, stem_width=ours.stem_width, num_classes=num_classes
-        )
-        blocks = [b for i in range(len(ours.depths)) for b in getattr(model, f"layer{i + 1}")]
-    else:
-        model = TorchConvNeXt(
-            num_classes=num_classes,
-            depths=ours.depths,
-            dims=ours.dims,
-            patch_size=ours.patch_size,
-            layer_scale=config.layer_scale,
-            kernel_size=ours.stages[0][0].dwconv.kernel_size[0],
-            stem_type=ours.stem_type,
-            norm_layer=ours.norm_layer,
-            stem_norm_layer=ours.stem_norm_layer,
-        )
-        blocks = [b for stage in model.stages for b in stage]
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
-    rates = np.linspace(0, config.drop_path, len(blocks)).tolist()
-    for block, rate in zip(blocks, rates, strict=False):
-        _add_drop_path(block, rate)
+    model = build_twin(config, data, num_classes)
     named = list(model.named_parameters())
     decay = [p for n, p in named if p.ndim > 1 and not n.endswith("gamma")]
     no_decay = [p for n, p in named if p.ndim <= 1 or n.endswith("gamma")]
@@ -149,6 +130,42 @@ def main(argv=None):
         print(json.dumps(record), flush=True)
         if config.time_budget and record["elapsed_seconds"] > 60 * config.time_budget:
             break
+
+
+def build_twin(config, data, num_classes):
+    """The torch network of ``config`` with our initial weights (the whitened stem's filters included,
+    computed from ``data``) and our stochastic depth."""
+    import autograd as ag
+
+    ag.manual_seed(config.seed)
+    ours = build_model(config, num_classes, config.drop_path)  # for the architecture and the initial weights
+    if config.stem_init == "whiten":  # the same whitened first filters, from the same images
+        whiten_stem(ours, whitening_sample(config, data))
+    if config.model in RESNET_VARIANTS:
+        if config.drop_path:
+            raise SystemExit(f"the twin of {config.model} has no stochastic depth: pass --drop-path 0")
+        model = TorchResNet(
+            depths=ours.depths, widths=ours.widths, stem_width=ours.stem_width, num_classes=num_classes
+        )
+        blocks = [b for i in range(len(ours.depths)) for b in getattr(model, f"layer{i + 1}")]
+    else:
+        model = TorchConvNeXt(
+            num_classes=num_classes,
+            depths=ours.depths,
+            dims=ours.dims,
+            patch_size=ours.patch_size,
+            layer_scale=config.layer_scale,
+            kernel_size=ours.stages[0][0].dwconv.kernel_size[0],
+            stem_type=ours.stem_type,
+            norm_layer=ours.norm_layer,
+            stem_norm_layer=ours.stem_norm_layer,
+        )
+        blocks = [b for stage in model.stages for b in stage]
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    rates = np.linspace(0, config.drop_path, len(blocks)).tolist()
+    for block, rate in zip(blocks, rates, strict=False):
+        _add_drop_path(block, rate)
+    return model
 
 
 def _add_drop_path(block, rate):
