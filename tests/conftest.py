@@ -12,10 +12,29 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
-from hypothesis import HealthCheck, settings
+# Several test processes (pytest-xdist's -n auto: one per core) give each process one thread for BLAS,
+# OpenMP and torch, as each data-parallel training process has (tinyconvnext/parallel.py). With two threads
+# apiece, four threads would share two cores, and the BLAS and OpenMP threads spin-wait for each other: a
+# lesson's training then runs many times slower. Set before NumPy and torch load their thread pools;
+# subprocesses (the lessons) inherit it.
+SEVERAL_PROCESSES = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1
+if SEVERAL_PROCESSES:
+    for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
 
-import autograd
+import numba  # noqa: E402  (after the thread settings: this imports NumPy)
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+import autograd  # noqa: E402
+
+if SEVERAL_PROCESSES:
+    threadpool_limits(1)  # in case a plugin loaded NumPy's BLAS before the setting above
+    # Numba read its thread count on import: this process keeps the right to start the machine's threads
+    # (the thread-count tests compare 1 thread with numba.config.NUMBA_NUM_THREADS) but uses one.
+    # (NUMBA_NUM_THREADS stays unset: Numba rereads it and refuses a change once its threads run.)
+    numba.set_num_threads(1)
 
 TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:

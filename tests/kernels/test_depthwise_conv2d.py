@@ -295,14 +295,16 @@ def test_deterministic(step_layout):
     rng = np.random.default_rng(5)
     x, w, b = kernel_arguments(rng, layout, 4, 24, 12, 12, 7, np.float32)
     g = rng.standard_normal(x.shape).astype(np.float32)
-    first = (forward(x, w, b, 1, 3),) + backward(x, w, g, 1, 3, True)
+    most = numba.config.NUMBA_NUM_THREADS  # every thread this process may start, then one, then every one
     old = numba.get_num_threads()
+    runs = []
     try:
-        numba.set_num_threads(1)
-        single = (forward(x, w, b, 1, 3),) + backward(x, w, g, 1, 3, True)
+        for threads in (most, 1, most):
+            numba.set_num_threads(threads)
+            runs.append((forward(x, w, b, 1, 3),) + backward(x, w, g, 1, 3, True))
     finally:
         numba.set_num_threads(old)
-    again = (forward(x, w, b, 1, 3),) + backward(x, w, g, 1, 3, True)
+    first, single, again = runs
     for a, s, c in zip(first, single, again, strict=True):
         assert np.array_equal(a, s) and np.array_equal(a, c)
 
