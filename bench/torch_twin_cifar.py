@@ -37,18 +37,16 @@ from torch_convnext import TorchConvNeXt  # noqa: E402
 from torch_resnet import TorchResNet  # noqa: E402
 
 from autograd import optim as our_optim  # noqa: E402
-from tinyconvnext.build import build_model  # noqa: E402
 from tinyconvnext.config import config_from_args  # noqa: E402
 from tinyconvnext.curves import append_metrics, plot_curves  # noqa: E402
 from tinyconvnext.pipeline import (  # noqa: E402
+    initial_model,
     load_dataset,
     make_loaders,
     progressive_stride,
     train_image_size,
-    whitening_sample,
 )
 from tinyconvnext.variants import RESNET_VARIANTS  # noqa: E402
-from tinyconvnext.whitening import whiten_stem  # noqa: E402
 
 
 def main(argv=None):
@@ -135,12 +133,7 @@ def main(argv=None):
 def build_twin(config, data, num_classes):
     """The torch network of ``config`` with our initial weights (the whitened stem's filters included,
     computed from ``data``) and our stochastic depth."""
-    import autograd as ag
-
-    ag.manual_seed(config.seed)
-    ours = build_model(config, num_classes, config.drop_path)  # for the architecture and the initial weights
-    if config.stem_init == "whiten":  # the same whitened first filters, from the same images
-        whiten_stem(ours, whitening_sample(config, data))
+    ours = initial_model(config, data, num_classes, fused=False)  # the architecture and the initial weights
     if config.model in RESNET_VARIANTS:
         if config.drop_path:
             raise SystemExit(f"the twin of {config.model} has no stochastic depth: pass --drop-path 0")

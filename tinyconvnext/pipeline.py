@@ -11,11 +11,14 @@ import dataclasses
 
 import numpy as np
 
+import autograd as ag
+
 from . import augment
-from .build import build_model
+from .build import build_fused_model, build_model
 from .config import FLIP_MODES, PROGRESSIVE_MODES
 from .images import IMAGENET_MEAN, IMAGENET_STD
 from .loader import BatchLoader
+from .whitening import whiten_stem
 
 
 @dataclasses.dataclass
@@ -268,3 +271,16 @@ def whitening_sample(config, dataset: ImageDataset) -> np.ndarray:
         picked = np.stack([augment.resize_center_crop(images[int(i)], size, crop) for i in chosen])
     mean, std = normalization(config)
     return augment.to_float_nchw(picked, mean, std)
+
+
+def initial_model(config, dataset: ImageDataset, num_classes: int, fused: bool = True):
+    """The network a run starts from: drawn from ``config.seed``, built as the run trains it (``fused``; the
+    unfused ``build_model`` has the same weights), with ``config.drop_path``, and with ``--stem-init whiten``
+    its stem's first filters whitened on ``dataset``'s images (``whitening_sample``). train.py starts here,
+    and so do the PyTorch twin (bench/torch_twin_cifar.py) and its test. A resume then loads its weights."""
+    ag.manual_seed(config.seed)
+    build = build_fused_model if fused else build_model
+    model = build(config, num_classes, config.drop_path)
+    if config.stem_init == "whiten":
+        whiten_stem(model, whitening_sample(config, dataset))
+    return model

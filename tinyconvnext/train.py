@@ -35,7 +35,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import autograd as ag
 from autograd import nn, optim
 from autograd.memory import retain_freed_memory
 
@@ -58,15 +57,14 @@ from .pipeline import (
     ImageDataset,
     eval_size,
     fit_progressive_size,
+    initial_model,
     load_dataset,
     make_loaders,
     normalization,
     progressive_stride,
     train_image_size,
-    whitening_sample,
 )
 from .records import load_trained_model
-from .whitening import whiten_stem
 
 # What lessons, tests and scripts import from here, some of it defined in the modules above.
 __all__ = [
@@ -172,11 +170,7 @@ def set_up(config: TrainConfig, device: str, dataset: ImageDataset | None, typed
             f"--batch-size {config.batch_size} is larger than the training set "
             f"({train_loader.num_items} images)"
         )
-    ag.manual_seed(config.seed)
-    model = build_fused_model(config, num_classes, config.drop_path)
-    if config.stem_init == "whiten":  # once, before training (a resume then loads the trained weights)
-        whiten_stem(model, whitening_sample(config, data))
-    model = model.to(device)
+    model = initial_model(config, data, num_classes).to(device)  # seeded; a resume loads its weights below
     if config.precise_bn_batches and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
         raise cli.UsageError(
             f"--precise-bn-batches recomputes BatchNorm statistics, but {config.model} with "

@@ -11,9 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import autograd as ag  # noqa: E402
-from tinyconvnext.build import build_fused_model  # noqa: E402
-from tinyconvnext.pipeline import ImageDataset, whitening_sample  # noqa: E402
-from tinyconvnext.whitening import whiten_stem  # noqa: E402
+from tinyconvnext.pipeline import ImageDataset, initial_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -39,11 +37,7 @@ def test_twin_starts_from_the_network_train_py_builds(changes):
     config = dataclasses.replace(train_cifar.CIFAR_DEFAULTS, seed=3, drop_path=0.0, **changes)
     data = _dataset()
     twin = build_twin(config, data, num_classes=10)
-    # What train.py's set_up does: seed, build the fused model, whiten its stem.
-    ag.manual_seed(config.seed)
-    ours = build_fused_model(config, 10, config.drop_path)
-    if config.stem_init == "whiten":
-        whiten_stem(ours, whitening_sample(config, data))
+    ours = initial_model(config, data, num_classes=10)  # train.py's network, fused, before its first step
     ours.eval(), twin.eval()
     x = np.random.default_rng(1).standard_normal((4, 3, 32, 32)).astype(np.float32)
     with ag.no_grad():
