@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from torch_convnext import TorchConvNeXt  # noqa: E402
+from torch_convnext import twin_of  # noqa: E402
 from torch_resnet import TorchResNet  # noqa: E402
 
 from autograd import optim as our_optim  # noqa: E402
@@ -140,21 +140,11 @@ def build_twin(config, data, num_classes):
         model = TorchResNet(
             depths=ours.depths, widths=ours.widths, stem_width=ours.stem_width, num_classes=num_classes
         )
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
         blocks = [b for i in range(len(ours.depths)) for b in getattr(model, f"layer{i + 1}")]
     else:
-        model = TorchConvNeXt(
-            num_classes=num_classes,
-            depths=ours.depths,
-            dims=ours.dims,
-            patch_size=ours.patch_size,
-            layer_scale=config.layer_scale,
-            kernel_size=ours.stages[0][0].dwconv.kernel_size[0],
-            stem_type=ours.stem_type,
-            norm_layer=ours.norm_layer,
-            stem_norm_layer=ours.stem_norm_layer,
-        )
+        model = twin_of(ours, num_classes, config.layer_scale)
         blocks = [b for stage in model.stages for b in stage]
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
     rates = np.linspace(0, config.drop_path, len(blocks)).tolist()
     for block, rate in zip(blocks, rates, strict=False):
         _add_drop_path(block, rate)

@@ -115,6 +115,26 @@ class TorchConvNeXt(tnn.Module):
         return self.head(self.norm(x.mean([-2, -1])))
 
 
+def twin_of(ours, num_classes, layer_scale):
+    """The TorchConvNeXt of our ConvNeXt ``ours``: the same architecture (read off ``ours``) and the same
+    weights and buffers, in their dtype. ``layer_scale`` only decides whether the blocks have gammas."""
+    model = TorchConvNeXt(
+        num_classes=num_classes,
+        depths=ours.depths,
+        dims=ours.dims,
+        patch_size=ours.patch_size,
+        layer_scale=layer_scale,
+        kernel_size=ours.stages[0][0].dwconv.kernel_size[0],
+        stem_type=ours.stem_type,
+        norm_layer=ours.norm_layer,
+        stem_norm_layer=ours.stem_norm_layer,
+    )
+    state = {k: torch.from_numpy(v) for k, v in ours.state_dict().items()}
+    model.to(state["head.weight"].dtype)  # float64 for float64 ones, so nothing is rounded on the way
+    model.load_state_dict(state)
+    return model
+
+
 def randomize_(model, seed=0):
     """Random weights everywhere, with a larger layer scale so every block visibly matters."""
     generator = torch.Generator().manual_seed(seed)

@@ -21,7 +21,7 @@ from tinyconvnext.build import build_model  # noqa: E402
 from tinyconvnext.engine import forward_backward  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from torch_convnext import TorchConvNeXt  # noqa: E402
+from torch_convnext import twin_of  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -29,15 +29,7 @@ import train_cifar  # noqa: E402
 
 
 def _torch_twin(ours, config, num_classes):
-    model = TorchConvNeXt(
-        num_classes=num_classes,
-        depths=ours.depths,
-        dims=ours.dims,
-        patch_size=ours.patch_size,
-        layer_scale=config.layer_scale,
-        norm_layer=ours.norm_layer,
-    ).double()
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    model = twin_of(ours, num_classes, config.layer_scale)  # float64, as ours
     named = list(model.named_parameters())
     optimizer = torch.optim.AdamW(
         [
