@@ -122,6 +122,11 @@ untrained = build_model(
     config, num_classes=trained.head.weight.shape[0]
 ).eval()  # the same architecture, freshly initialised
 models = {"trained": trained, "at initialisation": untrained}
+if config.stem_init == "whiten":  # train_cifar.py's default: the run began from other stem filters
+    print(
+        "this run's stem began from filters that whiten the image patches (--stem-init whiten, "
+        "tinyconvnext/whitening.py); 'at initialisation' below shows the random draw they replaced"
+    )
 
 # --------------------------------------------------------------------------------------------------
 section("2. The stem's filters")
